@@ -1,0 +1,298 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// convGeom is the geometry of a 2-D convolution over NHWC tensors.
+type convGeom struct {
+	n, h, w, cin    int
+	kh, kw, cout    int
+	oh, ow          int
+	sh, sw, dh, dw  int
+	padTop, padLeft int
+	pointwise       bool // 1x1, stride 1, no padding: input rows are the patches
+}
+
+func (g *convGeom) k() int { return g.kh * g.kw * g.cin }
+func (g *convGeom) m() int { return g.n * g.oh * g.ow }
+
+func (ip *Interpreter) prepareConv(op *tflite.Operator) (kernel, error) {
+	opt, ok := op.Options.(tflite.Conv2DOptions)
+	if !ok {
+		return nil, fmt.Errorf("missing Conv2DOptions")
+	}
+	ins, out, err := ip.ioTensors(op, 2)
+	if err != nil {
+		return nil, err
+	}
+	in, filter, bias := ins[0], ins[1], ip.optInput(op, 2)
+	if err := checkRank(in, 4); err != nil {
+		return nil, err
+	}
+	if err := checkRank(filter, 4); err != nil {
+		return nil, err
+	}
+	if !filter.constant {
+		return nil, fmt.Errorf("%w: filter %s is not constant", ErrUnsupportedOp, filter.where())
+	}
+	if filter.shape[3] != in.shape[3] {
+		return nil, fmt.Errorf("%s has %d input channels, input has %d (grouped convolution is not supported)", filter.where(), filter.shape[3], in.shape[3])
+	}
+	g := convGeom{n: in.shape[0], h: in.shape[1], w: in.shape[2], cin: in.shape[3],
+		cout: filter.shape[0], kh: filter.shape[1], kw: filter.shape[2],
+		sh: int(opt.StrideH), sw: int(opt.StrideW), dh: int(opt.DilationH), dw: int(opt.DilationW)}
+	if g.oh, g.padTop, err = computePadding(opt.Padding, g.h, g.kh, g.sh, g.dh); err != nil {
+		return nil, fmt.Errorf("height: %w", err)
+	}
+	if g.ow, g.padLeft, err = computePadding(opt.Padding, g.w, g.kw, g.sw, g.dw); err != nil {
+		return nil, fmt.Errorf("width: %w", err)
+	}
+	if err := checkShape(out, []int{g.n, g.oh, g.ow, g.cout}); err != nil {
+		return nil, err
+	}
+	g.pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.padTop == 0 && g.padLeft == 0
+	if g.k() > qgemm.MaxK {
+		return nil, fmt.Errorf("%w: filter of %d taps per output", ErrUnsupportedOp, g.k())
+	}
+	if in.typ == tflite.Float32 {
+		return newFloatGemmOp(ip, in, filter, bias, out, g, opt.Activation)
+	}
+	return newQuantGemmOp(ip, in, filter, bias, out, g, opt.Activation)
+}
+
+func (ip *Interpreter) prepareFullyConnected(op *tflite.Operator) (kernel, error) {
+	opt, ok := op.Options.(tflite.FullyConnectedOptions)
+	if !ok {
+		return nil, fmt.Errorf("missing FullyConnectedOptions")
+	}
+	if opt.WeightsFormat != 0 {
+		return nil, fmt.Errorf("%w: shuffled weights format", ErrUnsupportedOp)
+	}
+	ins, out, err := ip.ioTensors(op, 2)
+	if err != nil {
+		return nil, err
+	}
+	in, filter, bias := ins[0], ins[1], ip.optInput(op, 2)
+	if err := checkRank(filter, 2); err != nil {
+		return nil, err
+	}
+	if !filter.constant {
+		return nil, fmt.Errorf("%w: weights %s are not constant", ErrUnsupportedOp, filter.where())
+	}
+	k, units := filter.shape[1], filter.shape[0]
+	if k == 0 || in.n%k != 0 {
+		return nil, fmt.Errorf("%s has %d elements, not a multiple of the %d weights per unit", in.where(), in.n, k)
+	}
+	batch := in.n / k
+	if out.n != batch*units {
+		return nil, fmt.Errorf("%s has %d elements, the op computes %d x %d", out.where(), out.n, batch, units)
+	}
+	// A fully connected layer is a 1x1 convolution over a batch x 1 x 1 x k input.
+	g := convGeom{n: batch, h: 1, w: 1, cin: k, kh: 1, kw: 1, cout: units, oh: 1, ow: 1,
+		sh: 1, sw: 1, dh: 1, dw: 1, pointwise: true}
+	if in.typ == tflite.Float32 {
+		return newFloatGemmOp(ip, in, filter, bias, out, g, opt.Activation)
+	}
+	return newQuantGemmOp(ip, in, filter, bias, out, g, opt.Activation)
+}
+
+// im2colRow writes the patch of output pixel r (flat over n, oh, ow) into
+// dst, filling taps that fall in the padding with pad.
+func im2colRow[T int8 | float32](g *convGeom, src []T, r int, dst []T, pad T) {
+	ox := r % g.ow
+	oy := (r / g.ow) % g.oh
+	b := r / (g.ow * g.oh)
+	p := 0
+	for ky := 0; ky < g.kh; ky++ {
+		iy := oy*g.sh - g.padTop + ky*g.dh
+		for kx := 0; kx < g.kw; kx++ {
+			ix := ox*g.sw - g.padLeft + kx*g.dw
+			d := dst[p : p+g.cin]
+			if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w {
+				for i := range d {
+					d[i] = pad
+				}
+			} else {
+				s := ((b*g.h+iy)*g.w + ix) * g.cin
+				copy(d, src[s:s+g.cin])
+			}
+			p += g.cin
+		}
+	}
+}
+
+// convBlockRows is how many output pixels are packed and multiplied at once;
+// small enough for the packed rows to stay in L2.
+const convBlockRows = 32
+
+// quantGemmOp is an int8 convolution or fully connected layer:
+// acc = Σ (x - zx)(w - zw) + bias, out = clamp(MBQM(acc, m_c, s_c) + zo).
+// Expanding the product gives Σxw - zw·Σx + colTerm_c, with
+// colTerm_c = bias_c - zx·Σw_c + K·zx·zw_c folded at load; Σx per row is only
+// needed when a filter zero point is not 0 (uint8 models).
+type quantGemmOp struct {
+	g        convGeom
+	in, out  *rtensor
+	w        []int8 // [cout][k], stored domain
+	colTerm  []int32
+	wzp      []int32
+	needRows bool
+	mult     []int32
+	shift    []int
+	zo       int32
+	lo, hi   int32
+	packA    [][]int8  // per worker: convBlockRows x k
+	acc      [][]int32 // per worker: convBlockRows x cout
+	rowSum   [][]int32
+	body     func(lo, hi, worker int)
+}
+
+func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom, act tflite.Activation) (kernel, error) {
+	if err := checkSameType(in, out); err != nil {
+		return nil, err
+	}
+	if filter.typ != tflite.Int8 && filter.typ != tflite.Uint8 {
+		return nil, fmt.Errorf("%w: %v filter with %v input", ErrUnsupportedOp, filter.typ, in.typ)
+	}
+	mult, shift, err := perChannelMultipliers(in, filter, out, g.cout)
+	if err != nil {
+		return nil, err
+	}
+	wzp, err := filterZeroPoints(filter, g.cout)
+	if err != nil {
+		return nil, err
+	}
+	k := g.k()
+	o := &quantGemmOp{g: g, in: in, out: out, w: filter.i8, wzp: wzp, mult: mult, shift: shift, zo: out.zp}
+	if o.lo, o.hi, err = actRange(out, act); err != nil {
+		return nil, err
+	}
+	o.colTerm = make([]int32, g.cout)
+	for c := 0; c < g.cout; c++ {
+		var sw int32
+		for _, v := range o.w[c*k : (c+1)*k] {
+			sw += int32(v)
+		}
+		var b int32
+		if bias != nil {
+			if bias.typ != tflite.Int32 || !bias.constant || bias.n != g.cout {
+				return nil, fmt.Errorf("%w: bias %s must be a constant INT32 vector of %d", ErrUnsupportedOp, bias.where(), g.cout)
+			}
+			b = bias.i32[c]
+		}
+		o.colTerm[c] = b - in.zp*sw + int32(k)*in.zp*wzp[c]
+		if wzp[c] != 0 {
+			o.needRows = true
+		}
+	}
+	for w := 0; w < ip.threads; w++ {
+		if !g.pointwise {
+			o.packA = append(o.packA, make([]int8, convBlockRows*k))
+		}
+		o.acc = append(o.acc, make([]int32, convBlockRows*g.cout))
+		o.rowSum = append(o.rowSum, make([]int32, convBlockRows))
+	}
+	o.body = o.rows
+	return o, nil
+}
+
+func (o *quantGemmOp) run(p *pool) { p.parallel(o.g.m(), convBlockRows, o.body) }
+
+func (o *quantGemmOp) rows(lo, hi, worker int) {
+	g := &o.g
+	k, cout := g.k(), g.cout
+	acc, rowSum := o.acc[worker], o.rowSum[worker]
+	for r0 := lo; r0 < hi; r0 += convBlockRows {
+		nr := min(convBlockRows, hi-r0)
+		var a []int8
+		if g.pointwise {
+			a = o.in.i8[r0*k : (r0+nr)*k]
+		} else {
+			a = o.packA[worker]
+			for i := 0; i < nr; i++ {
+				im2colRow(g, o.in.i8, r0+i, a[i*k:(i+1)*k], int8(o.in.zp))
+			}
+		}
+		qgemm.Gemm(nr, cout, k, a, k, o.w, k, acc, cout)
+		if o.needRows {
+			qgemm.RowSums(nr, k, a, k, rowSum)
+		}
+		dst := o.out.i8[r0*cout : (r0+nr)*cout]
+		for i := 0; i < nr; i++ {
+			row := acc[i*cout : (i+1)*cout]
+			d := dst[i*cout : (i+1)*cout]
+			for c, v := range row {
+				v += o.colTerm[c]
+				if o.needRows {
+					v -= o.wzp[c] * rowSum[i]
+				}
+				v = mulByQuantizedMultiplier(v, o.mult[c], o.shift[c]) + o.zo
+				d[c] = int8(clamp32(v, o.lo, o.hi))
+			}
+		}
+	}
+}
+
+// floatGemmOp is a float32 convolution or fully connected layer.
+type floatGemmOp struct {
+	g       convGeom
+	in, out *rtensor
+	w, bias []float32
+	lo, hi  float32
+	packA   [][]float32
+	body    func(lo, hi, worker int)
+}
+
+func newFloatGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom, act tflite.Activation) (kernel, error) {
+	if err := checkSameType(in, out); err != nil {
+		return nil, err
+	}
+	if err := checkSameType(in, filter); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
+	}
+	o := &floatGemmOp{g: g, in: in, out: out, w: filter.f32, bias: make([]float32, g.cout)}
+	if bias != nil {
+		if bias.typ != tflite.Float32 || !bias.constant || bias.n != g.cout {
+			return nil, fmt.Errorf("%w: bias %s must be a constant FLOAT32 vector of %d", ErrUnsupportedOp, bias.where(), g.cout)
+		}
+		copy(o.bias, bias.f32)
+	}
+	var err error
+	if o.lo, o.hi, err = floatRange(act); err != nil {
+		return nil, err
+	}
+	for w := 0; w < ip.threads; w++ {
+		o.packA = append(o.packA, make([]float32, g.k()))
+	}
+	o.body = o.rows
+	return o, nil
+}
+
+func (o *floatGemmOp) run(p *pool) { p.parallel(o.g.m(), 8, o.body) }
+
+func (o *floatGemmOp) rows(lo, hi, worker int) {
+	g := &o.g
+	k, cout := g.k(), g.cout
+	for r := lo; r < hi; r++ {
+		var a []float32
+		if g.pointwise {
+			a = o.in.f32[r*k : (r+1)*k]
+		} else {
+			a = o.packA[worker]
+			im2colRow(g, o.in.f32, r, a, 0)
+		}
+		d := o.out.f32[r*cout : (r+1)*cout]
+		for c := range d {
+			w := o.w[c*k : (c+1)*k]
+			s := o.bias[c]
+			for i, v := range a {
+				s += v * w[i]
+			}
+			d[c] = min(max(s, o.lo), o.hi)
+		}
+	}
+}
