@@ -50,7 +50,9 @@ func (ip *Interpreter) prepareResize(op *tflite.Operator) (kernel, error) {
 
 // resizeOp is TFLite's ResizeBilinear: source coordinates and weights in
 // float32, the blend in float32 and, for quantized types, truncated toward
-// zero in the file's own type (static_cast<T> in the reference kernel).
+// zero in the file's own type (static_cast<T>). int8 and float follow the
+// reference kernel's expression order; uint8 follows the optimized kernel
+// that TFLite runs for it.
 // Explicit float32 conversions keep Go from fusing multiply-adds, which
 // would change the last bit on some architectures.
 type resizeOp struct {
@@ -93,6 +95,10 @@ func (o *resizeOp) rows(lo, hi, _ int) {
 			i10 := ((b*ih+y1)*iw + x0) * c
 			i01 := ((b*ih+y0)*iw + x1) * c
 			i11 := ((b*ih+y1)*iw + x1) * c
+			w00 := float32(float32(1-dy) * float32(1-dx))
+			w01 := float32(float32(1-dy) * dx)
+			w10 := float32(dy * float32(1-dx))
+			w11 := float32(dy * dx)
 			dst := ((b*oh+y)*ow + x) * c
 			// in(y0,x0)*(1-dy)*(1-dx) + in(y1,x0)*dy*(1-dx) + in(y0,x1)*(1-dy)*dx + in(y1,x1)*dy*dx,
 			// multiplied left to right and summed in that order, as TFLite does.
@@ -107,8 +113,18 @@ func (o *resizeOp) rows(lo, hi, _ int) {
 					o.out.f32[dst+ch] = blend(o.in.f32[i00+ch], o.in.f32[i10+ch], o.in.f32[i01+ch], o.in.f32[i11+ch])
 					continue
 				}
-				v := blend(float32(o.in.i8[i00+ch])+off, float32(o.in.i8[i10+ch])+off,
-					float32(o.in.i8[i01+ch])+off, float32(o.in.i8[i11+ch])+off)
+				var v float32
+				if o.in.u8 {
+					// TFLite's optimized uint8 kernel (ResizeBilinearGenericSmallChannel):
+					// the four weights are products computed first, and the terms are
+					// summed in the order (y0,x0), (y0,x1), (y1,x0), (y1,x1).
+					v = float32(float32(o.in.i8[i00+ch])+off) * w00
+					v = float32(v + float32(float32(float32(o.in.i8[i01+ch])+off)*w01))
+					v = float32(v + float32(float32(float32(o.in.i8[i10+ch])+off)*w10))
+					v = float32(v + float32(float32(float32(o.in.i8[i11+ch])+off)*w11))
+				} else {
+					v = blend(float32(o.in.i8[i00+ch]), float32(o.in.i8[i10+ch]), float32(o.in.i8[i01+ch]), float32(o.in.i8[i11+ch]))
+				}
 				o.out.i8[dst+ch] = int8(int32(v) - int32(off))
 			}
 		}

@@ -1,0 +1,67 @@
+# Linesight. `make test` is what CI runs; it installs what it needs first.
+GO        ?= go
+BIN       := bin/linesight
+TFLITE    := $(CURDIR)/.cache/tflite/package/tflite
+TFLITE_LIB:= $(TFLITE)/linux_x86_64
+# cgo flags for the TensorFlow Lite backend (build tag "tflite").
+TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
+             CGO_LDFLAGS="-L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)"
+FUZZTIME  ?= 10s
+HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
+
+.PHONY: all build build-tflite deps test test-core test-tflite lint bench fuzz generate clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/linesight
+
+# The same binary with the TensorFlow Lite backend (--backend tflite).
+build-tflite: deps
+	$(TFLITE_ENV) $(GO) build -tags tflite -o $(BIN) ./cmd/linesight
+
+deps:
+	@scripts/deps.sh
+
+test: deps lint test-core test-tflite
+	@echo "make test: all passed"
+
+# Everything, with the race detector, without the cgo backend.
+test-core:
+	$(GO) test -race -count=1 ./...
+
+# The engine against the real TensorFlow Lite (x86-64 only): conformance on
+# the shared models and photos, and per-op models built with our writer.
+test-tflite:
+ifeq ($(HAVE_TFLITE),yes)
+	@mkdir -p bin
+	$(TFLITE_ENV) $(GO) test -count=1 -tags tflite -v -run 'Conformance|Oracle' ./model/tflitec/ > bin/conformance.log 2>&1; \
+	  rc=$$?; grep -E '^(conformance|oracle):|^--- FAIL|^    --- FAIL|_test.go|^(ok|FAIL)' bin/conformance.log; exit $$rc
+	$(TFLITE_ENV) $(GO) test -count=1 -tags tflite ./... >/dev/null
+else
+	@echo "test-tflite: skipped (the TensorFlow Lite C library here is linux x86-64 only)"
+endif
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags noasm ./...
+
+# Benchmarks: engine at 1 and 2 threads beside the TensorFlow Lite C library.
+bench: deps
+	$(TFLITE_ENV) $(GO) test -tags tflite -run '^$$' -bench . -benchmem ./internal/... ./model/...
+
+# Each fuzz target for FUZZTIME.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; done
+
+# Regenerates the flatbuffers Go code (needs Debian's flatc 2.0.8).
+generate:
+	$(GO) generate ./model/tflite
+
+clean:
+	rm -rf bin

@@ -1,0 +1,127 @@
+// Package rgb is the frame image type shared by the camera, the model's
+// preprocessing and the anomaly maps: packed 8-bit RGB, row-major, with no
+// dependency on GoCV or any decoder, so the core stays pure Go.
+package rgb
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	_ "image/jpeg" // registered decoders
+	_ "image/png"
+	"io"
+	"os"
+
+	_ "golang.org/x/image/bmp"
+)
+
+// Image is packed RGB: pixel (x, y) is Pix[3*(y*W+x) : 3*(y*W+x)+3].
+type Image struct {
+	W, H int
+	Pix  []uint8
+}
+
+// New returns a black w×h image.
+func New(w, h int) *Image { return &Image{W: w, H: h, Pix: make([]uint8, 3*w*h)} }
+
+// Ensure resizes img to w×h, reusing its buffer when it is large enough, so
+// per-frame code allocates only at warm-up.
+func (img *Image) Ensure(w, h int) {
+	img.W, img.H = w, h
+	if cap(img.Pix) < 3*w*h {
+		img.Pix = make([]uint8, 3*w*h)
+	}
+	img.Pix = img.Pix[:3*w*h]
+}
+
+// maxPixels caps decoded images (a 16k x 16k frame) so a hostile file cannot
+// exhaust memory.
+const maxPixels = 1 << 28
+
+// maxFileBytes caps how much of a stream Decode reads.
+const maxFileBytes = 1 << 30
+
+// Decode reads a PNG, JPEG or BMP image of any color model into RGB. The
+// header is checked before pixels are allocated, so a hostile size field
+// is an error rather than an out-of-memory.
+func Decode(r io.Reader) (*Image, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("rgb: reading image: %w", err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("rgb: image file larger than %d bytes", maxFileBytes)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("rgb: decoding image header: %w", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels {
+		return nil, fmt.Errorf("rgb: %s image of %dx%d pixels is out of range", format, cfg.Width, cfg.Height)
+	}
+	src, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("rgb: decoding %s image: %w", format, err)
+	}
+	return FromImage(src), nil
+}
+
+// ReadFile decodes an image file.
+func ReadFile(path string) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("rgb: %w", err)
+	}
+	defer f.Close()
+	img, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// FromImage converts any image.Image to RGB, dropping alpha (composited on
+// black, as premultiplied color is) and expanding gray.
+func FromImage(src image.Image) *Image {
+	b := src.Bounds()
+	out := New(b.Dx(), b.Dy())
+	switch s := src.(type) {
+	case *image.RGBA:
+		for y := 0; y < out.H; y++ {
+			row := s.Pix[(y)*s.Stride:]
+			for x := 0; x < out.W; x++ {
+				copy(out.Pix[3*(y*out.W+x):], row[4*x:4*x+3])
+			}
+		}
+		return out
+	case *image.Gray:
+		for y := 0; y < out.H; y++ {
+			for x := 0; x < out.W; x++ {
+				v := s.Pix[y*s.Stride+x]
+				i := 3 * (y*out.W + x)
+				out.Pix[i], out.Pix[i+1], out.Pix[i+2] = v, v, v
+			}
+		}
+		return out
+	}
+	tmp := image.NewRGBA(image.Rect(0, 0, out.W, out.H))
+	draw.Draw(tmp, tmp.Bounds(), src, b.Min, draw.Src)
+	return FromImage(tmp)
+}
+
+// ToImage returns a standard image sharing nothing with img.
+func (img *Image) ToImage() *image.RGBA {
+	out := image.NewRGBA(image.Rect(0, 0, img.W, img.H))
+	for i := 0; i < img.W*img.H; i++ {
+		out.Pix[4*i], out.Pix[4*i+1], out.Pix[4*i+2], out.Pix[4*i+3] = img.Pix[3*i], img.Pix[3*i+1], img.Pix[3*i+2], 255
+	}
+	return out
+}
+
+// At returns pixel (x, y) as a color, for tests and tools.
+func (img *Image) At(x, y int) color.RGBA {
+	i := 3 * (y*img.W + x)
+	return color.RGBA{img.Pix[i], img.Pix[i+1], img.Pix[i+2], 255}
+}

@@ -1,0 +1,74 @@
+package model
+
+import (
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// Describe writes a summary of m: description, inputs, outputs and operator
+// counts, and with tensors set every tensor of subgraph 0 with its index,
+// name, shape, type, quantization and producing operator, to choose taps from.
+func Describe(w io.Writer, m *tflite.Model, tensors bool) error {
+	sg := &m.Subgraphs[0]
+	fmt.Fprintf(w, "description: %s\n", m.Description)
+	fmt.Fprintf(w, "subgraphs: %d, tensors: %d, operators: %d, buffers: %d\n", len(m.Subgraphs), len(sg.Tensors), len(sg.Operators), len(m.Buffers))
+	for _, i := range sg.Inputs {
+		fmt.Fprintf(w, "input  %d: %s\n", i, InfoOf(m, int(i)))
+	}
+	for _, i := range sg.Outputs {
+		fmt.Fprintf(w, "output %d: %s\n", i, InfoOf(m, int(i)))
+	}
+	counts := map[string]int{}
+	for _, op := range sg.Operators {
+		oc := m.OperatorCodes[op.OpcodeIndex]
+		name := oc.Builtin.String()
+		if oc.Custom != "" {
+			name = "CUSTOM:" + oc.Custom
+		}
+		key := fmt.Sprintf("%s v%d", name, oc.Version)
+		if mv, ok := maxVersion[oc.Builtin]; !ok || oc.Version > mv || oc.Custom != "" {
+			key += " (not supported by the Go engine)"
+		}
+		counts[key]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(w, "operators:")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %4d  %s\n", counts[k], k)
+	}
+	if !tensors {
+		return nil
+	}
+	producer := make(map[int32]int)
+	for oi, op := range sg.Operators {
+		for _, o := range op.Outputs {
+			producer[o] = oi
+		}
+	}
+	fmt.Fprintln(w, "tensors (index, name, shape, type, quantization, producer):")
+	for i := range sg.Tensors {
+		info := InfoOf(m, i)
+		q := "-"
+		switch {
+		case len(info.Scale) == 1:
+			q = fmt.Sprintf("scale=%g zp=%d", info.Scale[0], info.ZeroPoint[0])
+		case len(info.Scale) > 1:
+			q = fmt.Sprintf("per-channel(%d, axis %d)", len(info.Scale), info.QuantDim)
+		}
+		prod := "input"
+		if oi, ok := producer[int32(i)]; ok {
+			prod = fmt.Sprintf("op %d %v", oi, m.OperatorCodes[sg.Operators[oi].OpcodeIndex].Builtin)
+		} else if sg.Tensors[i].Buffer != 0 && len(m.Buffers[sg.Tensors[i].Buffer]) > 0 {
+			prod = "constant"
+		}
+		fmt.Fprintf(w, "%5d  %s  %v  %v  %s  %s\n", i, info.Name, info.Shape, info.Type, q, prod)
+	}
+	return nil
+}

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Installs what `make test` needs, idempotently: Debian packages (only when
+# missing; `apt-get update` once, first) and the TensorFlow Lite C library from
+# the npm package node-tflite into .cache/tflite. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for p in flatbuffers-compiler python3-numpy; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# TensorFlow Lite 2.2 C library (linux x86-64 only), the engine's conformance oracle.
+TFL=.cache/tflite
+if [ "$(uname -m)" = x86_64 ] && [ ! -f "$TFL/package/tflite/linux_x86_64/libtensorflowlite_c.so" ]; then
+  echo "deps: fetching node-tflite@0.0.2 (TensorFlow Lite C library) from npm"
+  mkdir -p "$TFL"
+  (cd "$TFL" && npm pack --silent node-tflite@0.0.2 >/dev/null && tar xzf node-tflite-0.0.2.tgz package/tflite/linux_x86_64 package/tflite/include && rm -f node-tflite-0.0.2.tgz)
+fi
