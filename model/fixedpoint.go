@@ -30,8 +30,9 @@ func quantizeMultiplier(real float64) (int32, int) {
 	return int32(qf), shift
 }
 
-// srdhm is gemmlowp's SaturatingRoundingDoublingHighMul: (a*b*2 + 2^31) >> 32
-// with rounding to nearest, ties away from zero, saturating the one overflow.
+// srdhm is gemmlowp's SaturatingRoundingDoublingHighMul: a*b / 2^31 rounded
+// to nearest with ties toward +infinity (the nudge then truncating division),
+// saturating the one overflow.
 func srdhm(a, b int32) int32 {
 	if a == b && a == math.MinInt32 {
 		return math.MaxInt32

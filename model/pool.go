@@ -23,14 +23,16 @@ func newPool(threads int) *pool {
 	if threads > 1 {
 		p.tasks = make(chan task, threads)
 		for i := 1; i < threads; i++ {
-			go p.work()
+			go p.work(p.tasks)
 		}
 	}
 	return p
 }
 
-func (p *pool) work() {
-	for t := range p.tasks {
+// work takes the channel as an argument: close() clears the field, which
+// workers must not read.
+func (p *pool) work(tasks <-chan task) {
+	for t := range tasks {
 		t.fn(t.lo, t.hi, t.worker)
 		p.wg.Done()
 	}

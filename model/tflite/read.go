@@ -42,7 +42,7 @@ func Read(b []byte) (*Model, error) {
 }
 
 func fromFB(mt *fb.ModelT) (*Model, error) {
-	m := &Model{Version: mt.Version, Description: mt.Description, MetadataBuffer: mt.MetadataBuffer}
+	m := &Model{Version: mt.Version, Description: mt.Description, MetadataBuffer: nz(mt.MetadataBuffer)}
 	for i, oc := range mt.OperatorCodes {
 		if oc == nil {
 			return nil, fmt.Errorf("%w: operator code %d is missing", ErrMalformed, i)
@@ -61,7 +61,7 @@ func fromFB(mt *fb.ModelT) (*Model, error) {
 		if b.Offset > 1 || b.Size > 0 {
 			return nil, fmt.Errorf("%w: buffer %d is stored outside the flatbuffer (offset %d, size %d)", ErrUnsupported, i, b.Offset, b.Size)
 		}
-		m.Buffers = append(m.Buffers, b.Data)
+		m.Buffers = append(m.Buffers, nz(b.Data))
 	}
 	for _, md := range mt.Metadata {
 		if md != nil {
@@ -72,7 +72,7 @@ func fromFB(mt *fb.ModelT) (*Model, error) {
 		if sg == nil {
 			return nil, fmt.Errorf("%w: subgraph %d is missing", ErrMalformed, si)
 		}
-		s := Subgraph{Name: sg.Name, Inputs: sg.Inputs, Outputs: sg.Outputs}
+		s := Subgraph{Name: sg.Name, Inputs: nz(sg.Inputs), Outputs: nz(sg.Outputs)}
 		for ti, t := range sg.Tensors {
 			if t == nil {
 				return nil, fmt.Errorf("%w: subgraph %d: tensor %d is missing", ErrMalformed, si, ti)
@@ -83,14 +83,14 @@ func fromFB(mt *fb.ModelT) (*Model, error) {
 			if len(t.VariantTensors) > 0 {
 				return nil, fmt.Errorf("%w: subgraph %d: tensor %d (%q) has variant sub-types", ErrUnsupported, si, ti, t.Name)
 			}
-			tt := Tensor{Name: t.Name, Shape: t.Shape, ShapeSignature: t.ShapeSignature, HasRank: t.HasRank,
+			tt := Tensor{Name: t.Name, Shape: nz(t.Shape), ShapeSignature: nz(t.ShapeSignature), HasRank: t.HasRank,
 				Type: TensorType(t.Type), Buffer: t.Buffer, IsVariable: t.IsVariable}
 			if q := t.Quantization; q != nil {
 				if q.Details != nil && q.Details.Type != fb.QuantizationDetailsNONE {
 					return nil, fmt.Errorf("%w: subgraph %d: tensor %d (%q) uses custom quantization", ErrUnsupported, si, ti, t.Name)
 				}
 				if len(q.Scale) > 0 || len(q.ZeroPoint) > 0 || len(q.Min) > 0 || len(q.Max) > 0 {
-					tt.Quant = &Quantization{Min: q.Min, Max: q.Max, Scale: q.Scale, ZeroPoint: q.ZeroPoint, QuantizedDimension: q.QuantizedDimension}
+					tt.Quant = &Quantization{Min: nz(q.Min), Max: nz(q.Max), Scale: nz(q.Scale), ZeroPoint: nz(q.ZeroPoint), QuantizedDimension: q.QuantizedDimension}
 				}
 			}
 			s.Tensors = append(s.Tensors, tt)
@@ -99,9 +99,9 @@ func fromFB(mt *fb.ModelT) (*Model, error) {
 			if o == nil {
 				return nil, fmt.Errorf("%w: subgraph %d: operator %d is missing", ErrMalformed, si, oi)
 			}
-			s.Operators = append(s.Operators, Operator{OpcodeIndex: o.OpcodeIndex, Inputs: o.Inputs, Outputs: o.Outputs,
-				Options: optionsFromFB(o.BuiltinOptions), CustomOptions: o.CustomOptions,
-				MutatingVariableInputs: o.MutatingVariableInputs, Intermediates: o.Intermediates})
+			s.Operators = append(s.Operators, Operator{OpcodeIndex: o.OpcodeIndex, Inputs: nz(o.Inputs), Outputs: nz(o.Outputs),
+				Options: optionsFromFB(o.BuiltinOptions), CustomOptions: nz(o.CustomOptions),
+				MutatingVariableInputs: nz(o.MutatingVariableInputs), Intermediates: nz(o.Intermediates)})
 		}
 		m.Subgraphs = append(m.Subgraphs, s)
 	}
@@ -137,7 +137,7 @@ func optionsFromFB(u *fb.BuiltinOptionsT) Options {
 	case *fb.ResizeBilinearOptionsT:
 		return ResizeBilinearOptions{AlignCorners: v.AlignCorners, HalfPixelCenters: v.HalfPixelCenters}
 	case *fb.ReshapeOptionsT:
-		return ReshapeOptions{NewShape: v.NewShape}
+		return ReshapeOptions{NewShape: nz(v.NewShape)}
 	case *fb.ReducerOptionsT:
 		return ReducerOptions{KeepDims: v.KeepDims}
 	case *fb.PadOptionsT:
@@ -268,4 +268,13 @@ func (m *Model) validateTensor(t *Tensor) error {
 		}
 	}
 	return nil
+}
+
+// nz returns nil for an empty slice, so that a model read from a file and
+// one built in memory compare equal whether or not a vector was present.
+func nz[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

@@ -21,9 +21,7 @@ func Write(m *Model) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := flatbuffers.NewBuilder(1 << 20)
-	b.FinishWithFileIdentifier(mt.Pack(b), []byte("TFL3"))
-	return b.FinishedBytes(), nil
+	return packUnchecked(mt), nil
 }
 
 // WriteFile writes a model to path.
@@ -124,4 +122,12 @@ func optionsToFB(o Options) (*fb.BuiltinOptionsT, error) {
 		return nil, fmt.Errorf("%w: cannot write options of union type %d, which Linesight does not model", ErrUnsupported, o.optionsType())
 	}
 	return &fb.BuiltinOptionsT{Type: fb.BuiltinOptions(o.optionsType()), Value: v}, nil
+}
+
+// packUnchecked encodes without validation; tests use it to hand the reader
+// broken models.
+func packUnchecked(mt *fb.ModelT) []byte {
+	b := flatbuffers.NewBuilder(1 << 16)
+	b.FinishWithFileIdentifier(mt.Pack(b), []byte("TFL3"))
+	return b.FinishedBytes()
 }
