@@ -20,7 +20,7 @@ func TestFixedPointHandComputed(t *testing.T) {
 		{-(1 << 30), 1 << 30, -(1 << 29)},
 		{3, 1 << 30, 2},
 		{-3, 1 << 30, -1},
-		{-5, 1 << 30, -2}, // -2.5 -> -2
+		{-5, 1 << 30, -2},                             // -2.5 -> -2
 		{math.MinInt32, math.MinInt32, math.MaxInt32}, // the one overflow saturates
 	}
 	for _, c := range cases {
@@ -55,7 +55,7 @@ func TestFixedPointHandComputed(t *testing.T) {
 	if got := expOnNegativeValues(0, 5); got != math.MaxInt32 {
 		t.Errorf("exp(0) = %d", got)
 	}
-	got := float64(expOnNegativeValues(-(1 << 26), 5)) / (1 << 31)
+	got := float64(expOnNegativeValues(-(1<<26), 5)) / (1 << 31)
 	if math.Abs(got-math.Exp(-1)) > 1e-6 {
 		t.Errorf("exp(-1) = %v", got)
 	}
