@@ -37,7 +37,7 @@ ifeq ($(HAVE_TFLITE),yes)
 	@mkdir -p bin
 	$(TFLITE_ENV) $(GO) test -count=1 -tags tflite -v -run 'Conformance|Oracle' ./model/tflitec/ > bin/conformance.log 2>&1; \
 	  rc=$$?; grep -E '^(conformance|oracle):|^--- FAIL|^    --- FAIL|_test.go|^(ok|FAIL)' bin/conformance.log; exit $$rc
-	$(TFLITE_ENV) $(GO) test -count=1 -tags tflite ./... >/dev/null
+	$(TFLITE_ENV) $(GO) vet -tags tflite ./...
 else
 	@echo "test-tflite: skipped (the TensorFlow Lite C library here is linux x86-64 only)"
 endif

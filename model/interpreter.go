@@ -75,9 +75,6 @@ func (t *rtensor) where() string { return fmt.Sprintf("tensor %d (%q)", t.index,
 
 func (t *rtensor) quantized() bool { return t.typ == tflite.Int8 || t.typ == tflite.Uint8 }
 
-// qrange is the stored-domain range of a quantized tensor.
-func (t *rtensor) qrange() (int32, int32) { return -128, 127 }
-
 func (t *rtensor) storageSize() int {
 	switch t.typ {
 	case tflite.Int8, tflite.Uint8:
