@@ -4,4 +4,9 @@ go 1.26
 
 require github.com/google/flatbuffers v25.12.19+incompatible
 
-require golang.org/x/image v0.23.0
+require (
+	go.etcd.io/bbolt v1.5.0
+	golang.org/x/image v0.23.0
+)
+
+require golang.org/x/sys v0.45.0 // indirect

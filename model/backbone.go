@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -100,20 +102,38 @@ func InfoOf(m *tflite.Model, i int) TensorInfo {
 }
 
 // FindTensor returns the index of the tensor of subgraph 0 named name.
+// Converters join the names of fused ops with ';' (MLIR writes
+// "a/relu6;a/batch_norm;..."), so a name that equals one ';'-separated part
+// of exactly one tensor's name finds that tensor too: users can write the
+// short, readable part.
 func FindTensor(m *tflite.Model, name string) (int, error) {
-	found := -1
+	if name == "" {
+		return 0, fmt.Errorf("model: empty tensor name")
+	}
+	exact, part := -1, -1
 	for i := range m.Subgraphs[0].Tensors {
-		if m.Subgraphs[0].Tensors[i].Name == name {
-			if found >= 0 {
-				return 0, fmt.Errorf("model: tensor name %q is used by tensors %d and %d", name, found, i)
+		tn := m.Subgraphs[0].Tensors[i].Name
+		if tn == name {
+			if exact >= 0 {
+				return 0, fmt.Errorf("model: tensor name %q is used by tensors %d and %d", name, exact, i)
 			}
-			found = i
+			exact = i
+			continue
+		}
+		if strings.Contains(tn, ";") && slices.Contains(strings.Split(tn, ";"), name) {
+			if part >= 0 {
+				return 0, fmt.Errorf("model: tensor name part %q belongs to tensors %d and %d; give the full name", name, part, i)
+			}
+			part = i
 		}
 	}
-	if found < 0 {
-		return 0, fmt.Errorf("model: no tensor named %q (see `linesight model info --tensors`)", name)
+	switch {
+	case exact >= 0:
+		return exact, nil
+	case part >= 0:
+		return part, nil
 	}
-	return found, nil
+	return 0, fmt.Errorf("model: no tensor named %q (see `linesight model info --tensors`)", name)
 }
 
 // WithOutputs returns a copy of m whose subgraph 0 outputs are the given

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 	"math"
 	"runtime"
 	"sort"
@@ -40,7 +41,7 @@ type Interpreter struct {
 	tensors []*rtensor
 	steps   []step
 	arena   []byte
-	pool    *pool
+	pool    *parallel.Pool
 	input   *rtensor
 	outputs []*rtensor
 	threads int
@@ -93,7 +94,7 @@ type step struct {
 	k     kernel
 }
 
-type kernel interface{ run(p *pool) }
+type kernel interface{ run(p *parallel.Pool) }
 
 // NewInterpreter prepares subgraph 0 of m for execution. Unsupported
 // operators, types, op versions and inconsistent shapes are load errors that
@@ -178,14 +179,14 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 		}
 	}
 	ip.planArena()
-	ip.pool = newPool(threads)
+	ip.pool = parallel.New(threads)
 	for si := range ip.steps {
 		s := &ip.steps[si]
 		op := &sg.Operators[s.index]
 		code := m.OperatorCodes[op.OpcodeIndex]
 		k, err := ip.prepare(op, code)
 		if err != nil {
-			ip.pool.close()
+			ip.pool.Close()
 			return nil, fmt.Errorf("model: operator %d (%v v%d): %w", s.index, code.Builtin, code.Version, err)
 		}
 		s.k = k
@@ -408,7 +409,7 @@ func (ip *Interpreter) Invoke() error {
 
 // Close stops the worker goroutines.
 func (ip *Interpreter) Close() error {
-	ip.pool.close()
+	ip.pool.Close()
 	return nil
 }
 

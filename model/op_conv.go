@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/model/tflite"
@@ -200,7 +201,7 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 	return o, nil
 }
 
-func (o *quantGemmOp) run(p *pool) { p.parallel(o.g.m(), convBlockRows, o.body) }
+func (o *quantGemmOp) run(p *parallel.Pool) { p.Run(o.g.m(), convBlockRows, o.body) }
 
 func (o *quantGemmOp) rows(lo, hi, worker int) {
 	g := &o.g
@@ -272,7 +273,7 @@ func newFloatGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 	return o, nil
 }
 
-func (o *floatGemmOp) run(p *pool) { p.parallel(o.g.m(), 8, o.body) }
+func (o *floatGemmOp) run(p *parallel.Pool) { p.Run(o.g.m(), 8, o.body) }
 
 func (o *floatGemmOp) rows(lo, hi, worker int) {
 	g := &o.g

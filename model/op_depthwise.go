@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -122,7 +123,7 @@ type depthwiseOp struct {
 	body func(lo, hi, worker int)
 }
 
-func (o *depthwiseOp) run(p *pool) { p.parallel(o.g.n*o.g.oh, 1, o.body) }
+func (o *depthwiseOp) run(p *parallel.Pool) { p.Run(o.g.n*o.g.oh, 1, o.body) }
 
 func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 	g := &o.g

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 	"math"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -115,7 +116,7 @@ type addOp struct {
 	body       func(lo, hi, worker int)
 }
 
-func (o *addOp) run(p *pool) { p.parallel(o.out.n, 4096, o.body) }
+func (o *addOp) run(p *parallel.Pool) { p.Run(o.out.n, 4096, o.body) }
 
 func (o *addOp) elemsQuant(lo, hi, _ int) {
 	za, zb, zo := o.a.zp, o.b.zp, o.out.zp
@@ -173,7 +174,7 @@ type quantizeOp struct {
 	body    func(lo, hi, worker int)
 }
 
-func (o *quantizeOp) run(p *pool) { p.parallel(o.out.n, 8192, o.body) }
+func (o *quantizeOp) run(p *parallel.Pool) { p.Run(o.out.n, 8192, o.body) }
 
 // fromFloat is AffineQuantize: round(x / scale) + zp, clamped; computed in
 // the file's own type and stored shifted for uint8.
@@ -222,7 +223,7 @@ type dequantizeOp struct {
 	body    func(lo, hi, worker int)
 }
 
-func (o *dequantizeOp) run(p *pool) { p.parallel(o.out.n, 8192, o.body) }
+func (o *dequantizeOp) run(p *parallel.Pool) { p.Run(o.out.n, 8192, o.body) }
 
 func (o *dequantizeOp) elems(lo, hi, _ int) {
 	s, zp := float64(o.in.scale), o.in.zp

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -73,7 +74,7 @@ type poolOp struct {
 	body     func(lo, hi, worker int)
 }
 
-func (o *poolOp) run(p *pool) { p.parallel(o.g.n*o.g.oh, 1, o.body) }
+func (o *poolOp) run(p *parallel.Pool) { p.Run(o.g.n*o.g.oh, 1, o.body) }
 
 func (o *poolOp) rows(lo, hi, worker int) {
 	g := &o.g

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 	"math"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -62,7 +63,7 @@ type resizeOp struct {
 	body    func(lo, hi, worker int)
 }
 
-func (o *resizeOp) run(p *pool) { p.parallel(o.out.shape[0]*o.out.shape[1], 1, o.body) }
+func (o *resizeOp) run(p *parallel.Pool) { p.Run(o.out.shape[0]*o.out.shape[1], 1, o.body) }
 
 func interpValues(v int, scale float32, half bool, size int) (float32, int, int) {
 	var s float32

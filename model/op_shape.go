@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 	"math"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -52,7 +53,7 @@ func (ip *Interpreter) prepareReshape(op *tflite.Operator) (kernel, error) {
 // copyOp moves data unchanged (RESHAPE: NHWC data is already in order).
 type copyOp struct{ in, out *rtensor }
 
-func (o *copyOp) run(*pool) {
+func (o *copyOp) run(*parallel.Pool) {
 	switch {
 	case o.in.i8 != nil:
 		copy(o.out.i8, o.in.i8)
@@ -115,7 +116,7 @@ type padOp struct {
 	before            [4]int
 }
 
-func (o *padOp) run(*pool) {
+func (o *padOp) run(*parallel.Pool) {
 	if o.out.i8 != nil {
 		fill := int8(o.out.zp)
 		for i := range o.out.i8 {
@@ -221,7 +222,7 @@ type concatOp struct {
 	parts []concatPart
 }
 
-func (o *concatOp) run(*pool) {
+func (o *concatOp) run(*parallel.Pool) {
 	pos := 0
 	for k := 0; k < o.outer; k++ {
 		for _, p := range o.parts {
@@ -324,7 +325,7 @@ type meanOp struct {
 	bias    int32
 }
 
-func (o *meanOp) run(*pool) {
+func (o *meanOp) run(*parallel.Pool) {
 	if o.in.typ == tflite.Float32 {
 		o.runFloat()
 		return

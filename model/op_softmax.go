@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
 	"math"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -74,7 +75,7 @@ type softmaxOp struct {
 	body        func(lo, hi, worker int)
 }
 
-func (o *softmaxOp) run(p *pool) { p.parallel(o.rows, 1, o.body) }
+func (o *softmaxOp) run(p *parallel.Pool) { p.Run(o.rows, 1, o.body) }
 
 func (o *softmaxOp) rowsQuant(lo, hi, _ int) {
 	const accIntBits = 12

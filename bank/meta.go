@@ -1,0 +1,213 @@
+// Package bank is PatchCore's memory bank: the good parts' patch vectors kept
+// by coreset selection, stored as int8 with one scale, searched exactly for
+// nearest neighbours through internal/qgemm, and kept in a bbolt database
+// that holds many versions (put, activate, rollback) or travels as a single
+// bundle file.
+//
+// A bank carries everything needed to score the same way wherever it goes:
+// the model's fingerprint and taps, the preprocessing, the embedding recipe,
+// the distance and neighbour counts, the coreset parameters and the
+// threshold with the statistics it was calibrated from (Meta). The package
+// stores and checks that recipe; package patchcore defines what it means.
+package bank
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// FormatVersion is the layout of Meta and of the vectors this code writes.
+// Readers refuse other formats rather than guess.
+const FormatVersion = 1
+
+// MaxDim bounds the vector length: squared int8 distances of MaxDim-long
+// vectors (at most 256²·MaxDim) stay inside int32.
+const MaxDim = 16384
+
+// Meta describes a bank version. It is stored as JSON beside the vectors.
+type Meta struct {
+	Format  int       `json:"format"`
+	Version uint64    `json:"version"` // assigned by Store.Put; 0 before
+	Created time.Time `json:"created"`
+	Note    string    `json:"note,omitempty"`
+	// Origin records where an imported bank came from.
+	Origin *Origin `json:"origin,omitempty"`
+
+	Model      ModelRef   `json:"model"`
+	Preprocess Preprocess `json:"preprocess"`
+	Embed      Embed      `json:"embed"`
+	Score      Score      `json:"score"`
+	Coreset    Coreset    `json:"coreset"`
+	Images     Images     `json:"images"`
+	Threshold  Threshold  `json:"threshold"`
+
+	// Dim and Count give the shape of the vectors (Count rows of Dim int8).
+	Dim   int `json:"dim"`
+	Count int `json:"count"`
+	// Scale maps the int8 vectors back to feature units: x ≈ Scale·q.
+	Scale float32 `json:"scale"`
+	// SHA256 is the hex digest of the Count×Dim vector bytes.
+	SHA256 string `json:"sha256"`
+}
+
+// Origin names the station and version an imported bank was exported from.
+type Origin struct {
+	Version uint64    `json:"version"`
+	Created time.Time `json:"created"`
+	File    string    `json:"file,omitempty"`
+}
+
+// ModelRef fingerprints the backbone the vectors came from.
+type ModelRef struct {
+	Path   string   `json:"path,omitempty"` // as given at build time; a hint only
+	SHA256 string   `json:"sha256"`
+	Taps   []string `json:"taps"`
+}
+
+// Preprocess is how frames become model input: centre crop keeping Crop of
+// the shorter side (0 = whole frame), then Resize to Width×Height.
+type Preprocess struct {
+	Width  int     `json:"width"`
+	Height int     `json:"height"`
+	Crop   float64 `json:"crop"`
+	Resize string  `json:"resize"`
+	// Pixels says how pixel values enter the model (the model's input
+	// quantization does any normalisation).
+	Pixels string `json:"pixels"`
+}
+
+// Embed is the patch embedding recipe.
+type Embed struct {
+	Pool     string `json:"pool"`     // e.g. "avg3x3-s1-p1-include-pad"
+	Upsample string `json:"upsample"` // e.g. "bilinear-half-pixel"
+	GridW    int    `json:"grid_w"`   // patch grid (the first tap's map)
+	GridH    int    `json:"grid_h"`
+	TapDims  []int  `json:"tap_dims"` // channels per tap, in tap order
+	// Project > 0 projects the concatenated vector to Project dimensions
+	// with a seeded Gaussian matrix (ProjectSeed).
+	Project     int    `json:"project,omitempty"`
+	ProjectSeed uint64 `json:"project_seed,omitempty"`
+}
+
+// Score says how patch and image scores are computed.
+type Score struct {
+	Distance string  `json:"distance"` // "l2"
+	Image    string  `json:"image"`    // "eq7" or "max"
+	B        int     `json:"b"`        // neighbours for Eq. 7
+	Upsample string  `json:"upsample"` // patch grid -> input, e.g. "bilinear-half-pixel"
+	Sigma    float64 `json:"sigma"`    // Gaussian blur of the map, input pixels
+	Border   string  `json:"border"`   // blur border, e.g. "reflect"
+}
+
+// Coreset records how the vectors were selected.
+type Coreset struct {
+	Method     string  `json:"method"` // "greedy-k-center"
+	Ratio      float64 `json:"ratio"`
+	Max        int     `json:"max,omitempty"`
+	Seed       uint64  `json:"seed"`
+	ProjectDim int     `json:"project_dim"` // 0: selected on the vectors themselves
+	Patches    int     `json:"patches"`     // candidates
+	Seconds    float64 `json:"seconds"`
+}
+
+// Images counts the good images used.
+type Images struct {
+	Train        int      `json:"train"`
+	Holdout      int      `json:"holdout"`
+	HoldoutFiles []string `json:"holdout_files,omitempty"`
+}
+
+// Threshold is the pass/fail decision and how it was calibrated.
+type Threshold struct {
+	Rule       string  `json:"rule"`        // "max-margin", "quantile" or "sigma"
+	Param      float64 `json:"param"`       // margin, quantile or k
+	Value      float64 `json:"value"`       // image score above which a part fails
+	Pixel      float64 `json:"pixel"`       // anomaly-map value above which a pixel is anomalous
+	Width      float64 `json:"width"`       // logistic width of the normalized score
+	Stats      Stats   `json:"stats"`       // holdout image scores
+	PixelStats Stats   `json:"pixel_stats"` // holdout per-image map maxima
+	// F1 is the F1-optimal threshold when labelled defects were given.
+	F1 *F1Threshold `json:"f1,omitempty"`
+}
+
+// F1Threshold is a threshold chosen on labelled data.
+type F1Threshold struct {
+	Value   float64 `json:"value"`
+	F1      float64 `json:"f1"`
+	Defects int     `json:"defects"`
+}
+
+// Stats summarises a set of scores.
+type Stats struct {
+	N    int     `json:"n"`
+	Min  float64 `json:"min"`
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+	P50  float64 `json:"p50"`
+	P95  float64 `json:"p95"`
+	Max  float64 `json:"max"`
+}
+
+// Validate checks that m is complete and consistent. Errors name the field.
+func (m *Meta) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, field, fmt.Sprintf(format, a...))
+	}
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	switch {
+	case m.Format != FormatVersion:
+		return fmt.Errorf("%w: format %d, this build reads format %d", ErrFormat, m.Format, FormatVersion)
+	case m.Dim <= 0 || m.Dim > MaxDim:
+		return bad("dim", "%d outside 1..%d", m.Dim, MaxDim)
+	case m.Count <= 0 || m.Count > math.MaxInt32/m.Dim:
+		return bad("count", "%d vectors of %d not allowed", m.Count, m.Dim)
+	case !(m.Scale > 0) || !finite(float64(m.Scale)):
+		return bad("scale", "%v is not a positive finite number", m.Scale)
+	case len(m.SHA256) != 64:
+		return bad("sha256", "%q is not a hex SHA-256", m.SHA256)
+	case len(m.Model.SHA256) != 64:
+		return bad("model.sha256", "%q is not a hex SHA-256", m.Model.SHA256)
+	case len(m.Model.Taps) == 0:
+		return bad("model.taps", "no taps")
+	case len(m.Embed.TapDims) != len(m.Model.Taps):
+		return bad("embed.tap_dims", "%d dims for %d taps", len(m.Embed.TapDims), len(m.Model.Taps))
+	case m.Preprocess.Width <= 0 || m.Preprocess.Height <= 0 || m.Preprocess.Width > 1<<14 || m.Preprocess.Height > 1<<14:
+		return bad("preprocess", "input %dx%d", m.Preprocess.Width, m.Preprocess.Height)
+	case !finite(m.Preprocess.Crop) || m.Preprocess.Crop < 0 || m.Preprocess.Crop > 1:
+		return bad("preprocess.crop", "%v outside [0, 1]", m.Preprocess.Crop)
+	case m.Embed.GridW <= 0 || m.Embed.GridH <= 0 || m.Embed.GridW > m.Preprocess.Width || m.Embed.GridH > m.Preprocess.Height:
+		return bad("embed.grid", "%dx%d for input %dx%d", m.Embed.GridW, m.Embed.GridH, m.Preprocess.Width, m.Preprocess.Height)
+	case m.Embed.Project < 0 || m.Embed.Project > MaxDim:
+		return bad("embed.project", "%d", m.Embed.Project)
+	case m.Score.Distance != "l2":
+		return bad("score.distance", "%q (only l2)", m.Score.Distance)
+	case m.Score.Image != "eq7" && m.Score.Image != "max":
+		return bad("score.image", "%q (eq7 or max)", m.Score.Image)
+	case m.Score.Image == "eq7" && (m.Score.B < 1 || m.Score.B > 1024):
+		return bad("score.b", "%d outside 1..1024", m.Score.B)
+	case !finite(m.Score.Sigma) || m.Score.Sigma < 0 || m.Score.Sigma > 64:
+		return bad("score.sigma", "%v outside [0, 64]", m.Score.Sigma)
+	case !finite(m.Threshold.Value) || m.Threshold.Value < 0:
+		return bad("threshold.value", "%v", m.Threshold.Value)
+	case !finite(m.Threshold.Pixel) || m.Threshold.Pixel < 0:
+		return bad("threshold.pixel", "%v", m.Threshold.Pixel)
+	case !finite(m.Threshold.Width) || m.Threshold.Width <= 0:
+		return bad("threshold.width", "%v is not positive", m.Threshold.Width)
+	}
+	dims := 0
+	for i, d := range m.Embed.TapDims {
+		if d <= 0 || d > MaxDim {
+			return bad(fmt.Sprintf("embed.tap_dims[%d]", i), "%d", d)
+		}
+		dims += d
+	}
+	want := dims
+	if m.Embed.Project > 0 {
+		want = m.Embed.Project
+	}
+	if want != m.Dim {
+		return bad("dim", "%d, but the embedding recipe gives %d", m.Dim, want)
+	}
+	return nil
+}

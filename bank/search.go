@@ -1,0 +1,154 @@
+package bank
+
+import (
+	"fmt"
+
+	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
+)
+
+// searchBlock is the number of bank vectors scored per GEMM call: the
+// block (block×Dim int8) and its m×block int32 results stay in cache.
+const searchBlock = 256
+
+// Searcher finds exact nearest bank vectors for batches of int8 queries.
+//
+// Squared distances are computed in integers as |q|² + |b|² − 2·q·b with
+// the dot products from qgemm, so every kernel and every architecture gives
+// the same distances, and ties go to the lower bank index. A Searcher reuses
+// its scratch and allocates nothing per call after the first batch of a
+// given size; it is not safe for concurrent use.
+type Searcher struct {
+	b    *Bank
+	pool *parallel.Pool
+	own  bool
+	qn   []int32
+	ws   []searchWorker
+	m    int
+	q    []int8
+	fn   func(lo, hi, worker int) // searchBlocks, bound once: no allocation per call
+}
+
+type searchWorker struct {
+	c    []int32
+	dist []int32
+	idx  []int32
+}
+
+// NewSearcher prepares searching b with the given pool (nil: one thread).
+func NewSearcher(b *Bank, pool *parallel.Pool) *Searcher {
+	s := &Searcher{b: b, pool: pool}
+	if pool == nil {
+		s.pool, s.own = parallel.New(1), true
+	}
+	s.ws = make([]searchWorker, s.pool.Threads())
+	s.fn = s.searchBlocks
+	return s
+}
+
+// Close releases the pool if the Searcher created it.
+func (s *Searcher) Close() {
+	if s.own {
+		s.pool.Close()
+	}
+}
+
+// Nearest sets dist2[i] and idx[i] to the squared int8-unit distance and the
+// index of the bank vector nearest to query row i of q (m rows of Dim).
+func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
+	dim := s.b.Meta.Dim
+	if m <= 0 || len(q) < m*dim || len(dist2) < m || len(idx) < m {
+		return fmt.Errorf("bank: Nearest with %d queries of %d: buffers q=%d dist=%d idx=%d", m, dim, len(q), len(dist2), len(idx))
+	}
+	if cap(s.qn) < m {
+		s.qn = make([]int32, m)
+		for w := range s.ws {
+			s.ws[w] = searchWorker{c: make([]int32, m*searchBlock), dist: make([]int32, m), idx: make([]int32, m)}
+		}
+	}
+	s.qn = s.qn[:m]
+	for i := range m {
+		s.qn[i] = qgemm.Dot(q[i*dim:(i+1)*dim], q[i*dim:(i+1)*dim])
+	}
+	s.m, s.q = m, q
+	blocks := (s.b.Meta.Count + searchBlock - 1) / searchBlock
+	for w := range s.ws {
+		for i := range m {
+			s.ws[w].dist[i], s.ws[w].idx[i] = -1, -1
+		}
+	}
+	s.pool.Run(blocks, 1, s.fn)
+	// Workers own contiguous, increasing ranges of the bank: merging them
+	// in order with a strict comparison keeps the lowest index on ties.
+	for i := range m {
+		best, bi := int32(-1), int32(-1)
+		for w := range s.ws {
+			d := s.ws[w].dist[i]
+			if d >= 0 && (best < 0 || d < best) {
+				best, bi = d, s.ws[w].idx[i]
+			}
+		}
+		dist2[i], idx[i] = best, bi
+	}
+	s.q = nil
+	return nil
+}
+
+func (s *Searcher) searchBlocks(lo, hi, worker int) {
+	dim, n := s.b.Meta.Dim, s.b.Meta.Count
+	w := &s.ws[worker]
+	m := s.m
+	for blk := lo; blk < hi; blk++ {
+		j0 := blk * searchBlock
+		nb := min(searchBlock, n-j0)
+		// Sizes were checked by Nearest; Gemm cannot fail here.
+		_ = qgemm.Gemm(m, nb, dim, s.q, dim, s.b.Vectors[j0*dim:], dim, w.c, nb)
+		bn := s.b.Norms[j0 : j0+nb]
+		for i := range m {
+			row := w.c[i*nb : i*nb+nb]
+			qn := s.qn[i]
+			best, bi := w.dist[i], w.idx[i]
+			for j, dot := range row {
+				d := qn + bn[j] - 2*dot
+				if best < 0 || d < best {
+					best, bi = d, int32(j0+j)
+				}
+			}
+			w.dist[i], w.idx[i] = best, bi
+		}
+	}
+}
+
+// Neighbours returns the k bank vectors nearest to v (Dim int8 values),
+// nearest first, ties by lower index, with their squared distances.
+func (b *Bank) Neighbours(v []int8, k int) (idx []int32, dist2 []int32) {
+	return b.NeighboursInto(v, k, nil, nil)
+}
+
+// NeighboursInto is Neighbours appending to idx[:0] and dist2[:0], so that
+// callers can reuse them.
+func (b *Bank) NeighboursInto(v []int8, k int, idx, dist2 []int32) ([]int32, []int32) {
+	dim := b.Meta.Dim
+	k = min(k, b.Meta.Count)
+	idx, dist2 = idx[:0], dist2[:0]
+	vn := qgemm.Dot(v, v)
+	for j := 0; j < b.Meta.Count; j++ {
+		d := vn + b.Norms[j] - 2*qgemm.Dot(v, b.Vectors[j*dim:(j+1)*dim])
+		if len(idx) == k && d >= dist2[k-1] {
+			continue
+		}
+		if len(idx) < k {
+			idx = append(idx, 0)
+			dist2 = append(dist2, 0)
+		}
+		// Shift larger entries right (dropping the last when full) and
+		// insert after every entry with distance <= d: lower index first.
+		p := len(idx) - 1
+		for p > 0 && dist2[p-1] > d {
+			idx[p], dist2[p] = idx[p-1], dist2[p-1]
+			p--
+		}
+		idx[p], dist2[p] = int32(j), d
+	}
+	return idx, dist2
+}

@@ -1,0 +1,336 @@
+package bank
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Store keeps bank versions in a bbolt database:
+//
+//	versions/<version, 8 bytes big-endian>/meta       JSON Meta
+//	versions/<version, 8 bytes big-endian>/<chunk, 4> vector bytes
+//	state/active                                      active version
+//	state/history                                     JSON []Activation, for Rollback
+//
+// Every write is one bbolt transaction, so a version is stored completely
+// or not at all, and activation never points at a half-written bank.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+var (
+	bucketVersions = []byte("versions")
+	bucketState    = []byte("state")
+	keyMeta        = []byte("meta")
+	keyActive      = []byte("active")
+	keyHistory     = []byte("history")
+)
+
+// Activation is one entry of the activation history.
+type Activation struct {
+	Version uint64    `json:"version"`
+	At      time.Time `json:"at"`
+}
+
+// OpenStore opens (or, unless readOnly, creates) the bank database. A
+// read-only open shares the file with a running daemon; a writable one
+// waits at most two seconds for the lock.
+func OpenStore(path string, readOnly bool) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: readOnly})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("bank: %s is locked by another process (a running daemon?): %w", path, err)
+		}
+		return nil, fmt.Errorf("bank: opening %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	if !readOnly {
+		err = db.Update(func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketVersions); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bucketState)
+			return err
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("bank: initialising %s: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+func vkey(v uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], v)
+	return k[:]
+}
+
+func ckey(i int) []byte {
+	var k [4]byte
+	binary.BigEndian.PutUint32(k[:], uint32(i))
+	return k[:]
+}
+
+// Put stores b as a new version and returns its number (b.Meta.Version is
+// set too). It does not activate it.
+func (s *Store) Put(b *Bank) (uint64, error) {
+	if err := b.check(); err != nil {
+		return 0, err
+	}
+	var v uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		vs := tx.Bucket(bucketVersions)
+		seq, err := vs.NextSequence()
+		if err != nil {
+			return err
+		}
+		v = seq
+		meta := b.Meta
+		meta.Version = v
+		raw, err := encodeMeta(&meta)
+		if err != nil {
+			return err
+		}
+		vb, err := vs.CreateBucket(vkey(v))
+		if err != nil {
+			return err
+		}
+		if err := vb.Put(keyMeta, raw); err != nil {
+			return err
+		}
+		data := bytesOf(b.Vectors)
+		for i := 0; i*ChunkSize < len(data); i++ {
+			if err := vb.Put(ckey(i), data[i*ChunkSize:min(len(data), (i+1)*ChunkSize)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bank: storing in %s: %w", s.path, err)
+	}
+	b.Meta.Version = v
+	return v, nil
+}
+
+// Get loads and checks version v.
+func (s *Store) Get(v uint64) (*Bank, error) {
+	var b *Bank
+	err := s.db.View(func(tx *bolt.Tx) error {
+		vb, err := versionBucket(tx, v)
+		if err != nil {
+			return err
+		}
+		meta, err := decodeMeta(vb.Get(keyMeta))
+		if err != nil {
+			return err
+		}
+		if meta.Version != v {
+			return fmt.Errorf("%w: stored under version %d but says %d", ErrCorrupt, v, meta.Version)
+		}
+		var chunks [][]byte
+		c := vb.Cursor()
+		for k, val := c.First(); k != nil; k, val = c.Next() {
+			if string(k) == string(keyMeta) {
+				continue
+			}
+			if len(k) != 4 || binary.BigEndian.Uint32(k) != uint32(len(chunks)) || val == nil {
+				return fmt.Errorf("%w: unexpected key %x in version %d", ErrCorrupt, k, v)
+			}
+			chunks = append(chunks, val) // valid only inside the transaction; assemble copies
+		}
+		b, err = assemble(meta, chunks)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bank: version %d in %s: %w", v, s.path, err)
+	}
+	return b, nil
+}
+
+func versionBucket(tx *bolt.Tx, v uint64) (*bolt.Bucket, error) {
+	vs := tx.Bucket(bucketVersions)
+	if vs == nil {
+		return nil, fmt.Errorf("%w: no banks stored yet", ErrNotFound)
+	}
+	vb := vs.Bucket(vkey(v))
+	if vb == nil {
+		return nil, fmt.Errorf("%w: no version %d", ErrNotFound, v)
+	}
+	return vb, nil
+}
+
+// List returns the metadata of every version, oldest first. Versions whose
+// metadata does not decode are reported by error after the others.
+func (s *Store) List() ([]Meta, error) {
+	var out []Meta
+	var errs []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		vs := tx.Bucket(bucketVersions)
+		if vs == nil {
+			return nil
+		}
+		return vs.ForEachBucket(func(k []byte) error {
+			if len(k) != 8 {
+				errs = append(errs, fmt.Errorf("%w: version key %x", ErrCorrupt, k))
+				return nil
+			}
+			m, err := decodeMeta(vs.Bucket(k).Get(keyMeta))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("version %d: %w", binary.BigEndian.Uint64(k), err))
+				return nil
+			}
+			out = append(out, *m)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bank: listing %s: %w", s.path, err)
+	}
+	return out, errors.Join(errs...)
+}
+
+// ActiveVersion returns the active version, or ErrNotFound.
+func (s *Store) ActiveVersion() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st := tx.Bucket(bucketState)
+		if st == nil {
+			return fmt.Errorf("%w: no active bank in %s", ErrNotFound, s.path)
+		}
+		raw := st.Get(keyActive)
+		if raw == nil {
+			return fmt.Errorf("%w: no active bank in %s", ErrNotFound, s.path)
+		}
+		if len(raw) != 8 {
+			return fmt.Errorf("%w: active version record of %d bytes", ErrCorrupt, len(raw))
+		}
+		v = binary.BigEndian.Uint64(raw)
+		return nil
+	})
+	return v, err
+}
+
+// Active loads the active bank.
+func (s *Store) Active() (*Bank, error) {
+	v, err := s.ActiveVersion()
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(v)
+}
+
+// Activate makes version v active after checking that it loads. The
+// previously active version goes onto the history for Rollback.
+func (s *Store) Activate(v uint64) error {
+	if _, err := s.Get(v); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := versionBucket(tx, v); err != nil {
+			return err
+		}
+		st := tx.Bucket(bucketState)
+		hist, err := history(st)
+		if err != nil {
+			return err
+		}
+		if cur := st.Get(keyActive); len(cur) == 8 {
+			if binary.BigEndian.Uint64(cur) == v {
+				return nil
+			}
+			hist = append(hist, Activation{Version: binary.BigEndian.Uint64(cur), At: time.Now().UTC()})
+		}
+		return setActive(st, v, hist)
+	})
+	if err != nil {
+		return fmt.Errorf("bank: activating version %d: %w", v, err)
+	}
+	return nil
+}
+
+// Rollback re-activates the version that was active before the current one
+// and returns it.
+func (s *Store) Rollback() (uint64, error) {
+	var v uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		st := tx.Bucket(bucketState)
+		hist, err := history(st)
+		if err != nil {
+			return err
+		}
+		for len(hist) > 0 {
+			prev := hist[len(hist)-1]
+			hist = hist[:len(hist)-1]
+			if _, err := versionBucket(tx, prev.Version); err == nil {
+				v = prev.Version
+				return setActive(st, v, hist)
+			}
+		}
+		return fmt.Errorf("%w: nothing to roll back to (no earlier activation)", ErrNotFound)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bank: rollback: %w", err)
+	}
+	if _, err := s.Get(v); err != nil {
+		return v, fmt.Errorf("bank: rolled back to version %d, which does not load: %w", v, err)
+	}
+	return v, nil
+}
+
+// History returns the activation history, oldest first.
+func (s *Store) History() ([]Activation, error) {
+	var h []Activation
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		h, err = history(tx.Bucket(bucketState))
+		return err
+	})
+	return h, err
+}
+
+func history(st *bolt.Bucket) ([]Activation, error) {
+	if st == nil {
+		return nil, nil
+	}
+	raw := st.Get(keyHistory)
+	if raw == nil {
+		return nil, nil
+	}
+	var h []Activation
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, fmt.Errorf("%w: activation history: %v", ErrCorrupt, err)
+	}
+	return h, nil
+}
+
+// maxHistory bounds the rollback history.
+const maxHistory = 64
+
+func setActive(st *bolt.Bucket, v uint64, hist []Activation) error {
+	if len(hist) > maxHistory {
+		hist = hist[len(hist)-maxHistory:]
+	}
+	raw, err := json.Marshal(hist)
+	if err != nil {
+		return err
+	}
+	if err := st.Put(keyHistory, raw); err != nil {
+		return err
+	}
+	return st.Put(keyActive, vkey(v))
+}

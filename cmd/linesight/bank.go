@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/progress"
+	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/patchcore"
+)
+
+func init() {
+	commands = append(commands,
+		command{"bank build", "build a memory bank from good images, calibrate its threshold, store and activate it", bankBuild},
+		command{"bank list", "list the bank versions in a database", bankList},
+		command{"bank info", "show a bank version's metadata (default: the active one)", bankInfo},
+		command{"bank activate", "make a bank version active", bankActivate},
+		command{"bank rollback", "re-activate the previously active version", bankRollback},
+		command{"bank export", "write a bank version to a single bundle file", bankExport},
+		command{"bank import", "store a bundle file as a new version", bankImport},
+	)
+}
+
+// signalContext is cancelled by SIGINT/SIGTERM so that long jobs stop cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func bankBuild(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank build", flag.ContinueOnError)
+	fs.SetOutput(out)
+	modelPath := fs.String("model", "", "backbone .tflite file (required)")
+	images := fs.String("images", "", "folder of good images (required)")
+	db := fs.String("db", "", "bank database file (required; created if missing)")
+	var o patchcore.BuildOptions
+	fs.Float64Var(&o.Ratio, "ratio", 0.1, "share of patches kept by the coreset")
+	fs.IntVar(&o.Max, "max", 0, "cap on the coreset size (0 = none)")
+	fs.Float64Var(&o.Holdout, "holdout", 0.1, "share of good images held out to calibrate the threshold")
+	taps := fs.String("taps", "", "comma-separated feature-map tensors, finest first (default: the model's known taps)")
+	seed := fs.Uint64("seed", 0, "seed for the holdout split, coreset start and projections")
+	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "threads")
+	fs.Float64Var(&o.Crop, "crop", 0, "centre-crop fraction of the shorter side before resizing (0 = whole frame)")
+	fs.StringVar(&o.Rule, "rule", patchcore.RuleMaxMargin, "threshold rule: max-margin, quantile or sigma")
+	fs.Float64Var(&o.Param, "param", 0, "threshold rule parameter (default: 1.1, 0.99 or 4 by rule)")
+	fs.IntVar(&o.CoresetDim, "coreset-dim", 128, "random projection dimension for coreset selection")
+	fs.IntVar(&o.Project, "project", 0, "project patch vectors to this many dimensions (0 = keep)")
+	fs.StringVar(&o.Image, "image-score", "eq7", "image score: eq7 (re-weighted, b neighbours) or max")
+	fs.IntVar(&o.B, "b", 9, "neighbours for the Eq. 7 re-weighting")
+	fs.StringVar(&o.Note, "note", "", "free text stored with the bank")
+	noActivate := fs.Bool("no-activate", false, "store without activating")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *images == "" || *db == "" {
+		return errors.New("usage: linesight bank build --model FILE --images DIR --db FILE [--ratio 0.1] [--holdout 0.1] [--taps a,b] [--seed S]")
+	}
+	o.Seed = *seed
+	if *taps != "" {
+		o.Taps = strings.Split(*taps, ",")
+	}
+	raw, err := os.ReadFile(*modelPath)
+	if err != nil {
+		return err
+	}
+	m, err := tflite.Read(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *modelPath, err)
+	}
+	files, err := patchcore.ImageFiles(*images)
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(*modelPath)
+	// Open the store first: a locked or unwritable database should fail
+	// before minutes of work, not after.
+	st, err := bank.OpenStore(*db, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, cancel := signalContext()
+	defer cancel()
+	bars := map[string]*progress.Bar{}
+	o.Progress = func(stage string, done, total int) {
+		b := bars[stage]
+		if b == nil {
+			b = progress.New(os.Stderr, stage)
+			bars[stage] = b
+		}
+		b.Update(done, total)
+	}
+	start := time.Now()
+	b, rep, err := patchcore.Build(ctx, m, patchcore.Fingerprint(raw), abs, files, o)
+	if err != nil {
+		return err
+	}
+	v, err := st.Put(b)
+	if err != nil {
+		return err
+	}
+	if !*noActivate {
+		if err := st.Activate(v); err != nil {
+			return err
+		}
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	mt := &b.Meta
+	fmt.Fprintf(out, "bank version %d stored in %s%s\n", v, *db, map[bool]string{true: "", false: " and activated"}[*noActivate])
+	fmt.Fprintf(out, "  images     %d for the bank, %d held out for the threshold\n", len(rep.Train), len(rep.Holdout))
+	fmt.Fprintf(out, "  patches    %d (%dx%d grid, %d-d, taps %s)\n", rep.Patches, mt.Embed.GridW, mt.Embed.GridH, mt.Dim, strings.Join(mt.Model.Taps, ", "))
+	fmt.Fprintf(out, "  bank       %d vectors (%.1f%%), %.1f MiB int8, scale %.4g\n", rep.Selected, 100*float64(rep.Selected)/float64(rep.Patches), float64(len(b.Vectors))/(1<<20), mt.Scale)
+	fmt.Fprintf(out, "  threshold  %.4f (%s %g; held-out scores %.4f..%.4f, mean %.4f), pixel %.4f\n", mt.Threshold.Value, mt.Threshold.Rule, mt.Threshold.Param,
+		mt.Threshold.Stats.Min, mt.Threshold.Stats.Max, mt.Threshold.Stats.Mean, mt.Threshold.Pixel)
+	fmt.Fprintf(out, "  time       %.1fs (embed %.1fs, coreset %.1fs, calibrate %.1fs), peak memory %d MiB\n", time.Since(start).Seconds(),
+		rep.EmbedTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), ru.Maxrss/1024)
+	return nil
+}
+
+func dbFlag(fs *flag.FlagSet) *string {
+	return fs.String("db", "", "bank database file (required)")
+}
+
+func openRO(db string) (*bank.Store, error) {
+	if db == "" {
+		return nil, errors.New("--db FILE is required")
+	}
+	if _, err := os.Stat(db); err != nil {
+		return nil, fmt.Errorf("bank database: %w", err)
+	}
+	return bank.OpenStore(db, true)
+}
+
+func bankList(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank list", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	asJSON := fs.Bool("json", false, "print the metadata as JSON")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	st, err := openRO(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	metas, listErr := st.List()
+	active, _ := st.ActiveVersion()
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", " ")
+		if err := enc.Encode(struct {
+			Active   uint64      `json:"active"`
+			Versions []bank.Meta `json:"versions"`
+		}{active, metas}); err != nil {
+			return err
+		}
+		return listErr
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tVERSION\tCREATED\tVECTORS\tTHRESHOLD\tIMAGES\tMODEL\tNOTE")
+	for _, m := range metas {
+		mark := ""
+		if m.Version == active {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%dx%d\t%.4f\t%d+%d\t%s\t%s\n", mark, m.Version, m.Created.Format(time.RFC3339), m.Count, m.Dim,
+			m.Threshold.Value, m.Images.Train, m.Images.Holdout, m.Model.SHA256[:12], m.Note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(metas) == 0 {
+		fmt.Fprintln(out, "(no banks)")
+	}
+	return listErr
+}
+
+// versionArg parses an optional VERSION positional; 0 means the active one.
+func versionArg(st *bank.Store, pos []string) (uint64, error) {
+	if len(pos) == 0 {
+		return st.ActiveVersion()
+	}
+	v, err := strconv.ParseUint(pos[0], 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("version %q is not a positive number", pos[0])
+	}
+	return v, nil
+}
+
+func bankInfo(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank info", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	st, err := openRO(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := versionArg(st, pos)
+	if err != nil {
+		return err
+	}
+	b, err := st.Get(v)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(b.Meta)
+}
+
+func bankActivate(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank activate", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if *db == "" || len(pos) != 1 {
+		return errors.New("usage: linesight bank activate --db FILE VERSION")
+	}
+	st, err := bank.OpenStore(*db, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := versionArg(st, pos)
+	if err != nil {
+		return err
+	}
+	if err := st.Activate(v); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "version %d is active\n", v)
+	return nil
+}
+
+func bankRollback(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank rollback", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *db == "" {
+		return errors.New("usage: linesight bank rollback --db FILE")
+	}
+	st, err := bank.OpenStore(*db, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := st.Rollback()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "rolled back: version %d is active\n", v)
+	return nil
+}
+
+func bankExport(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank export", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	ver := fs.Uint64("version", 0, "version to export (default: the active one)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: linesight bank export --db FILE [--version V] BUNDLE")
+	}
+	st, err := openRO(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v := *ver
+	if v == 0 {
+		if v, err = st.ActiveVersion(); err != nil {
+			return err
+		}
+	}
+	b, err := st.Get(v)
+	if err != nil {
+		return err
+	}
+	// Write to a temporary file and rename, so that a bundle file is
+	// complete whenever it exists.
+	tmp, err := os.CreateTemp(filepath.Dir(pos[0]), ".bank-export-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := bank.WriteBundle(tmp, b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), pos[0]); err != nil {
+		return err
+	}
+	fi, _ := os.Stat(pos[0])
+	fmt.Fprintf(out, "version %d exported to %s (%d bytes, sha256 %s)\n", v, pos[0], fi.Size(), b.Meta.SHA256[:12])
+	return nil
+}
+
+func bankImport(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank import", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	activate := fs.Bool("activate", false, "activate the imported version")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if *db == "" || len(pos) != 1 {
+		return errors.New("usage: linesight bank import --db FILE [--activate] BUNDLE")
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := bank.ReadBundle(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	b.Meta.Origin = &bank.Origin{Version: b.Meta.Version, Created: b.Meta.Created, File: filepath.Base(pos[0])}
+	st, err := bank.OpenStore(*db, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := st.Put(b)
+	if err != nil {
+		return err
+	}
+	msg := "stored"
+	if *activate {
+		if err := st.Activate(v); err != nil {
+			return err
+		}
+		msg = "stored and activated"
+	}
+	fmt.Fprintf(out, "%s imported as version %d (%s; exported version %d)\n", pos[0], v, msg, b.Meta.Origin.Version)
+	return nil
+}

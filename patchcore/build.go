@@ -1,0 +1,303 @@
+package patchcore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// BuildOptions configures Build. Zero values take the defaults noted.
+type BuildOptions struct {
+	Taps       []string // default: DefaultTaps of the model
+	Crop       float64  // centre crop fraction, 0 = whole frame
+	Ratio      float64  // coreset share, default 0.1
+	Max        int      // coreset cap, 0 = none
+	Holdout    float64  // share of good images held out for the threshold, default 0.1
+	Seed       uint64
+	CoresetDim int     // random projection for the coreset, default 128
+	Project    int     // embedding projection, 0 = none
+	Image      string  // "eq7" (default) or "max"
+	B          int     // Eq. 7 neighbours, default 9
+	Sigma      float64 // map blur, default 4
+	Rule       string  // threshold rule, default "max-margin"
+	Param      float64 // rule parameter, default DefaultParam(Rule)
+	Threads    int
+	Open       func(m *tflite.Model, taps []string, threads int) (model.Backbone, error)
+	// Progress reports stages "embed", "coreset" and "calibrate".
+	Progress func(stage string, done, total int)
+	// KeepFloat keeps the float vectors of the coreset in the report (for
+	// measuring what int8 costs).
+	KeepFloat bool
+	Note      string
+}
+
+func (o *BuildOptions) defaults() {
+	if o.Ratio == 0 {
+		o.Ratio = 0.1
+	}
+	if o.Holdout == 0 {
+		o.Holdout = 0.1
+	}
+	if o.CoresetDim == 0 {
+		o.CoresetDim = 128
+	}
+	if o.Image == "" {
+		o.Image = "eq7"
+	}
+	if o.B == 0 {
+		o.B = 9
+	}
+	if o.Sigma == 0 {
+		o.Sigma = 4
+	}
+	if o.Rule == "" {
+		o.Rule = RuleMaxMargin
+	}
+	if o.Param == 0 {
+		o.Param = DefaultParam(o.Rule)
+	}
+	o.Threads = max(o.Threads, 1)
+}
+
+// BuildReport tells what Build did.
+type BuildReport struct {
+	Train, Holdout []string
+	Patches        int
+	Selected       int
+	EmbedTime      time.Duration
+	CoresetTime    time.Duration
+	CalibrateTime  time.Duration
+	HoldoutScores  []float64
+	// FloatVectors are the selected vectors before int8 quantization
+	// (KeepFloat only).
+	FloatVectors []float32
+}
+
+// Build makes a bank from good images: it holds out a seeded share for the
+// threshold, embeds the rest, selects the coreset, quantizes it to int8 and
+// calibrates the threshold on the held-out images. modelSHA is the
+// fingerprint of the model file (Fingerprint); modelPath is recorded as a
+// hint.
+func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, images []string, opts BuildOptions) (*bank.Bank, *BuildReport, error) {
+	opts.defaults()
+	if len(images) < 2 {
+		return nil, nil, fmt.Errorf("patchcore: a bank needs at least 2 good images (1 to learn, 1 to calibrate); got %d", len(images))
+	}
+	if !(opts.Holdout > 0 && opts.Holdout < 1) {
+		return nil, nil, fmt.Errorf("patchcore: holdout %v outside (0, 1)", opts.Holdout)
+	}
+	if len(opts.Taps) == 0 {
+		taps, err := DefaultTaps(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Taps = taps
+	}
+	rep := &BuildReport{}
+	rep.Train, rep.Holdout = splitHoldout(images, opts.Holdout, opts.Seed)
+
+	open := opts.Open
+	if open == nil {
+		open = func(m *tflite.Model, taps []string, threads int) (model.Backbone, error) {
+			return model.NewInterpreter(m, model.Options{Threads: threads, Taps: taps})
+		}
+	}
+	bb, err := open(m, opts.Taps, opts.Threads)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer bb.Close()
+	in := bb.Input()
+	feeder, err := model.NewFeeder(in, opts.Crop)
+	if err != nil {
+		return nil, nil, err
+	}
+	emb, err := NewEmbedder(bb.Outputs(), opts.Project, opts.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	gw, gh := emb.Grid()
+	dim, cells := emb.Dim(), gw*gh
+
+	// Embed the training images.
+	t0 := time.Now()
+	feats := make([]float32, 0, len(rep.Train)*cells*dim)
+	for i, path := range rep.Train {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("patchcore: build stopped: %w", err)
+		}
+		img, err := rgb.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := feeder.Feed(bb, img); err != nil {
+			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
+		}
+		if err := bb.Invoke(); err != nil {
+			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
+		}
+		v, err := emb.Embed(bb)
+		if err != nil {
+			return nil, nil, err
+		}
+		feats = append(feats, v...)
+		if opts.Progress != nil {
+			opts.Progress("embed", i+1, len(rep.Train))
+		}
+	}
+	rep.EmbedTime = time.Since(t0)
+	n := len(feats) / dim
+	rep.Patches = n
+
+	// Quantize with one scale that clips nothing, then select the coreset.
+	scale := bank.ScaleFor(feats)
+	q := make([]int8, len(feats))
+	bank.Quantize(feats, scale, q)
+	t1 := time.Now()
+	pool := parallel.New(opts.Threads)
+	defer pool.Close()
+	var prog func(done, total int)
+	if opts.Progress != nil {
+		prog = func(done, total int) { opts.Progress("coreset", done, total) }
+	}
+	sel, err := bank.Select(ctx, q, n, dim, bank.CoresetOptions{
+		Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed, ProjectDim: opts.CoresetDim, Pool: pool, Progress: prog,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.CoresetTime = time.Since(t1)
+	rep.Selected = len(sel)
+	vecs := make([]int8, len(sel)*dim)
+	for k, i := range sel {
+		copy(vecs[k*dim:(k+1)*dim], q[i*dim:(i+1)*dim])
+	}
+	if opts.KeepFloat {
+		rep.FloatVectors = make([]float32, len(sel)*dim)
+		for k, i := range sel {
+			copy(rep.FloatVectors[k*dim:(k+1)*dim], feats[i*dim:(i+1)*dim])
+		}
+	}
+	feats, q = nil, nil
+
+	coresetDim := opts.CoresetDim
+	if coresetDim >= dim {
+		coresetDim = 0
+	}
+	meta := bank.Meta{
+		Created: time.Now().UTC().Truncate(time.Second),
+		Note:    opts.Note,
+		Model:   bank.ModelRef{Path: modelPath, SHA256: modelSHA, Taps: slices.Clone(opts.Taps)},
+		Preprocess: bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Crop: opts.Crop,
+			Resize: "antialiased-bilinear", Pixels: "rgb8"},
+		Embed: bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
+			TapDims: slices.Clone(emb.TapDims()), Project: opts.Project},
+		Score: bank.Score{Distance: "l2", Image: opts.Image, B: opts.B, Upsample: UpsampleBilinear,
+			Sigma: opts.Sigma, Border: "reflect"},
+		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed,
+			ProjectDim: coresetDim, Patches: n, Seconds: rep.CoresetTime.Seconds()},
+		Images:    bank.Images{Train: len(rep.Train), Holdout: len(rep.Holdout)},
+		Dim:       dim,
+		Scale:     scale,
+		Threshold: bank.Threshold{Rule: opts.Rule, Param: opts.Param, Value: 1, Pixel: 1, Width: 1},
+	}
+	if opts.Project > 0 {
+		meta.Embed.ProjectSeed = opts.Seed
+	}
+	for _, h := range rep.Holdout {
+		meta.Images.HoldoutFiles = append(meta.Images.HoldoutFiles, filepath.Base(h))
+	}
+	b, err := bank.New(meta, vecs)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// Calibrate on the held-out images with the bank as it will score.
+	t2 := time.Now()
+	d, err := newDetector(b, bb, opts.Threads)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.pool.Close()
+	scores, maxima := make([]float64, 0, len(rep.Holdout)), make([]float64, 0, len(rep.Holdout))
+	var r Result
+	for i, path := range rep.Holdout {
+		img, err := rgb.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := d.InspectInto(img, &r); err != nil {
+			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
+		}
+		scores = append(scores, r.Score)
+		maxima = append(maxima, float64(slices.Max(r.Map)))
+		if opts.Progress != nil {
+			opts.Progress("calibrate", i+1, len(rep.Holdout))
+		}
+	}
+	th, err := Calibrate(opts.Rule, opts.Param, scores, maxima)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.CalibrateTime = time.Since(t2)
+	rep.HoldoutScores = scores
+	b.Meta.Threshold = th
+	if err := b.Meta.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return b, rep, nil
+}
+
+// splitHoldout returns the images kept for the bank and the seeded share
+// held out, both in their original order. At least one image goes each way.
+func splitHoldout(images []string, share float64, seed uint64) (train, holdout []string) {
+	nh := int(share*float64(len(images)) + 0.5)
+	nh = max(1, min(nh, len(images)-1))
+	rng := rand.New(rand.NewPCG(seed, 0x686f6c646f7574)) // "holdout"
+	perm := rng.Perm(len(images))
+	held := make([]bool, len(images))
+	for _, i := range perm[:nh] {
+		held[i] = true
+	}
+	for i, p := range images {
+		if held[i] {
+			holdout = append(holdout, p)
+		} else {
+			train = append(train, p)
+		}
+	}
+	return train, holdout
+}
+
+// DefaultTaps returns the taps of the backbones Linesight knows: the
+// ResNet18 builder's "layer2", "layer3", and the shared MobileNetV2 models
+// (see the README for the comparison that chose them).
+func DefaultTaps(m *tflite.Model) ([]string, error) {
+	for _, c := range knownTaps {
+		ok := true
+		for _, t := range c {
+			if _, err := model.FindTensor(m, t); err != nil {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return slices.Clone(c), nil
+		}
+	}
+	return nil, fmt.Errorf("patchcore: no default taps for this model; choose two feature maps with --taps (see `linesight model info --tensors`)")
+}
+
+var knownTaps = [][]string{
+	{"layer2", "layer3"},
+	{"MobileNetV2/expanded_conv_6/add/add", "MobileNetV2/expanded_conv_13/add/add"},
+}

@@ -1,0 +1,243 @@
+package patchcore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// Recipe names stored in banks.
+const (
+	PoolAvg3x3       = "avg3x3-s1-p1-include-pad"
+	UpsampleBilinear = "bilinear-half-pixel"
+)
+
+// Embedder turns a backbone's taps into patch vectors. It reuses its
+// buffers: Embed allocates nothing after construction.
+type Embedder struct {
+	taps    []model.TensorInfo
+	raw     [][]byte
+	pooled  [][]float32
+	gridW   int
+	gridH   int
+	concat  int // length before projection
+	dim     int // length of the vectors handed out
+	out     []float32
+	full    []float32 // concatenated vectors when projecting
+	proj    []float32 // concat×dim, row-major
+	tapDims []int
+}
+
+// NewEmbedder prepares embedding for the given taps (NHWC, batch 1). The
+// first tap sets the patch grid; the others must not be larger. project > 0
+// adds a seeded Gaussian projection to that many dimensions.
+func NewEmbedder(taps []model.TensorInfo, project int, seed uint64) (*Embedder, error) {
+	if len(taps) == 0 {
+		return nil, fmt.Errorf("patchcore: no taps to embed")
+	}
+	e := &Embedder{taps: taps}
+	for i, t := range taps {
+		if len(t.Shape) != 4 || t.Shape[0] != 1 || t.Shape[1] <= 0 || t.Shape[2] <= 0 || t.Shape[3] <= 0 {
+			return nil, fmt.Errorf("patchcore: tap %q has shape %v; want 1xHxWxC", t.Name, t.Shape)
+		}
+		switch t.Type {
+		case tflite.Int8, tflite.Uint8:
+			if len(t.Scale) != 1 {
+				return nil, fmt.Errorf("patchcore: tap %q is quantized per channel; feature maps must be per tensor", t.Name)
+			}
+		case tflite.Float32:
+		default:
+			return nil, fmt.Errorf("patchcore: tap %q has type %v; want INT8, UINT8 or FLOAT32", t.Name, t.Type)
+		}
+		h, w := t.Shape[1], t.Shape[2]
+		if i == 0 {
+			e.gridH, e.gridW = h, w
+		} else if h > e.gridH || w > e.gridW {
+			return nil, fmt.Errorf("patchcore: tap %q (%dx%d) is larger than the first tap's grid %dx%d; list the finest tap first", t.Name, w, h, e.gridW, e.gridH)
+		}
+		e.raw = append(e.raw, make([]byte, t.Bytes()))
+		e.pooled = append(e.pooled, make([]float32, t.Elements()))
+		e.tapDims = append(e.tapDims, t.Shape[3])
+		e.concat += t.Shape[3]
+	}
+	e.dim = e.concat
+	cells := e.gridW * e.gridH
+	if project > 0 {
+		e.dim = project
+		e.full = make([]float32, cells*e.concat)
+		e.proj = gaussianMatrix(e.concat, project, seed)
+	}
+	e.out = make([]float32, cells*e.dim)
+	return e, nil
+}
+
+// gaussianMatrix returns rows×cols N(0, 1/cols) values from a seeded
+// generator. Box-Muller over math.Log/Sqrt/Cos: pure Go on every port, so
+// the matrix is the same everywhere.
+func gaussianMatrix(rows, cols int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 0x656d626564)) // "embed"
+	m := make([]float32, rows*cols)
+	sd := 1 / math.Sqrt(float64(cols))
+	for i := range m {
+		u1 := 1 - rng.Float64() // (0, 1]
+		u2 := rng.Float64()
+		m[i] = float32(math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2) * sd)
+	}
+	return m
+}
+
+// Grid is the patch grid (width, height).
+func (e *Embedder) Grid() (w, h int) { return e.gridW, e.gridH }
+
+// Dim is the length of each patch vector.
+func (e *Embedder) Dim() int { return e.dim }
+
+// TapDims is the channel count of each tap.
+func (e *Embedder) TapDims() []int { return e.tapDims }
+
+// Embed reads the taps of b (after Invoke) and returns gridW·gridH patch
+// vectors of Dim values, row-major over the grid. The slice is reused by the
+// next call.
+func (e *Embedder) Embed(b model.Backbone) ([]float32, error) {
+	for i, t := range e.taps {
+		if err := b.ReadOutput(i, e.raw[i]); err != nil {
+			return nil, fmt.Errorf("patchcore: reading tap %q: %w", t.Name, err)
+		}
+		pool3x3(t, e.raw[i], e.pooled[i])
+	}
+	dst, stride := e.out, e.dim
+	if e.proj != nil {
+		dst, stride = e.full, e.concat
+	}
+	off := 0
+	for i, t := range e.taps {
+		h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
+		upsampleInto(e.pooled[i], w, h, c, dst[off:], e.gridW, e.gridH, stride)
+		off += c
+	}
+	if e.proj != nil {
+		e.project()
+	}
+	return e.out, nil
+}
+
+func (e *Embedder) project() {
+	cells := e.gridW * e.gridH
+	for p := range cells {
+		src := e.full[p*e.concat : (p+1)*e.concat]
+		dst := e.out[p*e.dim : (p+1)*e.dim]
+		clear(dst)
+		for i, v := range src {
+			row := e.proj[i*e.dim : (i+1)*e.dim]
+			for j, r := range row {
+				// The conversion rounds the product: no fused multiply-add, so
+				// every architecture gets the same sums.
+				dst[j] += float32(v * r)
+			}
+		}
+	}
+}
+
+// pool3x3 dequantizes an NHWC map and averages it over 3×3 windows (stride
+// 1, zero padding 1, always divided by 9). Quantized maps are summed exactly
+// in integers and scaled once.
+func pool3x3(t model.TensorInfo, raw []byte, dst []float32) {
+	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
+	var at func(i int) int32
+	var atF func(i int) float32
+	var scale float32
+	switch t.Type {
+	case tflite.Int8:
+		zp := int32(t.ZeroPoint[0])
+		at = func(i int) int32 { return int32(int8(raw[i])) - zp }
+		scale = t.Scale[0]
+	case tflite.Uint8:
+		zp := int32(t.ZeroPoint[0])
+		at = func(i int) int32 { return int32(raw[i]) - zp }
+		scale = t.Scale[0]
+	default:
+		atF = func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])) }
+	}
+	k := scale / 9
+	for y := range h {
+		for x := range w {
+			for ch := range c {
+				var si int32
+				var sf float32
+				for dy := -1; dy <= 1; dy++ {
+					yy := y + dy
+					if yy < 0 || yy >= h {
+						continue
+					}
+					for dx := -1; dx <= 1; dx++ {
+						xx := x + dx
+						if xx < 0 || xx >= w {
+							continue
+						}
+						i := (yy*w+xx)*c + ch
+						if at != nil {
+							si += at(i)
+						} else {
+							sf += atF(i)
+						}
+					}
+				}
+				if at != nil {
+					dst[(y*w+x)*c+ch] = float32(si) * k
+				} else {
+					dst[(y*w+x)*c+ch] = sf / 9
+				}
+			}
+		}
+	}
+}
+
+// upsampleInto resizes an h×w×c map to gh×gw bilinearly with half-pixel
+// centres (torch's align_corners=False: source coordinate (d+0.5)·in/out −
+// 0.5, clamped at 0) and writes channel ch of cell p at dst[p*stride+ch].
+// Same-size maps are copied.
+func upsampleInto(src []float32, w, h, c int, dst []float32, gw, gh, stride int) {
+	xs := bilinearTaps(w, gw)
+	ys := bilinearTaps(h, gh)
+	for y, ty := range ys {
+		r0, r1 := src[ty.i0*w*c:], src[ty.i1*w*c:]
+		for x, tx := range xs {
+			o := dst[(y*gw+x)*stride:]
+			for ch := range c {
+				a := float32(tx.w0*r0[tx.i0*c+ch]) + float32(tx.w1*r0[tx.i1*c+ch])
+				b := float32(tx.w0*r1[tx.i0*c+ch]) + float32(tx.w1*r1[tx.i1*c+ch])
+				o[ch] = float32(ty.w0*a) + float32(ty.w1*b)
+			}
+		}
+	}
+}
+
+type lerp struct {
+	i0, i1 int
+	w0, w1 float32
+}
+
+// bilinearTaps returns, for each of out positions, the two source indices
+// and weights of half-pixel bilinear resampling from in positions.
+func bilinearTaps(in, out int) []lerp {
+	t := make([]lerp, out)
+	scale := float32(in) / float32(out)
+	for d := range t {
+		s := float32(scale*(float32(d)+0.5)) - 0.5 // rounded product: no FMA
+		if s < 0 {
+			s = 0
+		}
+		i0 := min(int(s), in-1)
+		i1 := min(i0+1, in-1)
+		l1 := s - float32(i0)
+		if i0 == in-1 {
+			l1 = 0
+		}
+		t[d] = lerp{i0: i0, i1: i1, w0: 1 - l1, w1: l1}
+	}
+	return t
+}

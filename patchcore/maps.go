@@ -1,0 +1,204 @@
+package patchcore
+
+import (
+	"math"
+	"sort"
+)
+
+// Upsample resizes a single-channel sw×sh map to dw×dh bilinearly with
+// half-pixel centres (torch's interpolate, align_corners=False).
+func Upsample(src []float32, sw, sh int, dst []float32, dw, dh int) {
+	upsampleInto(src, sw, sh, 1, dst, dw, dh, 1)
+}
+
+// Blur is a Gaussian filter with scipy.ndimage.gaussian_filter's
+// conventions: kernel radius round(4σ), weights exp(−x²/2σ²) normalised to
+// sum 1, border mode "reflect" (d c b a | a b c d | d c b a), computed in
+// float64. It keeps its scratch between calls.
+type Blur struct {
+	sigma  float64
+	kernel []float64
+	tmp    []float64
+	line   []float64
+}
+
+// NewBlur returns a Gaussian blur of standard deviation sigma (pixels);
+// sigma 0 leaves maps unchanged.
+func NewBlur(sigma float64) *Blur {
+	b := &Blur{sigma: sigma}
+	if sigma <= 0 {
+		return b
+	}
+	r := int(4*sigma + 0.5)
+	b.kernel = make([]float64, 2*r+1)
+	var sum float64
+	for i := range b.kernel {
+		x := float64(i - r)
+		b.kernel[i] = math.Exp(-0.5 * x * x / (sigma * sigma))
+		sum += b.kernel[i]
+	}
+	for i := range b.kernel {
+		b.kernel[i] /= sum
+	}
+	return b
+}
+
+// Apply blurs the w×h map m in place.
+func (b *Blur) Apply(m []float32, w, h int) {
+	if b.kernel == nil {
+		return
+	}
+	if cap(b.tmp) < w*h {
+		b.tmp = make([]float64, w*h)
+	}
+	tmp := b.tmp[:w*h]
+	if cap(b.line) < max(w, h) {
+		b.line = make([]float64, max(w, h))
+	}
+	r := len(b.kernel) / 2
+	// Rows.
+	for y := range h {
+		row := m[y*w : (y+1)*w]
+		for x := range w {
+			var s float64
+			for k, kv := range b.kernel {
+				s += kv * float64(row[reflect(x+k-r, w)])
+			}
+			tmp[y*w+x] = s
+		}
+	}
+	// Columns.
+	line := b.line[:h]
+	for x := range w {
+		for y := range h {
+			var s float64
+			for k, kv := range b.kernel {
+				s += kv * tmp[reflect(y+k-r, h)*w+x]
+			}
+			line[y] = s
+		}
+		for y := range h {
+			m[y*w+x] = float32(line[y])
+		}
+	}
+}
+
+// reflect maps index i into [0, n) by mirroring with the edge sample
+// repeated, periodically for kernels wider than the map.
+func reflect(i, n int) int {
+	if i >= 0 && i < n {
+		return i
+	}
+	p := 2 * n
+	i %= p
+	if i < 0 {
+		i += p
+	}
+	if i >= n {
+		i = p - 1 - i
+	}
+	return i
+}
+
+// Geometry relates the model input to the frame it came from: the centre
+// crop (X, Y, W, H in frame pixels) was resized to InW×InH.
+type Geometry struct {
+	FrameW, FrameH int
+	X, Y, W, H     int
+	InW, InH       int
+}
+
+// ToFrame samples an input-resolution map onto the frame (FrameW×FrameH,
+// row-major, into dst): bilinear inside the crop, 0 outside it.
+func (g Geometry) ToFrame(m []float32, dst []float32) {
+	clear(dst[:g.FrameW*g.FrameH])
+	xs := bilinearTaps(g.InW, g.W)
+	ys := bilinearTaps(g.InH, g.H)
+	for y, ty := range ys {
+		r0, r1 := m[ty.i0*g.InW:], m[ty.i1*g.InW:]
+		o := dst[(g.Y+y)*g.FrameW+g.X:]
+		for x, tx := range xs {
+			a := float32(tx.w0*r0[tx.i0]) + float32(tx.w1*r0[tx.i1])
+			b := float32(tx.w0*r1[tx.i0]) + float32(tx.w1*r1[tx.i1])
+			o[x] = float32(ty.w0*a) + float32(ty.w1*b)
+		}
+	}
+}
+
+// Region is an anomalous area: a box in frame pixels, its peak map value,
+// and its size in model-input pixels.
+type Region struct {
+	X    int     `json:"x"`
+	Y    int     `json:"y"`
+	W    int     `json:"w"`
+	H    int     `json:"h"`
+	Peak float64 `json:"peak"`
+	Area int     `json:"area_px"`
+}
+
+// MaxRegions caps the regions reported per frame (largest peaks first).
+const MaxRegions = 32
+
+// Regions finds the 8-connected components of the w×h input map above
+// threshold and returns their boxes in frame coordinates, highest peak
+// first. lab is scratch of w·h int32 (reallocated if short) and is returned
+// for reuse.
+func (g Geometry) Regions(m []float32, threshold float64, lab []int32) ([]Region, []int32) {
+	w, h := g.InW, g.InH
+	if cap(lab) < w*h {
+		lab = make([]int32, w*h)
+	}
+	lab = lab[:w*h]
+	clear(lab)
+	var out []Region
+	var stack []int
+	for start := range lab {
+		if lab[start] != 0 || float64(m[start]) <= threshold {
+			continue
+		}
+		id := int32(len(out) + 1)
+		x0, y0, x1, y1 := w, h, -1, -1
+		peak, area := math.Inf(-1), 0
+		stack = append(stack[:0], start)
+		lab[start] = id
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			x, y := p%w, p/w
+			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x), max(y1, y)
+			peak = max(peak, float64(m[p]))
+			area++
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					xx, yy := x+dx, y+dy
+					if xx < 0 || yy < 0 || xx >= w || yy >= h {
+						continue
+					}
+					q := yy*w + xx
+					if lab[q] == 0 && float64(m[q]) > threshold {
+						lab[q] = id
+						stack = append(stack, q)
+					}
+				}
+			}
+		}
+		out = append(out, g.box(x0, y0, x1, y1, peak, area))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Peak > out[j].Peak })
+	if len(out) > MaxRegions {
+		out = out[:MaxRegions]
+	}
+	return out, lab
+}
+
+// box converts an inclusive input-pixel box to frame pixels, covering every
+// frame pixel that maps into it.
+func (g Geometry) box(x0, y0, x1, y1 int, peak float64, area int) Region {
+	sx := float64(g.W) / float64(g.InW)
+	sy := float64(g.H) / float64(g.InH)
+	fx0 := g.X + int(math.Floor(float64(x0)*sx))
+	fy0 := g.Y + int(math.Floor(float64(y0)*sy))
+	fx1 := g.X + min(g.W, int(math.Ceil(float64(x1+1)*sx)))
+	fy1 := g.Y + min(g.H, int(math.Ceil(float64(y1+1)*sy)))
+	return Region{X: fx0, Y: fy0, W: fx1 - fx0, H: fy1 - fy0, Peak: peak, Area: area}
+}
