@@ -9,7 +9,7 @@ TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
-.PHONY: all build build-tflite deps test test-core test-tflite lint bench fuzz generate clean
+.PHONY: all build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 
 all: build
 
@@ -23,12 +23,20 @@ build-tflite: deps
 deps:
 	@scripts/deps.sh
 
-test: deps lint test-core test-tflite
+test: deps lint test-core test-accept test-tflite
 	@echo "make test: all passed"
 
 # Everything, with the race detector, without the cgo backend.
 test-core:
 	$(GO) test -race -count=1 ./...
+
+# PatchCore on the MVTec AD bottle data with the shared MobileNetV2, without
+# the race detector (too slow for whole datasets): the acceptance figures,
+# int8 against float vectors, determinism, and the bank CLI end to end.
+test-accept:
+	@mkdir -p bin
+	$(GO) test -count=1 -timeout 40m -v -run 'Bottle|Lifecycle' ./patchcore/ ./cmd/linesight/ > bin/accept.log 2>&1; \
+	  rc=$$?; grep -E 'bottle_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
 
 # The engine against the real TensorFlow Lite (x86-64 only): conformance on
 # the shared models and photos, and per-op models built with our writer.

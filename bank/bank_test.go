@@ -22,7 +22,7 @@ func testMeta(dim int) Meta {
 		Model:      ModelRef{SHA256: strings.Repeat("ab", 32), Taps: []string{"t"}},
 		Preprocess: Preprocess{Width: 224, Height: 224, Resize: "antialiased-bilinear", Pixels: "rgb8"},
 		Embed:      Embed{Pool: "avg3x3-s1-p1-include-pad", Upsample: "bilinear-half-pixel", GridW: 28, GridH: 28, TapDims: []int{dim}},
-		Score:      Score{Distance: "l2", Image: "eq7", B: 9, Upsample: "bilinear-half-pixel", Sigma: 4, Border: "reflect"},
+		Score:      Score{Distance: "l2", K: 1, Image: "eq7", B: 9, Upsample: "bilinear-half-pixel", Sigma: 4, Border: "reflect"},
 		Coreset:    Coreset{Method: "greedy-k-center", Ratio: 0.1},
 		Threshold:  Threshold{Rule: "max-margin", Param: 1.1, Value: 3, Pixel: 2.5, Width: 0.3},
 		Dim:        dim,

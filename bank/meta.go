@@ -93,6 +93,7 @@ type Embed struct {
 // Score says how patch and image scores are computed.
 type Score struct {
 	Distance string  `json:"distance"` // "l2"
+	K        int     `json:"k"`        // neighbours per patch score (1: the nearest)
 	Image    string  `json:"image"`    // "eq7" or "max"
 	B        int     `json:"b"`        // neighbours for Eq. 7
 	Upsample string  `json:"upsample"` // patch grid -> input, e.g. "bilinear-half-pixel"
@@ -182,6 +183,8 @@ func (m *Meta) Validate() error {
 		return bad("embed.project", "%d", m.Embed.Project)
 	case m.Score.Distance != "l2":
 		return bad("score.distance", "%q (only l2)", m.Score.Distance)
+	case m.Score.K != 1:
+		return bad("score.k", "%d (patch scores use the nearest neighbour, k = 1)", m.Score.K)
 	case m.Score.Image != "eq7" && m.Score.Image != "max":
 		return bad("score.image", "%q (eq7 or max)", m.Score.Image)
 	case m.Score.Image == "eq7" && (m.Score.B < 1 || m.Score.B > 1024):

@@ -2,9 +2,9 @@ package patchcore
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -12,10 +12,23 @@ import (
 
 const shared = "../../shared"
 
-func TestExperiment(t *testing.T) {
-	if os.Getenv("LS_EXP") == "" {
-		t.Skip("experiment")
+// heavy skips tests that run the backbone over a whole dataset where they
+// would take too long: under the race detector (make test-accept runs them
+// without it) and without ../shared.
+func heavy(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("skipping the MVTec bottle run under -race; `make test-accept` runs it without")
 	}
+	if testing.Short() {
+		t.Skip("skipping the MVTec bottle run in -short mode")
+	}
+	if _, err := os.Stat(filepath.Join(shared, "data/mvtec_ad/bottle")); err != nil {
+		t.Skipf("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout (%v)", err)
+	}
+}
+
+func loadTF2(t *testing.T) (*tflite.Model, string, string) {
 	mp := filepath.Join(shared, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")
 	raw, err := os.ReadFile(mp)
 	if err != nil {
@@ -25,32 +38,65 @@ func TestExperiment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs, err := ImageFiles(filepath.Join(shared, "data/mvtec_ad/bottle/train/good"))
+	return m, Fingerprint(raw), mp
+}
+
+// TestBottleAcceptance is the issue's acceptance run: build a bank from
+// bottle/train/good with the tf2 MobileNetV2 and the defaults, evaluate on
+// bottle/test, and compare the int8 bank with float vectors.
+func TestBottleAcceptance(t *testing.T) {
+	heavy(t)
+	m, sha, mp := loadTF2(t)
+	bottle := filepath.Join(shared, "data/mvtec_ad/bottle")
+	imgs, err := ImageFiles(filepath.Join(bottle, "train/good"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var taps []string
-	if s := os.Getenv("LS_TAPS"); s != "" {
-		taps = strings.Split(s, ",")
-	}
-	b, rep, err := Build(context.Background(), m, Fingerprint(raw), mp, imgs, BuildOptions{Threads: 2, Taps: taps})
+	ctx := context.Background()
+	b, rep, err := Build(ctx, m, sha, mp, imgs, BuildOptions{Threads: 2, KeepFloat: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("patches %d selected %d embed %v coreset %v calib %v thr %+v", rep.Patches, rep.Selected, rep.EmbedTime, rep.CoresetTime, rep.CalibrateTime, b.Meta.Threshold)
-	t.Logf("holdout scores %v", rep.HoldoutScores)
-	d, err := Open(b, m, Fingerprint(raw), Options{Threads: 2})
+	th := b.Meta.Threshold
+	t.Logf("bank: %d patches -> %d vectors of %d; embed %.1fs, coreset %.1fs, calibrate %.1fs; threshold %.4f (held-out max %.4f), pixel %.4f",
+		rep.Patches, rep.Selected, b.Meta.Dim, rep.EmbedTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), th.Value, th.Stats.Max, th.Pixel)
+	d, err := Open(b, m, sha, Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Evaluate(context.Background(), d, filepath.Join(shared, "data/mvtec_ad/bottle"), EvalOptions{})
+	defer d.Close()
+	res, err := Evaluate(ctx, d, bottle, EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("image %.4f pixel %.4f aupro %.4f f1 %.3f conf %+v f1opt %+v", res.ImageAUROC, res.PixelAUROC, res.AUPRO, res.F1, res.Confusion, res.F1Optimal)
-	for _, im := range res.Images {
-		if im.Type == "good" || !im.Fail {
-			t.Logf("%s %s %.3f fail=%v", im.Type, filepath.Base(im.Path), im.Score, im.Fail)
-		}
+	c := res.Confusion
+	t.Logf("int8 bank:  image AUROC %.4f  pixel AUROC %.4f  AUPRO %.4f  F1 %.4f  confusion %+v", res.ImageAUROC, res.PixelAUROC, res.AUPRO, res.F1, c)
+	if res.ImageAUROC < 0.995 || res.PixelAUROC < 0.975 || res.AUPRO < 0.90 {
+		t.Errorf("below the acceptance line (image >= 0.995, pixel >= 0.975, AUPRO >= 0.90)")
+	}
+	if c.FP != 0 || c.FN > 3 {
+		t.Errorf("at the calibrated threshold %d good parts fail (want 0) and %d defective parts pass (want <= 3)", c.FP, c.FN)
+	}
+
+	d.useFloatReference(rep.FloatVectors)
+	fres, err := Evaluate(ctx, d, bottle, EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("float bank: image AUROC %.4f  pixel AUROC %.4f  AUPRO %.4f", fres.ImageAUROC, fres.PixelAUROC, fres.AUPRO)
+	di, dp := fres.ImageAUROC-res.ImageAUROC, fres.PixelAUROC-res.PixelAUROC
+	t.Logf("float minus int8: image AUROC %+.5f, pixel AUROC %+.5f, AUPRO %+.5f", di, dp, fres.AUPRO-res.AUPRO)
+	if math.Abs(di) > 0.002 || math.Abs(dp) > 0.002 {
+		t.Errorf("int8 bank differs from float vectors by more than 0.002 AUROC")
+	}
+
+	// Same seed, same bank, same threshold.
+	b2, _, err := Build(ctx, m, sha, mp, imgs, BuildOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2.Meta.SHA256 != b.Meta.SHA256 || b2.Meta.Threshold != b.Meta.Threshold {
+		t.Errorf("rebuild with the same seed (1 thread instead of 2) differs: vectors %s vs %s, threshold %v vs %v",
+			b2.Meta.SHA256[:12], b.Meta.SHA256[:12], b2.Meta.Threshold.Value, b.Meta.Threshold.Value)
 	}
 }

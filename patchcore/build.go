@@ -38,6 +38,10 @@ type BuildOptions struct {
 	// measuring what int8 costs).
 	KeepFloat bool
 	Note      string
+	// Defects are labelled defective images, optional: with them the bank
+	// also records the F1-optimal threshold over them and the held-out good
+	// images (Threshold.F1). The calibrated rule stays in force.
+	Defects []string
 }
 
 func (o *BuildOptions) defaults() {
@@ -201,7 +205,7 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 			Resize: "antialiased-bilinear", Pixels: "rgb8"},
 		Embed: bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
 			TapDims: slices.Clone(emb.TapDims()), Project: opts.Project},
-		Score: bank.Score{Distance: "l2", Image: opts.Image, B: opts.B, Upsample: UpsampleBilinear,
+		Score: bank.Score{Distance: "l2", K: 1, Image: opts.Image, B: opts.B, Upsample: UpsampleBilinear,
 			Sigma: opts.Sigma, Border: "reflect"},
 		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed,
 			ProjectDim: coresetDim, Patches: n, Seconds: rep.CoresetTime.Seconds()},
@@ -247,6 +251,25 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 	th, err := Calibrate(opts.Rule, opts.Param, scores, maxima)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(opts.Defects) > 0 {
+		all := slices.Clone(scores)
+		labels := make([]bool, len(scores), len(scores)+len(opts.Defects))
+		for i, path := range opts.Defects {
+			img, err := rgb.ReadFile(path)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := d.InspectInto(img, &r); err != nil {
+				return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
+			}
+			all, labels = append(all, r.Score), append(labels, true)
+			if opts.Progress != nil {
+				opts.Progress("defects", i+1, len(opts.Defects))
+			}
+		}
+		v, f1 := BestF1(all, labels)
+		th.F1 = &bank.F1Threshold{Value: v, F1: f1, Defects: len(opts.Defects)}
 	}
 	rep.CalibrateTime = time.Since(t2)
 	rep.HoldoutScores = scores
@@ -299,5 +322,5 @@ func DefaultTaps(m *tflite.Model) ([]string, error) {
 
 var knownTaps = [][]string{
 	{"layer2", "layer3"},
-	{"MobileNetV2/expanded_conv_6/add/add", "MobileNetV2/expanded_conv_13/add/add"},
+	{"MobileNetV2/expanded_conv_6/add/add", "MobileNetV2/expanded_conv_10/add/add"},
 }

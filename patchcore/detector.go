@@ -55,6 +55,7 @@ type Detector struct {
 	nbIdx []int32
 	nbD2  []int32
 	dists []float64
+	ref   *floatRef // float reference scoring (tests only)
 }
 
 // Result is the outcome of one frame. Map is reused by the next Inspect.
@@ -174,21 +175,30 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 	}
 	bank.Quantize(vecs, d.meta.Scale, d.q)
 	t3 := time.Now()
-	cells := len(d.patch)
-	if err := d.search.Nearest(d.q, cells, d.d2, d.nn); err != nil {
-		return err
+	if d.ref != nil {
+		d.floatPatchScores(vecs)
+	} else {
+		if err := d.search.Nearest(d.q, len(d.patch), d.d2, d.nn); err != nil {
+			return err
+		}
+		scale := float64(d.meta.Scale)
+		for i, v := range d.d2 {
+			d.patch[i] = float32(math.Sqrt(float64(v)) * scale)
+		}
 	}
-	scale := float64(d.meta.Scale)
 	best := 0
-	for i, v := range d.d2 {
-		d.patch[i] = float32(math.Sqrt(float64(v)) * scale)
-		if d.patch[i] > d.patch[best] {
+	for i, v := range d.patch {
+		if v > d.patch[best] {
 			best = i
 		}
 	}
 	sStar := float64(d.patch[best])
 	score := sStar
-	if d.meta.Score.Image == "eq7" {
+	switch {
+	case d.meta.Score.Image != "eq7":
+	case d.ref != nil:
+		score = d.floatReweight(best, sStar)
+	default:
 		score = d.reweight(best, sStar)
 	}
 	t4 := time.Now()

@@ -186,6 +186,9 @@ func maskToInput(m *rgb.Image, g Geometry) []bool {
 	return out
 }
 
+// ErrNoImages: a folder holds no image files.
+var ErrNoImages = errors.New("no PNG, JPEG or BMP images")
+
 // ImageFiles lists the image files (PNG, JPEG, BMP) of a folder, sorted.
 func ImageFiles(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
@@ -194,7 +197,11 @@ func ImageFiles(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Type()&fs.ModeType != 0 && !e.Type().IsRegular() {
+		if e.Type()&fs.ModeSymlink != 0 { // follow links (datasets are often linked in)
+			if fi, err := os.Stat(filepath.Join(dir, e.Name())); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+		} else if !e.Type().IsRegular() {
 			continue
 		}
 		switch strings.ToLower(filepath.Ext(e.Name())) {
@@ -204,7 +211,7 @@ func ImageFiles(dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	if len(out) == 0 {
-		return nil, fmt.Errorf("patchcore: %w: no PNG, JPEG or BMP images in %s", errors.New("no images"), dir)
+		return nil, fmt.Errorf("patchcore: %w in %s", ErrNoImages, dir)
 	}
 	return out, nil
 }

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for p in flatbuffers-compiler python3-numpy; do
+# python3-scipy, -sklearn and -torch are the independent references of the
+# PatchCore tests (gaussian_filter, roc_auc_score, avg_pool2d/interpolate).
+for p in flatbuffers-compiler python3-numpy python3-scipy python3-sklearn python3-torch; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 command -v npm >/dev/null 2>&1 || missing+=(npm)

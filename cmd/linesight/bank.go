@@ -62,6 +62,7 @@ func bankBuild(args []string, out io.Writer) error {
 	fs.IntVar(&o.B, "b", 9, "neighbours for the Eq. 7 re-weighting")
 	fs.StringVar(&o.Note, "note", "", "free text stored with the bank")
 	noActivate := fs.Bool("no-activate", false, "store without activating")
+	defects := fs.String("defects", "", "folder of labelled defective images: also report the F1-optimal threshold")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +84,11 @@ func bankBuild(args []string, out io.Writer) error {
 	files, err := patchcore.ImageFiles(*images)
 	if err != nil {
 		return err
+	}
+	if *defects != "" {
+		if o.Defects, err = patchcore.ImageFiles(*defects); err != nil {
+			return err
+		}
 	}
 	abs, _ := filepath.Abs(*modelPath)
 	// Open the store first: a locked or unwritable database should fail
@@ -127,6 +133,9 @@ func bankBuild(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "  bank       %d vectors (%.1f%%), %.1f MiB int8, scale %.4g\n", rep.Selected, 100*float64(rep.Selected)/float64(rep.Patches), float64(len(b.Vectors))/(1<<20), mt.Scale)
 	fmt.Fprintf(out, "  threshold  %.4f (%s %g; held-out scores %.4f..%.4f, mean %.4f), pixel %.4f\n", mt.Threshold.Value, mt.Threshold.Rule, mt.Threshold.Param,
 		mt.Threshold.Stats.Min, mt.Threshold.Stats.Max, mt.Threshold.Stats.Mean, mt.Threshold.Pixel)
+	if f := mt.Threshold.F1; f != nil {
+		fmt.Fprintf(out, "  F1-optimal threshold %.4f (F1 %.4f over %d held-out good and %d defective images; not in force)\n", f.Value, f.F1, len(rep.Holdout), f.Defects)
+	}
 	fmt.Fprintf(out, "  time       %.1fs (embed %.1fs, coreset %.1fs, calibrate %.1fs), peak memory %d MiB\n", time.Since(start).Seconds(),
 		rep.EmbedTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), ru.Maxrss/1024)
 	return nil

@@ -14,17 +14,15 @@ type command struct {
 	run           func(args []string, out io.Writer) error
 }
 
-var commands []command
-
-func init() {
-	commands = []command{
-		{"model info", "describe a .tflite model: inputs, outputs, operators [--tensors]", modelInfo},
-		{"model run", "run a .tflite model on images: top-K classes, taps, tensor dumps", modelRun},
-		{"version", "print the version", func(_ []string, out io.Writer) error {
-			_, err := fmt.Fprintln(out, "linesight", version)
-			return err
-		}},
-	}
+// commands lists the subcommands in help order; other files append theirs
+// in init (package-level initialisers run before every init).
+var commands = []command{
+	{"model info", "describe a .tflite model: inputs, outputs, operators [--tensors]", modelInfo},
+	{"model run", "run a .tflite model on images: top-K classes, taps, tensor dumps", modelRun},
+	{"version", "print the version", func(_ []string, out io.Writer) error {
+		_, err := fmt.Fprintln(out, "linesight", version)
+		return err
+	}},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".

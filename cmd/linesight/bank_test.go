@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const bottle = "../../../shared/data/mvtec_ad/bottle"
+
+// miniBottle links a few bottle images into an MVTec-layout folder: 10
+// good training images, 3 good and 3 broken test images with masks, and 2
+// contaminated ones whose masks are left out.
+func miniBottle(t *testing.T) string {
+	if raceEnabled {
+		t.Skip("skipping the bank CLI run under -race; `make test-accept` runs it without")
+	}
+	if _, err := os.Stat(bottle); err != nil {
+		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
+	}
+	dir := t.TempDir()
+	abs, _ := filepath.Abs(bottle)
+	link := func(from, to string) {
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(abs, from), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		link(fmt.Sprintf("train/good/%03d.png", i*20), filepath.Join(dir, fmt.Sprintf("train/good/%03d.png", i)))
+	}
+	for i := 0; i < 3; i++ {
+		link(fmt.Sprintf("test/good/%03d.png", i), filepath.Join(dir, fmt.Sprintf("test/good/%03d.png", i)))
+		link(fmt.Sprintf("test/broken_large/%03d.png", i), filepath.Join(dir, fmt.Sprintf("test/broken_large/%03d.png", i)))
+		link(fmt.Sprintf("ground_truth/broken_large/%03d_mask.png", i), filepath.Join(dir, fmt.Sprintf("ground_truth/broken_large/%03d_mask.png", i)))
+	}
+	for i := 0; i < 2; i++ {
+		link(fmt.Sprintf("test/contamination/%03d.png", i), filepath.Join(dir, fmt.Sprintf("test/contamination/%03d.png", i)))
+	}
+	return dir
+}
+
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(args, &out); err != nil {
+		t.Fatalf("linesight %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+func TestBankBuildEvalInspectLifecycle(t *testing.T) {
+	data := miniBottle(t)
+	work := t.TempDir()
+	db := filepath.Join(work, "banks.db")
+	out := runOK(t, "bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--ratio", "0.2", "--threads", "2")
+	for _, want := range []string{"bank version 1 stored", "activated", "9 for the bank, 1 held out", "7056 (28x28 grid, 96-d", "threshold"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bank build output lacks %q:\n%s", want, out)
+		}
+	}
+
+	report := filepath.Join(work, "report")
+	out = runOK(t, "eval", "--db", db, "--data", data, "--json", "--report", report)
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("eval --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"image_auroc", "pixel_auroc", "aupro", "f1", "threshold", "n_test"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("eval --json lacks %q", k)
+		}
+	}
+	if res["n_test"] != 8.0 || res["pixel_images"] != 6.0 || len(res["no_mask"].([]any)) != 2 {
+		t.Errorf("eval counted n_test=%v pixel_images=%v no_mask=%v; want 8, 6 (3 good + 3 masked), 2", res["n_test"], res["pixel_images"], res["no_mask"])
+	}
+	if res["image_auroc"].(float64) < 0.9 {
+		t.Errorf("image AUROC %v on the mini set; broken_large should be easy", res["image_auroc"])
+	}
+	f, err := os.Open(filepath.Join(report, "images.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(rows) != 9 {
+		t.Fatalf("images.csv: %d rows, %v; want header + 8", len(rows), err)
+	}
+	overlays, _ := filepath.Glob(filepath.Join(report, "overlays", "*.png"))
+	if _, err := os.Stat(filepath.Join(report, "roc.png")); err != nil || len(overlays) != 8 {
+		t.Errorf("report: roc.png %v, %d overlays (want 8)", err, len(overlays))
+	}
+	text := runOK(t, "eval", "--db", db, "--data", data)
+	if !strings.Contains(text, "image AUROC") || !strings.Contains(text, "2 defective images have no mask") {
+		t.Errorf("eval text output:\n%s", text)
+	}
+
+	img := filepath.Join(data, "test/broken_large/000.png")
+	out = runOK(t, "inspect", "--db", db, img, "--json", "--out", filepath.Join(work, "overlays"))
+	var ins struct {
+		Verdict    string
+		Score      float64
+		Normalized float64
+		Regions    []struct{ X, Y, W, H int }
+		Overlay    string
+	}
+	if err := json.Unmarshal([]byte(out), &ins); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, out)
+	}
+	if ins.Verdict != "FAIL" || ins.Normalized <= 0.5 || len(ins.Regions) == 0 {
+		t.Errorf("broken bottle: %+v; want FAIL, normalized > 0.5, regions", ins)
+	}
+	for _, r := range ins.Regions {
+		if r.X < 0 || r.Y < 0 || r.X+r.W > 900 || r.Y+r.H > 900 {
+			t.Errorf("region %+v outside the 900x900 frame", r)
+		}
+	}
+	if _, err := os.Stat(ins.Overlay); err != nil {
+		t.Errorf("overlay: %v", err)
+	}
+
+	// Versions: a second bank, activate, rollback, export, import.
+	runOK(t, "bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--ratio", "0.1", "--seed", "1", "--no-activate")
+	runOK(t, "bank", "activate", "--db", db, "2")
+	if out := runOK(t, "bank", "rollback", "--db", db); !strings.Contains(out, "version 1 is active") {
+		t.Errorf("rollback: %s", out)
+	}
+	bundle := filepath.Join(work, "bank.lsb")
+	runOK(t, "bank", "export", "--db", db, "--version", "2", bundle)
+	out = runOK(t, "bank", "import", "--db", db, "--activate", bundle)
+	if !strings.Contains(out, "imported as version 3") {
+		t.Errorf("import: %s", out)
+	}
+	out = runOK(t, "bank", "list", "--db", db)
+	if strings.Count(out, "\n") != 4 || !strings.Contains(out, "*  3") {
+		t.Errorf("bank list: want 3 versions with 3 active:\n%s", out)
+	}
+	var meta struct {
+		Version uint64
+		Origin  struct{ Version uint64 }
+		Count   int
+	}
+	if err := json.Unmarshal([]byte(runOK(t, "bank", "info", "--db", db)), &meta); err != nil || meta.Version != 3 || meta.Origin.Version != 2 {
+		t.Errorf("bank info: %+v %v", meta, err)
+	}
+	// A damaged bundle is refused and changes nothing.
+	raw, _ := os.ReadFile(bundle)
+	raw[len(raw)/2] ^= 1
+	bad := filepath.Join(work, "bad.lsb")
+	os.WriteFile(bad, raw, 0o644)
+	var buf bytes.Buffer
+	if err := run([]string{"bank", "import", "--db", db, bad}, &buf); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("damaged bundle import: %v", err)
+	}
+	if out := runOK(t, "bank", "list", "--db", db); strings.Count(out, "\n") != 4 {
+		t.Errorf("a failed import changed the list:\n%s", out)
+	}
+}

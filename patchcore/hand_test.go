@@ -1,0 +1,131 @@
+package patchcore
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// Hand-worked cases: they need no Python and pin the conventions.
+
+func TestPoolingByHand(t *testing.T) {
+	// A 3×3 map of ones (int8 q=1, zp 0, scale 1): padding counts in the
+	// average, so corners see 4/9, edges 6/9, the centre 9/9.
+	tap := model.TensorInfo{Name: "x", Shape: []int{1, 3, 3, 1}, Type: tflite.Int8, Scale: []float32{1}, ZeroPoint: []int64{0}}
+	raw := []byte{1, 1, 1, 1, 1, 1, 1, 1, 1}
+	dst := make([]float32, 9)
+	pool3x3(tap, raw, dst)
+	want := []float32{4. / 9, 6. / 9, 4. / 9, 6. / 9, 1, 6. / 9, 4. / 9, 6. / 9, 4. / 9}
+	for i := range want {
+		if math.Abs(float64(dst[i]-want[i])) > 1e-6 {
+			t.Fatalf("pooled = %v, want %v", dst, want)
+		}
+	}
+}
+
+func TestUpsampleByHand(t *testing.T) {
+	// 2 → 4 with half-pixel centres: sources −0.25 (clamped), 0.25, 0.75, 1.25.
+	dst := make([]float32, 4)
+	Upsample([]float32{0, 4}, 2, 1, dst, 4, 1)
+	if want := []float32{0, 1, 3, 4}; !slices.Equal(dst, want) {
+		t.Errorf("upsample [0 4] to 4 = %v, want %v", dst, want)
+	}
+}
+
+func TestMetricsByHand(t *testing.T) {
+	// sklearn's documented example.
+	if v, _ := AUROC([]float64{0.1, 0.4, 0.35, 0.8}, []bool{false, false, true, true}); v != 0.75 {
+		t.Errorf("AUROC = %v, want 0.75", v)
+	}
+	// Ties count one half.
+	if v, _ := AUROC([]float64{1, 1}, []bool{false, true}); v != 0.5 {
+		t.Errorf("AUROC of a tie = %v, want 0.5", v)
+	}
+	if _, err := AUROC([]float64{1, 2}, []bool{true, true}); err == nil {
+		t.Error("AUROC with one class accepted")
+	}
+	// Two one-pixel regions; the first is found before any false positive,
+	// the second only after all of them: PRO is 0.5 over the whole range.
+	maps := [][]float32{{0.9, 0.8, 0.1, 0.2}}
+	masks := [][]bool{{true, false, true, false}}
+	for _, fpr := range []float64{0.5, 0.25} {
+		if v, err := AUPRO(maps, masks, 4, fpr); err != nil || math.Abs(v-0.5) > 1e-12 {
+			t.Errorf("AUPRO up to %v = %v, %v; want 0.5", fpr, v, err)
+		}
+	}
+	c := ConfusionAt([]float64{1, 2, 3, 4}, []bool{false, true, false, true}, 2.5)
+	if c != (Confusion{TP: 1, FP: 1, TN: 1, FN: 1}) || c.F1() != 0.5 {
+		t.Errorf("confusion %+v F1 %v", c, c.F1())
+	}
+	if th, f1 := BestF1([]float64{1, 2, 3, 4}, []bool{false, false, true, true}); f1 != 1 || th != 2.5 {
+		t.Errorf("BestF1 = %v, %v; want 2.5, 1", th, f1)
+	}
+}
+
+func TestEq7ByHand(t *testing.T) {
+	if v := Reweight([]float64{1, 1}); v != 0.5 {
+		t.Errorf("Reweight(1, 1) = %v, want 0.5", v)
+	}
+	// exp(d − s*) = 1 and 3: weight 1 − 1/4.
+	if v := Reweight([]float64{2, 2 + math.Log(3)}); math.Abs(v-1.5) > 1e-12 {
+		t.Errorf("Reweight = %v, want 1.5", v)
+	}
+}
+
+func TestThresholdRules(t *testing.T) {
+	s := []float64{1, 2, 3, 4}
+	for _, c := range []struct {
+		rule  string
+		param float64
+		want  float64
+	}{{RuleMaxMargin, 1.1, 4.4}, {RuleQuantile, 0.5, 2.5}, {RuleSigma, 2, 2.5 + 2*math.Sqrt(1.25)}} {
+		th, err := Calibrate(c.rule, c.param, s, s)
+		if err != nil || math.Abs(th.Value-c.want) > 1e-12 || th.Pixel != th.Value {
+			t.Errorf("%s %v: %+v %v, want %v", c.rule, c.param, th, err, c.want)
+		}
+		if n := Normalize(th.Value, th.Value, th.Width); n != 0.5 {
+			t.Errorf("normalized score at the threshold = %v", n)
+		}
+		if n := Normalize(th.Stats.Mean, th.Value, th.Width); th.Value > th.Stats.Mean && math.Abs(n-0.05) > 1e-12 {
+			t.Errorf("%s: normalized score of the mean good part = %v, want 0.05", c.rule, n)
+		}
+	}
+	if _, err := Calibrate("best", 1, s, s); err == nil {
+		t.Error("unknown rule accepted")
+	}
+	if _, err := Calibrate(RuleMaxMargin, 1.1, nil, nil); err == nil {
+		t.Error("calibration without held-out images accepted")
+	}
+}
+
+func TestRegionsInFrameCoordinates(t *testing.T) {
+	// A 100×50 frame resized to a 10×10 input; anomalous input pixels
+	// x 2..3, y 4 map to frame x 20..39, y 20..24.
+	g := Geometry{FrameW: 100, FrameH: 50, W: 100, H: 50, InW: 10, InH: 10}
+	m := make([]float32, 100)
+	m[4*10+2], m[4*10+3] = 5, 7
+	m[9*10+9] = 3 // a second, weaker region in the corner
+	regs, _ := g.Regions(m, 1, nil)
+	want := []Region{{X: 20, Y: 20, W: 20, H: 5, Peak: 7, Area: 2}, {X: 90, Y: 45, W: 10, H: 5, Peak: 3, Area: 1}}
+	if !slices.Equal(regs, want) {
+		t.Errorf("regions = %+v, want %+v", regs, want)
+	}
+	// With a centre crop the map lands inside the crop only.
+	g = Geometry{FrameW: 8, FrameH: 4, X: 2, Y: 0, W: 4, H: 4, InW: 2, InH: 2}
+	fm := make([]float32, 32)
+	g.ToFrame([]float32{1, 1, 1, 1}, fm)
+	for y := range 4 {
+		for x := range 8 {
+			want := float32(0)
+			if x >= 2 && x < 6 {
+				want = 1
+			}
+			if fm[y*8+x] != want {
+				t.Fatalf("frame map at (%d,%d) = %v, want %v", x, y, fm[y*8+x], want)
+			}
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package patchcore
+
+const raceEnabled = false
