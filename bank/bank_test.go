@@ -359,3 +359,28 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAssemble feeds arbitrary stored chunks to the loader of a version.
+func FuzzAssemble(f *testing.F) {
+	b := randomBank(f, 2, 12, 8)
+	f.Add(bytesOf(b.Vectors), uint8(1))
+	f.Add([]byte{1, 2, 3}, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, parts uint8) {
+		var chunks [][]byte
+		n := int(parts%4) + 1
+		step := len(data)/n + 1
+		for i := 0; i < len(data); i += step {
+			chunks = append(chunks, data[i:min(len(data), i+step)])
+		}
+		got, err := assemble(&b.Meta, chunks)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		if !slices.Equal(got.Vectors, b.Vectors) {
+			t.Fatal("assemble accepted vectors that do not match the checksum")
+		}
+	})
+}
