@@ -9,4 +9,7 @@ require (
 	golang.org/x/image v0.23.0
 )
 
-require golang.org/x/sys v0.45.0 // indirect
+require (
+	github.com/nlpodyssey/gopickle v0.2.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)

@@ -1,0 +1,121 @@
+//go:build tflite && cgo
+
+package tflitec
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/resnet"
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// builtResNet18 builds the random-init ResNet18 to layer3 (int8, or float)
+// calibrated on a few bottle images, written and read back through our
+// file writer and reader as a user's file would be.
+func builtResNet18(t testing.TB, float bool) (*tflite.Model, []string) {
+	shared := sharedDir(t)
+	calib, _ := filepath.Glob(filepath.Join(shared, "data/mvtec_ad/bottle/train/good/0[0-4]0.png"))
+	m, _, err := resnet.Build(resnet.RandomStateDict(resnet.Archs["resnet18"], 1), resnet.Options{
+		Calib: calib, Random: true, Source: "random-init", Threads: 2, Float: float})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := tflite.Write(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = tflite.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	test, _ := filepath.Glob(filepath.Join(shared, "data/mvtec_ad/bottle/test/*/00[0-1].png"))
+	return m, test
+}
+
+// TestConformanceBuiltResNet18: TensorFlow Lite loads the builder's int8
+// file, and every activation equals our engine's.
+func TestConformanceBuiltResNet18(t *testing.T) {
+	m, images := builtResNet18(t, false)
+	var taps []string
+	for _, op := range m.Subgraphs[0].Operators {
+		taps = append(taps, m.Subgraphs[0].Tensors[op.Outputs[0]].Name)
+	}
+	tfl, err := New(m, taps, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tfl.Close()
+	ip, err := model.NewInterpreter(m, model.Options{Threads: 2, Taps: taps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ip.Close()
+	feeder, _ := model.NewFeeder(ip.Input(), 0)
+	var inputs [][]byte
+	for _, p := range images {
+		img, err := rgb.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := feeder.Prepare(img)
+		inputs = append(inputs, append([]byte(nil), raw...))
+	}
+	r := rand.New(rand.NewPCG(7, 1))
+	raw := make([]byte, ip.Input().Bytes())
+	for i := range raw {
+		raw[i] = byte(r.IntN(256))
+	}
+	inputs = append(inputs, raw)
+	var total, differ, over1 int
+	for k, in := range inputs {
+		for ti, d := range runBoth(t, ip, tfl, in) {
+			total, differ, over1 = total+d.n, differ+d.differ, over1+d.over1
+			if !d.ok(ip.Outputs()[ti].Type) {
+				t.Errorf("input %d: %q: %d of %d elements differ, %d by more than 1 LSB", k, taps[ti], d.differ, d.n, d.over1)
+			}
+		}
+	}
+	fmt.Printf("conformance: built resnet18 int8 (random-init): %d inputs x %d taps: %d elements compared, %d differ, %d by more than 1 LSB\n",
+		len(inputs), len(taps), total, differ, over1)
+	if float64(differ) > 0.001*float64(total) || over1 > 0 {
+		t.Errorf("more than 0.1%% of elements differ (%d of %d) or some by more than 1 LSB (%d)", differ, total, over1)
+	}
+}
+
+func BenchmarkResNet18Layer3(b *testing.B) {
+	m, _ := builtResNet18(b, false)
+	in := make([]byte, 224*224*3)
+	for i := range in {
+		in[i] = byte(i * 7)
+	}
+	for _, threads := range []int{1, 2} {
+		ip, err := model.NewInterpreter(m, model.Options{Threads: threads})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tfl, err := New(m, nil, threads)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range []struct {
+			name string
+			bb   model.Backbone
+		}{{"go", ip}, {"tflite", tfl}} {
+			b.Run(fmt.Sprintf("%s/threads=%d", e.name, threads), func(b *testing.B) {
+				e.bb.SetInput(in)
+				e.bb.Invoke()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					e.bb.Invoke()
+				}
+			})
+		}
+		ip.Close()
+		tfl.Close()
+	}
+}
