@@ -30,13 +30,14 @@ test: deps lint test-core test-accept test-tflite
 test-core:
 	$(GO) test -race -count=1 ./...
 
-# PatchCore on the MVTec AD bottle data with the shared MobileNetV2, without
-# the race detector (too slow for whole datasets): the acceptance figures,
-# int8 against float vectors, determinism, and the bank CLI end to end.
+# The heavy runs, without the race detector (too slow for whole datasets):
+# PatchCore on MVTec AD bottle with the shared MobileNetV2 (acceptance
+# figures, int8 against float vectors, determinism), the bank CLI end to end,
+# and the ResNet builder against PyTorch.
 test-accept:
 	@mkdir -p bin
-	$(GO) test -count=1 -timeout 40m -v -run 'Bottle|Lifecycle' ./patchcore/ ./cmd/linesight/ > bin/accept.log 2>&1; \
-	  rc=$$?; grep -E 'bottle_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
+	$(GO) test -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|PyTorch|ModelBuildCommand' ./patchcore/ ./cmd/linesight/ ./model/resnet/ > bin/accept.log 2>&1; \
+	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
 
 # The engine against the real TensorFlow Lite (x86-64 only): conformance on
 # the shared models and photos, and per-op models built with our writer.
