@@ -26,9 +26,12 @@ deps:
 test: deps lint test-core test-accept test-tflite
 	@echo "make test: all passed"
 
-# Everything, with the race detector, without the cgo backend.
+# Everything, with the race detector, without the cgo backend; then the
+# camera and the CLI without GoCV and without cgo (folder, sequence and
+# image sources on Go's decoders).
 test-core:
 	$(GO) test -race -count=1 ./...
+	CGO_ENABLED=0 $(GO) test -count=1 -short -tags nogocv ./camera/ ./cmd/linesight/
 
 # The heavy runs, without the race detector (too slow for whole datasets):
 # PatchCore on MVTec AD bottle with the shared MobileNetV2 (acceptance
@@ -56,6 +59,7 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags noasm ./...
+	CGO_ENABLED=0 $(GO) vet -tags nogocv ./...
 
 # Benchmarks: engine at 1 and 2 threads beside the TensorFlow Lite C library.
 bench: deps

@@ -11,5 +11,6 @@ require (
 
 require (
 	github.com/nlpodyssey/gopickle v0.2.0 // indirect
+	gocv.io/x/gocv v0.32.0 // indirect
 	golang.org/x/sys v0.45.0 // indirect
 )

@@ -17,8 +17,8 @@ const bottle = "../../../shared/data/mvtec_ad/bottle"
 // good training images, 3 good and 3 broken test images with masks, and 2
 // contaminated ones whose masks are left out.
 func miniBottle(t *testing.T) string {
-	if raceEnabled {
-		t.Skip("skipping the bank CLI run under -race; `make test-accept` runs it without")
+	if raceEnabled || testing.Short() {
+		t.Skip("skipping the bank CLI run under -race or -short; `make test-accept` runs it")
 	}
 	if _, err := os.Stat(bottle); err != nil {
 		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")

@@ -12,8 +12,8 @@ import (
 )
 
 func TestModelBuildCommand(t *testing.T) {
-	if raceEnabled {
-		t.Skip("skipping model build under -race (calibration runs the float graph); `make test-accept` runs it")
+	if raceEnabled || testing.Short() {
+		t.Skip("skipping model build under -race or -short (calibration runs the float graph); `make test-accept` runs it")
 	}
 	calibSrc, _ := filepath.Glob(filepath.Join(bottle, "train/good/00[0-2].png"))
 	if len(calibSrc) == 0 {
