@@ -3,9 +3,9 @@ package camera
 import (
 	"context"
 	"image"
-	"log/slog"
 	"image/color"
 	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
