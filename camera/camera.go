@@ -55,6 +55,8 @@ type Health struct {
 	Read       uint64    `json:"frames_read"`
 	Dropped    uint64    `json:"frames_dropped"`
 	Skipped    uint64    `json:"files_skipped"`
+	// Stalled: a live source is open but sent nothing for ReadTimeout.
+	Stalled bool `json:"stalled"`
 	LastError  string    `json:"last_error,omitempty"`
 }
 
@@ -137,7 +139,9 @@ func (c *Camera) Kind() Kind { return c.kind }
 func (c *Camera) Health() Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.health
+	h := c.health
+	h.Stalled = h.Connected && c.kind.Live() && !h.LastFrame.IsZero() && time.Since(h.LastFrame) > c.cfg.ReadTimeout
+	return h
 }
 
 func (c *Camera) get() *rgb.Image {

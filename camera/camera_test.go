@@ -112,7 +112,7 @@ func TestImageSequenceInOrderThenRestarts(t *testing.T) {
 func TestFolderSource(t *testing.T) {
 	dir := t.TempDir()
 	done := filepath.Join(t.TempDir(), "done")
-	cam, _, _ := start(t, Config{Source: "dir:" + dir, Settle: 150 * time.Millisecond, Poll: 20 * time.Millisecond, Done: "move:" + done})
+	cam, _, _ := start(t, Config{Source: "dir:" + dir, Settle: 400 * time.Millisecond, Poll: 20 * time.Millisecond, Done: "move:" + done})
 	writePNG(t, filepath.Join(dir, "a.png"), 8, 6, 1)
 	time.Sleep(20 * time.Millisecond)
 	writePNG(t, filepath.Join(dir, "b.png"), 8, 6, 2)
