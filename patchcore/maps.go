@@ -144,45 +144,32 @@ const MaxRegions = 32
 // first. lab is scratch of w·h int32 (reallocated if short) and is returned
 // for reuse.
 func (g Geometry) Regions(m []float32, threshold float64, lab []int32) ([]Region, []int32) {
-	w, h := g.InW, g.InH
-	if cap(lab) < w*h {
-		lab = make([]int32, w*h)
+	w := g.InW
+	lab, n := label8(w, g.InH, func(i int) bool { return float64(m[i]) > threshold }, lab)
+	if n == 0 {
+		return nil, lab
 	}
-	lab = lab[:w*h]
-	clear(lab)
-	var out []Region
-	var stack []int
-	for start := range lab {
-		if lab[start] != 0 || float64(m[start]) <= threshold {
+	type acc struct {
+		x0, y0, x1, y1, area int
+		peak                 float64
+	}
+	accs := make([]acc, n)
+	for i := range accs {
+		accs[i] = acc{x0: w, y0: g.InH, x1: -1, y1: -1, peak: math.Inf(-1)}
+	}
+	for p, l := range lab {
+		if l == 0 {
 			continue
 		}
-		id := int32(len(out) + 1)
-		x0, y0, x1, y1 := w, h, -1, -1
-		peak, area := math.Inf(-1), 0
-		stack = append(stack[:0], start)
-		lab[start] = id
-		for len(stack) > 0 {
-			p := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			x, y := p%w, p/w
-			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x), max(y1, y)
-			peak = max(peak, float64(m[p]))
-			area++
-			for dy := -1; dy <= 1; dy++ {
-				for dx := -1; dx <= 1; dx++ {
-					xx, yy := x+dx, y+dy
-					if xx < 0 || yy < 0 || xx >= w || yy >= h {
-						continue
-					}
-					q := yy*w + xx
-					if lab[q] == 0 && float64(m[q]) > threshold {
-						lab[q] = id
-						stack = append(stack, q)
-					}
-				}
-			}
-		}
-		out = append(out, g.box(x0, y0, x1, y1, peak, area))
+		a := &accs[l-1]
+		x, y := p%w, p/w
+		a.x0, a.y0, a.x1, a.y1 = min(a.x0, x), min(a.y0, y), max(a.x1, x), max(a.y1, y)
+		a.peak = max(a.peak, float64(m[p]))
+		a.area++
+	}
+	out := make([]Region, n)
+	for i, a := range accs {
+		out[i] = g.box(a.x0, a.y0, a.x1, a.y1, a.peak, a.area)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Peak > out[j].Peak })
 	if len(out) > MaxRegions {

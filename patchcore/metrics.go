@@ -175,11 +175,21 @@ func AUPRO(maps [][]float32, masks [][]bool, w int, maxFPR float64) (float64, er
 
 // components labels the 8-connected true pixels of a w×h mask with 1..n.
 func components(m []bool, w, h int) ([]int32, int) {
-	lab := make([]int32, len(m))
+	return label8(w, h, func(i int) bool { return m[i] }, nil)
+}
+
+// label8 labels the 8-connected pixels of a w×h grid for which on is true
+// with 1..n (0 elsewhere), reusing lab when it is large enough.
+func label8(w, h int, on func(int) bool, lab []int32) ([]int32, int) {
+	if cap(lab) < w*h {
+		lab = make([]int32, w*h)
+	}
+	lab = lab[:w*h]
+	clear(lab)
 	n := int32(0)
 	var stack []int
-	for s, on := range m {
-		if !on || lab[s] != 0 {
+	for s := range lab {
+		if lab[s] != 0 || !on(s) {
 			continue
 		}
 		n++
@@ -196,7 +206,7 @@ func components(m []bool, w, h int) ([]int32, int) {
 						continue
 					}
 					q := yy*w + xx
-					if m[q] && lab[q] == 0 {
+					if lab[q] == 0 && on(q) {
 						lab[q] = n
 						stack = append(stack, q)
 					}
