@@ -56,8 +56,8 @@ type Health struct {
 	Dropped    uint64    `json:"frames_dropped"`
 	Skipped    uint64    `json:"files_skipped"`
 	// Stalled: a live source is open but sent nothing for ReadTimeout.
-	Stalled bool `json:"stalled"`
-	LastError  string    `json:"last_error,omitempty"`
+	Stalled   bool   `json:"stalled"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // driver is one way of reading frames. Read fills dst (resizing it) and
