@@ -13,4 +13,5 @@ require (
 	github.com/nlpodyssey/gopickle v0.2.0 // indirect
 	gocv.io/x/gocv v0.32.0 // indirect
 	golang.org/x/sys v0.45.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

@@ -1,0 +1,439 @@
+// Package config is Linesight's configuration: one YAML file (default
+// /etc/linesight/linesight.yaml), defaults for everything that has a
+// sensible one, `key.path=value` overrides from the command line, and a
+// Validate that reports every problem with its field path and line.
+// Unknown keys are errors: a typo must not silently fall back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultPath is where the daemon looks without --config.
+const DefaultPath = "/etc/linesight/linesight.yaml"
+
+// Config is the whole configuration.
+type Config struct {
+	Station Station `yaml:"station"`
+	Camera  Camera  `yaml:"camera"`
+	Model   Model   `yaml:"model"`
+	Bank    Bank    `yaml:"bank"`
+	Maps    Maps    `yaml:"maps"`
+	Queue   Queue   `yaml:"queue"`
+	MQTT    MQTT    `yaml:"mqtt"`
+	HTTP    HTTP    `yaml:"http"`
+	Log     Log     `yaml:"log"`
+}
+
+// Station identifies the inspection station.
+type Station struct {
+	ID string `yaml:"id"`
+}
+
+// Camera is the frame source (see package camera for the source syntax).
+type Camera struct {
+	Source  string   `yaml:"source"`
+	Mode    string   `yaml:"mode"` // continuous | triggered
+	MaxFPS  float64  `yaml:"max_fps"`
+	Width   int      `yaml:"width"`
+	Height  int      `yaml:"height"`
+	FPS     float64  `yaml:"fps"`
+	Format  string   `yaml:"format"` // MJPG | YUYV | ""
+	Buffers int      `yaml:"buffers"`
+	ROI     string   `yaml:"roi"` // x,y,w,h
+	Folder  Folder   `yaml:"folder"`
+	Backoff Duration `yaml:"backoff_max"`
+}
+
+// Folder configures dir: sources.
+type Folder struct {
+	Settle Duration `yaml:"settle"`
+	Poll   Duration `yaml:"poll"`
+	Done   string   `yaml:"done"` // keep | delete | move:DIR
+}
+
+// Model is the backbone.
+type Model struct {
+	Path    string `yaml:"path"`
+	Threads int    `yaml:"threads"` // 0: all cores
+}
+
+// Bank is the memory bank database.
+type Bank struct {
+	DB string `yaml:"db"`
+}
+
+// Maps says when and how anomaly maps are published.
+type Maps struct {
+	Policy   string `yaml:"policy"` // always | fail | never
+	Format   string `yaml:"format"` // heatmap | raw
+	MaxWidth int    `yaml:"max_width"`
+	Dir      string `yaml:"dir"` // also write PNGs here ("" = no)
+}
+
+// Queue is the bounded queue between camera and inference.
+type Queue struct {
+	Size int    `yaml:"size"`
+	Drop string `yaml:"drop"` // oldest | newest
+}
+
+// MQTT is the broker connection.
+type MQTT struct {
+	Broker       string `yaml:"broker"` // embedded | tcp://host:1883 | ssl://host:8883
+	Embedded     string `yaml:"embedded_listen"`
+	ClientID     string `yaml:"client_id"`
+	Prefix       string `yaml:"prefix"`
+	QoS          int    `yaml:"qos"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	TLS          TLS    `yaml:"tls"`
+	Outbox       Outbox `yaml:"outbox"`
+}
+
+// TLS files for ssl:// brokers.
+type TLS struct {
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Outbox bounds what is kept while the broker is away.
+type Outbox struct {
+	Path       string `yaml:"path"` // "" = beside the bank database
+	MaxResults int    `yaml:"max_results"`
+	MaxMaps    int    `yaml:"max_maps"`
+}
+
+// HTTP is the health and metrics endpoint.
+type HTTP struct {
+	Listen string `yaml:"listen"` // "" disables it
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Duration is a time.Duration written as "200ms", "5s".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 200ms or 5s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes Go duration syntax.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Defaults returns the configuration used where the file is silent.
+func Defaults() Config {
+	return Config{
+		Station: Station{ID: "station-1"},
+		Camera: Camera{Mode: "continuous", Folder: Folder{Settle: Duration(200 * time.Millisecond), Poll: Duration(100 * time.Millisecond), Done: "keep"},
+			Backoff: Duration(30 * time.Second)},
+		Model: Model{Path: "/var/lib/linesight/backbone.tflite"},
+		Bank:  Bank{DB: "/var/lib/linesight/banks.db"},
+		Maps:  Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
+		Queue: Queue{Size: 4, Drop: "oldest"},
+		MQTT: MQTT{Broker: "embedded", Embedded: "127.0.0.1:1883", Prefix: "linesight", QoS: 1,
+			Outbox: Outbox{MaxResults: 100000, MaxMaps: 200}},
+		HTTP: HTTP{Listen: "127.0.0.1:9090"},
+		Log:  Log{Level: "info", Format: "text"},
+	}
+}
+
+// Loaded is a configuration with where each field came from.
+type Loaded struct {
+	Config
+	File  string         // "" when only defaults and overrides
+	lines map[string]int // field path -> line in File
+}
+
+// Line returns the line of a field path in the file (0 if not from it).
+func (l *Loaded) Line(path string) int { return l.lines[path] }
+
+// Load reads path ("" = defaults only) and applies overrides of the form
+// key.path=value, in order.
+func Load(path string, overrides []string) (*Loaded, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return Parse(path, data, overrides)
+}
+
+// Parse is Load from bytes; name is used in messages.
+func Parse(name string, data []byte, overrides []string) (*Loaded, error) {
+	if len(data) > 1<<20 {
+		return nil, fmt.Errorf("config: %s is %d bytes; a config is a few kB", name, len(data))
+	}
+	var root yaml.Node
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(&root); err != nil {
+			return nil, fmt.Errorf("config: %s: %v", name, err)
+		}
+		if err := dec.Decode(new(yaml.Node)); err != io.EOF {
+			return nil, fmt.Errorf("config: %s: more than one YAML document", name)
+		}
+	}
+	doc := &root
+	if doc.Kind == 0 {
+		doc = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	} else {
+		if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+			return nil, fmt.Errorf("config: %s: not a YAML document", name)
+		}
+		doc = doc.Content[0]
+		if doc.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("config: %s: line %d: the top level must be a mapping of sections", name, doc.Line)
+		}
+	}
+	lines := map[string]int{}
+	collectLines(doc, "", lines)
+	for _, o := range overrides {
+		if err := override(doc, o); err != nil {
+			return nil, err
+		}
+	}
+	cfg := Defaults()
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("config: %s: %v", name, err)
+	}
+	reencoded := buf.Bytes()
+	dec := yaml.NewDecoder(bytes.NewReader(reencoded))
+	dec.KnownFields(true) // unknown keys are errors
+	if err := dec.Decode(&cfg); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("config: %s: %v", name, relabel(err, reencoded, lines))
+	}
+	return &Loaded{Config: cfg, File: name, lines: lines}, nil
+}
+
+var lineRef = regexp.MustCompile(`line (\d+): `)
+
+// relabel rewrites yaml.v3's decoding errors, whose line numbers refer to
+// the re-encoded document (overrides applied, comments gone), to name the
+// field and its line in the file.
+func relabel(err error, reencoded []byte, fileLines map[string]int) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var n yaml.Node
+	byLine := map[int]string{}
+	if yaml.Unmarshal(reencoded, &n) == nil && len(n.Content) == 1 {
+		paths := map[string]int{}
+		collectLines(n.Content[0], "", paths)
+		for p, l := range paths {
+			byLine[l] = p
+		}
+	}
+	for i, m := range msgs {
+		msgs[i] = lineRef.ReplaceAllStringFunc(m, func(s string) string {
+			l, _ := strconv.Atoi(lineRef.FindStringSubmatch(s)[1])
+			p, ok := byLine[l]
+			if !ok {
+				return s
+			}
+			if fl := fileLines[p]; fl > 0 {
+				return fmt.Sprintf("%s (line %d): ", p, fl)
+			}
+			return p + " (from --set): "
+		})
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		path := k.Value
+		if prefix != "" {
+			path = prefix + "." + k.Value
+		}
+		lines[path] = k.Line
+		collectLines(v, path, lines)
+	}
+}
+
+// override sets key.path=value in a mapping node, creating sections.
+func override(doc *yaml.Node, kv string) error {
+	key, val, ok := strings.Cut(kv, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("config: --set %q: want key.path=value", kv)
+	}
+	parts := strings.Split(key, ".")
+	n := doc
+	for i, p := range parts {
+		var child *yaml.Node
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == p {
+				child = n.Content[j+1]
+			}
+		}
+		last := i == len(parts)-1
+		if child == nil {
+			child = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			if last {
+				child = &yaml.Node{Kind: yaml.ScalarNode}
+			}
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p}, child)
+		}
+		if last {
+			if child.Kind != yaml.ScalarNode {
+				return fmt.Errorf("config: --set %s: %s is a section, not a value", kv, key)
+			}
+			*child = yaml.Node{Kind: yaml.ScalarNode, Value: val}
+			return nil
+		}
+		if child.Kind != yaml.MappingNode {
+			return fmt.Errorf("config: --set %s: %s is a value, not a section", kv, strings.Join(parts[:i+1], "."))
+		}
+		n = child
+	}
+	return nil
+}
+
+// FieldError is one validation problem.
+type FieldError struct {
+	Path string
+	Line int // 0 when the value is a default or an override
+	Msg  string
+}
+
+func (e FieldError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s (line %d): %s", e.Path, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+}
+
+// Errors is every problem Validate found.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return "config: " + strings.Join(s, "\n  ")
+}
+
+// Validate checks every field and reports all problems at once.
+func (l *Loaded) Validate() error {
+	var es Errors
+	bad := func(path, format string, a ...any) {
+		es = append(es, FieldError{Path: path, Line: l.lines[path], Msg: fmt.Sprintf(format, a...)})
+	}
+	c := &l.Config
+	if strings.TrimSpace(c.Station.ID) == "" || strings.ContainsAny(c.Station.ID, "/#+ ") {
+		bad("station.id", "%q: must be non-empty without spaces, '/', '#' or '+' (it is an MQTT topic level)", c.Station.ID)
+	}
+	if strings.TrimSpace(c.Camera.Source) == "" {
+		bad("camera.source", "no frame source (a device, URL, pipeline, dir:PATH, pattern, image or video file)")
+	}
+	oneOf := func(path, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	oneOf("camera.mode", c.Camera.Mode, "continuous", "triggered")
+	if c.Camera.MaxFPS < 0 || c.Camera.FPS < 0 {
+		bad("camera.max_fps", "negative frame rate")
+	}
+	if c.Camera.Width < 0 || c.Camera.Height < 0 || c.Camera.Buffers < 0 {
+		bad("camera.width", "negative size or buffer count")
+	}
+	oneOf("camera.format", c.Camera.Format, "", "MJPG", "YUYV")
+	if d := c.Camera.Folder.Done; d != "keep" && d != "delete" && !strings.HasPrefix(d, "move:") {
+		bad("camera.folder.done", "%q is not keep, delete or move:DIR", d)
+	}
+	if c.Model.Path == "" {
+		bad("model.path", "no model file")
+	}
+	if c.Model.Threads < 0 {
+		bad("model.threads", "%d is negative", c.Model.Threads)
+	}
+	if c.Bank.DB == "" {
+		bad("bank.db", "no bank database")
+	}
+	oneOf("maps.policy", c.Maps.Policy, "always", "fail", "never")
+	oneOf("maps.format", c.Maps.Format, "heatmap", "raw")
+	if c.Maps.MaxWidth < 16 || c.Maps.MaxWidth > 8192 {
+		bad("maps.max_width", "%d outside 16..8192", c.Maps.MaxWidth)
+	}
+	if c.Queue.Size < 1 || c.Queue.Size > 1024 {
+		bad("queue.size", "%d outside 1..1024", c.Queue.Size)
+	}
+	oneOf("queue.drop", c.Queue.Drop, "oldest", "newest")
+	b := c.MQTT.Broker
+	if b != "embedded" && !strings.HasPrefix(b, "tcp://") && !strings.HasPrefix(b, "ssl://") && !strings.HasPrefix(b, "ws://") && !strings.HasPrefix(b, "wss://") {
+		bad("mqtt.broker", "%q is not embedded or a tcp://, ssl://, ws:// or wss:// URL", b)
+	}
+	if c.MQTT.Prefix == "" || strings.ContainsAny(c.MQTT.Prefix, "#+") || strings.HasPrefix(c.MQTT.Prefix, "/") || strings.HasSuffix(c.MQTT.Prefix, "/") {
+		bad("mqtt.prefix", "%q: must be non-empty, without wildcards or leading/trailing '/'", c.MQTT.Prefix)
+	}
+	if c.MQTT.QoS < 0 || c.MQTT.QoS > 2 {
+		bad("mqtt.qos", "%d is not 0, 1 or 2", c.MQTT.QoS)
+	}
+	if (c.MQTT.TLS.Cert == "") != (c.MQTT.TLS.Key == "") {
+		bad("mqtt.tls.cert", "a client certificate needs both cert and key")
+	}
+	for path, f := range map[string]string{"mqtt.tls.ca": c.MQTT.TLS.CA, "mqtt.tls.cert": c.MQTT.TLS.Cert, "mqtt.tls.key": c.MQTT.TLS.Key, "mqtt.password_file": c.MQTT.PasswordFile} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				bad(path, "%v", err)
+			}
+		}
+	}
+	if c.MQTT.Outbox.MaxResults < 0 || c.MQTT.Outbox.MaxMaps < 0 {
+		bad("mqtt.outbox.max_results", "negative outbox size")
+	}
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "text", "json")
+	if len(es) == 0 {
+		return nil
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Path < es[j].Path })
+	return es
+}
+
+// YAML returns the effective configuration as YAML.
+func (c *Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

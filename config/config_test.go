@@ -1,0 +1,105 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleIsValidAndEqualsDefaults(t *testing.T) {
+	l, err := Load("linesight.example.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	// The example spells out the defaults (plus a camera source).
+	l.Camera.Source = ""
+	if got, want := mustYAML(t, &l.Config), mustYAML(t, &d); got != want {
+		t.Errorf("example differs from Defaults():\n%s\nvs\n%s", got, want)
+	}
+}
+
+func mustYAML(t *testing.T, c *Config) string {
+	b, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestOverridesWithoutAFile(t *testing.T) {
+	l, err := Load("", []string{"station.id=press-7", "camera.source=dir:/tmp/in", "model.path=m.tflite", "bank.db=b.db",
+		"mqtt.broker=tcp://10.0.0.2:1883", "mqtt.prefix=plant/line1", "http.listen=:9100", "camera.folder.settle=1s", "mqtt.qos=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := l.Config
+	if c.Station.ID != "press-7" || c.Camera.Source != "dir:/tmp/in" || c.MQTT.Broker != "tcp://10.0.0.2:1883" || c.MQTT.Prefix != "plant/line1" ||
+		c.HTTP.Listen != ":9100" || time.Duration(c.Camera.Folder.Settle) != time.Second || c.MQTT.QoS != 0 || c.Queue.Size != 4 {
+		t.Errorf("config %+v", c)
+	}
+}
+
+func TestErrorsNameFieldAndLine(t *testing.T) {
+	yml := "station:\n  id: a/b\ncamera:\n  source: /dev/video0\n  mode: sometimes\nmqtt:\n  qos: 3\n  broker: mqtt.local\nmaps:\n  policy: fail\n"
+	l, err := Parse("x.yaml", []byte(yml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Validate()
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 4 {
+		t.Fatalf("Validate = %v", err)
+	}
+	for _, want := range []string{"camera.mode (line 5)", "mqtt.broker (line 8)", "mqtt.qos (line 7)", "station.id (line 2)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+	for _, c := range []struct{ yml, want string }{
+		{"camera:\n  sorce: x\n", "field sorce not found"},
+		{"camera:\n  max_fps: fast\n", "max_fps"},
+		{"camera:\n  folder:\n    settle: soon\n", "not a duration"},
+		{"- a\n- b\n", "top level must be a mapping"},
+		{"a: [\n", "config: y.yaml"},
+		{"a: 1\n---\nb: 2\n", "more than one YAML document"},
+	} {
+		if _, err := Parse("y.yaml", []byte(c.yml), nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error with %q", c.yml, err, c.want)
+		}
+	}
+	for _, o := range []string{"nokey", "camera=x", "camera.source.deep=1", "camera.nope=1"} {
+		if _, err := Load("", []string{o}); err == nil {
+			t.Errorf("override %q accepted", o)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	ex, _ := os.ReadFile("linesight.example.yaml")
+	f.Add(ex, "camera.source=x")
+	f.Add([]byte("station: {id: [1, 2]}\n"), "a.b=c")
+	f.Add([]byte("&a [*a]"), "")
+	f.Fuzz(func(t *testing.T, data []byte, o string) {
+		var ov []string
+		if o != "" {
+			ov = []string{o}
+		}
+		l, err := Parse("fuzz", data, ov)
+		if err != nil {
+			return
+		}
+		_ = l.Validate()
+		if _, err := l.YAML(); err != nil {
+			t.Fatalf("a parsed config does not encode: %v", err)
+		}
+	})
+}
