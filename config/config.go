@@ -12,8 +12,8 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
