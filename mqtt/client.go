@@ -1,0 +1,264 @@
+// Package mqtt publishes Linesight's results, anomaly maps and status to an
+// MQTT broker for the PLC/SCADA side, receives commands, keeps what cannot be
+// sent in a bounded outbox while the broker is away, and can run an embedded
+// broker for a zero-setup start. Topics live under <prefix>/<station>/.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Options configures a Client.
+type Options struct {
+	Broker   string // tcp://host:1883, ssl://host:8883
+	ClientID string
+	Prefix   string
+	Station  string
+	QoS      byte
+	Username string
+	Password string
+	TLS      *tls.Config
+	Outbox   *Outbox // nil: messages are dropped while offline
+	Log      *slog.Logger
+	// Offline is the retained status the broker publishes as our last will.
+	Offline []byte
+	// OnConnect runs after every (re)connection, e.g. to publish status.
+	OnConnect func()
+	// Command handles cmd/<name> requests; its result or error is replied
+	// on cmd/<name>/reply.
+	Command func(name string, req Request) (any, error)
+}
+
+// Request is a command's JSON payload: an id echoed in the reply, and the
+// command's own fields.
+type Request struct {
+	ID   string          `json:"id"`
+	Raw  json.RawMessage `json:"-"`
+	Name string          `json:"-"`
+}
+
+// Reply is what cmd/<name>/reply carries.
+type Reply struct {
+	ID     string `json:"id"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+	Result any    `json:"result,omitempty"`
+}
+
+// Client is a connection to the broker.
+type Client struct {
+	opts      Options
+	c         paho.Client
+	base      string
+	wake      chan struct{}
+	published atomic.Uint64
+	mu        sync.Mutex
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Topic returns <prefix>/<station>/<name>.
+func (c *Client) Topic(name string) string { return c.base + name }
+
+// Connect connects (retrying in the background if the broker is away) and
+// starts delivering the outbox.
+func Connect(opts Options) (*Client, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{})}
+	po := paho.NewClientOptions().AddBroker(opts.Broker).SetClientID(opts.ClientID).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(10 * time.Second).
+		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(5 * time.Second)
+	if opts.Username != "" {
+		po.SetUsername(opts.Username).SetPassword(opts.Password)
+	}
+	if opts.TLS != nil {
+		po.SetTLSConfig(opts.TLS)
+	}
+	if opts.Offline != nil {
+		po.SetBinaryWill(c.Topic("status"), opts.Offline, 1, true)
+	}
+	po.SetOnConnectHandler(func(pc paho.Client) {
+		opts.Log.Info("mqtt connected", "broker", opts.Broker)
+		if opts.Command != nil {
+			pc.Subscribe(c.Topic("cmd/#"), 1, c.onCommand)
+		}
+		if opts.OnConnect != nil {
+			go opts.OnConnect()
+		}
+		c.kick()
+	})
+	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		opts.Log.Warn("mqtt connection lost", "err", err)
+	})
+	c.c = paho.NewClient(po)
+	c.c.Connect() // with ConnectRetry this keeps trying in the background
+	c.wg.Add(1)
+	go c.flusher()
+	return c, nil
+}
+
+// Connected reports whether the broker connection is up.
+func (c *Client) Connected() bool { return c.c.IsConnectionOpen() }
+
+// Published counts messages the broker acknowledged (QoS>0) or took (QoS 0).
+func (c *Client) Published() uint64 { return c.published.Load() }
+
+func (c *Client) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Publish sends a message now if connected and nothing is queued before
+// it, else queues it in the outbox (kind KindResult or KindMap).
+func (c *Client) Publish(kind byte, topic string, retained bool, payload []byte) {
+	m := &Message{Kind: kind, Topic: c.Topic(topic), Retained: retained, Payload: payload}
+	ob := c.opts.Outbox
+	if ob != nil {
+		if r, mp := ob.Len(); r+mp > 0 || !c.Connected() {
+			if err := ob.Add(m); err != nil {
+				c.opts.Log.Error("mqtt outbox", "err", err)
+			}
+			c.kick()
+			return
+		}
+	}
+	if err := c.send(m, 5*time.Second); err != nil {
+		if ob != nil {
+			if err := ob.Add(m); err != nil {
+				c.opts.Log.Error("mqtt outbox", "err", err)
+			}
+			c.kick()
+			return
+		}
+		c.opts.Log.Warn("mqtt publish failed; dropped (no outbox)", "topic", m.Topic, "err", err)
+	}
+}
+
+// PublishNow sends without the outbox (status, replies): nothing to keep
+// if the broker is away.
+func (c *Client) PublishNow(topic string, retained bool, payload []byte) error {
+	return c.send(&Message{Topic: c.Topic(topic), Retained: retained, Payload: payload}, 5*time.Second)
+}
+
+func (c *Client) send(m *Message, timeout time.Duration) error {
+	if !c.Connected() {
+		return errors.New("not connected")
+	}
+	t := c.c.Publish(m.Topic, c.opts.QoS, m.Retained, m.Payload)
+	if !t.WaitTimeout(timeout) {
+		return errors.New("publish timed out")
+	}
+	if err := t.Error(); err != nil {
+		return err
+	}
+	c.published.Add(1)
+	return nil
+}
+
+// flusher delivers the outbox in order whenever the broker is reachable.
+func (c *Client) flusher() {
+	defer c.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		case <-tick.C:
+		}
+		ob := c.opts.Outbox
+		if ob == nil {
+			continue
+		}
+		for c.Connected() {
+			m, err := ob.Peek()
+			if err != nil {
+				c.opts.Log.Error("mqtt outbox", "err", err)
+				break
+			}
+			if m == nil {
+				break
+			}
+			if err := c.send(m, 5*time.Second); err != nil {
+				break
+			}
+			if err := ob.Remove(m); err != nil {
+				c.opts.Log.Error("mqtt outbox", "err", err)
+				break
+			}
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// onCommand parses cmd/<name> and replies on cmd/<name>/reply. A malformed
+// or unknown command gets an error reply and changes nothing.
+func (c *Client) onCommand(_ paho.Client, msg paho.Message) {
+	name := strings.TrimPrefix(msg.Topic(), c.Topic("cmd/"))
+	if name == "" || strings.HasSuffix(name, "/reply") || name == "reply" {
+		return
+	}
+	var req Request
+	reply := Reply{}
+	err := json.Unmarshal(msg.Payload(), &req)
+	if err == nil {
+		req.Raw, req.Name = append(json.RawMessage(nil), msg.Payload()...), name
+		reply.ID = req.ID
+		var res any
+		res, err = c.opts.Command(name, req)
+		reply.Result = res
+	} else {
+		err = fmt.Errorf("malformed command: payload is not a JSON object: %v", err)
+	}
+	reply.OK = err == nil
+	if err != nil {
+		reply.Error = err.Error()
+	}
+	b, _ := json.Marshal(reply)
+	go func() {
+		if err := c.PublishNow("cmd/"+name+"/reply", false, b); err != nil {
+			c.opts.Log.Warn("mqtt command reply failed", "cmd", name, "err", err)
+		}
+	}()
+}
+
+// Close publishes offline (when given), drains the outbox for at most
+// grace, and disconnects.
+func (c *Client) Close(ctx context.Context, offline []byte) {
+	if ob := c.opts.Outbox; ob != nil {
+		for c.Connected() && ctx.Err() == nil {
+			if r, m := ob.Len(); r+m == 0 {
+				break
+			}
+			c.kick()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if offline != nil && c.Connected() {
+		c.PublishNow("status", true, offline)
+	}
+	close(c.done)
+	c.wg.Wait()
+	c.c.Disconnect(250)
+}
