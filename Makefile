@@ -9,12 +9,16 @@ TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
-.PHONY: all build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/linesight
+
+# The quick start: a sample line served end to end (scripts/demo.sh).
+demo:
+	@scripts/demo.sh
 
 # The same binary with the TensorFlow Lite backend (--backend tflite).
 build-tflite: deps

@@ -304,8 +304,9 @@ func (d *Daemon) activate(v uint64, write bool) (uint64, error) {
 	return det.Bank().Meta.Version, nil
 }
 
-// capture moves frames from the camera to the bounded queue, dropping by
-// policy when inference falls behind.
+// capture moves frames from the camera to the bounded queue. When
+// inference falls behind, live sources drop by policy (oldest or newest);
+// recorded ones simply wait.
 func (d *Daemon) capture(ctx context.Context) {
 	defer close(d.queue)
 	for {
@@ -315,6 +316,16 @@ func (d *Daemon) capture(ctx context.Context) {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if !d.cam.Kind().Live() {
+			// Recorded sources (files, folders) wait on disk: no drops.
+			select {
+			case d.queue <- f:
+			case <-ctx.Done():
+				f.Release()
+				return
+			}
 			continue
 		}
 		select {

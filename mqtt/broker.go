@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,7 +39,10 @@ func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := mochi.New(&mochi.Options{Logger: log.With("component", "broker"), InlineClient: false})
+	// The broker logs client disconnects as warnings; only its errors
+	// matter to a station's log.
+	quiet := slog.New(&levelHandler{min: slog.LevelError, h: log.Handler()}).With("component", "broker")
+	s := mochi.New(&mochi.Options{Logger: quiet, InlineClient: false})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, err
 	}
@@ -56,3 +60,20 @@ func (b *Broker) URL() string { return "tcp://" + b.Addr }
 
 // Close stops the broker.
 func (b *Broker) Close() error { return b.s.Close() }
+
+// levelHandler drops records below min.
+type levelHandler struct {
+	min slog.Level
+	h   slog.Handler
+}
+
+func (l *levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l *levelHandler) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l *levelHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return &levelHandler{l.min, l.h.WithAttrs(a)}
+}
+func (l *levelHandler) WithGroup(g string) slog.Handler {
+	return &levelHandler{l.min, l.h.WithGroup(g)}
+}

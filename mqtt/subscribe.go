@@ -1,0 +1,47 @@
+package mqtt
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Subscriber is a plain MQTT subscription, for tools (`linesight watch`)
+// and tests: what a PLC/SCADA gateway sees.
+type Subscriber struct{ c paho.Client }
+
+// Subscribe connects to broker and calls fn for every message on topic
+// (wildcards allowed), from paho's goroutine.
+func Subscribe(broker, clientID, topic string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
+	po := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetCleanSession(true).
+		SetAutoReconnect(true).SetConnectTimeout(5 * time.Second)
+	if user != "" {
+		po.SetUsername(user).SetPassword(pass)
+	}
+	if t != nil {
+		po.SetTLSConfig(t)
+	}
+	po.SetOnConnectHandler(func(c paho.Client) {
+		c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { fn(m.Topic(), m.Payload(), m.Retained()) })
+	})
+	c := paho.NewClient(po)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("mqtt: connecting to %s: %v", broker, tok.Error())
+	}
+	return &Subscriber{c: c}, nil
+}
+
+// Publish sends one message (commands from tools and tests).
+func (s *Subscriber) Publish(topic string, qos byte, retained bool, payload []byte) error {
+	t := s.c.Publish(topic, qos, retained, payload)
+	if !t.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("mqtt: publish to %s timed out", topic)
+	}
+	return t.Error()
+}
+
+// Close disconnects.
+func (s *Subscriber) Close() { s.c.Disconnect(250) }
