@@ -269,29 +269,47 @@ func (d *Daemon) watchBank(ctx context.Context) {
 	}
 }
 
-// activate loads version v (write: also make it active in the database)
-// and hands it to the inference loop, which swaps between frames.
+// activate loads version v (0 with write: the version before the current
+// one, i.e. a rollback), checks it against the model, and only then, when
+// write is set, records the activation in the database; the inference loop
+// swaps it in between frames. A bank that does not load changes nothing.
 func (d *Daemon) activate(v uint64, write bool) (uint64, error) {
 	d.bankMu.Lock()
 	defer d.bankMu.Unlock()
-	if write {
-		st, err := bank.OpenStore(d.cfg.Bank.DB, false)
+	rollback := write && v == 0
+	if rollback {
+		st, err := bank.OpenStore(d.cfg.Bank.DB, true)
 		if err != nil {
 			return 0, err
 		}
-		if v == 0 {
-			v, err = st.Rollback()
-		} else {
-			err = st.Activate(v)
-		}
+		h, err := st.History()
 		st.Close()
 		if err != nil {
 			return 0, err
 		}
+		if len(h) == 0 {
+			return 0, fmt.Errorf("%w: nothing to roll back to", bank.ErrNotFound)
+		}
+		v = h[len(h)-1].Version
 	}
 	det, err := d.loadBank(v)
 	if err != nil {
 		return 0, err
+	}
+	if write {
+		st, err := bank.OpenStore(d.cfg.Bank.DB, false)
+		if err == nil {
+			if rollback {
+				_, err = st.Rollback()
+			} else {
+				err = st.Activate(v)
+			}
+			st.Close()
+		}
+		if err != nil {
+			det.Close()
+			return 0, err
+		}
 	}
 	// Replace any detector still waiting to take over.
 	select {

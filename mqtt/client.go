@@ -80,7 +80,7 @@ func Connect(opts Options) (*Client, error) {
 	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{})}
 	po := paho.NewClientOptions().AddBroker(opts.Broker).SetClientID(opts.ClientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(10 * time.Second).
+		SetMaxReconnectInterval(5 * time.Second).SetKeepAlive(10 * time.Second).
 		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(5 * time.Second)
 	if opts.Username != "" {
 		po.SetUsername(opts.Username).SetPassword(opts.Password)

@@ -16,7 +16,7 @@ type Subscriber struct{ c paho.Client }
 // (wildcards allowed), from paho's goroutine.
 func Subscribe(broker, clientID, topic string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
 	po := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetCleanSession(true).
-		SetAutoReconnect(true).SetConnectTimeout(5 * time.Second)
+		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectTimeout(5 * time.Second)
 	if user != "" {
 		po.SetUsername(user).SetPassword(pass)
 	}

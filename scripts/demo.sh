@@ -29,7 +29,7 @@ $L serve --set station.id=demo --set camera.source="dir:$D/incoming" --set camer
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -sf "127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
+  (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null && break
   sleep 0.2
 done
 N=$(ls "$D"/line/test/*/*.png | wc -l)

@@ -1,0 +1,558 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/config"
+	"github.com/linesight/linesight/internal/sampleline"
+	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/mqtt"
+	"github.com/linesight/linesight/patchcore"
+)
+
+const sharedModel = "../../shared/models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite"
+
+// mosquitto is a real broker on a free loopback port, restartable on the
+// same port (for outages).
+type mosquitto struct {
+	t    *testing.T
+	port int
+	conf string
+	cmd  *exec.Cmd
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startMosquitto(t *testing.T) *mosquitto {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/mosquitto"} {
+			if _, e := os.Stat(p); e == nil {
+				bin = p
+			}
+		}
+	}
+	if bin == "" {
+		t.Skip("skipping: mosquitto is not installed (make deps installs it)")
+	}
+	m := &mosquitto{t: t, port: freePort(t)}
+	m.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
+	os.WriteFile(m.conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", m.port)), 0o644)
+	m.start(bin)
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *mosquitto) start(bin string) {
+	m.cmd = exec.Command(bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", m.addr()); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.t.Fatal("mosquitto did not start")
+}
+
+func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
+func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
+
+func (m *mosquitto) stop() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+		m.cmd.Wait()
+		m.cmd = nil
+	}
+}
+
+func (m *mosquitto) restart() {
+	bin := "mosquitto"
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		bin = p
+	} else {
+		bin = "/usr/sbin/mosquitto"
+	}
+	m.start(bin)
+}
+
+// station is a bank built from a sample line with the shared MobileNetV2,
+// and a folder camera.
+type station struct {
+	dir, line, in, db string
+	fed               int // files written so far: names stay unique
+}
+
+func newStation(t *testing.T) *station {
+	if testing.Short() {
+		t.Skip("skipping the daemon integration tests in -short mode")
+	}
+	raw, err := os.ReadFile(sharedModel)
+	if err != nil {
+		t.Skip("skipping: ../shared (models) is not beside the checkout")
+	}
+	m, err := tflite.Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &station{dir: t.TempDir()}
+	s.line, s.in, s.db = filepath.Join(s.dir, "line"), filepath.Join(s.dir, "in"), filepath.Join(s.dir, "banks.db")
+	os.MkdirAll(s.in, 0o755)
+	if err := sampleline.Write(s.line, sampleline.Counts{Train: 10, TestGood: 3, PerDefect: 2}, 3); err != nil {
+		t.Fatal(err)
+	}
+	imgs, _ := patchcore.ImageFiles(filepath.Join(s.line, "train/good"))
+	st, err := bank.OpenStore(s.db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var last *bank.Bank
+	for seed := uint64(1); seed <= 2; seed++ { // two versions, for activation
+		b, _, err := patchcore.Build(context.Background(), m, patchcore.Fingerprint(raw), sharedModel, imgs, patchcore.BuildOptions{Threads: 2, Seed: seed, Ratio: 0.2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := st.Put(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seed == 1 {
+			st.Activate(v)
+		}
+		last = b
+	}
+	// Version 3 claims another model: it must be refused while serving.
+	meta := last.Meta
+	meta.Model.SHA256 = strings.Repeat("0", 64)
+	other, err := bank.New(meta, append([]int8(nil), last.Vectors...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(other); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *station) config(t *testing.T, broker string, sets ...string) *config.Loaded {
+	base := []string{"station.id=t1", "camera.source=dir:" + s.in, "camera.folder.settle=50ms", "camera.folder.poll=20ms",
+		"model.path=" + sharedModel, "bank.db=" + s.db, "mqtt.broker=" + broker, fmt.Sprintf("http.listen=127.0.0.1:%d", freePort(t)),
+		"maps.policy=always", "model.threads=2"}
+	l, err := config.Load("", append(base, sets...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// feed copies test images into the camera folder, one every gap.
+func (s *station) feed(t *testing.T, n int, gap time.Duration) []string {
+	var files []string
+	for _, d := range []string{"good", "hole", "scratch", "stain"} {
+		fs, _ := patchcore.ImageFiles(filepath.Join(s.line, "test", d))
+		files = append(files, fs...)
+	}
+	var kinds []string
+	for i := 0; i < n; i++ {
+		f := files[i%len(files)]
+		b, _ := os.ReadFile(f)
+		os.WriteFile(filepath.Join(s.in, fmt.Sprintf("%04d.png", s.fed)), b, 0o644)
+		s.fed++
+		kinds = append(kinds, filepath.Base(filepath.Dir(f)))
+		time.Sleep(gap)
+	}
+	return kinds
+}
+
+// recorder subscribes to everything under the station.
+type recorder struct {
+	mu   sync.Mutex
+	msgs map[string][][]byte
+	ret  map[string]bool
+	sub  *mqtt.Subscriber
+}
+
+func record(t *testing.T, broker string) *recorder {
+	r := &recorder{msgs: map[string][][]byte{}, ret: map[string]bool{}}
+	sub, err := mqtt.Subscribe(broker, fmt.Sprintf("rec-%d", time.Now().UnixNano()), "linesight/t1/#", nil, "", "", func(topic string, p []byte, retained bool) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.msgs[topic] = append(r.msgs[topic], append([]byte(nil), p...))
+		r.ret[topic] = retained
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sub = sub
+	t.Cleanup(sub.Close)
+	return r
+}
+
+func (r *recorder) results() []Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Result
+	for _, p := range r.msgs["linesight/t1/result"] {
+		var x Result
+		json.Unmarshal(p, &x)
+		out = append(out, x)
+	}
+	return out
+}
+
+func (r *recorder) waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.mu.Lock()
+	var st []string
+	for _, p := range r.msgs["linesight/t1/status"] {
+		st = append(st, string(p[:min(len(p), 60)]))
+	}
+	r.mu.Unlock()
+	t.Fatalf("timed out waiting for %s (status messages seen: %q)", what, st)
+}
+
+func run(t *testing.T, cfg *config.Loaded) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestResultsRetainedTopicsAndCommands(t *testing.T) {
+	s := newStation(t)
+	mq := startMosquitto(t)
+	rec := record(t, mq.url())
+	cfg := s.config(t, mq.url())
+	stop := run(t, cfg)
+	rec.waitFor(t, "online status", 10*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ps := rec.msgs["linesight/t1/status"]
+		return len(ps) > 0 && strings.Contains(string(ps[len(ps)-1]), `"state":"online"`)
+	})
+	kinds := s.feed(t, 6, 50*time.Millisecond)
+	rec.waitFor(t, "6 results", 30*time.Second, func() bool { return len(rec.results()) == 6 })
+	for i, r := range rec.results() {
+		if r.Seq != uint64(i+1) || r.Station != "t1" || (r.Verdict != "PASS" && r.Verdict != "FAIL") || r.BankVersion != 1 || r.Threshold <= 0 {
+			t.Errorf("result %d: %+v", i, r)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, r.Time); err != nil {
+			t.Errorf("result %d time %q: %v", i, r.Time, err)
+		}
+		if r.Latency.Total <= 0 || r.Latency.Backbone <= 0 || r.Map == nil || r.Frame != [2]int{256, 256} {
+			t.Errorf("result %d: latency %+v map %v frame %v", i, r.Latency, r.Map, r.Frame)
+		}
+		if (kinds[i] == "good") != (r.Verdict == "PASS") {
+			t.Logf("result %d (%s): %s score %.3f threshold %.3f", i, kinds[i], r.Verdict, r.Score, r.Threshold)
+		}
+	}
+	rec.waitFor(t, "6 maps", 10*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.msgs["linesight/t1/map/6"]) == 1
+	})
+	rec.mu.Lock()
+	if m := rec.msgs["linesight/t1/map/1"]; len(m) != 1 || !strings.HasPrefix(string(m[0]), "\x89PNG") {
+		t.Errorf("map/1 is not a PNG")
+	}
+	rec.mu.Unlock()
+	// A late subscriber (a PLC after a restart) gets the retained values.
+	late := record(t, mq.url())
+	late.waitFor(t, "retained verdict, score and status", 5*time.Second, func() bool {
+		late.mu.Lock()
+		defer late.mu.Unlock()
+		v, sc := late.msgs["linesight/t1/verdict"], late.msgs["linesight/t1/score"]
+		return len(v) == 1 && len(sc) == 1 && late.ret["linesight/t1/verdict"] && late.ret["linesight/t1/status"]
+	})
+	late.mu.Lock()
+	last := rec.results()[5]
+	if v := string(late.msgs["linesight/t1/verdict"][0]); v != last.Verdict {
+		t.Errorf("retained verdict %q, last result %s", v, last.Verdict)
+	}
+	late.mu.Unlock()
+
+	// Commands: replies carry the id; bad ones change nothing.
+	cmd := func(name, payload string) map[string]any {
+		t.Helper()
+		topic := "linesight/t1/cmd/" + name + "/reply"
+		rec.mu.Lock()
+		n := len(rec.msgs[topic])
+		rec.mu.Unlock()
+		if err := rec.sub.Publish("linesight/t1/cmd/"+name, 1, false, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+		var reply map[string]any
+		rec.waitFor(t, "reply to "+name, 10*time.Second, func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.msgs[topic]) > n {
+				json.Unmarshal(rec.msgs[topic][n], &reply)
+				return true
+			}
+			return false
+		})
+		return reply
+	}
+	if r := cmd("threshold", "{not json"); r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), "malformed") {
+		t.Errorf("malformed command reply %v", r)
+	}
+	if r := cmd("explode", `{"id":"x1"}`); r["ok"] != false || r["id"] != "x1" || !strings.Contains(fmt.Sprint(r["error"]), "unknown command") {
+		t.Errorf("unknown command reply %v", r)
+	}
+	if r := cmd("threshold", `{"id":"t1","set":-3}`); r["ok"] != false {
+		t.Errorf("negative threshold accepted: %v", r)
+	}
+	if r := cmd("threshold", `{"id":"t2","set":123.5}`); r["ok"] != true || r["result"].(map[string]any)["threshold"] != 123.5 {
+		t.Errorf("threshold set reply %v", r)
+	}
+	if r := cmd("trigger", `{"id":"g"}`); r["ok"] != false {
+		t.Errorf("trigger in continuous mode: %v", r)
+	}
+	if r := cmd("bank/activate", `{"id":"b1","version":9}`); r["ok"] != false {
+		t.Errorf("activating a missing version: %v", r)
+	}
+	if r := cmd("bank/activate", `{"id":"b3","version":3}`); r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), "do not match") {
+		t.Errorf("a bank of another model was not refused: %v", r)
+	}
+	if r := cmd("bank/activate", `{"id":"b2","version":2}`); r["ok"] != true {
+		t.Errorf("bank/activate 2: %v", r)
+	}
+	s.feed(t, 1, 0)
+	rec.waitFor(t, "a result from bank 2 with the override", 30*time.Second, func() bool {
+		rs := rec.results()
+		return len(rs) == 7 && rs[6].BankVersion == 2 && rs[6].Threshold == 123.5 && rs[6].Verdict == "PASS"
+	})
+	if r := cmd("bank/rollback", `{"id":"r"}`); r["ok"] != true || r["result"].(map[string]any)["version"] != 1.0 {
+		t.Errorf("bank/rollback: %v", r)
+	}
+	// Health and metrics over HTTP.
+	resp, err := http.Get("http://" + cfg.HTTP.Listen + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hz map[string]any
+	json.NewDecoder(resp.Body).Decode(&hz)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || hz["ok"] != true || hz["broker_connected"] != true {
+		t.Errorf("healthz %d %v", resp.StatusCode, hz)
+	}
+	resp, err = http.Get("http://" + cfg.HTTP.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// The broker goes away: health says so with 503.
+	mq.stop()
+	rec.waitFor(t, "healthz 503 without the broker", 10*time.Second, func() bool {
+		r, err := http.Get("http://" + cfg.HTTP.Listen + "/healthz")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 503
+	})
+	rec.mu.Lock()
+	seen := len(rec.msgs["linesight/t1/status"])
+	rec.mu.Unlock()
+	mq.restart()
+	rec.waitFor(t, "online again after the broker came back", 30*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ps := rec.msgs["linesight/t1/status"]
+		return len(ps) > seen && strings.Contains(string(ps[len(ps)-1]), `"state":"online"`)
+	})
+	stop()
+	rec.waitFor(t, "offline status on shutdown", 5*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ps := rec.msgs["linesight/t1/status"]
+		return len(ps) > 0 && strings.Contains(string(ps[len(ps)-1]), `"state":"offline"`)
+	})
+}
+
+func TestBrokerOutageLosesNoResult(t *testing.T) {
+	s := newStation(t)
+	mq := startMosquitto(t)
+	cfg := s.config(t, mq.url(), "maps.policy=fail")
+	run(t, cfg)
+	rec := record(t, mq.url())
+	s.feed(t, 3, 30*time.Millisecond)
+	rec.waitFor(t, "3 results", 30*time.Second, func() bool { return len(rec.results()) == 3 })
+	// The broker goes away while frames keep coming.
+	mq.stop()
+	rec.sub.Close()
+	s.feed(t, 12, 100*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	mq.restart()
+	rec2 := record(t, mq.url())
+	rec2.waitFor(t, "the 12 results from the outage", 60*time.Second, func() bool { return len(rec2.results()) >= 12 })
+	rs := rec2.results()
+	for i, r := range rs[:12] {
+		if r.Seq != uint64(4+i) {
+			t.Fatalf("after the outage result %d has seq %d, want %d (in order, none lost)", i, r.Seq, 4+i)
+		}
+	}
+}
+
+func TestLastWillOnKilledDaemon(t *testing.T) {
+	if _, err := os.Stat(sharedModel); err != nil || testing.Short() {
+		t.Skip("skipping: needs ../shared and not -short")
+	}
+	s := newStation(t)
+	mq := startMosquitto(t)
+	bin := filepath.Join(t.TempDir(), "linesight")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/linesight").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	rec := record(t, mq.url())
+	args := []string{"serve"}
+	for _, kv := range []string{"station.id=t1", "camera.source=dir:" + s.in, "model.path=" + sharedModel, "bank.db=" + s.db, "mqtt.broker=" + mq.url(), "http.listen="} {
+		args = append(args, "--set", kv)
+	}
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "online", 20*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ps := rec.msgs["linesight/t1/status"]
+		return len(ps) > 0 && strings.Contains(string(ps[len(ps)-1]), `"online"`)
+	})
+	cmd.Process.Kill() // no chance to say goodbye: the broker sends the will
+	cmd.Wait()
+	rec.waitFor(t, "the last will (offline)", 20*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ps := rec.msgs["linesight/t1/status"]
+		return len(ps) > 0 && strings.Contains(string(ps[len(ps)-1]), `"state":"offline"`)
+	})
+}
+
+// TestTLSAndPassword: a mosquitto that only takes TLS with a password; the
+// daemon connects with the test CA and a password file.
+func TestTLSAndPassword(t *testing.T) {
+	s := newStation(t)
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("skipping: openssl is not installed")
+	}
+	pw, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		t.Skip("skipping: mosquitto_passwd is not installed")
+	}
+	dir := t.TempDir()
+	sh := func(args ...string) {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA", "-keyout", p("ca.key"), "-out", p("ca.pem"))
+	sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", p("srv.key"), "-out", p("srv.csr"))
+	os.WriteFile(p("ext.cnf"), []byte("subjectAltName=IP:127.0.0.1\n"), 0o644)
+	sh("openssl", "x509", "-req", "-in", p("srv.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", p("ext.cnf"), "-out", p("srv.pem"))
+	sh(pw, "-c", "-b", p("passwd"), "station", "s3cret")
+	os.WriteFile(p("password"), []byte("s3cret\n"), 0o600)
+
+	mq := &mosquitto{t: t, port: freePort(t), conf: p("mosquitto.conf")}
+	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous false\npassword_file %s\n",
+		mq.port, p("ca.pem"), p("srv.pem"), p("srv.key"), p("passwd"))
+	if os.Geteuid() == 0 {
+		// As root, mosquitto drops to its own user, which cannot read the
+		// test's private temp dir; keep root for the test broker.
+		conf += "user root\n"
+	}
+	os.WriteFile(mq.conf, []byte(conf), 0o644)
+	bin, _ := exec.LookPath("mosquitto")
+	if bin == "" {
+		bin = "/usr/sbin/mosquitto"
+	}
+	mq.start(bin)
+	t.Cleanup(mq.stop)
+	url := fmt.Sprintf("ssl://127.0.0.1:%d", mq.port)
+
+	caPEM, _ := os.ReadFile(p("ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	var mu sync.Mutex
+	var results int
+	sub, err := mqtt.Subscribe(url, "tls-rec", "linesight/t1/result", &tls.Config{RootCAs: pool}, "station", "s3cret", func(string, []byte, bool) {
+		mu.Lock()
+		results++
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	run(t, s.config(t, url, "mqtt.tls.ca="+p("ca.pem"), "mqtt.username=station", "mqtt.password_file="+p("password")))
+	s.feed(t, 2, 50*time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := results
+		mu.Unlock()
+		if n == 2 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no results over TLS with a password")
+}
