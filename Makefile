@@ -40,11 +40,12 @@ test-core:
 # The heavy runs, without the race detector (too slow for whole datasets):
 # PatchCore on MVTec AD bottle with the shared MobileNetV2 (acceptance
 # figures, int8 against float vectors, determinism), the bank CLI end to end,
-# and the ResNet builder against PyTorch.
+# the ResNet builder against PyTorch, and the daemon through MQTT: bottle end
+# to end (published scores = eval's) and a 60 s broker outage at 10 frames/s.
 test-accept:
 	@mkdir -p bin
-	$(GO) test -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|PyTorch|ModelBuildCommand' ./patchcore/ ./cmd/linesight/ ./model/resnet/ > bin/accept.log 2>&1; \
-	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
+	$(GO) test -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|PyTorch|ModelBuildCommand|OutageOf60' ./patchcore/ ./cmd/linesight/ ./model/resnet/ ./daemon/ > bin/accept.log 2>&1; \
+	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|accept_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
 
 # The engine against the real TensorFlow Lite (x86-64 only): conformance on
 # the shared models and photos, and per-op models built with our writer.

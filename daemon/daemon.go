@@ -461,9 +461,9 @@ func (d *Daemon) inspect(f *camera.Frame, r *patchcore.Result) {
 		}
 	}
 	payload, _ := json.Marshal(res)
-	d.client.Publish(mqtt.KindResult, "result", false, payload)
-	d.client.Publish(mqtt.KindResult, "verdict", true, []byte(verdict))
-	d.client.Publish(mqtt.KindResult, "score", true, []byte(fmt.Sprintf("%.6g", r.Score)))
+	d.client.Publish(mqtt.Item{Kind: mqtt.KindResult, Topic: "result", Payload: payload},
+		mqtt.Item{Kind: mqtt.KindResult, Topic: "verdict", Retained: true, Payload: []byte(verdict)},
+		mqtt.Item{Kind: mqtt.KindResult, Topic: "score", Retained: true, Payload: []byte(fmt.Sprintf("%.6g", r.Score))})
 	d.lastDone.Store(time.Now().UnixNano())
 	d.metrics.observe(verdict, r.Timing, start.Sub(f.Time), time.Since(f.Time))
 	d.log.Debug("frame", "seq", f.Seq, "verdict", verdict, "score", r.Score)

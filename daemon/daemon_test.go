@@ -135,7 +135,7 @@ func newStation(t *testing.T) *station {
 	defer st.Close()
 	var last *bank.Bank
 	for seed := uint64(1); seed <= 2; seed++ { // two versions, for activation
-		b, _, err := patchcore.Build(context.Background(), m, patchcore.Fingerprint(raw), sharedModel, imgs, patchcore.BuildOptions{Threads: 2, Seed: seed, Ratio: 0.2})
+		b, _, err := patchcore.Build(context.Background(), m, patchcore.Fingerprint(raw), sharedModel, imgs, patchcore.BuildOptions{Threads: 2, Seed: seed})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -555,4 +555,59 @@ func TestTLSAndPassword(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("no results over TLS with a password")
+}
+
+// TestSystemdNotifyAndFreeBankDatabase: READY after loading, WATCHDOG
+// pings, STOPPING on shutdown, through a real NOTIFY_SOCKET; and the bank
+// database stays free for the CLI while the daemon serves.
+func TestSystemdNotifyAndFreeBankDatabase(t *testing.T) {
+	s := newStation(t)
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "400000") // ping every 200ms
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	stop := run(t, s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", freePort(t))))
+	expect := func(want string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.Contains(m, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s on NOTIFY_SOCKET", want)
+			}
+		}
+	}
+	expect("READY=1")
+	expect("WATCHDOG=1")
+	// `linesight bank ...` while serving: the database is not locked.
+	t0 := time.Now()
+	st, err := bank.OpenStore(s.db, false)
+	if err != nil {
+		t.Fatalf("bank database locked while serving: %v", err)
+	}
+	st.Close()
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("opening the bank database took %v while serving", d)
+	}
+	stop()
+	expect("STOPPING=1")
 }

@@ -43,7 +43,7 @@ func (d *Daemon) encodeMaps() {
 			d.log.Error("anomaly map", "seq", job.seq, "err", err)
 			continue
 		}
-		d.client.Publish(mqtt.KindMap, job.topic, false, png)
+		d.client.Publish(mqtt.Item{Kind: mqtt.KindMap, Topic: job.topic, Payload: png})
 		if dir := d.cfg.Maps.Dir; dir != "" {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("map_%06d.png", job.seq)), png, 0o644); err != nil {
 				d.log.Warn("writing map file", "err", err)

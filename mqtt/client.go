@@ -124,29 +124,43 @@ func (c *Client) kick() {
 	}
 }
 
-// Publish sends a message now if connected and nothing is queued before
-// it, else queues it in the outbox (kind KindResult or KindMap).
-func (c *Client) Publish(kind byte, topic string, retained bool, payload []byte) {
-	m := &Message{Kind: kind, Topic: c.Topic(topic), Retained: retained, Payload: payload}
+// Item is one message for Publish.
+type Item struct {
+	Kind     byte // KindResult or KindMap
+	Topic    string
+	Retained bool
+	Payload  []byte
+}
+
+// Publish sends messages now if connected and nothing is queued before
+// them, else queues them in the outbox (in one transaction), so that order
+// is kept across an outage.
+func (c *Client) Publish(items ...Item) {
+	ms := make([]*Message, len(items))
+	for i, it := range items {
+		ms[i] = &Message{Kind: it.Kind, Topic: c.Topic(it.Topic), Retained: it.Retained, Payload: it.Payload}
+	}
 	ob := c.opts.Outbox
+	queue := func(ms []*Message) {
+		if err := ob.Add(ms...); err != nil {
+			c.opts.Log.Error("mqtt outbox", "err", err)
+		}
+		c.kick()
+	}
 	if ob != nil {
 		if r, mp := ob.Len(); r+mp > 0 || !c.Connected() {
-			if err := ob.Add(m); err != nil {
-				c.opts.Log.Error("mqtt outbox", "err", err)
-			}
-			c.kick()
+			queue(ms)
 			return
 		}
 	}
-	if err := c.send(m, 5*time.Second); err != nil {
-		if ob != nil {
-			if err := ob.Add(m); err != nil {
-				c.opts.Log.Error("mqtt outbox", "err", err)
+	for i, m := range ms {
+		if err := c.send(m, 5*time.Second); err != nil {
+			if ob != nil {
+				queue(ms[i:])
+				return
 			}
-			c.kick()
-			return
+			c.opts.Log.Warn("mqtt publish failed; dropped (no outbox)", "topic", m.Topic, "err", err)
 		}
-		c.opts.Log.Warn("mqtt publish failed; dropped (no outbox)", "topic", m.Topic, "err", err)
 	}
 }
 

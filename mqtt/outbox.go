@@ -97,38 +97,41 @@ func decode(k, v []byte) (*Message, error) {
 		Payload: append([]byte(nil), v[4+n:]...)}, nil
 }
 
-// Add queues a message, making room by the drop policy.
-func (o *Outbox) Add(m *Message) error {
+// Add queues messages in one transaction (one disk sync for a frame's
+// result, verdict and score), making room by the drop policy.
+func (o *Outbox) Add(ms ...*Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if m.Kind == KindMap && o.maxMaps == 0 {
-		o.dropped[KindMap]++
-		return nil
-	}
 	return o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], seq)
-		if err := b.Put(k[:], encode(m)); err != nil {
-			return err
-		}
-		if m.Kind == KindMap {
-			o.maps++
-		} else {
-			o.results++
-		}
-		// Over a bound: the oldest maps go first, then the oldest results.
-		for o.maps > o.maxMaps || o.results > o.maxResults {
-			kind := KindMap
-			if o.maps <= o.maxMaps && o.maps == 0 {
-				kind = KindResult
+		for _, m := range ms {
+			if m.Kind == KindMap && o.maxMaps == 0 {
+				o.dropped[KindMap]++
+				continue
 			}
-			if !o.dropOldest(b, kind) {
-				break
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], seq)
+			if err := b.Put(k[:], encode(m)); err != nil {
+				return err
+			}
+			if m.Kind == KindMap {
+				o.maps++
+			} else {
+				o.results++
+			}
+			// Over a bound: the oldest maps go first, then the oldest results.
+			for o.maps > o.maxMaps || o.results > o.maxResults {
+				kind := KindMap
+				if o.maps == 0 {
+					kind = KindResult
+				}
+				if !o.dropOldest(b, kind) {
+					break
+				}
 			}
 		}
 		return nil

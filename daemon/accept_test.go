@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/patchcore"
+)
+
+func heavy(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("skipping a long run under -race or -short; `make test-accept` runs it")
+	}
+}
+
+// TestOutageOf60sAt10FPS: the broker is away for 60 s while a camera
+// delivers 10 frames/s; every result arrives afterwards, in order.
+func TestOutageOf60sAt10FPS(t *testing.T) {
+	heavy(t)
+	s := newStation(t)
+	mq := startMosquitto(t)
+	img, _ := patchcore.ImageFiles(filepath.Join(s.line, "test/good"))
+	cfg := s.config(t, mq.url(), "camera.source="+img[0], "camera.max_fps=10", "maps.policy=never")
+	rec := record(t, mq.url())
+	run(t, cfg)
+	rec.waitFor(t, "first results", 30*time.Second, func() bool { return len(rec.results()) >= 5 })
+	mq.stop()
+	rec.sub.Close()
+	before := len(rec.results())
+	lastBefore := rec.results()[before-1].Seq
+	t0 := time.Now()
+	time.Sleep(60 * time.Second)
+	mq.restart()
+	outage := time.Since(t0)
+	rec2 := record(t, mq.url())
+	// Wait until results caught up with the live ones again.
+	var rs []Result
+	rec2.waitFor(t, "the outage's results", 120*time.Second, func() bool {
+		rs = rec2.results()
+		return len(rs) > 0 && rs[len(rs)-1].Seq > lastBefore+uint64(outage.Seconds()*5) && time.Since(t0) > outage+5*time.Second
+	})
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Seq != rs[i-1].Seq+1 {
+			t.Fatalf("results jump from seq %d to %d: lost or out of order", rs[i-1].Seq, rs[i].Seq)
+		}
+	}
+	if rs[0].Seq != lastBefore+1 {
+		t.Fatalf("first result after the outage is seq %d, last before was %d", rs[0].Seq, lastBefore)
+	}
+	var during int
+	for _, r := range rs {
+		ts, _ := time.Parse(time.RFC3339Nano, r.Time)
+		if ts.After(t0) && ts.Before(t0.Add(outage)) {
+			during++
+		}
+	}
+	t.Logf("broker away for %.1fs: %d results captured during the outage (%.1f frames/s), all delivered in order afterwards (seq %d..%d)",
+		outage.Seconds(), during, float64(during)/outage.Seconds(), rs[0].Seq, rs[len(rs)-1].Seq)
+	if float64(during)/outage.Seconds() < 9.5 {
+		t.Errorf("only %.1f frames/s during the outage; the requirement is 10", float64(during)/outage.Seconds())
+	}
+}
+
+// TestBottleEndToEnd: the shared bottle test images through a folder
+// camera and MQTT; the image AUROC of the published scores equals the one
+// `linesight eval` computes for the same bank.
+func TestBottleEndToEnd(t *testing.T) {
+	heavy(t)
+	bottle := "../../shared/data/mvtec_ad/bottle"
+	if _, err := os.Stat(bottle); err != nil {
+		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
+	}
+	raw, err := os.ReadFile(sharedModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := tflite.Read(raw)
+	train, _ := patchcore.ImageFiles(filepath.Join(bottle, "train/good"))
+	b, _, err := patchcore.Build(context.Background(), m, patchcore.Fingerprint(raw), sharedModel, train, patchcore.BuildOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &station{dir: t.TempDir()}
+	s.in, s.db = filepath.Join(s.dir, "in"), filepath.Join(s.dir, "banks.db")
+	os.MkdirAll(s.in, 0o755)
+	st, err := bank.OpenStore(s.db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := st.Put(b)
+	st.Activate(v)
+	st.Close()
+
+	d, err := patchcore.Open(b, m, patchcore.Fingerprint(raw), patchcore.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := patchcore.Evaluate(context.Background(), d, bottle, patchcore.EvalOptions{})
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mq := startMosquitto(t)
+	rec := record(t, mq.url())
+	run(t, s.config(t, mq.url(), "maps.policy=fail"))
+	var labels []bool
+	for _, im := range ev.Images {
+		data, _ := os.ReadFile(im.Path)
+		name := fmt.Sprintf("%03d_%s_%s", len(labels), im.Type, filepath.Base(im.Path))
+		os.WriteFile(filepath.Join(s.in, name), data, 0o644)
+		labels = append(labels, im.Defective)
+		time.Sleep(15 * time.Millisecond) // arrival order = feeding order
+	}
+	rec.waitFor(t, "all results", 180*time.Second, func() bool { return len(rec.results()) == len(labels) })
+	rs := rec.results()
+	scores := make([]float64, len(rs))
+	for i, r := range rs {
+		scores[i] = r.Score
+		if math.Abs(r.Score-ev.Images[i].Score) > 1e-9 {
+			t.Errorf("frame %d (%s): published score %v, eval %v", i, ev.Images[i].Path, r.Score, ev.Images[i].Score)
+		}
+	}
+	a, err := patchcore.AUROC(scores, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bottle images through MQTT: image AUROC of the published scores %.4f, linesight eval %.4f", len(rs), a, ev.ImageAUROC)
+	if a != ev.ImageAUROC {
+		t.Errorf("AUROC from MQTT %v != eval %v", a, ev.ImageAUROC)
+	}
+	_ = strings.TrimSpace
+}
