@@ -29,6 +29,7 @@ type Config struct {
 	Camera  Camera  `yaml:"camera"`
 	Model   Model   `yaml:"model"`
 	Bank    Bank    `yaml:"bank"`
+	Scoring Scoring `yaml:"scoring"`
 	Maps    Maps    `yaml:"maps"`
 	Queue   Queue   `yaml:"queue"`
 	MQTT    MQTT    `yaml:"mqtt"`
@@ -72,6 +73,14 @@ type Model struct {
 // Bank is the memory bank database.
 type Bank struct {
 	DB string `yaml:"db"`
+}
+
+// Scoring adjusts how the bank's scores become verdicts. Everything else
+// about scoring travels inside the bank, so that it scores as it was built.
+type Scoring struct {
+	// Threshold overrides the bank's calibrated threshold (0 = use the
+	// bank's). The MQTT threshold command changes it at run time.
+	Threshold float64 `yaml:"threshold"`
 }
 
 // Maps says when and how anomaly maps are published.
@@ -385,6 +394,9 @@ func (l *Loaded) Validate() error {
 	}
 	if c.Bank.DB == "" {
 		bad("bank.db", "no bank database")
+	}
+	if c.Scoring.Threshold < 0 {
+		bad("scoring.threshold", "%v is negative (0 = the bank's threshold)", c.Scoring.Threshold)
 	}
 	oneOf("maps.policy", c.Maps.Policy, "always", "fail", "never")
 	oneOf("maps.format", c.Maps.Format, "heatmap", "raw")

@@ -79,6 +79,9 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) error {
 	}
 	d.det.Store(det)
 	defer func() { d.det.Load().Close() }()
+	if t := d.cfg.Scoring.Threshold; t > 0 {
+		d.threshold.Store(&t)
+	}
 
 	// MQTT: the embedded broker, the outbox, the client.
 	brokerURL := d.cfg.MQTT.Broker
