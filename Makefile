@@ -9,7 +9,7 @@ TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
-.PHONY: all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: test-qemu all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 
 all: build
 
@@ -27,7 +27,7 @@ build-tflite: deps
 deps:
 	@scripts/deps.sh
 
-test: deps lint test-core test-accept test-tflite
+test: deps lint test-core test-qemu test-accept test-tflite
 	@echo "make test: all passed"
 
 # Everything, with the race detector, without the cgo backend; then the
@@ -36,6 +36,11 @@ test: deps lint test-core test-accept test-tflite
 test-core:
 	$(GO) test -race -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -short -tags nogocv ./camera/ ./cmd/linesight/
+
+# The pure-Go packages' tests cross-compiled for arm64 (run under qemu as a
+# Cortex-A72 without dotprod and a Cortex-A76 with it) and armhf (GOARM=7).
+test-qemu:
+	@scripts/qemu-test.sh
 
 # The heavy runs, without the race detector (too slow for whole datasets):
 # PatchCore on MVTec AD bottle with the shared MobileNetV2 (acceptance

@@ -109,13 +109,6 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) error {
 	if clientID == "" {
 		clientID = "linesight-" + d.cfg.Station.ID
 	}
-	d.client, err = mqtt.Connect(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: d.cfg.MQTT.Prefix, Station: d.cfg.Station.ID,
-		QoS: byte(d.cfg.MQTT.QoS), Username: d.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: d.outbox, Log: log,
-		Offline: d.statusJSON("offline"), OnConnect: d.publishStatus, Command: d.command})
-	if err != nil {
-		return err
-	}
-
 	// Camera.
 	camCfg, err := cameraConfig(&d.cfg)
 	if err != nil {
@@ -124,6 +117,11 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) error {
 	if d.cam, err = camera.New(camCfg, log); err != nil {
 		return err
 	}
+
+	d.client = mqtt.New(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: d.cfg.MQTT.Prefix, Station: d.cfg.Station.ID,
+		QoS: byte(d.cfg.MQTT.QoS), Username: d.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: d.outbox, Log: log,
+		Offline: d.statusJSON("offline"), OnConnect: d.publishStatus, Command: d.command})
+	d.client.Start()
 
 	// Start everything; stop in reverse.
 	camCtx, stopCam := context.WithCancel(context.Background())

@@ -71,9 +71,9 @@ type Client struct {
 // Topic returns <prefix>/<station>/<name>.
 func (c *Client) Topic(name string) string { return c.base + name }
 
-// Connect connects (retrying in the background if the broker is away) and
-// starts delivering the outbox.
-func Connect(opts Options) (*Client, error) {
+// New prepares a client; Start connects it. The split lets the owner store
+// the client before any OnConnect or Command callback can run.
+func New(opts Options) *Client {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -105,10 +105,15 @@ func Connect(opts Options) (*Client, error) {
 		opts.Log.Warn("mqtt connection lost", "err", err)
 	})
 	c.c = paho.NewClient(po)
+	return c
+}
+
+// Start connects (retrying in the background while the broker is away)
+// and starts delivering the outbox.
+func (c *Client) Start() {
 	c.c.Connect() // with ConnectRetry this keeps trying in the background
 	c.wg.Add(1)
 	go c.flusher()
-	return c, nil
 }
 
 // Connected reports whether the broker connection is up.

@@ -10,9 +10,11 @@ missing=()
 # PatchCore tests (gaussian_filter, roc_auc_score, avg_pool2d/interpolate).
 # libopencv-dev is what GoCV (the camera package) builds against; ffmpeg and
 # GStreamer make the test videos and pipelines; mosquitto is the real broker
-# of the daemon's integration tests (started by the tests on free ports).
+# of the daemon's integration tests (started by the tests on free ports);
+# qemu-user-static runs the arm64 and armhf test binaries.
 for p in flatbuffers-compiler python3-numpy python3-scipy python3-sklearn python3-torch \
-  libopencv-dev ffmpeg gstreamer1.0-plugins-base gstreamer1.0-tools mosquitto; do
+  libopencv-dev ffmpeg gstreamer1.0-plugins-base gstreamer1.0-tools mosquitto \
+  qemu-user-static; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 command -v npm >/dev/null 2>&1 || missing+=(npm)

@@ -91,8 +91,8 @@ func python(t *testing.T) string {
 // randomised BatchNorm statistics) in int8 and float, and compares layer2
 // and layer3 with torch's on bottle images.
 func TestAgainstPyTorch(t *testing.T) {
-	if raceEnabled {
-		t.Skip("skipping the PyTorch comparison under -race (calibration runs the float graph); `make test-accept` runs it")
+	if raceEnabled || testing.Short() {
+		t.Skip("skipping the PyTorch comparison under -race or -short (calibration runs the float graph); `make test-accept` runs it")
 	}
 	if _, err := os.Stat(bottle); err != nil {
 		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")

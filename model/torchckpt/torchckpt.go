@@ -183,7 +183,7 @@ func denseFloat(t *pytorch.Tensor) (*Tensor, bool, error) {
 	}
 	n := 1
 	for _, d := range t.Size {
-		if d < 0 || (d > 0 && n > (1<<31)/d) {
+		if d < 0 || (d > 0 && int64(n) > int64(1<<31)/int64(d)) {
 			return nil, false, fmt.Errorf("bad shape %v", t.Size)
 		}
 		n *= d
