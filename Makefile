@@ -9,12 +9,28 @@ TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
-.PHONY: test-qemu all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 
 all: build
 
+VERSION    = $(shell cross/version.sh)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/linesight
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/linesight
+
+# Release binaries (stripped, version-stamped): amd64 natively, arm64 and
+# armhf against Debian 12 sysroots (cross/sysroot.sh, cached in
+# ~/.cache/linesight/cross) with Debian's cross compilers.
+cross-amd64: deps
+	@cross/build.sh amd64
+cross-arm64: deps
+	@cross/build.sh arm64
+cross-armhf: deps
+	@cross/build.sh armhf
+
+# Debian packages for the three, in bin/.
+deb: cross-amd64 cross-arm64 cross-armhf
+	@for a in amd64 arm64 armhf; do cross/deb.sh $$a bin/linesight-$$a || exit 1; done
 
 # The quick start: a sample line served end to end (scripts/demo.sh).
 demo:
@@ -27,7 +43,7 @@ build-tflite: deps
 deps:
 	@scripts/deps.sh
 
-test: deps lint test-core test-qemu test-accept test-tflite
+test: deps lint test-core test-qemu test-deb test-cross test-accept test-tflite
 	@echo "make test: all passed"
 
 # Everything, with the race detector, without the cgo backend; then the
@@ -40,7 +56,22 @@ test-core:
 # The pure-Go packages' tests cross-compiled for arm64 (run under qemu as a
 # Cortex-A72 without dotprod and a Cortex-A76 with it) and armhf (GOARM=7).
 test-qemu:
-	@scripts/qemu-test.sh
+	@cross/qemu-test.sh
+
+# The amd64 package installed, upgraded, rolled back, removed and purged
+# with dpkg on this machine (needs root; skips and says so otherwise).
+test-deb: cross-amd64
+	@deb=$$(cross/deb.sh amd64 bin/linesight-amd64 | sed -n 's|^cross/deb.sh: \([^ ]*\) .*|\1|p'); \
+	  [ -n "$$deb" ] || exit 1; \
+	  LINESIGHT_DEB=$(CURDIR)/$$deb $(GO) test -count=1 -v -run Deb ./cross/ > bin/deb.log 2>&1; \
+	  rc=$$?; grep -E '^(deb:|--- |ok|FAIL)|_test.go|SKIP' bin/deb.log; exit $$rc
+
+# The cross-built arm64 and armhf binaries under qemu with their sysroots:
+# the same top-5 as amd64 on every shared photo and both MobileNetV2s, and
+# the same pixels from a video decoded by OpenCV.
+test-cross: cross-amd64 cross-arm64 cross-armhf
+	@LINESIGHT_CROSS=1 $(GO) test -count=1 -v -run Cross ./cross/ > bin/cross.log 2>&1; \
+	  rc=$$?; grep -E '^(cross:|--- |ok|FAIL)|_test.go|SKIP' bin/cross.log; exit $$rc
 
 # The heavy runs, without the race detector (too slow for whole datasets):
 # PatchCore on MVTec AD bottle with the shared MobileNetV2 (acceptance

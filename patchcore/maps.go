@@ -62,7 +62,7 @@ func (b *Blur) Apply(m []float32, w, h int) {
 		for x := range w {
 			var s float64
 			for k, kv := range b.kernel {
-				s += kv * float64(row[reflect(x+k-r, w)])
+				s += float64(kv * float64(row[reflect(x+k-r, w)])) // rounded: no FMA on arm64
 			}
 			tmp[y*w+x] = s
 		}
@@ -73,7 +73,7 @@ func (b *Blur) Apply(m []float32, w, h int) {
 		for y := range h {
 			var s float64
 			for k, kv := range b.kernel {
-				s += kv * tmp[reflect(y+k-r, h)*w+x]
+				s += float64(kv * tmp[reflect(y+k-r, h)*w+x])
 			}
 			line[y] = s
 		}

@@ -11,10 +11,12 @@ missing=()
 # libopencv-dev is what GoCV (the camera package) builds against; ffmpeg and
 # GStreamer make the test videos and pipelines; mosquitto is the real broker
 # of the daemon's integration tests (started by the tests on free ports);
-# qemu-user-static runs the arm64 and armhf test binaries.
+# qemu-user-static runs the arm64 and armhf test binaries; the cross
+# compilers build the arm64 and armhf binaries against cross/sysroot.sh's
+# sysroots.
 for p in flatbuffers-compiler python3-numpy python3-scipy python3-sklearn python3-torch \
   libopencv-dev ffmpeg gstreamer1.0-plugins-base gstreamer1.0-tools mosquitto \
-  qemu-user-static; do
+  qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 command -v npm >/dev/null 2>&1 || missing+=(npm)

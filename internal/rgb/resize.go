@@ -58,9 +58,12 @@ func (r *Resizer) Resize(src *Image, x, y, cw, ch int, dst *Image) error {
 			var s0, s1, s2 float32
 			for k, w := range c.weights {
 				p := 3 * (c.start + k)
-				s0 += w * float32(row[p])
-				s1 += w * float32(row[p+1])
-				s2 += w * float32(row[p+2])
+				// The float32() round each product: without them
+				// Go fuses multiply and add on arm64 (FMA) and not on
+				// amd64, and frames would differ by a level between the two.
+				s0 += float32(w * float32(row[p]))
+				s1 += float32(w * float32(row[p+1]))
+				s2 += float32(w * float32(row[p+2]))
 			}
 			out[3*ox], out[3*ox+1], out[3*ox+2] = s0, s1, s2
 		}
@@ -71,7 +74,7 @@ func (r *Resizer) Resize(src *Image, x, y, cw, ch int, dst *Image) error {
 		for i := range out {
 			var s float32
 			for k, w := range c.weights {
-				s += w * r.tmp[stride*(c.start+k)+i]
+				s += float32(w * r.tmp[stride*(c.start+k)+i]) // no FMA, as above
 			}
 			out[i] = uint8(min(max(s+0.5, 0), 255))
 		}
