@@ -20,6 +20,7 @@ const searchBlock = 256
 // given size; it is not safe for concurrent use.
 type Searcher struct {
 	b    *Bank
+	pk   *qgemm.Packed // the bank's vectors in the SIMD kernel's layout
 	pool *parallel.Pool
 	own  bool
 	qn   []int32
@@ -38,6 +39,9 @@ type searchWorker struct {
 // NewSearcher prepares searching b with the given pool (nil: one thread).
 func NewSearcher(b *Bank, pool *parallel.Pool) *Searcher {
 	s := &Searcher{b: b, pool: pool}
+	// Validated banks always pack (Dim and Count are checked on load); if
+	// one could not, the portable Gemm below still answers.
+	s.pk, _ = qgemm.Pack(b.Meta.Count, b.Meta.Dim, b.Vectors, b.Meta.Dim)
 	if pool == nil {
 		s.pool, s.own = parallel.New(1), true
 	}
@@ -102,7 +106,11 @@ func (s *Searcher) searchBlocks(lo, hi, worker int) {
 		j0 := blk * searchBlock
 		nb := min(searchBlock, n-j0)
 		// Sizes were checked by Nearest; Gemm cannot fail here.
-		_ = qgemm.Gemm(m, nb, dim, s.q, dim, s.b.Vectors[j0*dim:], dim, w.c, nb)
+		if s.pk != nil {
+			_ = s.pk.GemmCols(m, s.q, dim, j0, nb, w.c, nb)
+		} else {
+			_ = qgemm.Gemm(m, nb, dim, s.q, dim, s.b.Vectors[j0*dim:], dim, w.c, nb)
+		}
 		bn := s.b.Norms[j0 : j0+nb]
 		for i := range m {
 			row := w.c[i*nb : i*nb+nb]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -243,4 +244,50 @@ func TestArenaSharesMemory(t *testing.T) {
 		t.Fatalf("arena %d bytes for %d bytes of activations", ip.ArenaBytes(), sum)
 	}
 	t.Logf("arena %d bytes for %d bytes of activations", ip.ArenaBytes(), sum)
+}
+
+// The branch-free srdhm and rdbpot equal gemmlowp's definitions, written
+// out here the plain way, on edge values and on random ones.
+func TestFixedPointBranchFreeMatchesDefinition(t *testing.T) {
+	srdhmDef := func(a, b int32) int32 {
+		if a == b && a == math.MinInt32 {
+			return math.MaxInt32
+		}
+		ab := int64(a) * int64(b)
+		nudge := int64(1 << 30)
+		if ab < 0 {
+			nudge = 1 - (1 << 30)
+		}
+		return int32((ab + nudge) / (1 << 31))
+	}
+	rdbpotDef := func(x int32, exp int) int32 {
+		mask := int32(1)<<uint(exp) - 1
+		rem, threshold := x&mask, mask>>1
+		if x < 0 {
+			threshold++
+		}
+		r := x >> uint(exp)
+		if rem > threshold {
+			r++
+		}
+		return r
+	}
+	edges := []int32{math.MinInt32, math.MinInt32 + 1, -1 << 30, -3, -2, -1, 0, 1, 2, 3, 1 << 30, math.MaxInt32 - 1, math.MaxInt32}
+	rng := rand.New(rand.NewPCG(5, 5))
+	vals := append([]int32{}, edges...)
+	for range 20000 {
+		vals = append(vals, int32(rng.Uint32()), int32(rng.Uint32())>>uint(rng.IntN(31)))
+	}
+	for i, a := range vals {
+		for _, b := range []int32{vals[(i*7+1)%len(vals)], edges[i%len(edges)], 1 << 30, math.MaxInt32} {
+			if got, want := srdhm(a, b), srdhmDef(a, b); got != want {
+				t.Fatalf("srdhm(%d, %d) = %d, want %d", a, b, got, want)
+			}
+		}
+		for e := 0; e <= 31; e++ {
+			if got, want := rdbpot(a, e), rdbpotDef(a, e); got != want {
+				t.Fatalf("rdbpot(%d, %d) = %d, want %d", a, e, got, want)
+			}
+		}
+	}
 }

@@ -37,12 +37,15 @@ func srdhm(a, b int32) int32 {
 	if a == b && a == math.MinInt32 {
 		return math.MaxInt32
 	}
+	// Branch-free (the sign of a product is data, and mispredicted branches
+	// cost more than the arithmetic): the nudge is 2^30 or 1−2^30 by the
+	// sign of ab, and division by 2^31 truncating toward zero is an
+	// arithmetic shift after adding 2^31−1 to negative values.
 	ab := int64(a) * int64(b)
-	nudge := int64(1 << 30)
-	if ab < 0 {
-		nudge = 1 - (1 << 30)
-	}
-	return int32((ab + nudge) / (1 << 31)) // C++ division truncates toward zero, as Go's does
+	neg := ab >> 63 // 0 or -1
+	q := ab + (1 << 30) + neg&(1-(1<<31))
+	q += (q >> 63) & (1<<31 - 1)
+	return int32(q >> 31)
 }
 
 // rdbpot is gemmlowp's RoundingDivideByPOT: x / 2^exp rounded to nearest,
@@ -50,26 +53,16 @@ func srdhm(a, b int32) int32 {
 func rdbpot(x int32, exp int) int32 {
 	mask := int32(1)<<uint(exp) - 1
 	rem := x & mask
-	threshold := mask >> 1
-	if x < 0 {
-		threshold++
-	}
-	r := x >> uint(exp)
-	if rem > threshold {
-		r++
-	}
-	return r
+	threshold := mask>>1 + int32(uint32(x)>>31)
+	// rem and threshold are in [0, 2^31): threshold−rem is negative exactly
+	// when rem > threshold, and its sign bit is the rounding increment.
+	return x>>uint(exp) - (threshold-rem)>>31
 }
 
 // mulByQuantizedMultiplier is TFLite's MultiplyByQuantizedMultiplier:
 // x * m * 2^(shift-31), with a left shift applied before the high multiply.
 func mulByQuantizedMultiplier(x, m int32, shift int) int32 {
-	left, right := 0, 0
-	if shift > 0 {
-		left = shift
-	} else {
-		right = -shift
-	}
+	left, right := max(shift, 0), max(-shift, 0)
 	return rdbpot(srdhm(x*(1<<uint(left)), m), right)
 }
 

@@ -72,3 +72,39 @@ func Describe(w io.Writer, m *tflite.Model, tensors bool) error {
 	}
 	return nil
 }
+
+// MACs counts the multiply-accumulates of one forward pass through the
+// convolutions and fully connected layers of m (the work GMAC/s figures are
+// measured against): output elements × filter taps per output.
+func MACs(m *tflite.Model) int64 {
+	sg := &m.Subgraphs[0]
+	elems := func(t int32) int64 {
+		n := int64(1)
+		for _, d := range sg.Tensors[t].Shape {
+			n *= int64(d)
+		}
+		return n
+	}
+	var total int64
+	for _, op := range sg.Operators {
+		if len(op.Inputs) < 2 || len(op.Outputs) < 1 || op.Inputs[1] < 0 {
+			continue
+		}
+		f := sg.Tensors[op.Inputs[1]].Shape
+		switch m.OperatorCodes[op.OpcodeIndex].Builtin {
+		case tflite.OpConv2D: // filter [cout, kh, kw, cin]
+			if len(f) == 4 {
+				total += elems(op.Outputs[0]) * int64(f[1]) * int64(f[2]) * int64(f[3])
+			}
+		case tflite.OpDepthwiseConv: // filter [1, kh, kw, cout]
+			if len(f) == 4 {
+				total += elems(op.Outputs[0]) * int64(f[1]) * int64(f[2])
+			}
+		case tflite.OpFullyConnected: // filter [out, in]
+			if len(f) == 2 {
+				total += elems(op.Outputs[0]) * int64(f[1])
+			}
+		}
+	}
+	return total
+}

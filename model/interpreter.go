@@ -362,6 +362,9 @@ func (ip *Interpreter) ArenaBytes() int { return len(ip.arena) }
 // Threads is the number of goroutines the interpreter uses.
 func (ip *Interpreter) Threads() int { return ip.threads }
 
+// Model is the model the interpreter runs.
+func (ip *Interpreter) Model() *tflite.Model { return ip.model }
+
 // Input describes the input tensor.
 func (ip *Interpreter) Input() TensorInfo { return InfoOf(ip.model, ip.input.index) }
 

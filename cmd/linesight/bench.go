@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/patchcore"
+)
+
+func init() {
+	commands = append(commands,
+		command{"bench", "measure this machine: int8 peak, then every stage of a frame (median, p99, GMAC/s)", benchCmd})
+}
+
+func benchCmd(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	modelPath := fs.String("model", "", "backbone .tflite (default: a random-weight ResNet18 built on the spot)")
+	db := fs.String("db", "", "bank database: its active bank (default: a synthetic bank sized like 200 images at 10%)")
+	threads := fs.Int("threads", runtime.NumCPU(), "threads for backbone and search")
+	frames := fs.Int("frames", 50, "frames to time (after a warm-up)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *frames < 1 || *threads < 1 {
+		return fmt.Errorf("bench: --frames and --threads must be at least 1")
+	}
+	var (
+		d    *patchcore.Detector
+		name string
+		err  error
+	)
+	switch {
+	case *db != "":
+		d, err = openDetector(*db, 0, *modelPath, *threads)
+		name = *db
+	default:
+		var m *tflite.Model
+		var raw []byte
+		if *modelPath != "" {
+			if raw, err = os.ReadFile(*modelPath); err != nil {
+				return err
+			}
+			if m, err = tflite.Read(raw); err != nil {
+				return fmt.Errorf("%s: %w", *modelPath, err)
+			}
+			name = *modelPath
+		} else {
+			if !*asJSON {
+				fmt.Fprintln(out, "building a random-weight ResNet18 (layer2+layer3, int8) for the benchmark...")
+			}
+			if m, raw, err = patchcore.RandomResNet18(*threads); err != nil {
+				return err
+			}
+			name = "resnet18 (random weights, int8, to layer3)"
+		}
+		b, err := patchcore.SyntheticBank(m, raw, 200)
+		if err != nil {
+			return err
+		}
+		d, err = patchcore.Open(b, m, patchcore.Fingerprint(raw), patchcore.Options{Threads: *threads})
+		if err != nil {
+			return err
+		}
+		name += ", synthetic bank"
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rep, err := patchcore.Bench(d, name, *threads, *frames)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		return enc.Encode(rep)
+	}
+	avail, _ := qgemm.Kernels()
+	fmt.Fprintf(out, "model      %s\n", rep.Model)
+	fmt.Fprintf(out, "bank       %d vectors x %d dims, %d patches per frame\n", rep.BankVectors, rep.Dim, rep.Patches)
+	fmt.Fprintf(out, "machine    %s, %d threads; int8 kernels here: %v\n", rep.GOARCH, rep.Threads, avail)
+	fmt.Fprintf(out, "peak       %.1f GMAC/s per core (%s)\n", rep.PeakGMACsPerCore, rep.Kernels["backbone"])
+	fmt.Fprintf(out, "frames     %d (%s), median and p99 per stage:\n", rep.Frames, rep.Frame)
+	for _, s := range patchcore.BenchStages {
+		st := rep.Stages[s]
+		line := fmt.Sprintf("  %-10s %8.2f ms  p99 %8.2f ms", s, st.MedianMS, st.P99MS)
+		if st.GMACs > 0 {
+			line += fmt.Sprintf("  %7.1f GMAC/s  %3.0f%% of %d x peak", st.GMACs, st.PctPeak, rep.Threads)
+		}
+		if k := rep.Kernels[s]; k != "" {
+			line += "  [" + k + "]"
+		}
+		fmt.Fprintln(out, line)
+	}
+	fmt.Fprintf(out, "allocs     %.1f per frame from preprocess to map (decode: %.1f, Go's image/jpeg)\n", rep.AllocsPerFrame, rep.DecodeAllocs)
+	return nil
+}

@@ -1,0 +1,234 @@
+//go:build !noasm
+
+package qgemm
+
+import "golang.org/x/sys/cpu"
+
+//go:generate go run ./asmgen
+
+//go:noescape
+func vnniKernel(a *[6]*int8, b *byte, kg int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
+
+//go:noescape
+func vnniRowSum(a *int8, n int) int32
+
+//go:noescape
+func avx2Kernel(a *[3]*int8, b *int16, kg2 int, c *[3]*int32, np int)
+
+var (
+	vnni = &impl{name: KernelAVX512VNNI, pack: packVNNI, gemm: gemmVNNI}
+	avx2 = &impl{name: KernelAVX2, pack: packAVX2, gemm: gemmAVX2}
+)
+
+func archImpls() []*impl {
+	var l []*impl
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI {
+		l = append(l, vnni)
+	}
+	if cpu.X86.HasAVX2 {
+		l = append(l, avx2)
+	}
+	return l
+}
+
+// AVX-512 VNNI layout. VPDPBUSD multiplies unsigned bytes by signed bytes,
+// so B is stored unsigned, b+128 (b XOR 0x80), and the kernel starts each
+// row's accumulators at −128·Σa, which makes the sum exact:
+// Σ a·(b+128) − 128·Σa = Σ a·b (mod 2^32, and the true value fits int32).
+// Columns go in blocks of 64 (4 panels of 16, one ZMM of int32 each; the
+// last block of the matrix may have fewer panels), each block as kg groups
+// of its panels × 16 columns × 4 bytes along k. Columns past N inside the
+// last panel are packed as 0, which contributes nothing.
+const (
+	vnniRows  = 6
+	vnniPanel = 16
+)
+
+func packVNNI(p *Packed) {
+	kg := p.K / 4
+	nblk := (p.N + BlockCols - 1) / BlockCols
+	p.u8 = make([]byte, nblk*kg*BlockCols*4)
+	for blk := range nblk {
+		j0 := blk * BlockCols
+		np := (min(BlockCols, p.N-j0) + vnniPanel - 1) / vnniPanel
+		base := blk * kg * BlockCols * 4
+		for g := range kg {
+			for pn := range np {
+				for col := range vnniPanel {
+					j := j0 + pn*vnniPanel + col
+					if j >= p.N {
+						continue
+					}
+					o := base + (g*np+pn)*64 + col*4
+					for t := range 4 {
+						p.u8[o+t] = byte(p.b[j*p.K+4*g+t]) ^ 0x80
+					}
+				}
+			}
+		}
+	}
+}
+
+func rowSumVNNI(a []int8) int32 {
+	n := len(a) &^ 63
+	var s int32
+	if n > 0 {
+		s = vnniRowSum(&a[0], n)
+	}
+	for _, v := range a[n:] {
+		s += int32(v)
+	}
+	return s
+}
+
+func gemmVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int) {
+	kg := p.K / 4
+	kq := 4 * kg
+	var (
+		ap      [vnniRows]*int8
+		cp      [vnniRows]*int32
+		corr    [vnniRows]int32
+		scratch [vnniRows][BlockCols]int32
+	)
+	if kg > 0 {
+		for i0 := 0; i0 < m; i0 += vnniRows {
+			rows := min(vnniRows, m-i0)
+			for r := range vnniRows {
+				if r < rows {
+					row := a[(i0+r)*lda : (i0+r)*lda+kq]
+					ap[r] = &row[0]
+					corr[r] = -128 * rowSumVNNI(row)
+				} else {
+					ap[r], corr[r] = ap[0], 0
+				}
+			}
+			for j0 := col0; j0 < col0+ncol; j0 += BlockCols {
+				cols := min(BlockCols, p.N-j0)
+				np := (cols + vnniPanel - 1) / vnniPanel
+				last := cols - (np-1)*vnniPanel
+				mask := uint16(1<<last - 1)
+				for r := range vnniRows {
+					if r < rows {
+						cp[r] = &c[(i0+r)*ldc+(j0-col0)]
+					} else {
+						cp[r] = &scratch[r][0]
+					}
+				}
+				off := (j0 / BlockCols) * kg * BlockCols * 4
+				vnniKernel(&ap, &p.u8[off], kg, &corr, &cp, np, mask)
+			}
+		}
+	} else {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+ncol])
+		}
+	}
+	p.addTail(kq, m, a, lda, col0, ncol, c, ldc)
+}
+
+// AVX2 layout: int16 (sign-extended B), blocks of 32 columns (4 panels of
+// 8, one YMM of int32 each), each block as kg2 groups of its panels × 8
+// columns × 2 values along k. VPMADDWD of int16 pairs is exact.
+const (
+	avx2Rows  = 3
+	avx2Panel = 8
+	avx2Block = 32
+)
+
+func packAVX2(p *Packed) {
+	kg2 := p.K / 2
+	nblk := (p.N + avx2Block - 1) / avx2Block
+	p.i16 = make([]int16, nblk*kg2*avx2Block*2)
+	for blk := range nblk {
+		j0 := blk * avx2Block
+		np := (min(avx2Block, p.N-j0) + avx2Panel - 1) / avx2Panel
+		base := blk * kg2 * avx2Block * 2
+		for g := range kg2 {
+			for pn := range np {
+				for col := range avx2Panel {
+					j := j0 + pn*avx2Panel + col
+					if j >= p.N {
+						continue
+					}
+					o := base + (g*np+pn)*16 + col*2
+					p.i16[o] = int16(p.b[j*p.K+2*g])
+					p.i16[o+1] = int16(p.b[j*p.K+2*g+1])
+				}
+			}
+		}
+	}
+}
+
+func gemmAVX2(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int) {
+	kg2 := p.K / 2
+	var (
+		ap      [avx2Rows]*int8
+		cp      [avx2Rows]*int32
+		scratch [avx2Rows][avx2Block]int32
+	)
+	if kg2 == 0 {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+ncol])
+		}
+		p.addTail(0, m, a, lda, col0, ncol, c, ldc)
+		return
+	}
+	for i0 := 0; i0 < m; i0 += avx2Rows {
+		rows := min(avx2Rows, m-i0)
+		for r := range avx2Rows {
+			if r < rows {
+				ap[r] = &a[(i0+r)*lda]
+			} else {
+				ap[r] = ap[0]
+			}
+		}
+		for j0 := col0; j0 < col0+ncol; j0 += avx2Block {
+			cols := min(avx2Block, col0+ncol-j0)
+			np := (cols + avx2Panel - 1) / avx2Panel
+			partial := cols != np*avx2Panel
+			for r := range avx2Rows {
+				if r < rows && !partial {
+					cp[r] = &c[(i0+r)*ldc+(j0-col0)]
+				} else {
+					cp[r] = &scratch[r][0]
+				}
+			}
+			off := (j0 / avx2Block) * kg2 * avx2Block * 2
+			avx2Kernel(&ap, &p.i16[off], kg2, &cp, np)
+			if partial {
+				for r := range rows {
+					copy(c[(i0+r)*ldc+(j0-col0):(i0+r)*ldc+(j0-col0)+cols], scratch[r][:cols])
+				}
+			}
+		}
+	}
+	p.addTail(2*kg2, m, a, lda, col0, ncol, c, ldc)
+}
+
+//go:noescape
+func vnniPeak(iters int)
+
+//go:noescape
+func avx2Peak(iters int)
+
+// peakLoop runs the chosen kernel's multiply-accumulate instruction back to
+// back for iters iterations and returns the MACs it did; 0 when the kernel
+// has no such loop.
+func peakLoop(name string, iters int) int64 {
+	switch name {
+	case KernelAVX512VNNI:
+		vnniPeak(iters)
+		return int64(iters) * 24 * 64
+	case KernelAVX2:
+		avx2Peak(iters)
+		return int64(iters) * 12 * 16
+	}
+	return 0
+}
+
+//go:noescape
+func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32)
+
+// hasRequantKernel: the AVX-512 requantization runs beside the VNNI GEMM
+// (it needs AVX-512F/BW only, which every VNNI machine has).
+func hasRequantKernel(kernel string) bool { return kernel == KernelAVX512VNNI }

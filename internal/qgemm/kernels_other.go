@@ -1,0 +1,15 @@
+//go:build noasm || !amd64
+
+package qgemm
+
+// archImpls: no SIMD kernels for this architecture or build (-tags noasm);
+// the generic reference does the work.
+func archImpls() []*impl { return nil }
+
+func peakLoop(string, int) int64 { return 0 }
+
+func hasRequantKernel(string) bool { return false }
+
+func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32) {
+	panic("qgemm: no requantization kernel in this build")
+}

@@ -1,0 +1,161 @@
+package qgemm
+
+import (
+	"fmt"
+	"os"
+)
+
+// BlockCols is the column granularity of GemmCols: a range must start at a
+// multiple of it (and end at one, or at N).
+const BlockCols = 64
+
+// Kernel names, as Packed.Kernel and Kernels report them.
+const (
+	KernelGeneric    = "generic"
+	KernelAVX512VNNI = "avx512vnni"
+	KernelAVX2       = "avx2"
+	KernelSDOT       = "neon-sdot"
+	KernelNEON       = "neon"
+)
+
+// impl is one implementation of the packed GEMM: its own layout of B,
+// filled once by pack, and a gemm over a column range.
+type impl struct {
+	name string
+	pack func(p *Packed)
+	gemm func(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int)
+}
+
+var generic = &impl{name: KernelGeneric, pack: func(*Packed) {}, gemm: gemmGeneric}
+
+// impls lists the implementations this machine runs, best first; the
+// generic reference is always last. chosen is what Pack uses.
+var (
+	impls  []*impl
+	chosen *impl
+)
+
+func init() {
+	impls = append(archImpls(), generic)
+	chosen = impls[0]
+	// LINESIGHT_KERNEL=generic (or another name) forces an implementation,
+	// for benchmarks and for ruling a kernel out in the field.
+	if want := os.Getenv("LINESIGHT_KERNEL"); want != "" {
+		for _, im := range impls {
+			if im.name == want {
+				chosen = im
+			}
+		}
+	}
+}
+
+// Kernels returns the names of the implementations this machine runs, best
+// first, and the one Pack uses.
+func Kernels() (available []string, used string) {
+	for _, im := range impls {
+		available = append(available, im.name)
+	}
+	return available, chosen.name
+}
+
+// Packed is B (n×k int8, rows along k) laid out once for the kernel the
+// dispatcher chose, so that each Gemm streams it without repacking: weights
+// at model load, bank vectors when a bank is opened.
+type Packed struct {
+	N, K int
+	b    []int8 // n×k, the reference layout (generic kernel, k tails)
+	im   *impl
+	u8   []byte  // AVX-512 VNNI / SDOT layout
+	i16  []int16 // AVX2 layout
+	i8   []int8  // NEON layout
+}
+
+// Pack copies b (n rows of k, stride ldb) into the chosen kernel's layout.
+func Pack(n, k int, b []int8, ldb int) (*Packed, error) { return packWith(chosen, n, k, b, ldb) }
+
+func packWith(im *impl, n, k int, b []int8, ldb int) (*Packed, error) {
+	if n < 0 || k < 0 {
+		return nil, fmt.Errorf("qgemm: negative size n=%d k=%d", n, k)
+	}
+	if k > MaxK {
+		return nil, fmt.Errorf("qgemm: k=%d exceeds %d (int32 accumulators could overflow)", k, MaxK)
+	}
+	if n > 0 && (ldb < k || len(b) < (n-1)*ldb+k) {
+		return nil, fmt.Errorf("qgemm: Pack of %dx%d: ldb=%d, len(b)=%d too small", n, k, ldb, len(b))
+	}
+	p := &Packed{N: n, K: k, b: make([]int8, n*k), im: im}
+	for j := 0; j < n; j++ {
+		copy(p.b[j*k:(j+1)*k], b[j*ldb:j*ldb+k])
+	}
+	im.pack(p)
+	// The SIMD layouts cover every k position when k is a multiple of 4;
+	// then the reference copy is not needed (a bank need not sit twice in
+	// memory).
+	if im != generic && k%4 == 0 {
+		p.b = nil
+	}
+	return p, nil
+}
+
+// Kernel names the implementation p was packed for.
+func (p *Packed) Kernel() string { return p.im.name }
+
+// Gemm computes C = A·Bᵀ for all N columns: c[i*ldc+j] = Σ_p a[i*lda+p]·B[j][p],
+// exactly as the package-level Gemm does.
+func (p *Packed) Gemm(m int, a []int8, lda int, c []int32, ldc int) error {
+	return p.GemmCols(m, a, lda, 0, p.N, c, ldc)
+}
+
+// GemmCols computes columns col0..col0+ncol-1 of A·Bᵀ into c[i*ldc+(j-col0)].
+// col0 must be a multiple of BlockCols, and col0+ncol one too or N.
+func (p *Packed) GemmCols(m int, a []int8, lda, col0, ncol int, c []int32, ldc int) error {
+	k := p.K
+	if m < 0 || ncol < 0 {
+		return fmt.Errorf("qgemm: negative size m=%d ncol=%d", m, ncol)
+	}
+	if col0 < 0 || col0+ncol > p.N || col0%BlockCols != 0 || ((col0+ncol)%BlockCols != 0 && col0+ncol != p.N) {
+		return fmt.Errorf("qgemm: columns %d..%d of %d: the range must start on a multiple of %d and end on one or at N", col0, col0+ncol, p.N, BlockCols)
+	}
+	if m == 0 || ncol == 0 {
+		return nil
+	}
+	if lda < k || ldc < ncol {
+		return fmt.Errorf("qgemm: leading dimensions lda=%d ldc=%d too small for k=%d, %d columns", lda, ldc, k, ncol)
+	}
+	if len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+ncol {
+		return fmt.Errorf("qgemm: buffers too short: len(a)=%d len(c)=%d for m=%d k=%d, %d columns", len(a), len(c), m, k, ncol)
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+ncol])
+		}
+		return nil
+	}
+	p.im.gemm(p, m, a, lda, col0, ncol, c, ldc)
+	return nil
+}
+
+func gemmGeneric(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int) {
+	gemmRef(m, ncol, p.K, a, lda, p.b[col0*p.K:], p.K, c, ldc)
+}
+
+// addTail adds the products over k positions k0..K-1, which a kernel that
+// works in groups of 4 (or 2) along k leaves out.
+func (p *Packed) addTail(k0, m int, a []int8, lda, col0, ncol int, c []int32, ldc int) {
+	k := p.K
+	if k0 >= k {
+		return
+	}
+	for i := 0; i < m; i++ {
+		ar := a[i*lda+k0 : i*lda+k]
+		cr := c[i*ldc : i*ldc+ncol]
+		for j := range cr {
+			br := p.b[(col0+j)*k+k0 : (col0+j+1)*k]
+			s := cr[j]
+			for t, v := range ar {
+				s += int32(v) * int32(br[t])
+			}
+			cr[j] = s
+		}
+	}
+}

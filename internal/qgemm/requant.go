@@ -1,0 +1,79 @@
+package qgemm
+
+import (
+	"fmt"
+	"math"
+)
+
+// Requant is TensorFlow Lite's per-channel requantization of int32
+// accumulators to int8, with every channel's parameters laid out for the
+// vector kernel:
+//
+//	v = acc + Bias[c]
+//	v = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(v << Left[c], Mult[c]), Right[c])
+//	out = clamp(v + Zo, Lo, Hi)
+//
+// (MultiplyByQuantizedMultiplier with shift = Left − Right.) Mult must be a
+// positive Q31 mantissa, as quantized multipliers are.
+type Requant struct {
+	Bias, Mult, Left, Right []int32
+	Zo, Lo, Hi              int32
+	vec                     bool
+}
+
+// NewRequant checks and keeps the per-channel parameters; shift[c] is the
+// power-of-two exponent of channel c (positive: left).
+func NewRequant(bias, mult []int32, shift []int, zo, lo, hi int32) (*Requant, error) {
+	n := len(mult)
+	if len(bias) != n || len(shift) != n {
+		return nil, fmt.Errorf("qgemm: requant with %d biases, %d multipliers, %d shifts", len(bias), n, len(shift))
+	}
+	q := &Requant{Bias: bias, Mult: mult, Left: make([]int32, n), Right: make([]int32, n), Zo: zo, Lo: lo, Hi: hi}
+	for c, s := range shift {
+		if mult[c] <= 0 || s > 31 || s < -31 {
+			return nil, fmt.Errorf("qgemm: requant channel %d: multiplier %d, shift %d out of range", c, mult[c], s)
+		}
+		q.Left[c], q.Right[c] = int32(max(s, 0)), int32(max(-s, 0))
+	}
+	q.vec = hasRequantKernel(chosen.name)
+	return q, nil
+}
+
+// Row requantizes one row of len(q.Mult) accumulators into out.
+func (q *Requant) Row(acc []int32, out []int8) {
+	n := len(q.Mult)
+	acc, out = acc[:n], out[:n]
+	if q.vec && n > 0 {
+		zlh := [3]int32{q.Zo, q.Lo, q.Hi}
+		requantRow(&acc[0], &out[0], n, &q.Bias[0], &q.Mult[0], &q.Left[0], &q.Right[0], &zlh)
+		return
+	}
+	q.rowGeneric(acc, out)
+}
+
+func (q *Requant) rowGeneric(acc []int32, out []int8) {
+	for c, a := range acc {
+		v := a + q.Bias[c]
+		v = rdbpot(srdhm(v<<uint(q.Left[c]), q.Mult[c]), q.Right[c]) + q.Zo
+		out[c] = int8(min(max(v, q.Lo), q.Hi))
+	}
+}
+
+// srdhm and rdbpot are gemmlowp's SaturatingRoundingDoublingHighMul and
+// RoundingDivideByPOT, as the model package defines them for every op.
+func srdhm(a, b int32) int32 {
+	if a == b && a == math.MinInt32 {
+		return math.MaxInt32
+	}
+	ab := int64(a) * int64(b)
+	q := ab + (1 << 30) + (ab>>63)&(1-(1<<31))
+	q += (q >> 63) & (1<<31 - 1)
+	return int32(q >> 31)
+}
+
+func rdbpot(x, exp int32) int32 {
+	mask := int32(1)<<uint(exp) - 1
+	rem := x & mask
+	threshold := mask>>1 + int32(uint32(x)>>31)
+	return x>>uint(exp) - (threshold-rem)>>31
+}

@@ -1,0 +1,252 @@
+package patchcore
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/resnet"
+	"github.com/linesight/linesight/model/tflite"
+)
+
+// StageStats is one stage's time per frame over a benchmark run.
+type StageStats struct {
+	MedianMS float64 `json:"median_ms"`
+	P99MS    float64 `json:"p99_ms"`
+	// GMACs is the stage's int8 multiply-accumulate rate (backbone and
+	// search), and PctPeak that rate against Threads × the measured peak.
+	GMACs   float64 `json:"gmacs,omitempty"`
+	PctPeak float64 `json:"pct_of_peak,omitempty"`
+}
+
+// BenchReport is what `linesight bench` measures.
+type BenchReport struct {
+	Threads          int                   `json:"threads"`
+	PeakGMACsPerCore float64               `json:"peak_gmacs_per_core"`
+	Kernels          map[string]string     `json:"kernels"`
+	AllocsPerFrame   float64               `json:"allocs_per_frame"`
+	Stages           map[string]StageStats `json:"stages"`
+
+	Frames       int     `json:"frames"`
+	Model        string  `json:"model"`
+	BackboneMACs int64   `json:"backbone_macs"`
+	BankVectors  int     `json:"bank_vectors"`
+	Dim          int     `json:"dim"`
+	Patches      int     `json:"patches"`
+	SearchMACs   int64   `json:"search_macs"`
+	Frame        string  `json:"frame"`
+	DecodeAllocs float64 `json:"decode_allocs_per_frame"`
+	GOARCH       string  `json:"goarch"`
+}
+
+// Stages in report order.
+var BenchStages = []string{"decode", "preprocess", "backbone", "embed", "search", "map", "total"}
+
+// BenchFrame is a synthetic 1280×720 camera frame as JPEG (quality 90): a
+// lit part on a belt with texture, so the decoder has real work.
+func BenchFrame() []byte {
+	const w, h = 1280, 720
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(7, 7))
+	for y := range h {
+		for x := range w {
+			dx, dy := float64(x-w/2)/300, float64(y-h/2)/220
+			v := 60 + 20*float64((x/16+y/16)%2)
+			if dx*dx+dy*dy < 1 {
+				v = 170 + 40*dx
+			}
+			n := rng.IntN(24)
+			img.SetRGBA(x, y, color.RGBA{uint8(min(255, v+float64(n))), uint8(min(255, v*0.95+float64(n))), uint8(min(255, v*0.9+float64(n))), 255})
+		}
+	}
+	var buf bytes.Buffer
+	_ = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	return buf.Bytes()
+}
+
+// RandomResNet18 builds the seeded random-weight ResNet18 (layer2 and
+// layer3 out, int8) that `linesight bench` runs without --model, calibrated
+// on two synthetic frames. Its features are meaningless; its work is real.
+func RandomResNet18(threads int) (*tflite.Model, []byte, error) {
+	dir, err := os.MkdirTemp("", "linesight-bench")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	var calib []string
+	for i := range 2 {
+		p := filepath.Join(dir, fmt.Sprintf("calib%d.jpg", i))
+		if err := os.WriteFile(p, BenchFrame(), 0o644); err != nil {
+			return nil, nil, err
+		}
+		calib = append(calib, p)
+	}
+	m, _, err := resnet.Build(resnet.RandomStateDict(resnet.Archs["resnet18"], 0), resnet.Options{
+		Calib: calib, Threads: threads, Source: "random-init", Random: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: building the random ResNet18: %w", err)
+	}
+	raw, err := tflite.Write(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, raw, nil
+}
+
+// SyntheticBank is a bank for m (its default taps) sized like a 10%
+// coreset of images×patches, with seeded random vectors: searching it costs
+// what a real bank of that size costs.
+func SyntheticBank(m *tflite.Model, raw []byte, images int) (*bank.Bank, error) {
+	taps, err := DefaultTaps(m)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := model.NewInterpreter(m, model.Options{Threads: 1, Taps: taps})
+	if err != nil {
+		return nil, err
+	}
+	defer ip.Close()
+	emb, err := NewEmbedder(ip.Outputs(), 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	gw, gh := emb.Grid()
+	dim := emb.Dim()
+	n := images * gw * gh / 10
+	vecs := make([]int8, n*dim)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range vecs {
+		// Post-ReLU features pooled: mostly small and positive.
+		vecs[i] = int8(min(127, rng.ExpFloat64()*20))
+	}
+	in := ip.Input()
+	meta := bank.Meta{
+		Created:    time.Now().UTC().Truncate(time.Second),
+		Note:       "synthetic (linesight bench)",
+		Model:      bank.ModelRef{Path: "random-init", SHA256: Fingerprint(raw), Taps: taps},
+		Preprocess: bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Resize: "antialiased-bilinear", Pixels: "rgb8"},
+		Embed: bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
+			TapDims: slices.Clone(emb.TapDims())},
+		Score: bank.Score{Distance: "l2", K: 1, Image: "eq7", B: 9, Upsample: UpsampleBilinear, Sigma: 4, Border: "reflect"},
+		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: 0.1, Seed: 1, ProjectDim: 128,
+			Patches: images * gw * gh},
+		Images:    bank.Images{Train: images},
+		Dim:       dim,
+		Count:     n,
+		Scale:     0.05,
+		Threshold: bank.Threshold{Rule: "max-margin", Param: 1.1, Value: 1e9, Pixel: 1e9, Width: 1},
+	}
+	return bank.New(meta, vecs)
+}
+
+// Bench runs frames frames (after a warm-up) through decode and
+// d.InspectInto, timing every stage.
+func Bench(d *Detector, modelName string, threads, frames int) (*BenchReport, error) {
+	frame := BenchFrame()
+	peak := qgemm.PeakGMACs(200 * time.Millisecond)
+	_, kern := qgemm.Kernels()
+	rep := &BenchReport{
+		Threads: threads, PeakGMACsPerCore: peak, Frames: frames, Model: modelName, GOARCH: runtime.GOARCH,
+		Kernels: map[string]string{
+			"decode": "image/jpeg", "preprocess": "go", "backbone": kern, "depthwise": "go",
+			"embed": "go", "search": kern, "map": "go",
+		},
+		Stages:      map[string]StageStats{},
+		Frame:       "1280x720 JPEG",
+		BankVectors: d.meta.Count, Dim: d.meta.Dim,
+	}
+	gw, gh := d.emb.Grid()
+	rep.Patches = gw * gh
+	rep.SearchMACs = int64(rep.Patches) * int64(d.meta.Count) * int64(d.meta.Dim)
+	var err error
+	if rep.BackboneMACs, err = backboneMACs(d); err != nil {
+		return nil, err
+	}
+
+	times := map[string][]float64{}
+	var r Result
+	var decodeAllocs, inspectAllocs uint64
+	var ms runtime.MemStats
+	warm := max(3, frames/10)
+	for i := -warm; i < frames; i++ {
+		runtime.ReadMemStats(&ms)
+		a0 := ms.Mallocs
+		t0 := time.Now()
+		img, err := rgb.Decode(bytes.NewReader(frame))
+		if err != nil {
+			return nil, err
+		}
+		t1 := time.Now()
+		runtime.ReadMemStats(&ms)
+		a1 := ms.Mallocs
+		if err := d.InspectInto(img, &r); err != nil {
+			return nil, err
+		}
+		t2 := time.Now()
+		runtime.ReadMemStats(&ms)
+		if i < 0 {
+			continue
+		}
+		decodeAllocs += a1 - a0
+		inspectAllocs += ms.Mallocs - a1
+		msOf := func(d time.Duration) float64 { return float64(d) / 1e6 }
+		times["decode"] = append(times["decode"], msOf(t1.Sub(t0)))
+		times["preprocess"] = append(times["preprocess"], msOf(r.Timing.Preprocess))
+		times["backbone"] = append(times["backbone"], msOf(r.Timing.Backbone))
+		times["embed"] = append(times["embed"], msOf(r.Timing.Embed))
+		times["search"] = append(times["search"], msOf(r.Timing.Search))
+		times["map"] = append(times["map"], msOf(r.Timing.Map))
+		times["total"] = append(times["total"], msOf(t2.Sub(t0)))
+	}
+	rep.AllocsPerFrame = float64(inspectAllocs) / float64(frames)
+	rep.DecodeAllocs = float64(decodeAllocs) / float64(frames)
+	for _, s := range BenchStages {
+		v := times[s]
+		slices.Sort(v)
+		st := StageStats{MedianMS: quantileSorted(v, 0.5), P99MS: quantileSorted(v, 0.99)}
+		var macs int64
+		switch s {
+		case "backbone":
+			macs = rep.BackboneMACs
+		case "search":
+			macs = rep.SearchMACs
+		}
+		if macs > 0 && st.MedianMS > 0 {
+			st.GMACs = float64(macs) / (st.MedianMS / 1e3) / 1e9
+			if peak > 0 {
+				st.PctPeak = 100 * st.GMACs / (peak * float64(threads))
+			}
+		}
+		rep.Stages[s] = st
+	}
+	return rep, nil
+}
+
+func quantileSorted(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(v)-1))
+	return v[min(i, len(v)-1)]
+}
+
+// backboneMACs counts the detector's backbone work from its model when it
+// is the Go interpreter.
+func backboneMACs(d *Detector) (int64, error) {
+	if ip, ok := d.bb.(*model.Interpreter); ok {
+		return model.MACs(ip.Model()), nil
+	}
+	return 0, nil
+}

@@ -1,0 +1,47 @@
+package patchcore
+
+import (
+	"testing"
+)
+
+// TestBenchSynthetic runs the benchmark path end to end on a tiny frame
+// count: report complete, every stage timed, GMAC/s where they apply.
+func TestBenchSynthetic(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
+	}
+	m, raw, err := RandomResNet18(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := SyntheticBank(m, raw, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Meta.Count != 15680 || b.Meta.Dim != 384 {
+		t.Errorf("synthetic bank %dx%d, want 15680x384 (200 images x 784 patches x 10%%, layer2+layer3)", b.Meta.Count, b.Meta.Dim)
+	}
+	d, err := Open(b, m, Fingerprint(raw), Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rep, err := Bench(d, "test", 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range BenchStages {
+		if st, ok := rep.Stages[s]; !ok || st.MedianMS <= 0 || st.P99MS < st.MedianMS {
+			t.Errorf("stage %s: %+v", s, st)
+		}
+	}
+	// ResNet18 to layer3 at 224x224: 1.40 GMAC in convolutions (stem
+	// 118M, layer1 462M, layer2 411M incl. downsample, layer3 411M) plus the
+	// 3x3 normalisation depthwise (0.45M).
+	if rep.BackboneMACs < 1.3e9 || rep.BackboneMACs > 1.45e9 {
+		t.Errorf("backbone MACs %d", rep.BackboneMACs)
+	}
+	if rep.Stages["backbone"].GMACs <= 0 || rep.Stages["search"].GMACs <= 0 || rep.PeakGMACsPerCore <= 0 {
+		t.Errorf("rates missing: %+v", rep)
+	}
+}
