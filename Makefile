@@ -9,7 +9,7 @@ TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
-.PHONY: test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: bench-peer test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 
 all: build
 
@@ -105,6 +105,10 @@ lint:
 # Benchmarks: engine at 1 and 2 threads beside the TensorFlow Lite C library.
 bench: deps
 	$(TFLITE_ENV) $(GO) test -tags tflite -run '^$$' -bench . -benchmem ./internal/... ./model/...
+
+# linesight bench beside ONNX Runtime (../shared/peers) in one run, with ratios.
+bench-peer: deps
+	@scripts/bench-peer.sh
 
 # Each fuzz target for FUZZTIME.
 fuzz:

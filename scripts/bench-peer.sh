@@ -1,0 +1,43 @@
+#!/bin/bash
+# `linesight bench` and the speed peer (ONNX Runtime 1.30, ../shared/peers)
+# in one run, on the same machine, then the ratios:
+#   - ResNet18 to layer3, int8: our backbone stage vs ORT's int8 QDQ model,
+#   - MobileNetV2 full forward: our engine on the shared tf2 int8 model vs
+#     ORT's float MobileNetV2 (the peer has no int8 MobileNetV2),
+#   - bank search (784 x 15680 x 384) beside the reference figure for faiss.
+# at 1 and 2 threads. Needs ../shared/peers (node + npm + Debian's torch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peers=../shared/peers
+[ -x "$peers/run.sh" ] || { echo "bench-peer: skipped ($peers/run.sh not beside the checkout)"; exit 0; }
+make -s build
+out=bin/bench
+mkdir -p "$out"
+for t in 1 2; do
+  bin/linesight bench --threads $t --frames ${FRAMES:-100} --json >"$out/linesight-$t.json"
+done
+go test -run '^$' -bench 'InterpreterMobileNetV2' -benchtime 50x ./model/ >"$out/mnv2.txt"
+"$peers/run.sh" .cache/peers 1 2 >"$out/ort.jsonl"
+/usr/bin/python3 - "$out" <<'PY'
+import json, re, sys
+d = sys.argv[1]
+ort = {}
+for line in open(f"{d}/ort.jsonl"):
+    r = json.loads(line)
+    ort[(r["model"].replace(".onnx", ""), r["threads"])] = r["median_ms"]
+mn = {int(t): float(ms) for t, ms in re.findall(r"threads=(\d+)\S*\s+\d+\s+\d+ ns/op\s+([\d.]+) ms/frame", open(f"{d}/mnv2.txt").read())}
+print("| threads | stage | linesight (median) | peer | ratio (peer / linesight) |")
+print("|---|---|---|---|---|")
+for t in (1, 2):
+    b = json.load(open(f"{d}/linesight-{t}.json"))
+    s = b["stages"]
+    bb, q = s["backbone"]["median_ms"], ort[("resnet18_l3_qdq", t)]
+    print(f"| {t} | ResNet18->layer3 int8 | {bb:.2f} ms ({s['backbone']['gmacs']:.0f} GMAC/s, {s['backbone']['pct_of_peak']:.0f}% of peak) | ORT int8 QDQ {q:.2f} ms | {q/bb:.2f}x |")
+    if t in mn:
+        f = ort[("mnv2_full_f32", t)]
+        print(f"| {t} | MobileNetV2 full | {mn[t]:.2f} ms (tf2 int8) | ORT float32 {f:.2f} ms | {f/mn[t]:.2f}x |")
+    sr = s["search"]
+    print(f"| {t} | search {b['patches']}x{b['bank_vectors']}x{b['dim']} | {sr['median_ms']:.2f} ms ({sr['gmacs']:.0f} GMAC/s, {sr['pct_of_peak']:.0f}% of peak) | faiss 1.7.3, 2 threads, 16385 vectors: 69 ms (peers/README, not rerun) | {69.0/sr['median_ms']:.2f}x |")
+    print(f"| {t} | end to end (decode..map) | {s['total']['median_ms']:.2f} ms, p99 {s['total']['p99_ms']:.2f} ms, {b['allocs_per_frame']:.1f} allocs/frame | | |")
+    print(f"|   | peak | {b['peak_gmacs_per_core']:.1f} GMAC/s per core ({b['kernels']['backbone']}) | | |")
+PY
