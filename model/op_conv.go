@@ -140,7 +140,7 @@ type quantGemmOp struct {
 	g        convGeom
 	in, out  *rtensor
 	w        []int8 // [cout][k], stored domain
-	kp       int    // k rounded up to 4 for im2col rows: SIMD kernels work in groups of 4
+	kp       int    // k rounded up to qgemm.KAlign for im2col rows
 	packed   *qgemm.Packed
 	rq       *qgemm.Requant // vectorised requantization; nil: the loop below
 	colTerm  []int32
@@ -195,12 +195,12 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 		}
 	}
 	// The weights are packed once for the kernel the dispatcher chose. An
-	// im2col row is padded with zeros to a multiple of 4 (and so are the
-	// weights), which adds nothing to any sum and keeps the kernels off
-	// their scalar tail; a pointwise conv reads its input in place.
+	// im2col row is padded with zeros to the kernel's k granularity (and so
+	// are the weights), which adds nothing to any sum and keeps the kernels
+	// off their scalar tail; a pointwise conv reads its input in place.
 	o.kp = k
-	if !g.pointwise {
-		o.kp = (k + 3) &^ 3
+	if a := qgemm.KAlign(); !g.pointwise && a > 1 {
+		o.kp = (k + a - 1) / a * a
 	}
 	wp := o.w
 	if o.kp != k {

@@ -17,7 +17,30 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
+
+// copyingStore keeps its own copies of PUBLISH packets and hands out
+// copies. On reconnect paho v1.5.1 re-sends in-flight QoS 1 messages from
+// its store, setting their DUP flag, while the new connection's writer may
+// be serialising the very same packet object (which also writes to it): a
+// data race the race detector caught in TestBrokerOutageLosesNoResult. With
+// a copy taken when the message is stored (before it is queued, so before
+// any writer sees it) and another for each Get, the writer and resume never
+// share a packet. Payloads are shared and only read.
+type copyingStore struct{ paho.Store }
+
+func copyPublish(p packets.ControlPacket) packets.ControlPacket {
+	if pp, ok := p.(*packets.PublishPacket); ok {
+		c := *pp
+		return &c
+	}
+	return p
+}
+
+func (s copyingStore) Put(key string, p packets.ControlPacket) { s.Store.Put(key, copyPublish(p)) }
+
+func (s copyingStore) Get(key string) packets.ControlPacket { return copyPublish(s.Store.Get(key)) }
 
 // Options configures a Client.
 type Options struct {
@@ -81,7 +104,8 @@ func New(opts Options) *Client {
 	po := paho.NewClientOptions().AddBroker(opts.Broker).SetClientID(opts.ClientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(5 * time.Second).SetKeepAlive(10 * time.Second).
-		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(5 * time.Second)
+		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(5 * time.Second).
+		SetStore(copyingStore{paho.NewMemoryStore()})
 	if opts.Username != "" {
 		po.SetUsername(opts.Username).SetPassword(opts.Password)
 	}

@@ -16,8 +16,8 @@ func vnniRowSum(a *int8, n int) int32
 func avx2Kernel(a *[3]*int8, b *int16, kg2 int, c *[3]*int32, np int)
 
 var (
-	vnni = &impl{name: KernelAVX512VNNI, pack: packVNNI, gemm: gemmVNNI}
-	avx2 = &impl{name: KernelAVX2, pack: packAVX2, gemm: gemmAVX2}
+	vnni = &impl{name: KernelAVX512VNNI, kAlign: 4, pack: packVNNI, gemm: gemmVNNI}
+	avx2 = &impl{name: KernelAVX2, kAlign: 2, pack: packAVX2, gemm: gemmAVX2}
 )
 
 func archImpls() []*impl {

@@ -22,11 +22,15 @@ const (
 // filled once by pack, and a gemm over a column range.
 type impl struct {
 	name string
+	// kAlign is the k granularity of the kernel: positions past the last
+	// multiple go through the scalar tail, so callers that can pad k (im2col
+	// rows) pad to it.
+	kAlign int
 	pack func(p *Packed)
 	gemm func(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int)
 }
 
-var generic = &impl{name: KernelGeneric, pack: func(*Packed) {}, gemm: gemmGeneric}
+var generic = &impl{name: KernelGeneric, kAlign: 1, pack: func(*Packed) {}, gemm: gemmGeneric}
 
 // impls lists the implementations this machine runs, best first; the
 // generic reference is always last. chosen is what Pack uses.
@@ -91,11 +95,15 @@ func packWith(im *impl, n, k int, b []int8, ldb int) (*Packed, error) {
 	// The SIMD layouts cover every k position when k is a multiple of 4;
 	// then the reference copy is not needed (a bank need not sit twice in
 	// memory).
-	if im != generic && k%4 == 0 {
+	if im != generic && k%im.kAlign == 0 {
 		p.b = nil
 	}
 	return p, nil
 }
+
+// KAlign is the k granularity of the kernel Pack uses: a k that is a
+// multiple of it runs entirely in the kernel.
+func KAlign() int { return chosen.kAlign }
 
 // Kernel names the implementation p was packed for.
 func (p *Packed) Kernel() string { return p.im.name }

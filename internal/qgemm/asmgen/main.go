@@ -1,5 +1,6 @@
-// Command asmgen writes gemm_amd64.s, the AVX-512 VNNI and AVX2
-// micro-kernels of package qgemm: `go generate ./internal/qgemm`.
+// Command asmgen writes gemm_amd64.s (AVX-512 VNNI and AVX2) and
+// gemm_arm64.s (SDOT and NEON), the micro-kernels of package qgemm:
+// `go generate ./internal/qgemm`.
 //
 // The kernels are unrolled over rows and column panels, which is
 // mechanical and error-prone by hand; generating them keeps every variant
@@ -38,6 +39,10 @@ func main() {
 	peaks()
 	requant()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile("gemm_arm64.s", arm64Kernels(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
