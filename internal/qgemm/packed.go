@@ -26,8 +26,8 @@ type impl struct {
 	// multiple go through the scalar tail, so callers that can pad k (im2col
 	// rows) pad to it.
 	kAlign int
-	pack func(p *Packed)
-	gemm func(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int)
+	pack   func(p *Packed)
+	gemm   func(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int)
 }
 
 var generic = &impl{name: KernelGeneric, kAlign: 1, pack: func(*Packed) {}, gemm: gemmGeneric}
