@@ -113,16 +113,13 @@ func (s *Searcher) searchBlocks(lo, hi, worker int) {
 		}
 		bn := s.b.Norms[j0 : j0+nb]
 		for i := range m {
-			row := w.c[i*nb : i*nb+nb]
-			qn := s.qn[i]
-			best, bi := w.dist[i], w.idx[i]
-			for j, dot := range row {
-				d := qn + bn[j] - 2*dot
-				if best < 0 || d < best {
-					best, bi = d, int32(j0+j)
-				}
+			// The block's nearest (lowest index on ties); a strictly
+			// smaller distance replaces the best of earlier blocks, so
+			// ties keep the lower index across blocks too.
+			v, j := qgemm.ArgminBiased(w.c[i*nb:i*nb+nb], bn)
+			if d := s.qn[i] + v; w.dist[i] < 0 || d < w.dist[i] {
+				w.dist[i], w.idx[i] = d, int32(j0+j)
 			}
-			w.dist[i], w.idx[i] = best, bi
 		}
 	}
 }

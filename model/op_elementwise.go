@@ -2,9 +2,10 @@ package model
 
 import (
 	"fmt"
-	"github.com/linesight/linesight/internal/parallel"
 	"math"
 
+	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -104,7 +105,11 @@ func (ip *Interpreter) prepareAdd(op *tflite.Operator) (kernel, error) {
 	}
 	o.body = o.elemsQuant
 	if a.n == out.n && b.n == out.n {
-		// No broadcasting (every residual add): no index arithmetic.
+		// No broadcasting (every residual add): no index arithmetic, and
+		// the vector kernel where there is one.
+		if o.aq, err = qgemm.NewAddQuant(a.zp, b.zp, out.zp, o.lo, o.hi, o.m1, o.s1, o.m2, o.s2, o.mo, o.so); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
+		}
 		o.body = o.elemsQuantSame
 	}
 	return o, nil
@@ -112,6 +117,7 @@ func (ip *Interpreter) prepareAdd(op *tflite.Operator) (kernel, error) {
 
 type addOp struct {
 	a, b, out  *rtensor
+	aq         *qgemm.AddQuant
 	bc         broadcast4
 	m1, m2, mo int32
 	s1, s2, so int
@@ -135,24 +141,9 @@ func (o *addOp) elemsQuant(lo, hi, _ int) {
 	}
 }
 
-// elemsQuantSame is elemsQuant for inputs of the output's shape, with the
-// multiplier shifts split once so the fixed-point helpers inline.
+// elemsQuantSame is elemsQuant for inputs of the output's shape.
 func (o *addOp) elemsQuantSame(lo, hi, _ int) {
-	za, zb, zo := o.a.zp, o.b.zp, o.out.zp
-	l1, r1 := max(o.s1, 0), max(-o.s1, 0)
-	l2, r2 := max(o.s2, 0), max(-o.s2, 0)
-	lo3, ro := max(o.so, 0), max(-o.so, 0)
-	a, b, out := o.a.i8[lo:hi], o.b.i8[lo:hi], o.out.i8[lo:hi]
-	b = b[:len(a)]
-	out = out[:len(a)]
-	for i := range a {
-		x := (int32(a[i]) - za) << 20
-		y := (int32(b[i]) - zb) << 20
-		sx := rdbpot(srdhm(x<<uint(l1), o.m1), r1)
-		sy := rdbpot(srdhm(y<<uint(l2), o.m2), r2)
-		v := rdbpot(srdhm((sx+sy)<<uint(lo3), o.mo), ro) + zo
-		out[i] = int8(min(max(v, o.lo), o.hi))
-	}
+	o.aq.Add(o.a.i8[lo:hi], o.b.i8[lo:hi], o.out.i8[lo:hi])
 }
 
 func (o *addOp) elemsFloat(lo, hi, _ int) {

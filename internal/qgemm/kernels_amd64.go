@@ -232,3 +232,13 @@ func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zl
 // hasRequantKernel: the AVX-512 requantization runs beside the VNNI GEMM
 // (it needs AVX-512F/BW only, which every VNNI machine has).
 func hasRequantKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
+
+//go:noescape
+func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
+
+func hasArgminKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
+
+//go:noescape
+func addQuant(a, b, out *int8, n int, prm *[14]int32)
+
+func hasAddKernel(kernel string) bool { return kernel == KernelAVX512VNNI }

@@ -161,3 +161,15 @@ func gemmNEON(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc in
 	}
 	p.addTail(8*kc, m, a, lda, col0, ncol, c, ldc)
 }
+
+func hasArgminKernel(string) bool { return false }
+
+func argminLanes(dot, bn *int32, n int, val, idx *[16]int32) {
+	panic("qgemm: no argmin kernel in this build")
+}
+
+func hasAddKernel(string) bool { return false }
+
+func addQuant(a, b, out *int8, n int, prm *[14]int32) {
+	panic("qgemm: no add kernel in this build")
+}

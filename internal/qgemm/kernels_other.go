@@ -13,3 +13,15 @@ func hasRequantKernel(string) bool { return false }
 func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32) {
 	panic("qgemm: no requantization kernel in this build")
 }
+
+func hasArgminKernel(string) bool { return false }
+
+func argminLanes(dot, bn *int32, n int, val, idx *[16]int32) {
+	panic("qgemm: no argmin kernel in this build")
+}
+
+func hasAddKernel(string) bool { return false }
+
+func addQuant(a, b, out *int8, n int, prm *[14]int32) {
+	panic("qgemm: no add kernel in this build")
+}

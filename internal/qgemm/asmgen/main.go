@@ -38,6 +38,8 @@ func main() {
 	avx2Kernel()
 	peaks()
 	requant()
+	argmin()
+	addQuant()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -366,6 +368,137 @@ func requant() {
 	p("\tSUBQ $16, CX")
 	p("\tJMP requant_loop")
 	p("requant_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// argmin: func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
+//
+// For n a positive multiple of 16: per lane l, the smallest bn[j]−2·dot[j]
+// over j ≡ l (mod 16) and the first j that reaches it (strictly smaller
+// replaces, so ties keep the lower index). The caller reduces the lanes.
+func argmin() {
+	p("")
+	p("// func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)")
+	p("TEXT ·argminLanes(SB), NOSPLIT, $0-40")
+	p("\tMOVQ dot+0(FP), SI")
+	p("\tMOVQ bn+8(FP), DX")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tMOVL $0x7fffffff, AX")
+	p("\tVPBROADCASTD AX, Z0")
+	p("\tVPXORD Z1, Z1, Z1")
+	p("\tMOVQ $argminIota<>(SB), AX")
+	p("\tVMOVDQU32 (AX), Z2")
+	p("\tMOVL $16, AX")
+	p("\tVPBROADCASTD AX, Z3")
+	p("argmin_loop:")
+	p("\tVMOVDQU32 (SI), Z4")
+	p("\tVMOVDQU32 (DX), Z5")
+	p("\tVPSLLD $1, Z4, Z4")
+	p("\tVPSUBD Z4, Z5, Z5")
+	p("\tVPCMPGTD Z5, Z0, K1")
+	p("\tVMOVDQA32 Z5, K1, Z0")
+	p("\tVMOVDQA32 Z2, K1, Z1")
+	p("\tVPADDD Z3, Z2, Z2")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $64, DX")
+	p("\tSUBQ $16, CX")
+	p("\tJNE argmin_loop")
+	p("\tMOVQ val+24(FP), AX")
+	p("\tVMOVDQU32 Z0, (AX)")
+	p("\tMOVQ idx+32(FP), AX")
+	p("\tVMOVDQU32 Z1, (AX)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	for i := range 16 {
+		p("DATA argminIota<>+%d(SB)/4, $%d", 4*i, i)
+	}
+	p("GLOBL argminIota<>(SB), RODATA|NOPTR, $64")
+}
+
+// mbqm emits MultiplyByQuantizedMultiplier on the 16 int32 lanes of zx in
+// place, with per-lane multiplier, left and right shift registers; temps
+// Z3..Z10; constants Z11 = 2^30, Z12 = 1−2^31, Z13 = 2^31−1 (qwords),
+// Z14 = 1 (dwords); K2 = odd lanes.
+func mbqm(zx, zm, zl, zr string) {
+	p("\tVPSLLVD %s, %s, %s", zl, zx, zx)
+	p("\tVPMULDQ %s, %s, Z3", zm, zx)
+	p("\tVPSRLQ $32, %s, Z4", zx)
+	p("\tVPSRLQ $32, %s, Z5", zm)
+	p("\tVPMULDQ Z5, Z4, Z4")
+	for _, z := range []string{"Z3", "Z4"} {
+		p("\tVPSRAQ $63, %s, Z6", z)
+		p("\tVPANDQ Z12, Z6, Z6")
+		p("\tVPADDQ Z11, %s, %s", z, z)
+		p("\tVPADDQ Z6, %s, %s", z, z)
+		p("\tVPSRAQ $63, %s, Z6", z)
+		p("\tVPANDQ Z13, Z6, Z6")
+		p("\tVPADDQ Z6, %s, %s", z, z)
+		p("\tVPSRAQ $31, %s, %s", z, z)
+	}
+	p("\tVPSLLQ $32, Z4, Z4")
+	p("\tVPBLENDMD Z4, Z3, K2, %s", zx)
+	p("\tVPSLLVD %s, Z14, Z7", zr)
+	p("\tVPSUBD Z14, Z7, Z7")
+	p("\tVPANDD Z7, %s, Z8", zx)
+	p("\tVPSRAD $1, Z7, Z9")
+	p("\tVPSRLD $31, %s, Z10", zx)
+	p("\tVPADDD Z10, Z9, Z9")
+	p("\tVPSUBD Z8, Z9, Z9")
+	p("\tVPSRAD $31, Z9, Z9")
+	p("\tVPSRAVD %s, %s, %s", zr, zx, zx)
+	p("\tVPSUBD Z9, %s, %s", zx, zx)
+}
+
+// addQuant: func addQuant(a, b, out *int8, n int, prm *[14]int32)
+//
+// TFLite's int8 ADD, 16 elements per step, n a positive multiple of 16:
+// x = (a−za)<<20, y = (b−zb)<<20, each rescaled by its multiplier, summed,
+// rescaled to the output, +zo, clamped. prm: za zb zo lo hi m1 l1 r1 m2 l2
+// r2 mo lo ro.
+func addQuant() {
+	p("")
+	p("// func addQuant(a, b, out *int8, n int, prm *[14]int32)")
+	p("TEXT ·addQuant(SB), NOSPLIT, $0-40")
+	p("\tMOVQ a+0(FP), SI")
+	p("\tMOVQ b+8(FP), DX")
+	p("\tMOVQ out+16(FP), DI")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tMOVQ prm+32(FP), R8")
+	for i := range 14 {
+		p("\tVPBROADCASTD %d(R8), Z%d", 4*i, 16+i)
+	}
+	p("\tMOVQ $0x40000000, AX")
+	p("\tVPBROADCASTQ AX, Z11")
+	p("\tMOVQ $-2147483647, AX")
+	p("\tVPBROADCASTQ AX, Z12")
+	p("\tMOVQ $0x7fffffff, AX")
+	p("\tVPBROADCASTQ AX, Z13")
+	p("\tMOVL $1, AX")
+	p("\tVPBROADCASTD AX, Z14")
+	p("\tMOVL $0xaaaa, AX")
+	p("\tKMOVW AX, K2")
+	p("add_loop:")
+	p("\tVPMOVSXBD (SI), Z0")
+	p("\tVPMOVSXBD (DX), Z1")
+	p("\tVPSUBD Z16, Z0, Z0")
+	p("\tVPSUBD Z17, Z1, Z1")
+	p("\tVPSLLD $20, Z0, Z0")
+	p("\tVPSLLD $20, Z1, Z1")
+	mbqm("Z0", "Z21", "Z22", "Z23")
+	mbqm("Z1", "Z24", "Z25", "Z26")
+	p("\tVPADDD Z1, Z0, Z0")
+	mbqm("Z0", "Z27", "Z28", "Z29")
+	p("\tVPADDD Z18, Z0, Z0")
+	p("\tVPMAXSD Z19, Z0, Z0")
+	p("\tVPMINSD Z20, Z0, Z0")
+	p("\tVPMOVSDB Z0, (DI)")
+	p("\tADDQ $16, SI")
+	p("\tADDQ $16, DX")
+	p("\tADDQ $16, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJNE add_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }

@@ -1,0 +1,49 @@
+package qgemm
+
+import "fmt"
+
+// AddQuant is TensorFlow Lite's int8 ADD of two same-shaped tensors
+// (tensorflow/lite/kernels/add.cc): each input, less its zero point and
+// shifted left 20 bits, is rescaled by its own quantized multiplier; the sum
+// is rescaled to the output, offset by its zero point and clamped.
+type AddQuant struct {
+	prm [14]int32 // za zb zo lo hi m1 l1 r1 m2 l2 r2 mo lo ro
+	vec bool
+}
+
+// NewAddQuant keeps the parameters; m and s are the quantized multipliers
+// and their power-of-two exponents for input 1, input 2 and the output.
+func NewAddQuant(za, zb, zo, lo, hi, m1 int32, s1 int, m2 int32, s2 int, mo int32, so int) (*AddQuant, error) {
+	for _, s := range []int{s1, s2, so} {
+		if s > 31 || s < -31 {
+			return nil, fmt.Errorf("qgemm: add: shift %d out of range", s)
+		}
+	}
+	lr := func(s int) (int32, int32) { return int32(max(s, 0)), int32(max(-s, 0)) }
+	l1, r1 := lr(s1)
+	l2, r2 := lr(s2)
+	l3, r3 := lr(so)
+	return &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}, vec: hasAddKernel(chosen.name)}, nil
+}
+
+// Add computes out[i] for len(out) elements of a and b.
+func (q *AddQuant) Add(a, b, out []int8) {
+	n := len(out)
+	a, b = a[:n], b[:n]
+	n16 := 0
+	if q.vec {
+		n16 = n &^ 15
+		if n16 > 0 {
+			addQuant(&a[0], &b[0], &out[0], n16, &q.prm)
+		}
+	}
+	p := &q.prm
+	for i := n16; i < n; i++ {
+		x := (int32(a[i]) - p[0]) << 20
+		y := (int32(b[i]) - p[1]) << 20
+		sx := rdbpot(srdhm(x<<uint(p[6]), p[5]), p[7])
+		sy := rdbpot(srdhm(y<<uint(p[9]), p[8]), p[10])
+		v := rdbpot(srdhm((sx+sy)<<uint(p[12]), p[11]), p[13]) + p[2]
+		out[i] = int8(min(max(v, p[3]), p[4]))
+	}
+}
