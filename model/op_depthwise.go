@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -98,6 +99,11 @@ func (ip *Interpreter) prepareDepthwise(op *tflite.Operator) (kernel, error) {
 	for w := 0; w < ip.threads; w++ {
 		o.acc = append(o.acc, make([]int32, g.cout))
 	}
+	// The vector requantization where the multipliers allow it (not a zero
+	// scale); the scalar loop otherwise.
+	if rq, err := qgemm.NewRequant(o.bias, o.qmult, o.qshift, out.zp, o.lo, o.hi); err == nil {
+		o.rq = rq
+	}
 	o.body = o.rowsQuant
 	return o, nil
 }
@@ -113,6 +119,7 @@ type depthwiseOp struct {
 	bias   []int32
 	qmult  []int32
 	qshift []int
+	rq     *qgemm.Requant
 	lo, hi int32
 	acc    [][]int32
 
@@ -132,7 +139,11 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 	for row := lo; row < hi; row++ {
 		b, oy := row/g.oh, row%g.oh
 		for ox := 0; ox < g.ow; ox++ {
-			copy(acc, o.bias)
+			if o.rq != nil {
+				clear(acc) // the requantization adds the bias
+			} else {
+				copy(acc, o.bias)
+			}
 			for ky := 0; ky < g.kh; ky++ {
 				iy := oy*g.sh - g.padTop + ky*g.dh
 				if iy < 0 || iy >= g.h {
@@ -146,9 +157,7 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 					x := o.in.i8[((b*g.h+iy)*g.w+ix)*g.cin:][:g.cin]
 					w := o.wz[(ky*g.kw+kx)*g.cout:][:g.cout]
 					if o.mult == 1 {
-						for c, v := range x {
-							acc[c] += (int32(v) - zx) * w[c]
-						}
+						qgemm.MulAcc(acc, x, w, zx)
 						continue
 					}
 					for c, v := range x {
@@ -160,6 +169,10 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 				}
 			}
 			d := o.out.i8[((b*g.oh+oy)*g.ow+ox)*g.cout:][:g.cout]
+			if o.rq != nil {
+				o.rq.Row(acc, d)
+				continue
+			}
 			for c, v := range acc {
 				v = mulByQuantizedMultiplier(v, o.qmult[c], o.qshift[c]) + o.out.zp
 				d[c] = int8(clamp32(v, o.lo, o.hi))

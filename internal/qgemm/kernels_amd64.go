@@ -242,3 +242,6 @@ func hasArgminKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
 func addQuant(a, b, out *int8, n int, prm *[14]int32)
 
 func hasAddKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
+
+//go:noescape
+func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)

@@ -173,3 +173,7 @@ func hasAddKernel(string) bool { return false }
 func addQuant(a, b, out *int8, n int, prm *[14]int32) {
 	panic("qgemm: no add kernel in this build")
 }
+
+func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
+	panic("qgemm: no multiply-accumulate kernel in this build")
+}

@@ -40,6 +40,7 @@ func main() {
 	requant()
 	argmin()
 	addQuant()
+	mulAcc()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -499,6 +500,34 @@ func addQuant() {
 	p("\tADDQ $16, DI")
 	p("\tSUBQ $16, CX")
 	p("\tJNE add_loop")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// mulAcc: func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
+// acc[i] += (x[i]−zx)·w[i] for n a positive multiple of 16: the inner loop
+// of a depthwise convolution, channels along the vector.
+func mulAcc() {
+	p("")
+	p("// func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)")
+	p("TEXT ·mulAcc(SB), NOSPLIT, $0-36")
+	p("\tMOVQ acc+0(FP), DI")
+	p("\tMOVQ x+8(FP), SI")
+	p("\tMOVQ w+16(FP), DX")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tMOVL zx+32(FP), AX")
+	p("\tVPBROADCASTD AX, Z31")
+	p("mulacc_loop:")
+	p("\tVPMOVSXBD (SI), Z0")
+	p("\tVPSUBD Z31, Z0, Z0")
+	p("\tVPMULLD (DX), Z0, Z0")
+	p("\tVPADDD (DI), Z0, Z0")
+	p("\tVMOVDQU32 Z0, (DI)")
+	p("\tADDQ $16, SI")
+	p("\tADDQ $64, DX")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJNE mulacc_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
