@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,7 +447,9 @@ func (d *Daemon) inspect(f *camera.Frame, r *patchcore.Result) {
 		Score: r.Score, Normalized: norm, Threshold: th, BankVersion: det.Bank().Meta.Version,
 		Latency: latency{Capture: ms(start.Sub(f.Time)), Preprocess: ms(t.Preprocess), Backbone: ms(t.Backbone),
 			Search: ms(t.Embed + t.Search), Map: ms(t.Map), Total: ms(time.Since(f.Time))},
-		Frame: [2]int{f.Image.W, f.Image.H}, Regions: r.Regions}
+		// A copy: the detector reuses its regions buffer on the next frame,
+		// while this result is published and its map drawn.
+		Frame: [2]int{f.Image.W, f.Image.H}, Regions: slices.Clone(r.Regions)}
 	if res.Regions == nil {
 		res.Regions = []patchcore.Region{}
 	}

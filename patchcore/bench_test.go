@@ -1,7 +1,10 @@
 package patchcore
 
 import (
+	"bytes"
 	"testing"
+
+	"github.com/linesight/linesight/internal/rgb"
 )
 
 // TestBenchSynthetic runs the benchmark path end to end on a tiny frame
@@ -43,5 +46,44 @@ func TestBenchSynthetic(t *testing.T) {
 	}
 	if rep.Stages["backbone"].GMACs <= 0 || rep.Stages["search"].GMACs <= 0 || rep.PeakGMACsPerCore <= 0 {
 		t.Errorf("rates missing: %+v", rep)
+	}
+}
+
+// TestInspectAllocatesNothing: after the first frames, scoring a frame
+// (preprocess to regions) allocates nothing, also when the frame fails and
+// has regions.
+func TestInspectAllocatesNothing(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
+	}
+	m, raw, err := RandomResNet18(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := SyntheticBank(m, raw, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Meta.Threshold.Value, b.Meta.Threshold.Pixel = 1e-3, 1e-3 // everything fails, one big region
+	d, err := Open(b, m, Fingerprint(raw), Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	img, err := rgb.Decode(bytes.NewReader(BenchFrame()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Result
+	for range 2 {
+		if err := d.InspectInto(img, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !r.Fail || len(r.Regions) == 0 {
+		t.Fatalf("want a failing frame with regions, got fail=%v, %d regions", r.Fail, len(r.Regions))
+	}
+	if n := testing.AllocsPerRun(5, func() { _ = d.InspectInto(img, &r) }); n != 0 {
+		t.Errorf("%.1f allocations per frame", n)
 	}
 }

@@ -51,14 +51,18 @@ type Detector struct {
 	nn    []int32
 	patch []float32
 	amap  []float32
+	inW   int // the model input's size (Backbone.Input allocates its shape)
+	inH   int
 	lab   []int32
+	rb    regionBuf
 	nbIdx []int32
 	nbD2  []int32
 	dists []float64
 	ref   *floatRef // float reference scoring (tests only)
 }
 
-// Result is the outcome of one frame. Map is reused by the next Inspect.
+// Result is the outcome of one frame. Map and Regions are reused by the
+// next InspectInto: copy them to keep them.
 type Result struct {
 	Score      float64 // image score, feature units
 	Normalized float64 // in [0, 1], 0.5 at the threshold
@@ -137,6 +141,8 @@ func newDetector(b *bank.Bank, bb model.Backbone, threads int) (*Detector, error
 		nn:     make([]int32, cells),
 		patch:  make([]float32, cells),
 		amap:   make([]float32, in.Shape[1]*in.Shape[2]),
+		inW:    in.Shape[2],
+		inH:    in.Shape[1],
 	}, nil
 }
 
@@ -203,13 +209,12 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 	}
 	t4 := time.Now()
 	gw, gh := d.emb.Grid()
-	in := d.bb.Input()
-	iw, ih := in.Shape[2], in.Shape[1]
+	iw, ih := d.inW, d.inH
 	Upsample(d.patch, gw, gh, d.amap, iw, ih)
 	d.blur.Apply(d.amap, iw, ih)
 	x, y, cw, ch := rgb.CenterCrop(img.W, img.H, d.meta.Preprocess.Crop)
 	r.Geometry = Geometry{FrameW: img.W, FrameH: img.H, X: x, Y: y, W: cw, H: ch, InW: iw, InH: ih}
-	r.Regions, d.lab = r.Geometry.Regions(d.amap, d.meta.Threshold.Pixel, d.lab)
+	r.Regions, d.lab = r.Geometry.regionsInto(d.amap, d.meta.Threshold.Pixel, d.lab, &d.rb)
 	t5 := time.Now()
 
 	th := &d.meta.Threshold

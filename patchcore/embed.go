@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
@@ -224,6 +225,28 @@ type lerp struct {
 // bilinearTaps returns, for each of out positions, the two source indices
 // and weights of half-pixel bilinear resampling from in positions.
 func bilinearTaps(in, out int) []lerp {
+	k := [2]int{in, out}
+	tapCache.Lock()
+	defer tapCache.Unlock()
+	if t, ok := tapCache.m[k]; ok {
+		return t
+	}
+	if tapCache.m == nil || len(tapCache.m) > 64 {
+		tapCache.m = map[[2]int][]lerp{}
+	}
+	t := computeTaps(in, out)
+	tapCache.m[k] = t
+	return t
+}
+
+// tapCache keeps the taps per size pair (read-only once made): the same
+// few sizes recur every frame, and a frame must not allocate.
+var tapCache struct {
+	sync.Mutex
+	m map[[2]int][]lerp
+}
+
+func computeTaps(in, out int) []lerp {
 	t := make([]lerp, out)
 	scale := float32(in) / float32(out)
 	for d := range t {

@@ -1,8 +1,9 @@
 package patchcore
 
 import (
+	"cmp"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Upsample resizes a single-channel sw×sh map to dw×dh bilinearly with
@@ -144,18 +145,39 @@ const MaxRegions = 32
 // first. lab is scratch of w·h int32 (reallocated if short) and is returned
 // for reuse.
 func (g Geometry) Regions(m []float32, threshold float64, lab []int32) ([]Region, []int32) {
+	var rb regionBuf
+	out, lab := g.regionsInto(m, threshold, lab, &rb)
+	return slices.Clone(out), lab
+}
+
+// regionBuf is the scratch of regionsInto, kept by a Detector so that a
+// frame with regions allocates nothing either.
+type regionBuf struct {
+	accs  []regionAcc
+	out   []Region
+	stack []int
+}
+
+type regionAcc struct {
+	x0, y0, x1, y1, area int
+	peak                 float64
+}
+
+// regionsInto is Regions into rb's buffers (the result is valid until the
+// next call with rb).
+func (g Geometry) regionsInto(m []float32, threshold float64, lab []int32, rb *regionBuf) ([]Region, []int32) {
 	w := g.InW
-	lab, n := label8(w, g.InH, func(i int) bool { return float64(m[i]) > threshold }, lab)
+	lab, n := label8Into(w, g.InH, func(i int) bool { return float64(m[i]) > threshold }, lab, &rb.stack)
 	if n == 0 {
-		return nil, lab
+		return rb.out[:0], lab
 	}
-	type acc struct {
-		x0, y0, x1, y1, area int
-		peak                 float64
+	if cap(rb.accs) < n {
+		rb.accs = make([]regionAcc, n)
+		rb.out = make([]Region, n)
 	}
-	accs := make([]acc, n)
+	accs := rb.accs[:n]
 	for i := range accs {
-		accs[i] = acc{x0: w, y0: g.InH, x1: -1, y1: -1, peak: math.Inf(-1)}
+		accs[i] = regionAcc{x0: w, y0: g.InH, x1: -1, y1: -1, peak: math.Inf(-1)}
 	}
 	for p, l := range lab {
 		if l == 0 {
@@ -167,11 +189,11 @@ func (g Geometry) Regions(m []float32, threshold float64, lab []int32) ([]Region
 		a.peak = max(a.peak, float64(m[p]))
 		a.area++
 	}
-	out := make([]Region, n)
+	out := rb.out[:n]
 	for i, a := range accs {
 		out[i] = g.box(a.x0, a.y0, a.x1, a.y1, a.peak, a.area)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Peak > out[j].Peak })
+	slices.SortStableFunc(out, func(a, b Region) int { return cmp.Compare(b.Peak, a.Peak) })
 	if len(out) > MaxRegions {
 		out = out[:MaxRegions]
 	}

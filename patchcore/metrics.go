@@ -181,13 +181,21 @@ func components(m []bool, w, h int) ([]int32, int) {
 // label8 labels the 8-connected pixels of a w×h grid for which on is true
 // with 1..n (0 elsewhere), reusing lab when it is large enough.
 func label8(w, h int, on func(int) bool, lab []int32) ([]int32, int) {
+	var stack []int
+	return label8Into(w, h, on, lab, &stack)
+}
+
+// label8Into is label8 with the flood fill's stack kept in *stack for the
+// next call (a Detector labels every frame).
+func label8Into(w, h int, on func(int) bool, lab []int32, stackp *[]int) ([]int32, int) {
 	if cap(lab) < w*h {
 		lab = make([]int32, w*h)
 	}
 	lab = lab[:w*h]
 	clear(lab)
 	n := int32(0)
-	var stack []int
+	stack := (*stackp)[:0]
+	defer func() { *stackp = stack[:0] }()
 	for s := range lab {
 		if lab[s] != 0 || !on(s) {
 			continue
