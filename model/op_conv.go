@@ -108,10 +108,20 @@ func im2colRow[T int8 | float32](g *convGeom, src []T, r int, dst []T, pad T) {
 	oy := (r / g.ow) % g.oh
 	b := r / (g.ow * g.oh)
 	p := 0
+	ix0 := ox*g.sw - g.padLeft
+	// With dilation 1 and the whole filter row inside the input, the kw
+	// input pixels of a filter row are contiguous: one copy instead of kw.
+	rowInside := g.dw == 1 && ix0 >= 0 && ix0+g.kw <= g.w
 	for ky := 0; ky < g.kh; ky++ {
 		iy := oy*g.sh - g.padTop + ky*g.dh
+		if rowInside && iy >= 0 && iy < g.h {
+			s := ((b*g.h+iy)*g.w + ix0) * g.cin
+			copy(dst[p:p+g.kw*g.cin], src[s:s+g.kw*g.cin])
+			p += g.kw * g.cin
+			continue
+		}
 		for kx := 0; kx < g.kw; kx++ {
-			ix := ox*g.sw - g.padLeft + kx*g.dw
+			ix := ix0 + kx*g.dw
 			d := dst[p : p+g.cin]
 			if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w {
 				for i := range d {

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -88,6 +89,29 @@ func (o *poolOp) rows(lo, hi, worker int) {
 			x0 := max(ox*g.sw-g.padLeft, 0)
 			x1 := min(ox*g.sw-g.padLeft+g.kw, g.w)
 			count := int32((y1 - y0) * (x1 - x0))
+			if quant && o.isMax && count > 0 {
+				// Max of int8 taps straight into the output, a vector of
+				// channels at a time; then the activation's clamp.
+				d := o.out.i8[((b*g.oh+oy)*g.ow+ox)*g.cout:][:g.cout]
+				first := true
+				for iy := y0; iy < y1; iy++ {
+					for ix := x0; ix < x1; ix++ {
+						src := o.in.i8[((b*g.h+iy)*g.w+ix)*g.cin:][:g.cin]
+						if first {
+							copy(d, src)
+							first = false
+						} else {
+							qgemm.MaxInto(d, src)
+						}
+					}
+				}
+				if o.lo > -128 || o.hi < 127 {
+					for c, v := range d {
+						d[c] = int8(clamp32(int32(v), o.lo, o.hi))
+					}
+				}
+				continue
+			}
 			for c := range acc {
 				if o.isMax {
 					acc[c], accF[c] = -1<<31, float32(-3.4e38)

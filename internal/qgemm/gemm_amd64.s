@@ -1033,3 +1033,19 @@ mulacc_loop:
 	JNE mulacc_loop
 	VZEROUPPER
 	RET
+
+// func maxInto(dst, src *int8, n int)
+TEXT ·maxInto(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+max_loop:
+	VMOVDQU8 (SI), Z0
+	VPMAXSB (DI), Z0, Z0
+	VMOVDQU8 Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $64, CX
+	JNE max_loop
+	VZEROUPPER
+	RET

@@ -245,3 +245,6 @@ func hasAddKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
 
 //go:noescape
 func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
+
+//go:noescape
+func maxInto(dst, src *int8, n int)

@@ -177,3 +177,5 @@ func addQuant(a, b, out *int8, n int, prm *[14]int32) {
 func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
 	panic("qgemm: no multiply-accumulate kernel in this build")
 }
+
+func maxInto(dst, src *int8, n int) { panic("qgemm: no max kernel in this build") }

@@ -18,3 +18,19 @@ func MulAcc(acc []int32, x []int8, w []int32, zx int32) {
 		acc[i] += (int32(x[i]) - zx) * w[i]
 	}
 }
+
+// MaxInto sets dst[i] = max(dst[i], src[i]) for i < len(dst).
+func MaxInto(dst, src []int8) {
+	n := len(dst)
+	src = src[:n]
+	n64 := 0
+	if hasAddKernel(chosen.name) {
+		n64 = n &^ 63
+		if n64 > 0 {
+			maxInto(&dst[0], &src[0], n64)
+		}
+	}
+	for i := n64; i < n; i++ {
+		dst[i] = max(dst[i], src[i])
+	}
+}

@@ -29,3 +29,24 @@ func TestMulAccMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxIntoMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 1))
+	for n := 1; n <= 200; n++ {
+		dst, src := make([]int8, n+3), make([]int8, n)
+		want := make([]int8, n)
+		for i := range n {
+			dst[i], src[i] = int8(rng.IntN(256)-128), int8(rng.IntN(256)-128)
+			want[i] = max(dst[i], src[i])
+		}
+		MaxInto(dst[:n], src)
+		for i := range want {
+			if dst[i] != want[i] {
+				t.Fatalf("n=%d: dst[%d] = %d, want %d", n, i, dst[i], want[i])
+			}
+		}
+		if dst[n] != 0 || dst[n+2] != 0 {
+			t.Fatal("wrote past the end")
+		}
+	}
+}

@@ -41,6 +41,7 @@ func main() {
 	argmin()
 	addQuant()
 	mulAcc()
+	maxInto()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -528,6 +529,27 @@ func mulAcc() {
 	p("\tADDQ $64, DI")
 	p("\tSUBQ $16, CX")
 	p("\tJNE mulacc_loop")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// maxInto: func maxInto(dst, src *int8, n int), n a positive multiple of
+// 64: dst[i] = max(dst[i], src[i]) (a max pool tap across channels).
+func maxInto() {
+	p("")
+	p("// func maxInto(dst, src *int8, n int)")
+	p("TEXT ·maxInto(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("max_loop:")
+	p("\tVMOVDQU8 (SI), Z0")
+	p("\tVPMAXSB (DI), Z0, Z0")
+	p("\tVMOVDQU8 Z0, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $64, CX")
+	p("\tJNE max_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
