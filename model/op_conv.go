@@ -264,9 +264,7 @@ func (o *quantGemmOp) rows(lo, hi, worker int) {
 		}
 		dst := o.out.i8[r0*cout : (r0+nr)*cout]
 		if o.rq != nil {
-			for i := 0; i < nr; i++ {
-				o.rq.Row(acc[i*cout:(i+1)*cout], dst[i*cout:(i+1)*cout])
-			}
+			o.rq.Rows(acc, dst, nr)
 			continue
 		}
 		for i := 0; i < nr; i++ {

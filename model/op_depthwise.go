@@ -96,8 +96,9 @@ func (ip *Interpreter) prepareDepthwise(op *tflite.Operator) (kernel, error) {
 	if o.lo, o.hi, err = actRange(out, opt.Activation); err != nil {
 		return nil, err
 	}
+	// One output row of accumulators per worker, requantized in one call.
 	for w := 0; w < ip.threads; w++ {
-		o.acc = append(o.acc, make([]int32, g.cout))
+		o.acc = append(o.acc, make([]int32, g.ow*g.cout))
 	}
 	// The vector requantization where the multipliers allow it (not a zero
 	// scale); the scalar loop otherwise.
@@ -136,9 +137,11 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 	g := &o.g
 	acc := o.acc[worker]
 	zx := o.in.zp
+	accRow := acc
 	for row := lo; row < hi; row++ {
 		b, oy := row/g.oh, row%g.oh
 		for ox := 0; ox < g.ow; ox++ {
+			acc := accRow[ox*g.cout : (ox+1)*g.cout]
 			if o.rq != nil {
 				clear(acc) // the requantization adds the bias
 			} else {
@@ -168,15 +171,18 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 					}
 				}
 			}
-			d := o.out.i8[((b*g.oh+oy)*g.ow+ox)*g.cout:][:g.cout]
 			if o.rq != nil {
-				o.rq.Row(acc, d)
-				continue
+				continue // the whole row is requantized below
 			}
+			d := o.out.i8[((b*g.oh+oy)*g.ow+ox)*g.cout:][:g.cout]
 			for c, v := range acc {
 				v = mulByQuantizedMultiplier(v, o.qmult[c], o.qshift[c]) + o.out.zp
 				d[c] = int8(clamp32(v, o.lo, o.hi))
 			}
+		}
+		if o.rq != nil {
+			base := (b*g.oh + oy) * g.ow * g.cout
+			o.rq.Rows(accRow, o.out.i8[base:base+g.ow*g.cout], g.ow)
 		}
 	}
 }

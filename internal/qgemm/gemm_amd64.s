@@ -723,15 +723,10 @@ avx2_peak_loop:
 	VZEROUPPER
 	RET
 
-// func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32)
-TEXT ·requantRow(SB), NOSPLIT, $0-64
-	MOVQ acc+0(FP), SI
-	MOVQ out+8(FP), DI
-	MOVQ n+16(FP), CX
-	MOVQ bias+24(FP), R8
-	MOVQ mult+32(FP), R9
-	MOVQ left+40(FP), R10
-	MOVQ right+48(FP), R11
+// func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)
+TEXT ·requantRows(SB), NOSPLIT, $0-72
+	MOVQ acc+0(FP), R14
+	MOVQ out+8(FP), R15
 	MOVQ zlh+56(FP), R12
 	VPBROADCASTD 0(R12), Z20
 	VPBROADCASTD 4(R12), Z21
@@ -746,6 +741,15 @@ TEXT ·requantRow(SB), NOSPLIT, $0-64
 	VPBROADCASTD AX, Z26
 	MOVL $0xaaaa, AX
 	KMOVW AX, K2
+	MOVQ rows+64(FP), R13
+requant_row:
+	MOVQ R14, SI
+	MOVQ R15, DI
+	MOVQ n+16(FP), CX
+	MOVQ bias+24(FP), R8
+	MOVQ mult+32(FP), R9
+	MOVQ left+40(FP), R10
+	MOVQ right+48(FP), R11
 requant_loop:
 	TESTQ CX, CX
 	JLE requant_done
@@ -809,6 +813,11 @@ requant_full:
 	SUBQ $16, CX
 	JMP requant_loop
 requant_done:
+	MOVQ n+16(FP), CX
+	LEAQ (R14)(CX*4), R14
+	ADDQ CX, R15
+	DECQ R13
+	JNE requant_row
 	VZEROUPPER
 	RET
 

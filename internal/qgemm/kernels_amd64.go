@@ -227,7 +227,7 @@ func peakLoop(name string, iters int) int64 {
 }
 
 //go:noescape
-func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32)
+func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)
 
 // hasRequantKernel: the AVX-512 requantization runs beside the VNNI GEMM
 // (it needs AVX-512F/BW only, which every VNNI machine has).

@@ -29,7 +29,7 @@ func peakLoop(string, int) int64 { return 0 }
 
 func hasRequantKernel(string) bool { return false }
 
-func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32) {
+func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int) {
 	panic("qgemm: no requantization kernel on arm64 yet")
 }
 

@@ -40,15 +40,25 @@ func NewRequant(bias, mult []int32, shift []int, zo, lo, hi int32) (*Requant, er
 }
 
 // Row requantizes one row of len(q.Mult) accumulators into out.
-func (q *Requant) Row(acc []int32, out []int8) {
+func (q *Requant) Row(acc []int32, out []int8) { q.Rows(acc, out, 1) }
+
+// Rows requantizes rows consecutive rows of len(q.Mult) accumulators (acc
+// and out both row-major without gaps); the vector kernel sets up its
+// constants once for all of them.
+func (q *Requant) Rows(acc []int32, out []int8, rows int) {
 	n := len(q.Mult)
-	acc, out = acc[:n], out[:n]
-	if q.vec && n > 0 {
-		zlh := [3]int32{q.Zo, q.Lo, q.Hi}
-		requantRow(&acc[0], &out[0], n, &q.Bias[0], &q.Mult[0], &q.Left[0], &q.Right[0], &zlh)
+	if rows <= 0 || n == 0 {
 		return
 	}
-	q.rowGeneric(acc, out)
+	acc, out = acc[:rows*n], out[:rows*n]
+	if q.vec {
+		zlh := [3]int32{q.Zo, q.Lo, q.Hi}
+		requantRows(&acc[0], &out[0], n, &q.Bias[0], &q.Mult[0], &q.Left[0], &q.Right[0], &zlh, rows)
+		return
+	}
+	for r := range rows {
+		q.rowGeneric(acc[r*n:(r+1)*n], out[r*n:(r+1)*n])
+	}
 }
 
 func (q *Requant) rowGeneric(acc []int32, out []int8) {

@@ -72,6 +72,21 @@ func TestRequantMatchesDefinition(t *testing.T) {
 				out[i] = 0x5a
 			}
 			q.Row(acc, out)
+			// The same row three times through Rows gives it three times.
+			acc3, out3 := append(append(append([]int32{}, acc...), acc...), acc...), make([]int8, 3*n+8)
+			q.Rows(acc3, out3, 3)
+			for r := range 3 {
+				for c := range n {
+					if out3[r*n+c] != out[c] {
+						t.Fatalf("n=%d: Rows row %d channel %d = %d, Row gives %d", n, r, c, out3[r*n+c], out[c])
+					}
+				}
+			}
+			for _, v := range out3[3*n:] {
+				if v != 0 {
+					t.Fatalf("n=%d: Rows wrote past the end", n)
+				}
+			}
 			for c := range n {
 				v := def(acc[c]+bias[c], mult[c], shift[c]) + zo
 				want := int8(min(max(v, -128), 127))

@@ -282,25 +282,21 @@ func peaks() {
 	p("\tRET")
 }
 
-// requant: func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32)
+// requant: func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)
 //
 // TFLite's requantization, 16 channels per step: v = acc+bias; v <<= left;
 // v = SaturatingRoundingDoublingHighMul(v, mult) (64-bit products of even
 // and odd lanes, nudge, division by 2^31 toward zero); v =
 // RoundingDivideByPOT(v, right); v += zo; clamp to [lo, hi]; narrow to int8.
 // The multiplier is positive (a Q31 mantissa), so the one saturating case
-// (both operands −2^31) cannot occur. Tails run masked.
+// (both operands −2^31) cannot occur. Tails run masked. rows ≥ 1
+// contiguous rows of n share the parameters (set up once per call).
 func requant() {
 	p("")
-	p("// func requantRow(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32)")
-	p("TEXT ·requantRow(SB), NOSPLIT, $0-64")
-	p("\tMOVQ acc+0(FP), SI")
-	p("\tMOVQ out+8(FP), DI")
-	p("\tMOVQ n+16(FP), CX")
-	p("\tMOVQ bias+24(FP), R8")
-	p("\tMOVQ mult+32(FP), R9")
-	p("\tMOVQ left+40(FP), R10")
-	p("\tMOVQ right+48(FP), R11")
+	p("// func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)")
+	p("TEXT ·requantRows(SB), NOSPLIT, $0-72")
+	p("\tMOVQ acc+0(FP), R14")
+	p("\tMOVQ out+8(FP), R15")
 	p("\tMOVQ zlh+56(FP), R12")
 	p("\tVPBROADCASTD 0(R12), Z20")
 	p("\tVPBROADCASTD 4(R12), Z21")
@@ -315,6 +311,15 @@ func requant() {
 	p("\tVPBROADCASTD AX, Z26")
 	p("\tMOVL $0xaaaa, AX")
 	p("\tKMOVW AX, K2")
+	p("\tMOVQ rows+64(FP), R13")
+	p("requant_row:")
+	p("\tMOVQ R14, SI")
+	p("\tMOVQ R15, DI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tMOVQ bias+24(FP), R8")
+	p("\tMOVQ mult+32(FP), R9")
+	p("\tMOVQ left+40(FP), R10")
+	p("\tMOVQ right+48(FP), R11")
 	p("requant_loop:")
 	p("\tTESTQ CX, CX")
 	p("\tJLE requant_done")
@@ -370,6 +375,11 @@ func requant() {
 	p("\tSUBQ $16, CX")
 	p("\tJMP requant_loop")
 	p("requant_done:")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tLEAQ (R14)(CX*4), R14")
+	p("\tADDQ CX, R15")
+	p("\tDECQ R13")
+	p("\tJNE requant_row")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
