@@ -45,7 +45,15 @@ func Dot(a, b []int8) int32 {
 	if len(b) < len(a) {
 		panic("qgemm: Dot with len(b) < len(a)")
 	}
-	return dotRef(a, b[:len(a)])
+	b = b[:len(a)]
+	n32 := 0
+	var s int32
+	if hasAddKernel(chosen.name) {
+		if n32 = len(a) &^ 31; n32 > 0 {
+			s = dotAVX512(&a[0], &b[0], n32)
+		}
+	}
+	return s + dotRef(a[n32:], b[n32:])
 }
 
 // RowSums sets sums[i] to the sum of row i of the m×k matrix a.

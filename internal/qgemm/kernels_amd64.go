@@ -248,3 +248,6 @@ func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
 
 //go:noescape
 func maxInto(dst, src *int8, n int)
+
+//go:noescape
+func dotAVX512(a, b *int8, n int) int32

@@ -31,3 +31,5 @@ func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
 }
 
 func maxInto(dst, src *int8, n int) { panic("qgemm: no max kernel in this build") }
+
+func dotAVX512(a, b *int8, n int) int32 { panic("qgemm: no dot kernel in this build") }

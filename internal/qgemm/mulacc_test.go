@@ -50,3 +50,25 @@ func TestMaxIntoMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestDotMatchesScalar: Dot (vector body, scalar tail) equals the plain sum
+// on every length and at the extremes.
+func TestDotMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 9))
+	for n := 0; n <= 300; n++ {
+		a, b := make([]int8, n), make([]int8, n+5)
+		for i := range a {
+			a[i], b[i] = int8(rng.IntN(256)-128), int8(rng.IntN(256)-128)
+			if n%7 == 0 {
+				a[i], b[i] = -128, -128
+			}
+		}
+		var want int32
+		for i := range a {
+			want += int32(a[i]) * int32(b[i])
+		}
+		if got := Dot(a, b); got != want {
+			t.Fatalf("n=%d: Dot = %d, want %d", n, got, want)
+		}
+	}
+}

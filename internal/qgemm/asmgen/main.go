@@ -42,6 +42,7 @@ func main() {
 	addQuant()
 	mulAcc()
 	maxInto()
+	dot()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -560,6 +561,40 @@ func maxInto() {
 	p("\tADDQ $64, DI")
 	p("\tSUBQ $64, CX")
 	p("\tJNE max_loop")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// dot: func dotAVX512(a, b *int8, n int) int32, n a positive multiple of 32:
+// both operands sign-extended to int16 (VPMOVSXBW) and multiplied in pairs
+// into int32 (VPMADDWD), exact for full-range int8.
+func dot() {
+	p("")
+	p("// func dotAVX512(a, b *int8, n int) int32")
+	p("TEXT ·dotAVX512(SB), NOSPLIT, $0-28")
+	p("\tMOVQ a+0(FP), SI")
+	p("\tMOVQ b+8(FP), DX")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVPXORD Z0, Z0, Z0")
+	p("dot_loop:")
+	p("\tVPMOVSXBW (SI), Z1")
+	p("\tVPMOVSXBW (DX), Z2")
+	p("\tVPMADDWD Z2, Z1, Z1")
+	p("\tVPADDD Z1, Z0, Z0")
+	p("\tADDQ $32, SI")
+	p("\tADDQ $32, DX")
+	p("\tSUBQ $32, CX")
+	p("\tJNE dot_loop")
+	p("\tVEXTRACTI64X4 $1, Z0, Y1")
+	p("\tVPADDD Y1, Y0, Y0")
+	p("\tVEXTRACTI128 $1, Y0, X1")
+	p("\tVPADDD X1, X0, X0")
+	p("\tVPSHUFD $0x4e, X0, X1")
+	p("\tVPADDD X1, X0, X0")
+	p("\tVPSHUFD $0xb1, X0, X1")
+	p("\tVPADDD X1, X0, X0")
+	p("\tVMOVD X0, AX")
+	p("\tMOVL AX, ret+24(FP)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
