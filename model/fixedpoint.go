@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"math/bits"
+
+	"github.com/linesight/linesight/internal/qgemm"
 )
 
 // Integer arithmetic with TensorFlow Lite's rounding rules. The reference
@@ -30,34 +32,11 @@ func quantizeMultiplier(real float64) (int32, int) {
 	return int32(qf), shift
 }
 
-// srdhm is gemmlowp's SaturatingRoundingDoublingHighMul: a*b / 2^31 rounded
-// to nearest with ties toward +infinity (the nudge then truncating division),
-// saturating the one overflow.
-func srdhm(a, b int32) int32 {
-	if a == b && a == math.MinInt32 {
-		return math.MaxInt32
-	}
-	// Branch-free (the sign of a product is data, and mispredicted branches
-	// cost more than the arithmetic): the nudge is 2^30 or 1−2^30 by the
-	// sign of ab, and division by 2^31 truncating toward zero is an
-	// arithmetic shift after adding 2^31−1 to negative values.
-	ab := int64(a) * int64(b)
-	neg := ab >> 63 // 0 or -1
-	q := ab + (1 << 30) + neg&(1-(1<<31))
-	q += (q >> 63) & (1<<31 - 1)
-	return int32(q >> 31)
-}
-
-// rdbpot is gemmlowp's RoundingDivideByPOT: x / 2^exp rounded to nearest,
-// ties away from zero.
-func rdbpot(x int32, exp int) int32 {
-	mask := int32(1)<<uint(exp) - 1
-	rem := x & mask
-	threshold := mask>>1 + int32(uint32(x)>>31)
-	// rem and threshold are in [0, 2^31): threshold−rem is negative exactly
-	// when rem > threshold, and its sign bit is the rounding increment.
-	return x>>uint(exp) - (threshold-rem)>>31
-}
+// srdhm and rdbpot are gemmlowp's SaturatingRoundingDoublingHighMul and
+// RoundingDivideByPOT, defined once in qgemm (its vector kernels' scalar
+// tails use them too); these short names keep the ops readable.
+func srdhm(a, b int32) int32        { return qgemm.SRDHM(a, b) }
+func rdbpot(x int32, exp int) int32 { return qgemm.RDBPOT(x, exp) }
 
 // mulByQuantizedMultiplier is TFLite's MultiplyByQuantizedMultiplier:
 // x * m * 2^(shift-31), with a left shift applied before the high multiply.

@@ -41,9 +41,9 @@ func (q *AddQuant) Add(a, b, out []int8) {
 	for i := n16; i < n; i++ {
 		x := (int32(a[i]) - p[0]) << 20
 		y := (int32(b[i]) - p[1]) << 20
-		sx := rdbpot(srdhm(x<<uint(p[6]), p[5]), p[7])
-		sy := rdbpot(srdhm(y<<uint(p[9]), p[8]), p[10])
-		v := rdbpot(srdhm((sx+sy)<<uint(p[12]), p[11]), p[13]) + p[2]
+		sx := RDBPOT(SRDHM(x<<uint(p[6]), p[5]), int(p[7]))
+		sy := RDBPOT(SRDHM(y<<uint(p[9]), p[8]), int(p[10]))
+		v := RDBPOT(SRDHM((sx+sy)<<uint(p[12]), p[11]), int(p[13])) + p[2]
 		out[i] = int8(min(max(v, p[3]), p[4]))
 	}
 }

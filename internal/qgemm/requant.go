@@ -1,9 +1,6 @@
 package qgemm
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // Requant is TensorFlow Lite's per-channel requantization of int32
 // accumulators to int8, with every channel's parameters laid out for the
@@ -64,26 +61,7 @@ func (q *Requant) Rows(acc []int32, out []int8, rows int) {
 func (q *Requant) rowGeneric(acc []int32, out []int8) {
 	for c, a := range acc {
 		v := a + q.Bias[c]
-		v = rdbpot(srdhm(v<<uint(q.Left[c]), q.Mult[c]), q.Right[c]) + q.Zo
+		v = RDBPOT(SRDHM(v<<uint(q.Left[c]), q.Mult[c]), int(q.Right[c])) + q.Zo
 		out[c] = int8(min(max(v, q.Lo), q.Hi))
 	}
-}
-
-// srdhm and rdbpot are gemmlowp's SaturatingRoundingDoublingHighMul and
-// RoundingDivideByPOT, as the model package defines them for every op.
-func srdhm(a, b int32) int32 {
-	if a == b && a == math.MinInt32 {
-		return math.MaxInt32
-	}
-	ab := int64(a) * int64(b)
-	q := ab + (1 << 30) + (ab>>63)&(1-(1<<31))
-	q += (q >> 63) & (1<<31 - 1)
-	return int32(q >> 31)
-}
-
-func rdbpot(x, exp int32) int32 {
-	mask := int32(1)<<uint(exp) - 1
-	rem := x & mask
-	threshold := mask>>1 + int32(uint32(x)>>31)
-	return x>>uint(exp) - (threshold-rem)>>31
 }
