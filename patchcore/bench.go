@@ -159,8 +159,10 @@ func Bench(d *Detector, modelName string, threads, frames int) (*BenchReport, er
 	_, kern := qgemm.Kernels()
 	rep := &BenchReport{
 		Threads: threads, PeakGMACsPerCore: peak, Frames: frames, Model: modelName, GOARCH: runtime.GOARCH,
+		// The GEMM serves backbone and search; requantization, ADD,
+		// depthwise and pooling use the element-wise kernels.
 		Kernels: map[string]string{
-			"decode": "image/jpeg", "preprocess": "go", "backbone": kern, "depthwise": "go",
+			"decode": "image/jpeg", "preprocess": "go", "backbone": kern, "elementwise": qgemm.VectorOps(),
 			"embed": "go", "search": kern, "map": "go",
 		},
 		Stages:      map[string]StageStats{},

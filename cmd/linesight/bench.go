@@ -87,7 +87,7 @@ func benchCmd(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "model      %s\n", rep.Model)
 	fmt.Fprintf(out, "bank       %d vectors x %d dims, %d patches per frame\n", rep.BankVectors, rep.Dim, rep.Patches)
 	fmt.Fprintf(out, "machine    %s, %d threads; int8 kernels here: %v\n", rep.GOARCH, rep.Threads, avail)
-	fmt.Fprintf(out, "peak       %.1f GMAC/s per core (%s)\n", rep.PeakGMACsPerCore, rep.Kernels["backbone"])
+	fmt.Fprintf(out, "peak       %.1f GMAC/s per core (%s; element-wise ops: %s)\n", rep.PeakGMACsPerCore, rep.Kernels["backbone"], rep.Kernels["elementwise"])
 	fmt.Fprintf(out, "frames     %d (%s), median and p99 per stage:\n", rep.Frames, rep.Frame)
 	for _, s := range patchcore.BenchStages {
 		st := rep.Stages[s]

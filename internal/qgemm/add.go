@@ -23,7 +23,7 @@ func NewAddQuant(za, zb, zo, lo, hi, m1 int32, s1 int, m2 int32, s2 int, mo int3
 	l1, r1 := lr(s1)
 	l2, r2 := lr(s2)
 	l3, r3 := lr(so)
-	return &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}, vec: hasAddKernel(chosen.name)}, nil
+	return &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}, vec: hasVectorOps(chosen.name)}, nil
 }
 
 // Add computes out[i] for len(out) elements of a and b.

@@ -10,7 +10,7 @@ func ArgminBiased(dot, bn []int32) (int32, int) {
 	bn = bn[:n]
 	best, bi := int32(0), -1
 	n16 := 0
-	if hasArgminKernel(chosen.name) {
+	if hasVectorOps(chosen.name) {
 		n16 = n &^ 15
 	}
 	if n16 > 0 {

@@ -48,7 +48,7 @@ func Dot(a, b []int8) int32 {
 	b = b[:len(a)]
 	n32 := 0
 	var s int32
-	if hasAddKernel(chosen.name) {
+	if hasVectorOps(chosen.name) {
 		if n32 = len(a) &^ 31; n32 > 0 {
 			s = dotAVX512(&a[0], &b[0], n32)
 		}

@@ -226,22 +226,20 @@ func peakLoop(name string, iters int) int64 {
 	return 0
 }
 
+// hasVectorOps reports whether the AVX-512 element-wise kernels
+// (requantization, ADD, multiply-accumulate, max, nearest scan, Dot) run
+// beside the chosen GEMM: with the VNNI kernel, whose machines all have the
+// AVX-512F/BW they need.
+func hasVectorOps(kernel string) bool { return kernel == KernelAVX512VNNI }
+
 //go:noescape
 func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)
-
-// hasRequantKernel: the AVX-512 requantization runs beside the VNNI GEMM
-// (it needs AVX-512F/BW only, which every VNNI machine has).
-func hasRequantKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
 
 //go:noescape
 func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
 
-func hasArgminKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
-
 //go:noescape
 func addQuant(a, b, out *int8, n int, prm *[14]int32)
-
-func hasAddKernel(kernel string) bool { return kernel == KernelAVX512VNNI }
 
 //go:noescape
 func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)

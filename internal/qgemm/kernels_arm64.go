@@ -25,14 +25,6 @@ func archImpls() []*impl {
 	return []*impl{neon}
 }
 
-func peakLoop(string, int) int64 { return 0 }
-
-func hasRequantKernel(string) bool { return false }
-
-func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int) {
-	panic("qgemm: no requantization kernel on arm64 yet")
-}
-
 // SDOT layout: blocks of 8 columns, each as kg groups of 8 columns x 4
 // bytes along k (two vectors). SDOT multiplies signed by signed bytes, so
 // B is stored as it is.
@@ -161,23 +153,3 @@ func gemmNEON(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc in
 	}
 	p.addTail(8*kc, m, a, lda, col0, ncol, c, ldc)
 }
-
-func hasArgminKernel(string) bool { return false }
-
-func argminLanes(dot, bn *int32, n int, val, idx *[16]int32) {
-	panic("qgemm: no argmin kernel in this build")
-}
-
-func hasAddKernel(string) bool { return false }
-
-func addQuant(a, b, out *int8, n int, prm *[14]int32) {
-	panic("qgemm: no add kernel in this build")
-}
-
-func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
-	panic("qgemm: no multiply-accumulate kernel in this build")
-}
-
-func maxInto(dst, src *int8, n int) { panic("qgemm: no max kernel in this build") }
-
-func dotAVX512(a, b *int8, n int) int32 { panic("qgemm: no dot kernel in this build") }

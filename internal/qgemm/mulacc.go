@@ -8,7 +8,7 @@ func MulAcc(acc []int32, x []int8, w []int32, zx int32) {
 	n := len(acc)
 	x, w = x[:n], w[:n]
 	n16 := 0
-	if hasAddKernel(chosen.name) {
+	if hasVectorOps(chosen.name) {
 		n16 = n &^ 15
 		if n16 > 0 {
 			mulAcc(&acc[0], &x[0], &w[0], n16, zx)
@@ -24,7 +24,7 @@ func MaxInto(dst, src []int8) {
 	n := len(dst)
 	src = src[:n]
 	n64 := 0
-	if hasAddKernel(chosen.name) {
+	if hasVectorOps(chosen.name) {
 		n64 = n &^ 63
 		if n64 > 0 {
 			maxInto(&dst[0], &src[0], n64)

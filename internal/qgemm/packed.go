@@ -53,6 +53,16 @@ func init() {
 	}
 }
 
+// VectorOps names the kernel behind the element-wise helpers (Requant,
+// AddQuant, MulAcc, MaxInto, ArgminBiased, Dot): the chosen GEMM's family
+// where it has them, else "generic".
+func VectorOps() string {
+	if hasVectorOps(chosen.name) {
+		return chosen.name
+	}
+	return KernelGeneric
+}
+
 // Kernels returns the names of the implementations this machine runs, best
 // first, and the one Pack uses.
 func Kernels() (available []string, used string) {
@@ -69,9 +79,8 @@ type Packed struct {
 	N, K int
 	b    []int8 // n×k, the reference layout (generic kernel, k tails)
 	im   *impl
-	u8   []byte  // AVX-512 VNNI / SDOT layout
+	u8   []byte  // AVX-512 VNNI, SDOT and NEON layouts
 	i16  []int16 // AVX2 layout
-	i8   []int8  // NEON layout
 }
 
 // Pack copies b (n rows of k, stride ldb) into the chosen kernel's layout.

@@ -32,7 +32,7 @@ func NewRequant(bias, mult []int32, shift []int, zo, lo, hi int32) (*Requant, er
 		}
 		q.Left[c], q.Right[c] = int32(max(s, 0)), int32(max(-s, 0))
 	}
-	q.vec = hasRequantKernel(chosen.name)
+	q.vec = hasVectorOps(chosen.name)
 	return q, nil
 }
 

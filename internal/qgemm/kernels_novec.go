@@ -1,0 +1,31 @@
+//go:build noasm || !amd64
+
+package qgemm
+
+// Builds without the AVX-512 element-wise kernels (arm64 for now, other
+// architectures, -tags noasm): the callers take their scalar paths, and
+// these stubs are never reached.
+
+func hasVectorOps(string) bool { return false }
+
+func peakLoop(string, int) int64 { return 0 }
+
+func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int) {
+	panic("qgemm: no vector kernels in this build")
+}
+
+func argminLanes(dot, bn *int32, n int, val, idx *[16]int32) {
+	panic("qgemm: no vector kernels in this build")
+}
+
+func addQuant(a, b, out *int8, n int, prm *[14]int32) {
+	panic("qgemm: no vector kernels in this build")
+}
+
+func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
+	panic("qgemm: no vector kernels in this build")
+}
+
+func maxInto(dst, src *int8, n int) { panic("qgemm: no vector kernels in this build") }
+
+func dotAVX512(a, b *int8, n int) int32 { panic("qgemm: no vector kernels in this build") }
