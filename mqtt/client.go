@@ -20,27 +20,26 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// copyingStore keeps its own copies of PUBLISH packets and hands out
-// copies. On reconnect paho v1.5.1 re-sends in-flight QoS 1 messages from
-// its store, setting their DUP flag, while the new connection's writer may
-// be serialising the very same packet object (which also writes to it): a
-// data race the race detector caught in TestBrokerOutageLosesNoResult. With
-// a copy taken when the message is stored (before it is queued, so before
-// any writer sees it) and another for each Get, the writer and resume never
-// share a packet. Payloads are shared and only read.
-type copyingStore struct{ paho.Store }
+// noResendStore keeps paho from storing outbound PUBLISH packets. The
+// outbox owns delivery: a publish that is not acknowledged in time goes back
+// to the outbox and is sent again from there. Left to itself, paho v1.5.1
+// would also re-send its stored copy on reconnect (even with a clean
+// session), which delivered a result twice in the 60 s outage test, and it
+// sets the DUP flag on that stored packet while the new connection's writer
+// may be serialising it (a data race the race detector caught in
+// TestBrokerOutageLosesNoResult). Inbound packets and the other outbound
+// ones (PUBREL of QoS 2) are kept as paho expects.
+type noResendStore struct{ paho.Store }
 
-func copyPublish(p packets.ControlPacket) packets.ControlPacket {
-	if pp, ok := p.(*packets.PublishPacket); ok {
-		c := *pp
-		return &c
+// outboundPrefix is how paho's store keys outbound packets ("o." + id).
+const outboundPrefix = "o."
+
+func (s noResendStore) Put(key string, p packets.ControlPacket) {
+	if _, ok := p.(*packets.PublishPacket); ok && strings.HasPrefix(key, outboundPrefix) {
+		return
 	}
-	return p
+	s.Store.Put(key, p)
 }
-
-func (s copyingStore) Put(key string, p packets.ControlPacket) { s.Store.Put(key, copyPublish(p)) }
-
-func (s copyingStore) Get(key string) packets.ControlPacket { return copyPublish(s.Store.Get(key)) }
 
 // Options configures a Client.
 type Options struct {
@@ -105,7 +104,7 @@ func New(opts Options) *Client {
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(5 * time.Second).SetKeepAlive(10 * time.Second).
 		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(5 * time.Second).
-		SetStore(copyingStore{paho.NewMemoryStore()})
+		SetStore(noResendStore{paho.NewMemoryStore()})
 	if opts.Username != "" {
 		po.SetUsername(opts.Username).SetPassword(opts.Password)
 	}
