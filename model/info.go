@@ -77,34 +77,39 @@ func Describe(w io.Writer, m *tflite.Model, tensors bool) error {
 // convolutions and fully connected layers of m (the work GMAC/s figures are
 // measured against): output elements × filter taps per output.
 func MACs(m *tflite.Model) int64 {
-	sg := &m.Subgraphs[0]
-	elems := func(t int32) int64 {
-		n := int64(1)
-		for _, d := range sg.Tensors[t].Shape {
-			n *= int64(d)
-		}
-		return n
-	}
 	var total int64
-	for _, op := range sg.Operators {
-		if len(op.Inputs) < 2 || len(op.Outputs) < 1 || op.Inputs[1] < 0 {
-			continue
-		}
-		f := sg.Tensors[op.Inputs[1]].Shape
-		switch m.OperatorCodes[op.OpcodeIndex].Builtin {
-		case tflite.OpConv2D: // filter [cout, kh, kw, cin]
-			if len(f) == 4 {
-				total += elems(op.Outputs[0]) * int64(f[1]) * int64(f[2]) * int64(f[3])
-			}
-		case tflite.OpDepthwiseConv: // filter [1, kh, kw, cout]
-			if len(f) == 4 {
-				total += elems(op.Outputs[0]) * int64(f[1]) * int64(f[2])
-			}
-		case tflite.OpFullyConnected: // filter [out, in]
-			if len(f) == 2 {
-				total += elems(op.Outputs[0]) * int64(f[1])
-			}
-		}
+	for i := range m.Subgraphs[0].Operators {
+		total += OpMACs(m, i)
 	}
 	return total
+}
+
+// OpMACs is the multiply-accumulate count of operator i of subgraph 0
+// (convolutions and fully connected layers; 0 for other operators).
+func OpMACs(m *tflite.Model, i int) int64 {
+	sg := &m.Subgraphs[0]
+	op := &sg.Operators[i]
+	if len(op.Inputs) < 2 || len(op.Outputs) < 1 || op.Inputs[1] < 0 {
+		return 0
+	}
+	out := int64(1)
+	for _, d := range sg.Tensors[op.Outputs[0]].Shape {
+		out *= int64(d)
+	}
+	f := sg.Tensors[op.Inputs[1]].Shape
+	switch m.OperatorCodes[op.OpcodeIndex].Builtin {
+	case tflite.OpConv2D: // filter [cout, kh, kw, cin]
+		if len(f) == 4 {
+			return out * int64(f[1]) * int64(f[2]) * int64(f[3])
+		}
+	case tflite.OpDepthwiseConv: // filter [1, kh, kw, cout]
+		if len(f) == 4 {
+			return out * int64(f[1]) * int64(f[2])
+		}
+	case tflite.OpFullyConnected: // filter [out, in]
+		if len(f) == 2 {
+			return out * int64(f[1])
+		}
+	}
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"sort"
+	"time"
 	"unsafe"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -406,6 +407,37 @@ func (ip *Interpreter) OutputInt8(i int) (data []int8, zp int32, scale float32) 
 func (ip *Interpreter) Invoke() error {
 	for i := range ip.steps {
 		ip.steps[i].k.run(ip.pool)
+	}
+	return nil
+}
+
+// StepCount is the number of operators Invoke runs.
+func (ip *Interpreter) StepCount() int { return len(ip.steps) }
+
+// StepInfo describes step i for per-operator timings: its operator index,
+// builtin name and output shape.
+func (ip *Interpreter) StepInfo(i int) (index int, op string, shape []int) {
+	s := &ip.steps[i]
+	o := &ip.model.Subgraphs[0].Operators[s.index]
+	if len(o.Outputs) > 0 && o.Outputs[0] >= 0 {
+		shape = append(shape, ip.tensors[o.Outputs[0]].shape...)
+	}
+	return s.index, s.op.String(), shape
+}
+
+// InvokeTimed runs the steps like Invoke and adds each step's wall time to
+// times[i] (len(times) must be StepCount()), so a caller can see where a
+// forward pass spends its time without a profiler.
+func (ip *Interpreter) InvokeTimed(times []time.Duration) error {
+	if len(times) != len(ip.steps) {
+		return fmt.Errorf("model: InvokeTimed needs %d durations, got %d", len(ip.steps), len(times))
+	}
+	t0 := time.Now()
+	for i := range ip.steps {
+		ip.steps[i].k.run(ip.pool)
+		t1 := time.Now()
+		times[i] += t1.Sub(t0)
+		t0 = t1
 	}
 	return nil
 }

@@ -49,6 +49,17 @@ type BenchReport struct {
 	Frame        string  `json:"frame"`
 	DecodeAllocs float64 `json:"decode_allocs_per_frame"`
 	GOARCH       string  `json:"goarch"`
+	// Ops is filled by BenchOps: the backbone's operators in run order.
+	Ops []OpTime `json:"ops,omitempty"`
+}
+
+// OpTime is one backbone operator's median time over the benchmark frames.
+type OpTime struct {
+	Index    int     `json:"index"`
+	Op       string  `json:"op"`
+	Shape    []int   `json:"shape"`
+	MedianMS float64 `json:"median_ms"`
+	GMACs    float64 `json:"gmacs,omitempty"`
 }
 
 // Stages in report order.
@@ -251,4 +262,40 @@ func backboneMACs(d *Detector) (int64, error) {
 		return model.MACs(ip.Model()), nil
 	}
 	return 0, nil
+}
+
+// BenchOps times every backbone operator over frames forward passes of the
+// input the last frame left in the interpreter, so the report shows where
+// the backbone's time goes. It needs the Go interpreter.
+func BenchOps(d *Detector, rep *BenchReport, frames int) error {
+	ip, ok := d.bb.(*model.Interpreter)
+	if !ok {
+		return fmt.Errorf("bench: per-operator times need the Go interpreter")
+	}
+	n := ip.StepCount()
+	per := make([][]float64, n)
+	times := make([]time.Duration, n)
+	for f := -max(3, frames/10); f < frames; f++ {
+		clear(times)
+		if err := ip.InvokeTimed(times); err != nil {
+			return err
+		}
+		if f < 0 {
+			continue
+		}
+		for i, t := range times {
+			per[i] = append(per[i], float64(t)/1e6)
+		}
+	}
+	rep.Ops = rep.Ops[:0]
+	for i := range n {
+		idx, op, shape := ip.StepInfo(i)
+		slices.Sort(per[i])
+		ot := OpTime{Index: idx, Op: op, Shape: shape, MedianMS: quantileSorted(per[i], 0.5)}
+		if macs := model.OpMACs(ip.Model(), idx); macs > 0 && ot.MedianMS > 0 {
+			ot.GMACs = float64(macs) / (ot.MedianMS / 1e3) / 1e9
+		}
+		rep.Ops = append(rep.Ops, ot)
+	}
+	return nil
 }

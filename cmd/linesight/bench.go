@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/model/tflite"
@@ -26,6 +27,8 @@ func benchCmd(args []string, out io.Writer) error {
 	threads := fs.Int("threads", runtime.NumCPU(), "threads for backbone and search")
 	frames := fs.Int("frames", 50, "frames to time (after a warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	ops := fs.Bool("ops", false, "also time every backbone operator (median per operator)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed frames to `FILE` (go tool pprof)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -75,9 +78,25 @@ func benchCmd(args []string, out io.Writer) error {
 		return err
 	}
 	defer d.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := patchcore.Bench(d, name, *threads, *frames)
 	if err != nil {
 		return err
+	}
+	if *ops {
+		if err := patchcore.BenchOps(d, rep, *frames); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
@@ -99,6 +118,20 @@ func benchCmd(args []string, out io.Writer) error {
 			line += "  [" + k + "]"
 		}
 		fmt.Fprintln(out, line)
+	}
+	if len(rep.Ops) > 0 {
+		fmt.Fprintln(out, "backbone operators, median:")
+		var sum float64
+		for _, o := range rep.Ops {
+			sum += o.MedianMS
+		}
+		for _, o := range rep.Ops {
+			line := fmt.Sprintf("  %4d %-18s %-18v %7.3f ms %5.1f%%", o.Index, o.Op, o.Shape, o.MedianMS, 100*o.MedianMS/sum)
+			if o.GMACs > 0 {
+				line += fmt.Sprintf("  %6.1f GMAC/s", o.GMACs)
+			}
+			fmt.Fprintln(out, line)
+		}
 	}
 	fmt.Fprintf(out, "allocs     %.1f per frame from preprocess to map (decode: %.1f, Go's image/jpeg)\n", rep.AllocsPerFrame, rep.DecodeAllocs)
 	return nil

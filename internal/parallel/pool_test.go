@@ -1,0 +1,109 @@
+package parallel
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRunCoversEveryElementOnce checks that ranges are contiguous, disjoint,
+// cover [0, n) and carry distinct worker ids, for many sizes and pools.
+func TestRunCoversEveryElementOnce(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 8} {
+		p := New(threads)
+		for n := 0; n < 200; n += 7 {
+			for _, minChunk := range []int{0, 1, 5, 64} {
+				hits := make([]int32, n)
+				var ids [16]atomic.Int32
+				p.Run(n, minChunk, func(lo, hi, w int) {
+					if w < 0 || w >= threads {
+						t.Errorf("worker id %d with %d threads", w, threads)
+						return
+					}
+					ids[w].Add(1)
+					for i := lo; i < hi; i++ {
+						hits[i]++
+					}
+				})
+				for i, h := range hits {
+					if h != 1 {
+						t.Fatalf("threads %d, n %d, minChunk %d: element %d computed %d times", threads, n, minChunk, i, h)
+					}
+				}
+				for w := range ids {
+					if c := ids[w].Load(); c > 1 {
+						t.Fatalf("threads %d, n %d: worker %d got %d ranges in one Run", threads, n, w, c)
+					}
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+// TestRunAfterWorkersPark runs loops with pauses longer than the spin time,
+// so workers park between them and must be woken, and back to back, so the
+// spinning path is taken too.
+func TestRunAfterWorkersPark(t *testing.T) {
+	p := New(4)
+	defer p.Close()
+	var total atomic.Int64
+	for round := range 40 {
+		if round%4 == 0 {
+			time.Sleep(2 * spinFor)
+		}
+		p.Run(1000, 1, func(lo, hi, _ int) { total.Add(int64(hi - lo)) })
+	}
+	if got := total.Load(); got != 40*1000 {
+		t.Fatalf("%d elements computed, want %d", got, 40*1000)
+	}
+}
+
+// TestRunOnOneProcessor checks that spinning does not starve the workers
+// when they share a single P with the caller.
+func TestRunOnOneProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	p := New(3)
+	defer p.Close()
+	for range 200 {
+		var sum atomic.Int64
+		p.Run(300, 1, func(lo, hi, _ int) {
+			for i := lo; i < hi; i++ {
+				sum.Add(int64(i))
+			}
+		})
+		if got := sum.Load(); got != 299*300/2 {
+			t.Fatalf("sum %d, want %d", got, 299*300/2)
+		}
+	}
+}
+
+// TestCloseStopsWorkers checks that Close ends spinning and parked workers.
+func TestCloseStopsWorkers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := New(4)
+	p.Run(100, 1, func(int, int, int) {})
+	time.Sleep(2 * spinFor) // some park
+	p.Run(100, 1, func(int, int, int) {})
+	p.Close() // some still spin
+	p.Close() // twice is harmless
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before New", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRunAllocatesNothing: dispatch is per frame and per operator.
+func TestRunAllocatesNothing(t *testing.T) {
+	p := New(2)
+	defer p.Close()
+	var sink atomic.Int64
+	fn := func(lo, hi, _ int) { sink.Add(int64(hi - lo)) }
+	if a := testing.AllocsPerRun(100, func() { p.Run(1000, 1, fn) }); a != 0 {
+		t.Fatalf("Run allocates %.1f times per call", a)
+	}
+}
