@@ -106,6 +106,21 @@ func (ip *Interpreter) prepareDepthwise(op *tflite.Operator) (kernel, error) {
 		o.rq = rq
 	}
 	o.body = o.rowsQuant
+	if g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && o.mult == 1 {
+		// A 1x1 depthwise layer (a per-channel scale and shift, such as an
+		// input normalisation) maps each int8 value of a channel to one
+		// output value: a table per channel, filled by the arithmetic
+		// above, replaces the multiply and requantization per element.
+		o.lut = make([]int8, 256*g.cout)
+		for c := 0; c < g.cout; c++ {
+			for x := -128; x < 128; x++ {
+				v := o.bias[c] + (int32(x)-in.zp)*o.wz[c]
+				v = mulByQuantizedMultiplier(v, o.qmult[c], o.qshift[c]) + out.zp
+				o.lut[c<<8|int(uint8(int8(x)))] = int8(clamp32(v, o.lo, o.hi))
+			}
+		}
+		o.body = o.pixelsLUT
+	}
 	return o, nil
 }
 
@@ -123,6 +138,7 @@ type depthwiseOp struct {
 	rq     *qgemm.Requant
 	lo, hi int32
 	acc    [][]int32
+	lut    []int8 // 1x1 filters: [cout][256] output per input value
 
 	wf, biasF []float32
 	flo, fhi  float32
@@ -132,6 +148,20 @@ type depthwiseOp struct {
 }
 
 func (o *depthwiseOp) run(p *parallel.Pool) { p.Run(o.g.n*o.g.oh, 1, o.body) }
+
+// pixelsLUT is a 1x1 depthwise layer over output rows [lo, hi) by table.
+func (o *depthwiseOp) pixelsLUT(lo, hi, _ int) {
+	c := o.g.cout
+	row := o.g.ow * c
+	in := o.in.i8[lo*row : hi*row]
+	out := o.out.i8[lo*row : hi*row]
+	for p := 0; p+c <= len(in); p += c {
+		x, d := in[p:p+c], out[p:p+c]
+		for ch, v := range x {
+			d[ch] = o.lut[ch<<8|int(uint8(v))]
+		}
+	}
+}
 
 func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 	g := &o.g

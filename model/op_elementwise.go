@@ -175,6 +175,12 @@ func (ip *Interpreter) prepareQuantize(op *tflite.Operator) (kernel, error) {
 		}
 		// Requantization: TFLite's Requantize with the multiplier of in/out scales.
 		o.m, o.s = quantizeMultiplier(float64(in.scale) / float64(out.scale))
+		// Each of the 256 input values has one output: compute them once
+		// with the arithmetic and look them up per element.
+		for x := -128; x < 128; x++ {
+			v := mulByQuantizedMultiplier(int32(x)-in.zp, o.m, o.s) + out.zp
+			o.lut[uint8(int8(x))] = int8(clamp32(v, -128, 127))
+		}
 		o.body = o.requant
 	default:
 		return nil, fmt.Errorf("%w: QUANTIZE from %v", ErrUnsupportedOp, in.typ)
@@ -186,6 +192,7 @@ type quantizeOp struct {
 	in, out *rtensor
 	m       int32
 	s       int
+	lut     [256]int8 // requantization: output per stored input value
 	body    func(lo, hi, worker int)
 }
 
@@ -194,25 +201,19 @@ func (o *quantizeOp) run(p *parallel.Pool) { p.Run(o.out.n, 8192, o.body) }
 // fromFloat is AffineQuantize: round(x / scale) + zp, clamped; computed in
 // the file's own type and stored shifted for uint8.
 func (o *quantizeOp) fromFloat(lo, hi, _ int) {
-	zp := o.out.fileZP()
-	qmin, qmax := int32(-128), int32(127)
-	shift := int32(0)
+	qmin, qmax, shift := int32(-128), int32(127), int32(0)
 	if o.out.u8 {
 		qmin, qmax, shift = 0, 255, 128
 	}
-	for i := lo; i < hi; i++ {
-		v := int32(math.Round(float64(o.in.f32[i]/o.out.scale))) + zp
-		o.out.i8[i] = int8(clamp32(v, qmin, qmax) - shift)
-	}
+	qgemm.QuantizeFloat(o.in.f32[lo:hi], o.out.i8[lo:hi], o.out.scale, o.out.fileZP(), qmin, qmax, shift)
 }
 
 func (o *quantizeOp) requant(lo, hi, _ int) {
-	zi, zo := o.in.zp, o.out.zp
 	// The stored domain is int8 for both sides: (q - zp) is the same as in the
 	// file types, and the output range [-128,127] maps to [0,255] for uint8.
-	for i := lo; i < hi; i++ {
-		v := mulByQuantizedMultiplier(int32(o.in.i8[i])-zi, o.m, o.s) + zo
-		o.out.i8[i] = int8(clamp32(v, -128, 127))
+	out := o.out.i8[lo:hi]
+	for i, v := range o.in.i8[lo:hi] {
+		out[i] = o.lut[uint8(v)]
 	}
 }
 

@@ -117,28 +117,77 @@ type padOp struct {
 }
 
 func (o *padOp) run(*parallel.Pool) {
-	if o.out.i8 != nil {
-		fill := int8(o.out.zp)
-		for i := range o.out.i8 {
-			o.out.i8[i] = fill
-		}
-	} else {
-		clear(o.out.f32)
-	}
+	// Input rows are copied whole: below the last padded axis, an input
+	// slice is contiguous in the output too (an NHWC image padded in H and W
+	// copies W·C elements per row rather than C per pixel).
 	is, os := o.inShape, o.outShape
-	inner := is[3]
-	for a := 0; a < is[0]; a++ {
-		for b := 0; b < is[1]; b++ {
-			for c := 0; c < is[2]; c++ {
-				src := ((a*is[1]+b)*is[2] + c) * is[3]
-				dst := (((a+o.before[0])*os[1]+b+o.before[1])*os[2]+c+o.before[2])*os[3] + o.before[3]
+	last := 0
+	for ax := 3; ax >= 0; ax-- {
+		if is[ax] != os[ax] {
+			last = ax
+			break
+		}
+	}
+	inner := 1
+	for ax := last; ax < 4; ax++ {
+		inner *= is[ax]
+	}
+	var outer [4]int // extents of the axes above last; 1 below
+	for ax := range 4 {
+		outer[ax] = 1
+		if ax < last {
+			outer[ax] = is[ax]
+		}
+	}
+	var ostride [4]int
+	ostride[3] = 1
+	for ax := 2; ax >= 0; ax-- {
+		ostride[ax] = ostride[ax+1] * os[ax+1]
+	}
+	src, filled := 0, 0
+	for a := 0; a < outer[0]; a++ {
+		for b := 0; b < outer[1]; b++ {
+			for c := 0; c < outer[2]; c++ {
+				idx := [4]int{a, b, c, 0}
+				dst := 0
+				for ax := range 4 {
+					if ax < last {
+						dst += (idx[ax] + o.before[ax]) * ostride[ax]
+					} else if ax == last {
+						dst += o.before[ax] * ostride[ax]
+					}
+				}
+				// Runs are in increasing order: the gap since the
+				// last one is padding.
+				o.fill(filled, dst)
 				if o.out.i8 != nil {
 					copy(o.out.i8[dst:dst+inner], o.in.i8[src:src+inner])
 				} else {
 					copy(o.out.f32[dst:dst+inner], o.in.f32[src:src+inner])
 				}
+				src += inner
+				filled = dst + inner
 			}
 		}
+	}
+	o.fill(filled, o.out.n)
+}
+
+// fill sets output elements [lo, hi) to the padding value: the zero point
+// (quantized) or 0.
+func (o *padOp) fill(lo, hi int) {
+	if o.out.i8 == nil {
+		clear(o.out.f32[lo:hi])
+		return
+	}
+	d := o.out.i8[lo:hi]
+	if len(d) == 0 {
+		return
+	}
+	// A non-zero byte fill is not turned into memset; doubling copies are.
+	d[0] = int8(o.out.zp)
+	for n := 1; n < len(d); n *= 2 {
+		copy(d[n:], d[:n])
 	}
 }
 

@@ -249,3 +249,6 @@ func maxInto(dst, src *int8, n int)
 
 //go:noescape
 func dotAVX512(a, b *int8, n int) int32
+
+//go:noescape
+func quantizeF32(in *float32, out *int8, n int, prm *[5]int32)

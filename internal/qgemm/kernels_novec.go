@@ -29,3 +29,7 @@ func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
 func maxInto(dst, src *int8, n int) { panic("qgemm: no vector kernels in this build") }
 
 func dotAVX512(a, b *int8, n int) int32 { panic("qgemm: no vector kernels in this build") }
+
+func quantizeF32(in *float32, out *int8, n int, prm *[5]int32) {
+	panic("qgemm: no vector kernels in this build")
+}

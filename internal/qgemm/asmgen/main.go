@@ -43,6 +43,7 @@ func main() {
 	mulAcc()
 	maxInto()
 	dot()
+	quantizeF32()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -595,6 +596,55 @@ func dot() {
 	p("\tVPADDD X1, X0, X0")
 	p("\tVMOVD X0, AX")
 	p("\tMOVL AX, ret+24(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// quantizeF32: func quantizeF32(in *float32, out *int8, n int, prm *[5]int32)
+//
+// TFLite's AffineQuantize, 16 floats per step, n a positive multiple of 16:
+// q = x / scale (float32 division), rounded half away from zero (truncate,
+// then step by one where the exact remainder reaches ±0.5), converted with
+// truncation (out-of-range and NaN give 0x80000000, as Go's scalar
+// conversion does on amd64), + zp with wrap-around, clamped to
+// [qmin, qmax], less shift (128 for uint8 stored as int8), narrowed.
+// prm: scale (float32 bits), zp, qmin, qmax, shift.
+func quantizeF32() {
+	p("")
+	p("// func quantizeF32(in *float32, out *int8, n int, prm *[5]int32)")
+	p("TEXT ·quantizeF32(SB), NOSPLIT, $0-32")
+	p("\tMOVQ in+0(FP), SI")
+	p("\tMOVQ out+8(FP), DI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tMOVQ prm+24(FP), R8")
+	for i := range 5 {
+		p("\tVPBROADCASTD %d(R8), Z%d", 4*i, 16+i)
+	}
+	p("\tMOVL $0x3f000000, AX") // 0.5
+	p("\tVPBROADCASTD AX, Z21")
+	p("\tMOVL $0xbf000000, AX") // -0.5
+	p("\tVPBROADCASTD AX, Z22")
+	p("\tMOVL $0x3f800000, AX") // 1.0
+	p("\tVPBROADCASTD AX, Z23")
+	p("quant_loop:")
+	p("\tVMOVUPS (SI), Z0")
+	p("\tVDIVPS Z16, Z0, Z0")
+	p("\tVRNDSCALEPS $0x0b, Z0, Z1") // truncate, no precision exception
+	p("\tVSUBPS Z1, Z0, Z2")
+	p("\tVCMPPS $0x0d, Z21, Z2, K1") // remainder >= 0.5
+	p("\tVCMPPS $0x02, Z22, Z2, K2") // remainder <= -0.5
+	p("\tVADDPS Z23, Z1, K1, Z1")
+	p("\tVSUBPS Z23, Z1, K2, Z1")
+	p("\tVCVTTPS2DQ Z1, Z1")
+	p("\tVPADDD Z17, Z1, Z1")
+	p("\tVPMAXSD Z18, Z1, Z1")
+	p("\tVPMINSD Z19, Z1, Z1")
+	p("\tVPSUBD Z20, Z1, Z1")
+	p("\tVPMOVDB Z1, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $16, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJNE quant_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }

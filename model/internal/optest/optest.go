@@ -204,16 +204,21 @@ func outSize(pad tflite.Padding, in, eff, stride int) int {
 
 func (g *gen) depthwise() {
 	types := []tflite.TensorType{tflite.Int8, tflite.Uint8, tflite.Float32}
-	for i := 0; i < 12; i++ {
+	for i := 0; i < 15; i++ {
 		t := types[i%3]
 		h, w, cin := 5+g.r.IntN(8), 5+g.r.IntN(8), 1+g.r.IntN(9)
 		mult := 1
-		if i%4 == 3 {
+		if i%4 == 3 && i < 12 {
 			mult = 2
 		}
 		cout := cin * mult
 		k := []int{3, 5}[g.r.IntN(2)]
 		stride := 1 + g.r.IntN(2)
+		if i >= 12 {
+			// 1x1 filters: a per-channel scale and shift (the engine
+			// uses a table per channel).
+			k, stride = 1, 1
+		}
 		pad := tflite.Padding(g.r.IntN(2))
 		if pad == tflite.PaddingValid && (h < k || w < k) {
 			pad = tflite.PaddingSame
@@ -332,18 +337,28 @@ func (g *gen) mean() {
 func (g *gen) shapes() {
 	for _, t := range []tflite.TensorType{tflite.Int8, tflite.Uint8, tflite.Float32} {
 		q := g.qOrNil(t)
-		b := tflite.NewBuilder("optest pad")
-		in := b.Tensor("in", t, []int32{1, 3, 4, 2}, q, nil)
-		p := b.Tensor("pads", tflite.Int32, []int32{4, 2}, nil, ints(0, 0, 1, 2, 2, 1, 0, 0))
-		out := b.Tensor("out", t, []int32{1, 6, 7, 2}, q, nil)
-		b.Op(tflite.OpPad, version(t), []int32{in, p}, []int32{out}, tflite.PadOptions{})
-		b.IO([]int32{in}, []int32{out})
-		g.add1(fmt.Sprintf("pad_%v", t), b)
+		// Padding on height and width (images), on channels, on height
+		// only, and on the batch: the engine copies whole rows below the
+		// last padded axis, so each pattern takes a different path.
+		for i, pads := range [][]int32{{0, 0, 1, 2, 2, 1, 0, 0}, {0, 0, 1, 0, 0, 1, 1, 2}, {0, 0, 2, 1, 0, 0, 0, 0}, {1, 1, 0, 0, 0, 0, 0, 0}} {
+			b := tflite.NewBuilder("optest pad")
+			shape := []int32{2, 3, 4, 2}
+			in := b.Tensor("in", t, shape, q, nil)
+			p := b.Tensor("pads", tflite.Int32, []int32{4, 2}, nil, ints(pads...))
+			oshape := make([]int32, 4)
+			for ax := range oshape {
+				oshape[ax] = shape[ax] + pads[2*ax] + pads[2*ax+1]
+			}
+			out := b.Tensor("out", t, oshape, q, nil)
+			b.Op(tflite.OpPad, version(t), []int32{in, p}, []int32{out}, tflite.PadOptions{})
+			b.IO([]int32{in}, []int32{out})
+			g.add1(fmt.Sprintf("pad%d_%v", i, t), b)
+		}
 
-		b = tflite.NewBuilder("optest reshape")
-		in = b.Tensor("in", t, []int32{1, 2, 3, 4}, q, nil)
+		b := tflite.NewBuilder("optest reshape")
+		in := b.Tensor("in", t, []int32{1, 2, 3, 4}, q, nil)
 		s := b.Tensor("shape", tflite.Int32, []int32{2}, nil, ints(1, 24))
-		out = b.Tensor("out", t, []int32{1, 24}, q, nil)
+		out := b.Tensor("out", t, []int32{1, 24}, q, nil)
 		b.Op(tflite.OpReshape, 1, []int32{in, s}, []int32{out}, tflite.ReshapeOptions{NewShape: []int32{1, 24}})
 		b.IO([]int32{in}, []int32{out})
 		g.add1(fmt.Sprintf("reshape_%v", t), b)
