@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -76,6 +77,10 @@ func (f *Feeder) Feed(b Backbone, img *rgb.Image) error {
 	}
 	return b.SetInput(raw)
 }
+
+// SetPool splits the resize across p's workers (nil: the caller's thread).
+// The pixels do not depend on it. p must not run other loops during Feed.
+func (f *Feeder) SetPool(p *parallel.Pool) { f.rz.Pool = p }
 
 // Scaled is the resized frame that was last fed, at the input's size.
 func (f *Feeder) Scaled() *rgb.Image { return &f.scaled }

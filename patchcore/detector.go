@@ -132,10 +132,13 @@ func newDetector(b *bank.Bank, bb model.Backbone, threads int) (*Detector, error
 	}
 	cells := gw * gh
 	pool := parallel.New(threads)
+	feeder.SetPool(pool)
+	blur := NewBlur(meta.Score.Sigma)
+	blur.Pool = pool
 	return &Detector{
 		bank: b, meta: meta, bb: bb, feeder: feeder, emb: emb, pool: pool,
 		search: bank.NewSearcher(b, pool),
-		blur:   NewBlur(meta.Score.Sigma),
+		blur:   blur,
 		q:      make([]int8, cells*meta.Dim),
 		d2:     make([]int32, cells),
 		nn:     make([]int32, cells),

@@ -23,6 +23,7 @@ type Embedder struct {
 	taps    []model.TensorInfo
 	raw     [][]byte
 	pooled  [][]float32
+	rowSums [][]int32 // pool3x3 scratch per quantized tap
 	gridW   int
 	gridH   int
 	concat  int // length before projection
@@ -62,6 +63,11 @@ func NewEmbedder(taps []model.TensorInfo, project int, seed uint64) (*Embedder, 
 		}
 		e.raw = append(e.raw, make([]byte, t.Bytes()))
 		e.pooled = append(e.pooled, make([]float32, t.Elements()))
+		var hs []int32
+		if t.Type != tflite.Float32 {
+			hs = make([]int32, t.Elements())
+		}
+		e.rowSums = append(e.rowSums, hs)
 		e.tapDims = append(e.tapDims, t.Shape[3])
 		e.concat += t.Shape[3]
 	}
@@ -108,7 +114,7 @@ func (e *Embedder) Embed(b model.Backbone) ([]float32, error) {
 		if err := b.ReadOutput(i, e.raw[i]); err != nil {
 			return nil, fmt.Errorf("patchcore: reading tap %q: %w", t.Name, err)
 		}
-		pool3x3(t, e.raw[i], e.pooled[i])
+		pool3x3(t, e.raw[i], e.pooled[i], e.rowSums[i])
 	}
 	dst, stride := e.out, e.dim
 	if e.proj != nil {
@@ -145,29 +151,76 @@ func (e *Embedder) project() {
 
 // pool3x3 dequantizes an NHWC map and averages it over 3×3 windows (stride
 // 1, zero padding 1, always divided by 9). Quantized maps are summed exactly
-// in integers and scaled once.
-func pool3x3(t model.TensorInfo, raw []byte, dst []float32) {
+// in integers, as separable row then column sums of q − zp (hs holds the
+// row sums, h·w·c), and scaled once.
+func pool3x3(t model.TensorInfo, raw []byte, dst []float32, hs []int32) {
 	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
-	var at func(i int) int32
-	var atF func(i int) float32
-	var scale float32
-	switch t.Type {
-	case tflite.Int8:
-		zp := int32(t.ZeroPoint[0])
-		at = func(i int) int32 { return int32(int8(raw[i])) - zp }
-		scale = t.Scale[0]
-	case tflite.Uint8:
-		zp := int32(t.ZeroPoint[0])
-		at = func(i int) int32 { return int32(raw[i]) - zp }
-		scale = t.Scale[0]
-	default:
-		atF = func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])) }
+	if t.Type == tflite.Float32 {
+		pool3x3Float(h, w, c, raw, dst)
+		return
 	}
-	k := scale / 9
+	zp := int32(t.ZeroPoint[0])
+	signed := t.Type == tflite.Int8
+	val := func(b byte) int32 {
+		if signed {
+			return int32(int8(b)) - zp
+		}
+		return int32(b) - zp
+	}
+	row := w * c
+	for y := range h {
+		src := raw[y*row : (y+1)*row]
+		out := hs[y*row : (y+1)*row]
+		for x := range w {
+			o := out[x*c : (x+1)*c]
+			for ch := range o {
+				o[ch] = val(src[x*c+ch])
+			}
+			if x > 0 {
+				l := src[(x-1)*c : x*c]
+				for ch := range o {
+					o[ch] += val(l[ch])
+				}
+			}
+			if x+1 < w {
+				r := src[(x+1)*c : (x+2)*c]
+				for ch := range o {
+					o[ch] += val(r[ch])
+				}
+			}
+		}
+	}
+	k := t.Scale[0] / 9
+	for y := range h {
+		d := dst[y*row : (y+1)*row]
+		mid := hs[y*row : (y+1)*row]
+		var up, down []int32
+		if y > 0 {
+			up = hs[(y-1)*row : y*row]
+		}
+		if y+1 < h {
+			down = hs[(y+1)*row : (y+2)*row]
+		}
+		for i, v := range mid {
+			s := v
+			if up != nil {
+				s += up[i]
+			}
+			if down != nil {
+				s += down[i]
+			}
+			d[i] = float32(s) * k
+		}
+	}
+}
+
+// pool3x3Float is pool3x3 for float32 maps, summing each window in row-major
+// order as banks built from float models were.
+func pool3x3Float(h, w, c int, raw []byte, dst []float32) {
+	at := func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])) }
 	for y := range h {
 		for x := range w {
 			for ch := range c {
-				var si int32
 				var sf float32
 				for dy := -1; dy <= 1; dy++ {
 					yy := y + dy
@@ -179,19 +232,10 @@ func pool3x3(t model.TensorInfo, raw []byte, dst []float32) {
 						if xx < 0 || xx >= w {
 							continue
 						}
-						i := (yy*w+xx)*c + ch
-						if at != nil {
-							si += at(i)
-						} else {
-							sf += atF(i)
-						}
+						sf += at((yy*w+xx)*c + ch)
 					}
 				}
-				if at != nil {
-					dst[(y*w+x)*c+ch] = float32(si) * k
-				} else {
-					dst[(y*w+x)*c+ch] = sf / 9
-				}
+				dst[(y*w+x)*c+ch] = sf / 9
 			}
 		}
 	}

@@ -2,9 +2,11 @@ package patchcore
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
+	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -17,11 +19,116 @@ func TestPoolingByHand(t *testing.T) {
 	tap := model.TensorInfo{Name: "x", Shape: []int{1, 3, 3, 1}, Type: tflite.Int8, Scale: []float32{1}, ZeroPoint: []int64{0}}
 	raw := []byte{1, 1, 1, 1, 1, 1, 1, 1, 1}
 	dst := make([]float32, 9)
-	pool3x3(tap, raw, dst)
+	pool3x3(tap, raw, dst, make([]int32, 9))
 	want := []float32{4. / 9, 6. / 9, 4. / 9, 6. / 9, 1, 6. / 9, 4. / 9, 6. / 9, 4. / 9}
 	for i := range want {
 		if math.Abs(float64(dst[i]-want[i])) > 1e-6 {
 			t.Fatalf("pooled = %v, want %v", dst, want)
+		}
+	}
+}
+
+// TestPoolingMatchesWindowSums checks the separable sums against the
+// definition (each 3×3 window summed directly) on random maps.
+func TestPoolingMatchesWindowSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := range 40 {
+		h, w, c := 1+r.IntN(9), 1+r.IntN(9), 1+r.IntN(20)
+		typ := []tflite.TensorType{tflite.Int8, tflite.Uint8}[trial%2]
+		zp := int64(r.IntN(256))
+		if typ == tflite.Int8 {
+			zp -= 128
+		}
+		tap := model.TensorInfo{Shape: []int{1, h, w, c}, Type: typ, Scale: []float32{0.0173}, ZeroPoint: []int64{zp}}
+		raw := make([]byte, h*w*c)
+		for i := range raw {
+			raw[i] = byte(r.IntN(256))
+		}
+		got := make([]float32, len(raw))
+		pool3x3(tap, raw, got, make([]int32, len(raw)))
+		for y := range h {
+			for x := range w {
+				for ch := range c {
+					var s int32
+					for yy := y - 1; yy <= y+1; yy++ {
+						for xx := x - 1; xx <= x+1; xx++ {
+							if yy < 0 || yy >= h || xx < 0 || xx >= w {
+								continue
+							}
+							b := raw[(yy*w+xx)*c+ch]
+							v := int32(b)
+							if typ == tflite.Int8 {
+								v = int32(int8(b))
+							}
+							s += v - int32(zp)
+						}
+					}
+					if want := float32(s) * (tap.Scale[0] / 9); got[(y*w+x)*c+ch] != want {
+						t.Fatalf("%v %dx%dx%d zp %d: (%d,%d,%d) = %v, want %v", typ, h, w, c, zp, y, x, ch, got[(y*w+x)*c+ch], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// blurRef is the blur written as its definition: per pixel, the taps
+// summed in order with the index reflected at each tap.
+func blurRef(kernel []float64, m []float32, w, h int) {
+	r := len(kernel) / 2
+	tmp := make([]float64, w*h)
+	for y := range h {
+		for x := range w {
+			var s float64
+			for k, kv := range kernel {
+				s += float64(kv * float64(m[y*w+reflect(x+k-r, w)]))
+			}
+			tmp[y*w+x] = s
+		}
+	}
+	for y := range h {
+		for x := range w {
+			var s float64
+			for k, kv := range kernel {
+				s += float64(kv * tmp[reflect(y+k-r, h)*w+x])
+			}
+			m[y*w+x] = float32(s)
+		}
+	}
+}
+
+// TestBlurMatchesDefinition: the row-at-a-time passes, alone or split
+// across workers, give the definition's floats bit for bit (maps narrower
+// than the kernel included).
+func TestBlurMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, c := range []struct {
+		w, h  int
+		sigma float64
+	}{{224, 224, 4}, {37, 5, 4}, {3, 40, 2}, {1, 1, 4}, {64, 48, 1.5}} {
+		m := make([]float32, c.w*c.h)
+		for i := range m {
+			m[i] = float32(r.ExpFloat64())
+		}
+		want := slices.Clone(m)
+		b := NewBlur(c.sigma)
+		blurRef(b.kernel, want, c.w, c.h)
+		for _, threads := range []int{0, 2, 3} {
+			got := slices.Clone(m)
+			b := NewBlur(c.sigma)
+			if threads > 0 {
+				b.Pool = parallel.New(threads)
+			}
+			b.Apply(got, c.w, c.h)
+			b.Apply(slices.Clone(m), c.w, c.h) // scratch reuse
+			if b.Pool != nil {
+				b.Pool.Close()
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%dx%d σ=%v, %d threads: pixel %d = %v, want %v", c.w, c.h, c.sigma, threads, i, got[i], want[i])
+				}
+			}
 		}
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"math"
 	"slices"
+
+	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 )
 
 // Upsample resizes a single-channel sw×sh map to dw×dh bilinearly with
@@ -17,10 +20,18 @@ func Upsample(src []float32, sw, sh int, dst []float32, dw, dh int) {
 // sum 1, border mode "reflect" (d c b a | a b c d | d c b a), computed in
 // float64. It keeps its scratch between calls.
 type Blur struct {
+	// Pool, when set, splits both passes across its workers; the map does
+	// not depend on it.
+	Pool *parallel.Pool
+
 	sigma  float64
 	kernel []float64
 	tmp    []float64
-	line   []float64
+	ext    [][]float64 // per worker: a reflected row, or a row of sums
+	m      []float32
+	w, h   int
+	rows   func(lo, hi, worker int)
+	cols   func(lo, hi, worker int)
 }
 
 // NewBlur returns a Gaussian blur of standard deviation sigma (pixels);
@@ -41,10 +52,16 @@ func NewBlur(sigma float64) *Blur {
 	for i := range b.kernel {
 		b.kernel[i] /= sum
 	}
+	b.rows, b.cols = b.blurRows, b.blurCols
 	return b
 }
 
 // Apply blurs the w×h map m in place.
+//
+// Each output is Σ_k kernel[k]·in[reflect(i+k−r)], summed in k order from
+// 0; the passes run that sum for a whole row at a time (taps outer, pixels
+// inner, AxpyF64), which keeps every pixel's additions in the same order
+// while the pixels of a row are independent and vectorise.
 func (b *Blur) Apply(m []float32, w, h int) {
 	if b.kernel == nil {
 		return
@@ -52,34 +69,60 @@ func (b *Blur) Apply(m []float32, w, h int) {
 	if cap(b.tmp) < w*h {
 		b.tmp = make([]float64, w*h)
 	}
-	tmp := b.tmp[:w*h]
-	if cap(b.line) < max(w, h) {
-		b.line = make([]float64, max(w, h))
+	threads := 1
+	if b.Pool != nil {
+		threads = b.Pool.Threads()
 	}
+	need := max(w+len(b.kernel), w)
+	if len(b.ext) < threads || cap(b.ext[0]) < need {
+		b.ext = b.ext[:0]
+		for range threads {
+			b.ext = append(b.ext, make([]float64, need))
+		}
+	}
+	b.m, b.w, b.h = m, w, h
+	if b.Pool != nil {
+		b.Pool.Run(h, 8, b.rows)
+		b.Pool.Run(h, 8, b.cols)
+	} else {
+		b.blurRows(0, h, 0)
+		b.blurCols(0, h, 0)
+	}
+	b.m = nil
+}
+
+// blurRows filters rows [lo, hi) of m into tmp.
+func (b *Blur) blurRows(lo, hi, worker int) {
+	w := b.w
 	r := len(b.kernel) / 2
-	// Rows.
-	for y := range h {
-		row := m[y*w : (y+1)*w]
-		for x := range w {
-			var s float64
-			for k, kv := range b.kernel {
-				s += float64(kv * float64(row[reflect(x+k-r, w)])) // rounded: no FMA on arm64
-			}
-			tmp[y*w+x] = s
+	ext := b.ext[worker][:w+2*r]
+	for y := lo; y < hi; y++ {
+		row := b.m[y*w : (y+1)*w]
+		for i := range ext {
+			ext[i] = float64(row[reflect(i-r, w)])
+		}
+		acc := b.tmp[y*w : (y+1)*w]
+		clear(acc)
+		for k, kv := range b.kernel {
+			qgemm.AxpyF64(acc, ext[k:k+w], kv)
 		}
 	}
-	// Columns.
-	line := b.line[:h]
-	for x := range w {
-		for y := range h {
-			var s float64
-			for k, kv := range b.kernel {
-				s += float64(kv * tmp[reflect(y+k-r, h)*w+x])
-			}
-			line[y] = s
+}
+
+// blurCols filters tmp along columns into rows [lo, hi) of m.
+func (b *Blur) blurCols(lo, hi, worker int) {
+	w, h := b.w, b.h
+	r := len(b.kernel) / 2
+	acc := b.ext[worker][:w]
+	for y := lo; y < hi; y++ {
+		clear(acc)
+		for k, kv := range b.kernel {
+			src := reflect(y+k-r, h)
+			qgemm.AxpyF64(acc, b.tmp[src*w:(src+1)*w], kv)
 		}
-		for y := range h {
-			m[y*w+x] = float32(line[y])
+		out := b.m[y*w : (y+1)*w]
+		for x, v := range acc {
+			out[x] = float32(v)
 		}
 	}
 }

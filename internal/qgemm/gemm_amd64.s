@@ -1125,3 +1125,44 @@ quant_loop:
 	JNE quant_loop
 	VZEROUPPER
 	RET
+
+// func axpyF64(acc, x *float64, n int, k float64)
+TEXT ·axpyF64(SB), NOSPLIT, $0-32
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSD k+24(FP), Z31
+	CMPQ CX, $32
+	JLT axpy_tail
+axpy_loop4:
+	VMULPD 0(SI), Z31, Z0
+	VMULPD 64(SI), Z31, Z1
+	VMULPD 128(SI), Z31, Z2
+	VMULPD 192(SI), Z31, Z3
+	VADDPD 0(DI), Z0, Z0
+	VADDPD 64(DI), Z1, Z1
+	VADDPD 128(DI), Z2, Z2
+	VADDPD 192(DI), Z3, Z3
+	VMOVUPD Z0, 0(DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, 128(DI)
+	VMOVUPD Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE axpy_loop4
+axpy_tail:
+	TESTQ CX, CX
+	JEQ axpy_done
+axpy_loop:
+	VMULPD (SI), Z31, Z0
+	VADDPD (DI), Z0, Z0
+	VMOVUPD Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $8, CX
+	JNE axpy_loop
+axpy_done:
+	VZEROUPPER
+	RET

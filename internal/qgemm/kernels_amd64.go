@@ -252,3 +252,6 @@ func dotAVX512(a, b *int8, n int) int32
 
 //go:noescape
 func quantizeF32(in *float32, out *int8, n int, prm *[5]int32)
+
+//go:noescape
+func axpyF64(acc, x *float64, n int, k float64)

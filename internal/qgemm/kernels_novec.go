@@ -33,3 +33,5 @@ func dotAVX512(a, b *int8, n int) int32 { panic("qgemm: no vector kernels in thi
 func quantizeF32(in *float32, out *int8, n int, prm *[5]int32) {
 	panic("qgemm: no vector kernels in this build")
 }
+
+func axpyF64(acc, x *float64, n int, k float64) { panic("qgemm: no vector kernels in this build") }

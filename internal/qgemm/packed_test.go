@@ -174,7 +174,7 @@ func TestPackedAllocatesNothing(t *testing.T) {
 
 func BenchmarkPacked(b *testing.B) {
 	r := rand.New(rand.NewSource(4))
-	for _, sh := range [][3]int{{784, 256, 1152}, {784, 16384, 384}, {3136, 64, 576}} {
+	for _, sh := range [][3]int{{784, 256, 1152}, {784, 16384, 384}, {3136, 64, 576}, {48, 64, 576}, {12544, 64, 148}, {196, 256, 2304}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		a, bb := make([]int8, m*k), make([]int8, n*k)
 		fill(r, a, 0)

@@ -3,6 +3,8 @@ package rgb
 import (
 	"fmt"
 	"math"
+
+	"github.com/linesight/linesight/internal/parallel"
 )
 
 // Resizer scales images with a bilinear (triangle) filter whose support
@@ -11,11 +13,31 @@ import (
 // bilinear would alias). Coefficients are computed once per geometry; Resize
 // allocates nothing after the first call with a given size.
 type Resizer struct {
+	// Pool, when set, splits both passes across its workers; the result
+	// does not depend on it.
+	Pool *parallel.Pool
+
 	key    [5]int
-	crop   [4]int
+	src    *Image
+	x, y   int
+	dst    *Image
 	xs, ys []contrib
+	taps   int // every xs filter's length
 	tmp    []float32
+	acc    [][]float32 // per worker: one output row of sums
+	ext    [][]float32 // per worker: one source row as floats
+	hpass  func(lo, hi, worker int)
+	vpass  func(lo, hi, worker int)
 }
+
+// byteFloat converts a byte to float32 by a load: the conversion
+// instruction costs more than the taps that use the value.
+var byteFloat = func() (t [256]float32) {
+	for i := range t {
+		t[i] = float32(i)
+	}
+	return t
+}()
 
 type contrib struct {
 	start   int
@@ -43,43 +65,144 @@ func (r *Resizer) Resize(src *Image, x, y, cw, ch int, dst *Image) error {
 	if dst.W <= 0 || dst.H <= 0 || len(dst.Pix) < 3*dst.W*dst.H {
 		return fmt.Errorf("rgb: destination %dx%d has no room", dst.W, dst.H)
 	}
+	threads := 1
+	if r.Pool != nil {
+		threads = r.Pool.Threads()
+	}
 	key := [5]int{cw, ch, dst.W, dst.H, src.W}
-	if key != r.key || r.xs == nil {
+	if key != r.key || r.xs == nil || len(r.acc) < threads {
 		r.key = key
 		r.xs = contributions(cw, dst.W)
+		r.taps = padContribs(r.xs, cw)
 		r.ys = contributions(ch, dst.H)
 		r.tmp = make([]float32, 3*dst.W*ch)
+		r.acc, r.ext = r.acc[:0], r.ext[:0]
+		for range threads {
+			r.acc = append(r.acc, make([]float32, 3*dst.W))
+			r.ext = append(r.ext, make([]float32, 3*cw))
+		}
+		r.hpass, r.vpass = r.horizontal, r.vertical
 	}
+	r.src, r.x, r.y, r.dst = src, x, y, dst
 	// Horizontal pass into tmp (dst.W x ch), then vertical into dst.
-	for yy := 0; yy < ch; yy++ {
-		row := src.Pix[3*((y+yy)*src.W+x):]
-		out := r.tmp[3*dst.W*yy:]
-		for ox, c := range r.xs {
+	if r.Pool != nil {
+		r.Pool.Run(ch, 16, r.hpass)
+		r.Pool.Run(dst.H, 8, r.vpass)
+	} else {
+		r.horizontal(0, ch, 0)
+		r.vertical(0, dst.H, 0)
+	}
+	r.src, r.dst = nil, nil
+	return nil
+}
+
+// horizontal filters source rows [lo, hi) of the window into tmp.
+func (r *Resizer) horizontal(lo, hi, worker int) {
+	src, w := r.src, r.dst.W
+	cw := r.key[0]
+	ext := r.ext[worker][:3*cw]
+	for yy := lo; yy < hi; yy++ {
+		row := src.Pix[3*((r.y+yy)*src.W+r.x):][:3*cw]
+		// Each source value is used by several taps: convert it once
+		// (exactly: every byte is a float32).
+		for i, v := range row {
+			ext[i] = byteFloat[v]
+		}
+		out := r.tmp[3*w*yy : 3*w*(yy+1)]
+		// Two output pixels at a time (the filters were padded to one
+		// length): six independent sums hide the latency of the
+		// additions, each still summed in tap order.
+		n := r.taps
+		ox := 0
+		for ; ox+1 < len(r.xs); ox += 2 {
+			c, d := &r.xs[ox], &r.xs[ox+1]
+			pc := ext[3*c.start : 3*(c.start+n)]
+			pd := ext[3*d.start : 3*(d.start+n)]
+			wc, wd := c.weights[:n], d.weights[:n]
+			var s0, s1, s2, t0, t1, t2 float32
+			for k := range n {
+				p := pc[3*k : 3*k+3 : 3*k+3]
+				q := pd[3*k : 3*k+3 : 3*k+3]
+				w, v := wc[k], wd[k]
+				// The float32() round each product: without them Go
+				// fuses multiply and add on arm64 (FMA) and not on
+				// amd64, and frames would differ by a level between
+				// the two.
+				s0 += float32(w * p[0])
+				s1 += float32(w * p[1])
+				s2 += float32(w * p[2])
+				t0 += float32(v * q[0])
+				t1 += float32(v * q[1])
+				t2 += float32(v * q[2])
+			}
+			o := out[3*ox : 3*ox+6 : 3*ox+6]
+			o[0], o[1], o[2], o[3], o[4], o[5] = s0, s1, s2, t0, t1, t2
+		}
+		if ox < len(r.xs) {
+			c := &r.xs[ox]
 			var s0, s1, s2 float32
-			for k, w := range c.weights {
-				p := 3 * (c.start + k)
-				// The float32() round each product: without them
-				// Go fuses multiply and add on arm64 (FMA) and not on
-				// amd64, and frames would differ by a level between the two.
-				s0 += float32(w * float32(row[p]))
-				s1 += float32(w * float32(row[p+1]))
-				s2 += float32(w * float32(row[p+2]))
+			px := ext[3*c.start : 3*(c.start+n)]
+			for k, w := range c.weights[:n] {
+				p := px[3*k : 3*k+3 : 3*k+3]
+				s0 += float32(w * p[0]) // no FMA, as above
+				s1 += float32(w * p[1])
+				s2 += float32(w * p[2])
 			}
 			out[3*ox], out[3*ox+1], out[3*ox+2] = s0, s1, s2
 		}
 	}
-	stride := 3 * dst.W
-	for oy, c := range r.ys {
-		out := dst.Pix[stride*oy : stride*(oy+1)]
-		for i := range out {
-			var s float32
-			for k, w := range c.weights {
-				s += float32(w * r.tmp[stride*(c.start+k)+i]) // no FMA, as above
+}
+
+// padContribs extends every filter with zero weights to the longest one's
+// length (within the source's n pixels), so the horizontal pass runs one
+// loop shape. A zero tap adds +0 to a sum of non-negative terms, which
+// leaves it bit for bit unchanged. It returns the common length.
+func padContribs(cs []contrib, n int) int {
+	taps := 0
+	for _, c := range cs {
+		taps = max(taps, len(c.weights))
+	}
+	taps = min(taps, n)
+	for i := range cs {
+		c := &cs[i]
+		extra := taps - len(c.weights)
+		if extra == 0 {
+			continue
+		}
+		// Zeros after the taps where the source allows, before them
+		// otherwise (a zero first adds +0 to +0).
+		after := min(extra, n-(c.start+len(c.weights)))
+		before := extra - after
+		ws := make([]float32, 0, taps)
+		ws = append(ws, make([]float32, before)...)
+		ws = append(ws, c.weights...)
+		ws = append(ws, make([]float32, after)...)
+		c.start -= before
+		c.weights = ws
+	}
+	return taps
+}
+
+// vertical filters tmp into output rows [lo, hi). The taps are the outer
+// loop so the sums of a row are independent (the additions happen in the
+// same order per pixel as a loop over taps would).
+func (r *Resizer) vertical(lo, hi, worker int) {
+	stride := 3 * r.dst.W
+	acc := r.acc[worker][:stride]
+	for oy := lo; oy < hi; oy++ {
+		c := r.ys[oy]
+		clear(acc)
+		for k, w := range c.weights {
+			t := r.tmp[stride*(c.start+k) : stride*(c.start+k+1)]
+			for i, v := range t {
+				acc[i] += float32(w * v) // no FMA, as above
 			}
+		}
+		out := r.dst.Pix[stride*oy : stride*(oy+1)]
+		for i, s := range acc {
 			out[i] = uint8(min(max(s+0.5, 0), 255))
 		}
 	}
-	return nil
 }
 
 // contributions computes, for each output pixel, the source pixels and

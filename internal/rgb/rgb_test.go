@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/linesight/linesight/internal/parallel"
 )
 
 func TestDecodePNGGrayAndRGBA(t *testing.T) {
@@ -121,6 +123,18 @@ func TestResizeSameOnEveryArch(t *testing.T) {
 			t.Fatal(err)
 		}
 		sums = append(sums, fmt.Sprintf("%x", sha256.Sum256(dst.Pix))[:16])
+		// Split across workers, the pixels are the same.
+		for _, threads := range []int{2, 3} {
+			pr := Resizer{Pool: parallel.New(threads)}
+			pd := New(224, 224)
+			if err := pr.Resize(src, geo[0], geo[1], geo[2], geo[3], pd); err != nil {
+				t.Fatal(err)
+			}
+			pr.Pool.Close()
+			if !bytes.Equal(pd.Pix, dst.Pix) {
+				t.Errorf("geometry %d: %d threads give other pixels than one", len(sums)-1, threads)
+			}
+		}
 	}
 	// Computed on amd64, where Go never fuses.
 	want := []string{"5833443da5cf04a9", "e02e4c0d6f8375e3"}
@@ -128,5 +142,23 @@ func TestResizeSameOnEveryArch(t *testing.T) {
 		if sums[i] != want[i] {
 			t.Errorf("geometry %d: sha256 %s, want %s (on %s)", i, sums[i], want[i], runtime.GOARCH)
 		}
+	}
+}
+
+func BenchmarkResize(b *testing.B) {
+	for _, sz := range [][2]int{{1280, 720}, {900, 900}} {
+		src := New(sz[0], sz[1])
+		for i := range src.Pix {
+			src.Pix[i] = uint8(i * 7)
+		}
+		dst := New(224, 224)
+		b.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(b *testing.B) {
+			var r Resizer
+			for b.Loop() {
+				if err := r.Resize(src, 0, 0, src.W, src.H, dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

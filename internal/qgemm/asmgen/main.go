@@ -44,6 +44,7 @@ func main() {
 	maxInto()
 	dot()
 	quantizeF32()
+	axpyF64()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -645,6 +646,52 @@ func quantizeF32() {
 	p("\tADDQ $16, DI")
 	p("\tSUBQ $16, CX")
 	p("\tJNE quant_loop")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// axpyF64: func axpyF64(acc, x *float64, n int, k float64)
+//
+// acc[i] += k·x[i] for n a positive multiple of 8, multiplying and adding
+// as two roundings (VMULPD, VADDPD; no FMA) so the sums equal Go's scalar
+// float64(k*x) + acc on every architecture.
+func axpyF64() {
+	p("")
+	p("// func axpyF64(acc, x *float64, n int, k float64)")
+	p("TEXT ·axpyF64(SB), NOSPLIT, $0-32")
+	p("\tMOVQ acc+0(FP), DI")
+	p("\tMOVQ x+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVBROADCASTSD k+24(FP), Z31")
+	p("\tCMPQ CX, $32")
+	p("\tJLT axpy_tail")
+	p("axpy_loop4:")
+	for i := range 4 {
+		p("\tVMULPD %d(SI), Z31, Z%d", 64*i, i)
+	}
+	for i := range 4 {
+		p("\tVADDPD %d(DI), Z%d, Z%d", 64*i, i, i)
+	}
+	for i := range 4 {
+		p("\tVMOVUPD Z%d, %d(DI)", i, 64*i)
+	}
+	p("\tADDQ $256, SI")
+	p("\tADDQ $256, DI")
+	p("\tSUBQ $32, CX")
+	p("\tCMPQ CX, $32")
+	p("\tJGE axpy_loop4")
+	p("axpy_tail:")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ axpy_done")
+	p("axpy_loop:")
+	p("\tVMULPD (SI), Z31, Z0")
+	p("\tVADDPD (DI), Z0, Z0")
+	p("\tVMOVUPD Z0, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $8, CX")
+	p("\tJNE axpy_loop")
+	p("axpy_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }

@@ -1,0 +1,20 @@
+package qgemm
+
+// AxpyF64 adds k·x[i] to acc[i] for i < len(acc), rounding the product
+// before the sum (no fused multiply-add), so results are the same on every
+// architecture and equal to a scalar loop of acc[i] += float64(k * x[i]).
+// It is the inner loop of the anomaly map's separable Gaussian blur.
+func AxpyF64(acc, x []float64, k float64) {
+	n := len(acc)
+	x = x[:n]
+	n8 := 0
+	if hasVectorOps(chosen.name) {
+		n8 = n &^ 7
+		if n8 > 0 {
+			axpyF64(&acc[0], &x[0], n8, k)
+		}
+	}
+	for i := n8; i < n; i++ {
+		acc[i] += float64(k * x[i])
+	}
+}
