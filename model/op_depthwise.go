@@ -164,6 +164,10 @@ func (o *depthwiseOp) pixelsLUT(lo, hi, _ int) {
 }
 
 func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
+	if o.mult == 1 {
+		o.rowsQuantTaps(lo, hi, worker)
+		return
+	}
 	g := &o.g
 	acc := o.acc[worker]
 	zx := o.in.zp
@@ -189,10 +193,6 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 					}
 					x := o.in.i8[((b*g.h+iy)*g.w+ix)*g.cin:][:g.cin]
 					w := o.wz[(ky*g.kw+kx)*g.cout:][:g.cout]
-					if o.mult == 1 {
-						qgemm.MulAcc(acc, x, w, zx)
-						continue
-					}
 					for c, v := range x {
 						xv := int32(v) - zx
 						for m := 0; m < o.mult; m++ {
@@ -201,18 +201,73 @@ func (o *depthwiseOp) rowsQuant(lo, hi, worker int) {
 					}
 				}
 			}
-			if o.rq != nil {
-				continue // the whole row is requantized below
-			}
-			d := o.out.i8[((b*g.oh+oy)*g.ow+ox)*g.cout:][:g.cout]
-			for c, v := range acc {
-				v = mulByQuantizedMultiplier(v, o.qmult[c], o.qshift[c]) + o.out.zp
-				d[c] = int8(clamp32(v, o.lo, o.hi))
+		}
+		o.requantRow(accRow, b, oy)
+	}
+}
+
+// rowsQuantTaps computes output rows [lo, hi) of a depthwise layer with
+// depth multiplier 1 a filter tap at a time: for each tap, every output
+// pixel of the row whose input lies inside the image gains that tap in one
+// call (the weights are the same for all of them), instead of one call per
+// pixel and tap. Taps in the padding are skipped, as in TFLite.
+func (o *depthwiseOp) rowsQuantTaps(lo, hi, worker int) {
+	g := &o.g
+	c := g.cout
+	accRow := o.acc[worker][:g.ow*c]
+	for row := lo; row < hi; row++ {
+		b, oy := row/g.oh, row%g.oh
+		if o.rq != nil {
+			clear(accRow) // the requantization adds the bias
+		} else {
+			for ox := 0; ox < g.ow; ox++ {
+				copy(accRow[ox*c:(ox+1)*c], o.bias)
 			}
 		}
-		if o.rq != nil {
-			base := (b*g.oh + oy) * g.ow * g.cout
-			o.rq.Rows(accRow, o.out.i8[base:base+g.ow*g.cout], g.ow)
+		for ky := 0; ky < g.kh; ky++ {
+			iy := oy*g.sh - g.padTop + ky*g.dh
+			if iy < 0 || iy >= g.h {
+				continue
+			}
+			for kx := 0; kx < g.kw; kx++ {
+				// Output pixels whose input column ox·sw − padLeft + kx·dw
+				// lies in [0, w).
+				off := kx*g.dw - g.padLeft
+				oxLo := 0
+				if off < 0 {
+					oxLo = (-off + g.sw - 1) / g.sw
+				}
+				oxHi := min(g.ow, (g.w-1-off)/g.sw+1)
+				if g.w-1-off < 0 {
+					oxHi = 0
+				}
+				if oxLo >= oxHi {
+					continue
+				}
+				ix := oxLo*g.sw + off
+				x := o.in.i8[((b*g.h+iy)*g.w+ix)*g.cin:]
+				w := o.wz[(ky*g.kw+kx)*c:][:c]
+				qgemm.MulAccPixels(accRow[oxLo*c:], x, w, c, oxHi-oxLo, g.sw*g.cin, o.in.zp)
+			}
+		}
+		o.requantRow(accRow, b, oy)
+	}
+}
+
+// requantRow writes output row (b, oy) from its accumulators.
+func (o *depthwiseOp) requantRow(accRow []int32, b, oy int) {
+	g := &o.g
+	base := (b*g.oh + oy) * g.ow * g.cout
+	if o.rq != nil {
+		o.rq.Rows(accRow, o.out.i8[base:base+g.ow*g.cout], g.ow)
+		return
+	}
+	for ox := 0; ox < g.ow; ox++ {
+		acc := accRow[ox*g.cout : (ox+1)*g.cout]
+		d := o.out.i8[base+ox*g.cout:][:g.cout]
+		for c, v := range acc {
+			v = mulByQuantizedMultiplier(v, o.qmult[c], o.qshift[c]) + o.out.zp
+			d[c] = int8(clamp32(v, o.lo, o.hi))
 		}
 	}
 }

@@ -29,7 +29,7 @@ func TestBenchSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	rep, err := Bench(d, "test", 2, 3)
+	rep, err := Bench(d, "test", 2, 3, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +37,25 @@ func TestBenchSynthetic(t *testing.T) {
 		if st, ok := rep.Stages[s]; !ok || st.MedianMS <= 0 || st.P99MS < st.MedianMS {
 			t.Errorf("stage %s: %+v", s, st)
 		}
+	}
+	// total is the frame after decoding; total_with_decode adds the decode.
+	if tot, all := rep.Stages["total"].MedianMS, rep.Stages["total_with_decode"].MedianMS; tot >= all {
+		t.Errorf("total %.2f ms is not below total_with_decode %.2f ms", tot, all)
+	}
+	if err := BenchOps(d, rep, 2); err != nil {
+		t.Fatal(err)
+	}
+	var convs int
+	for _, o := range rep.Ops {
+		if o.Op == "CONV_2D" {
+			convs++
+			if o.GMACs <= 0 || o.MedianMS <= 0 {
+				t.Errorf("op %+v has no rate", o)
+			}
+		}
+	}
+	if convs != 15 { // stem, layer1 4, layer2 and layer3 4 each plus a downsample
+		t.Errorf("%d CONV_2D operators timed, want 15", convs)
 	}
 	// ResNet18 to layer3 at 224x224: 1.40 GMAC in convolutions (stem
 	// 118M, layer1 462M, layer2 411M incl. downsample, layer3 411M) plus the

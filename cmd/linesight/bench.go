@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 
 	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/patchcore"
 )
@@ -27,6 +30,7 @@ func benchCmd(args []string, out io.Writer) error {
 	threads := fs.Int("threads", runtime.NumCPU(), "threads for backbone and search")
 	frames := fs.Int("frames", 50, "frames to time (after a warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	image := fs.String("image", "", "encoded frame to time (JPEG, PNG or BMP; default: a synthetic 1280x720 JPEG)")
 	ops := fs.Bool("ops", false, "also time every backbone operator (median per operator)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed frames to `FILE` (go tool pprof)")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -89,7 +93,19 @@ func benchCmd(args []string, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := patchcore.Bench(d, name, *threads, *frames)
+	var frame []byte
+	frameName := ""
+	if *image != "" {
+		if frame, err = os.ReadFile(*image); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		img, err := rgb.Decode(bytes.NewReader(frame))
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", *image, err)
+		}
+		frameName = fmt.Sprintf("%s (%dx%d)", filepath.Base(*image), img.W, img.H)
+	}
+	rep, err := patchcore.Bench(d, name, *threads, *frames, frame, frameName)
 	if err != nil {
 		return err
 	}

@@ -1166,3 +1166,34 @@ axpy_loop:
 axpy_done:
 	VZEROUPPER
 	RET
+
+// func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
+TEXT ·mulAccPixels(SB), NOSPLIT, $0-52
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), DX
+	MOVQ c+24(FP), R8
+	MOVQ npix+32(FP), R9
+	MOVQ xstride+40(FP), R10
+	MOVL zx+48(FP), AX
+	VPBROADCASTD AX, Z31
+mapix_pixel:
+	MOVQ DX, R11
+	MOVQ SI, R12
+	MOVQ R8, CX
+mapix_chan:
+	VPMOVSXBD (R12), Z0
+	VPSUBD Z31, Z0, Z0
+	VPMULLD (R11), Z0, Z0
+	VPADDD (DI), Z0, Z0
+	VMOVDQU32 Z0, (DI)
+	ADDQ $16, R12
+	ADDQ $64, R11
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNE mapix_chan
+	ADDQ R10, SI
+	DECQ R9
+	JNE mapix_pixel
+	VZEROUPPER
+	RET

@@ -19,6 +19,31 @@ func MulAcc(acc []int32, x []int8, w []int32, zx int32) {
 	}
 }
 
+// MulAccPixels is MulAcc over npix pixels of c channels: for pixel p,
+// acc[p·c : (p+1)·c] gains (x[p·xstride : p·xstride+c] − zx)·w[:c]. It is one
+// depthwise filter tap applied across a row of output pixels (xstride is
+// the input's stride times its channels).
+func MulAccPixels(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32) {
+	if npix <= 0 || c <= 0 {
+		return
+	}
+	// Bounds once, for the assembly and the loops below.
+	acc = acc[:npix*c]
+	x = x[:(npix-1)*xstride+c]
+	w = w[:c]
+	if hasVectorOps(chosen.name) && c%16 == 0 {
+		mulAccPixels(&acc[0], &x[0], &w[0], c, npix, xstride, zx)
+		return
+	}
+	for p := range npix {
+		a := acc[p*c : (p+1)*c]
+		xs := x[p*xstride : p*xstride+c]
+		for i, v := range xs {
+			a[i] += (int32(v) - zx) * w[i]
+		}
+	}
+}
+
 // MaxInto sets dst[i] = max(dst[i], src[i]) for i < len(dst).
 func MaxInto(dst, src []int8) {
 	n := len(dst)

@@ -72,3 +72,39 @@ func TestDotMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+func TestMulAccPixelsMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, c := range []int{1, 3, 16, 32, 48, 96, 100} {
+		for _, stride := range []int{1, 2} {
+			for npix := 1; npix <= 9; npix++ {
+				xstride := stride * c
+				x := make([]int8, (npix-1)*xstride+c+1)
+				for i := range x {
+					x[i] = int8(rng.IntN(256) - 128)
+				}
+				w := make([]int32, c)
+				for i := range w {
+					w[i] = rng.Int32N(512) - 256
+				}
+				zx := rng.Int32N(256) - 128
+				acc := make([]int32, npix*c+1)
+				for i := range acc[:npix*c] {
+					acc[i] = rng.Int32N(1<<20) - 1<<19
+				}
+				want := append([]int32(nil), acc...)
+				for p := range npix {
+					for ch := range c {
+						want[p*c+ch] += (int32(x[1+p*xstride+ch]) - zx) * w[ch]
+					}
+				}
+				MulAccPixels(acc[:npix*c], x[1:], w, c, npix, xstride, zx)
+				for i := range want {
+					if acc[i] != want[i] {
+						t.Fatalf("c %d stride %d npix %d: acc[%d] = %d, want %d (kernel %s)", c, stride, npix, i, acc[i], want[i], chosen.name)
+					}
+				}
+			}
+		}
+	}
+}

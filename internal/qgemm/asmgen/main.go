@@ -45,6 +45,7 @@ func main() {
 	dot()
 	quantizeF32()
 	axpyF64()
+	mulAccPixels()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -692,6 +693,46 @@ func axpyF64() {
 	p("\tSUBQ $8, CX")
 	p("\tJNE axpy_loop")
 	p("axpy_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// mulAccPixels: func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
+//
+// For npix pixels p and c channels (c a positive multiple of 16):
+// acc[p·c+ch] += (x[p·xstride+ch] − zx)·w[ch]. One depthwise filter tap
+// across a row of output pixels: the weights are reused for every pixel,
+// the input advances by the stride.
+func mulAccPixels() {
+	p("")
+	p("// func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)")
+	p("TEXT ·mulAccPixels(SB), NOSPLIT, $0-52")
+	p("\tMOVQ acc+0(FP), DI")
+	p("\tMOVQ x+8(FP), SI")
+	p("\tMOVQ w+16(FP), DX")
+	p("\tMOVQ c+24(FP), R8")
+	p("\tMOVQ npix+32(FP), R9")
+	p("\tMOVQ xstride+40(FP), R10")
+	p("\tMOVL zx+48(FP), AX")
+	p("\tVPBROADCASTD AX, Z31")
+	p("mapix_pixel:")
+	p("\tMOVQ DX, R11")
+	p("\tMOVQ SI, R12")
+	p("\tMOVQ R8, CX")
+	p("mapix_chan:")
+	p("\tVPMOVSXBD (R12), Z0")
+	p("\tVPSUBD Z31, Z0, Z0")
+	p("\tVPMULLD (R11), Z0, Z0")
+	p("\tVPADDD (DI), Z0, Z0")
+	p("\tVMOVDQU32 Z0, (DI)")
+	p("\tADDQ $16, R12")
+	p("\tADDQ $64, R11")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJNE mapix_chan")
+	p("\tADDQ R10, SI")
+	p("\tDECQ R9")
+	p("\tJNE mapix_pixel")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
