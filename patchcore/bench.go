@@ -176,12 +176,16 @@ func Bench(d *Detector, modelName string, threads, frames int, frame []byte, fra
 	}
 	peak := qgemm.PeakGMACs(200 * time.Millisecond)
 	_, kern := qgemm.Kernels()
+	_, format, err := image.DecodeConfig(bytes.NewReader(frame))
+	if err != nil {
+		return nil, fmt.Errorf("bench: frame: %w", err)
+	}
 	rep := &BenchReport{
 		Threads: threads, PeakGMACsPerCore: peak, Frames: frames, Model: modelName, GOARCH: runtime.GOARCH,
 		// The GEMM serves backbone and search; requantization, ADD,
 		// depthwise and pooling use the element-wise kernels.
 		Kernels: map[string]string{
-			"decode": "image/jpeg", "preprocess": "go", "backbone": kern, "elementwise": qgemm.VectorOps(),
+			"decode": "image/" + format, "preprocess": "go", "backbone": kern, "elementwise": qgemm.VectorOps(),
 			"embed": "go", "search": kern, "map": "go",
 		},
 		Stages:      map[string]StageStats{},
@@ -191,7 +195,6 @@ func Bench(d *Detector, modelName string, threads, frames int, frame []byte, fra
 	gw, gh := d.emb.Grid()
 	rep.Patches = gw * gh
 	rep.SearchMACs = int64(rep.Patches) * int64(d.meta.Count) * int64(d.meta.Dim)
-	var err error
 	if rep.BackboneMACs, err = backboneMACs(d); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,16 @@ for t in 1 2; do
   bin/linesight bench --threads $t --frames ${FRAMES:-100} --json >"$out/linesight-$t.json"
 done
 go test -run '^$' -bench 'InterpreterMobileNetV2' -benchtime 50x ./model/ >"$out/mnv2.txt"
+# End to end on bottle: the shared tf2 MobileNetV2 and a 10% bank of the
+# good training photos (built once), on a test photo.
+mvtec=../shared/data/mvtec_ad/bottle
+tf2=../shared/models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite
+if [ -d "$mvtec" ] && [ -f "$tf2" ]; then
+  [ -f "$out/bottle.db" ] || bin/linesight bank build --model "$tf2" --images "$mvtec/train/good" --db "$out/bottle.db" >/dev/null
+  for t in 1 2; do
+    bin/linesight bench --db "$out/bottle.db" --image "$mvtec/test/broken_large/000.png" --threads $t --frames ${FRAMES:-100} --json >"$out/bottle-$t.json"
+  done
+fi
 "$peers/run.sh" .cache/peers 1 2 >"$out/ort.jsonl"
 /usr/bin/python3 - "$out" <<'PY'
 import json, re, sys
@@ -38,6 +48,13 @@ for t in (1, 2):
         print(f"| {t} | MobileNetV2 full | {mn[t]:.2f} ms (tf2 int8) | ORT float32 {f:.2f} ms | {f/mn[t]:.2f}x |")
     sr = s["search"]
     print(f"| {t} | search {b['patches']}x{b['bank_vectors']}x{b['dim']} | {sr['median_ms']:.2f} ms ({sr['gmacs']:.0f} GMAC/s, {sr['pct_of_peak']:.0f}% of peak) | faiss 1.7.3, 2 threads, 16385 vectors: 69 ms (peers/README, not rerun) | {69.0/sr['median_ms']:.2f}x |")
-    print(f"| {t} | end to end (decode..map) | {s['total']['median_ms']:.2f} ms, p99 {s['total']['p99_ms']:.2f} ms, {b['allocs_per_frame']:.1f} allocs/frame | | |")
+    print(f"| {t} | ResNet18 end to end (frame..map, 1280x720) | {s['total']['median_ms']:.2f} ms, p99 {s['total']['p99_ms']:.2f} ms, {b['allocs_per_frame']:.1f} allocs/frame; with JPEG decode {s['total_with_decode']['median_ms']:.2f} ms | | |")
+    try:
+        e = json.load(open(f"{d}/bottle-{t}.json"))
+        es = e["stages"]
+        parts = ", ".join(f"{k} {es[k]['median_ms']:.2f}" for k in ("preprocess", "backbone", "embed", "search", "map"))
+        print(f"| {t} | bottle end to end (tf2 MobileNetV2, {e['bank_vectors']}x{e['dim']} bank, 900x900 frame) | {es['total']['median_ms']:.2f} ms, p99 {es['total']['p99_ms']:.2f} ms ({parts}); with PNG decode {es['total_with_decode']['median_ms']:.2f} ms | | |")
+    except FileNotFoundError:
+        pass
     print(f"|   | peak | {b['peak_gmacs_per_core']:.1f} GMAC/s per core ({b['kernels']['backbone']}) | | |")
 PY

@@ -149,6 +149,6 @@ func benchCmd(args []string, out io.Writer) error {
 			fmt.Fprintln(out, line)
 		}
 	}
-	fmt.Fprintf(out, "allocs     %.1f per frame from preprocess to map (decode: %.1f, Go's image/jpeg)\n", rep.AllocsPerFrame, rep.DecodeAllocs)
+	fmt.Fprintf(out, "allocs     %.1f per frame from preprocess to map (decode: %.1f, Go's %s)\n", rep.AllocsPerFrame, rep.DecodeAllocs, rep.Kernels["decode"])
 	return nil
 }

@@ -152,13 +152,16 @@ func BenchmarkResize(b *testing.B) {
 			src.Pix[i] = uint8(i * 7)
 		}
 		dst := New(224, 224)
-		b.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(b *testing.B) {
-			var r Resizer
-			for b.Loop() {
-				if err := r.Resize(src, 0, 0, src.W, src.H, dst); err != nil {
-					b.Fatal(err)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%dx%d/threads=%d", sz[0], sz[1], threads), func(b *testing.B) {
+				r := Resizer{Pool: parallel.New(threads)}
+				defer r.Pool.Close()
+				for b.Loop() {
+					if err := r.Resize(src, 0, 0, src.W, src.H, dst); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
