@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -37,13 +38,23 @@ type mosquitto struct {
 	cmd  *exec.Cmd
 }
 
+// freePort returns a port free now, for a server the test starts later.
+// It is drawn below Linux's ephemeral range (32768-60999): a port the
+// kernel hands out for ":0" is also a candidate source port for the
+// outgoing connections of tests running in parallel, and CI once saw one
+// taken in between ("bind: address already in use").
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 func startMosquitto(t *testing.T) *mosquitto {

@@ -13,14 +13,13 @@ func SRDHM(a, b int32) int32 {
 	if a == b && a == math.MinInt32 {
 		return math.MaxInt32
 	}
-	// Branch-free (the sign of a product is data, and mispredicted branches
-	// cost more than the arithmetic): the nudge is 2^30 or 1−2^30 by the
-	// sign of ab, and division by 2^31 truncating toward zero is an
-	// arithmetic shift after adding 2^31−1 to negative values.
+	// gemmlowp adds a nudge of 2^30 (ab >= 0) or 1−2^30 (ab < 0) and
+	// divides by 2^31 truncating toward zero. For ab < 0 that division is
+	// (v + 2^31 − 1) >> 31 with v = ab + 1 − 2^30, i.e. (ab + 2^30) >> 31:
+	// the same expression as for ab >= 0, so one add and one shift, no
+	// branch and no sign test (|ab| < 2^62: no overflow).
 	ab := int64(a) * int64(b)
-	q := ab + (1 << 30) + (ab>>63)&(1-(1<<31))
-	q += (q >> 63) & (1<<31 - 1)
-	return int32(q >> 31)
+	return int32((ab + 1<<30) >> 31)
 }
 
 // RDBPOT is gemmlowp's RoundingDivideByPOT: x / 2^exp rounded to nearest,

@@ -345,18 +345,7 @@ func requant() {
 	p("\tVPSRLQ $32, Z0, Z4")
 	p("\tVPSRLQ $32, Z2, Z5")
 	p("\tVPMULDQ Z5, Z4, Z4")
-	for _, z := range []string{"Z3", "Z4"} {
-		p("\tVPSRAQ $63, %s, Z6", z)
-		p("\tVPANDQ Z24, Z6, Z6")
-		p("\tVPADDQ Z23, %s, %s", z, z)
-		p("\tVPADDQ Z6, %s, %s", z, z)
-		p("\tVPSRAQ $63, %s, Z6", z)
-		p("\tVPANDQ Z25, Z6, Z6")
-		p("\tVPADDQ Z6, %s, %s", z, z)
-		p("\tVPSRAQ $31, %s, %s", z, z)
-	}
-	p("\tVPSLLQ $32, Z4, Z4")
-	p("\tVPBLENDMD Z4, Z3, K2, Z0")
+	srdhmHigh("Z3", "Z4", "Z23", "Z0")
 	p("\tVMOVDQU32.Z (R11), K1, Z1")
 	p("\tVPSLLVD Z1, Z26, Z7")
 	p("\tVPSUBD Z26, Z7, Z7")
@@ -433,6 +422,26 @@ func argmin() {
 	p("GLOBL argminIota<>(SB), RODATA|NOPTR, $64")
 }
 
+// srdhmHigh finishes SaturatingRoundingDoublingHighMul from the 64-bit
+// products of the even lanes (ze) and the odd lanes (zo) into dst's 16
+// dwords; zh holds 2^30 per qword; K2 selects the odd lanes.
+//
+// gemmlowp adds a nudge of 2^30 (ab >= 0) or 1−2^30 (ab < 0) and divides
+// by 2^31 truncating toward zero. For ab < 0 the truncating division is
+// (v + 2^31 − 1) >> 31 with v = ab + 1 − 2^30, which is (ab + 2^30) >> 31,
+// the same expression as for ab >= 0: so the result is (ab + 2^30) >> 31
+// for every sign, with no overflow since |ab| < 2^62 (the saturating case,
+// both operands −2^31, cannot occur: multipliers are positive). The even
+// lanes keep the low dword of v >> 31; the odd lanes the high dword of
+// v << 1, which is the same bits one dword up.
+func srdhmHigh(ze, zo, zh, dst string) {
+	p("\tVPADDQ %s, %s, %s", zh, ze, ze)
+	p("\tVPSRLQ $31, %s, %s", ze, ze)
+	p("\tVPADDQ %s, %s, %s", zh, zo, zo)
+	p("\tVPSLLQ $1, %s, %s", zo, zo)
+	p("\tVPBLENDMD %s, %s, K2, %s", zo, ze, dst)
+}
+
 // mbqm emits MultiplyByQuantizedMultiplier on the 16 int32 lanes of zx in
 // place, with per-lane multiplier, left and right shift registers; temps
 // Z3..Z10; constants Z11 = 2^30, Z12 = 1−2^31, Z13 = 2^31−1 (qwords),
@@ -443,18 +452,7 @@ func mbqm(zx, zm, zl, zr string) {
 	p("\tVPSRLQ $32, %s, Z4", zx)
 	p("\tVPSRLQ $32, %s, Z5", zm)
 	p("\tVPMULDQ Z5, Z4, Z4")
-	for _, z := range []string{"Z3", "Z4"} {
-		p("\tVPSRAQ $63, %s, Z6", z)
-		p("\tVPANDQ Z12, Z6, Z6")
-		p("\tVPADDQ Z11, %s, %s", z, z)
-		p("\tVPADDQ Z6, %s, %s", z, z)
-		p("\tVPSRAQ $63, %s, Z6", z)
-		p("\tVPANDQ Z13, Z6, Z6")
-		p("\tVPADDQ Z6, %s, %s", z, z)
-		p("\tVPSRAQ $31, %s, %s", z, z)
-	}
-	p("\tVPSLLQ $32, Z4, Z4")
-	p("\tVPBLENDMD Z4, Z3, K2, %s", zx)
+	srdhmHigh("Z3", "Z4", "Z11", zx)
 	p("\tVPSLLVD %s, Z14, Z7", zr)
 	p("\tVPSUBD Z14, Z7, Z7")
 	p("\tVPANDD Z7, %s, Z8", zx)
