@@ -37,14 +37,16 @@ type Options struct {
 // Detector scores frames against one bank with one backbone. It reuses its
 // buffers; it is not safe for concurrent use.
 type Detector struct {
-	bank   *bank.Bank
-	meta   *bank.Meta
-	bb     model.Backbone
-	feeder *model.Feeder
-	emb    *Embedder
-	pool   *parallel.Pool
-	search *bank.Searcher
-	blur   *Blur
+	bank    *bank.Bank
+	meta    *bank.Meta
+	bb      model.Backbone
+	feeder  *model.Feeder
+	emb     *Embedder
+	pool    *parallel.Pool
+	search  *bank.Searcher
+	blur    *Blur
+	vecs    []float32 // the frame's patch vectors, for quantFn
+	quantFn func(lo, hi, worker int)
 
 	q     []int8
 	d2    []int32
@@ -135,7 +137,8 @@ func newDetector(b *bank.Bank, bb model.Backbone, threads int) (*Detector, error
 	feeder.SetPool(pool)
 	blur := NewBlur(meta.Score.Sigma)
 	blur.Pool = pool
-	return &Detector{
+	emb.Pool = pool
+	d := &Detector{
 		bank: b, meta: meta, bb: bb, feeder: feeder, emb: emb, pool: pool,
 		search: bank.NewSearcher(b, pool),
 		blur:   blur,
@@ -146,7 +149,15 @@ func newDetector(b *bank.Bank, bb model.Backbone, threads int) (*Detector, error
 		amap:   make([]float32, in.Shape[1]*in.Shape[2]),
 		inW:    in.Shape[2],
 		inH:    in.Shape[1],
-	}, nil
+	}
+	d.quantFn = d.quantizeRange
+	return d, nil
+}
+
+// quantizeRange quantizes patch vector values [lo, hi) of the current
+// frame into d.q with the bank's scale.
+func (d *Detector) quantizeRange(lo, hi, _ int) {
+	bank.Quantize(d.vecs[lo:hi], d.meta.Scale, d.q[lo:hi])
 }
 
 // Close releases the backbone and the worker pool.
@@ -182,7 +193,8 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 	if err != nil {
 		return err
 	}
-	bank.Quantize(vecs, d.meta.Scale, d.q)
+	d.vecs = vecs
+	d.pool.Run(len(vecs), 8192, d.quantFn)
 	t3 := time.Now()
 	if d.ref != nil {
 		d.floatPatchScores(vecs)

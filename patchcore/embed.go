@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -24,14 +25,22 @@ type Embedder struct {
 	raw     [][]byte
 	pooled  [][]float32
 	rowSums [][]int32 // pool3x3 scratch per quantized tap
-	gridW   int
-	gridH   int
-	concat  int // length before projection
-	dim     int // length of the vectors handed out
-	out     []float32
-	full    []float32 // concatenated vectors when projecting
-	proj    []float32 // concat×dim, row-major
-	tapDims []int
+
+	// Pool, when set, splits pooling, upsampling and projection across
+	// its workers; the vectors do not depend on it.
+	Pool *parallel.Pool
+
+	cur, curOff, curStride       int // the tap being embedded, for the loop bodies
+	curDst                       []float32
+	hsumFn, vsumFn, upFn, projFn func(lo, hi, worker int)
+	gridW                        int
+	gridH                        int
+	concat                       int // length before projection
+	dim                          int // length of the vectors handed out
+	out                          []float32
+	full                         []float32 // concatenated vectors when projecting
+	proj                         []float32 // concat×dim, row-major
+	tapDims                      []int
 }
 
 // NewEmbedder prepares embedding for the given taps (NHWC, batch 1). The
@@ -79,6 +88,7 @@ func NewEmbedder(taps []model.TensorInfo, project int, seed uint64) (*Embedder, 
 		e.proj = gaussianMatrix(e.concat, project, seed)
 	}
 	e.out = make([]float32, cells*e.dim)
+	e.hsumFn, e.vsumFn, e.upFn, e.projFn = e.hsum, e.vsum, e.up, e.project
 	return e, nil
 }
 
@@ -114,7 +124,6 @@ func (e *Embedder) Embed(b model.Backbone) ([]float32, error) {
 		if err := b.ReadOutput(i, e.raw[i]); err != nil {
 			return nil, fmt.Errorf("patchcore: reading tap %q: %w", t.Name, err)
 		}
-		pool3x3(t, e.raw[i], e.pooled[i], e.rowSums[i])
 	}
 	dst, stride := e.out, e.dim
 	if e.proj != nil {
@@ -122,19 +131,47 @@ func (e *Embedder) Embed(b model.Backbone) ([]float32, error) {
 	}
 	off := 0
 	for i, t := range e.taps {
-		h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
-		upsampleInto(e.pooled[i], w, h, c, dst[off:], e.gridW, e.gridH, stride)
-		off += c
+		e.cur, e.curOff, e.curDst, e.curStride = i, off, dst, stride
+		h := t.Shape[1]
+		if t.Type == tflite.Float32 || e.Pool == nil {
+			pool3x3(t, e.raw[i], e.pooled[i], e.rowSums[i])
+			upsampleRows(e.pooled[i], t.Shape[2], h, t.Shape[3], dst[off:], e.gridW, e.gridH, stride, 0, e.gridH)
+		} else {
+			// Row sums of every row before the column sums that read
+			// them, then the upsampling of the pooled map.
+			e.Pool.Run(h, 4, e.hsumFn)
+			e.Pool.Run(h, 4, e.vsumFn)
+			e.Pool.Run(e.gridH, 4, e.upFn)
+		}
+		off += t.Shape[3]
 	}
 	if e.proj != nil {
-		e.project()
+		if e.Pool == nil {
+			e.project(0, e.gridW*e.gridH, 0)
+		} else {
+			e.Pool.Run(e.gridW*e.gridH, 16, e.projFn)
+		}
 	}
 	return e.out, nil
 }
 
-func (e *Embedder) project() {
-	cells := e.gridW * e.gridH
-	for p := range cells {
+func (e *Embedder) hsum(lo, hi, _ int) {
+	t := e.taps[e.cur]
+	pool3x3RowSums(t, e.raw[e.cur], e.rowSums[e.cur], lo, hi)
+}
+
+func (e *Embedder) vsum(lo, hi, _ int) {
+	t := e.taps[e.cur]
+	pool3x3ColSums(t, e.rowSums[e.cur], e.pooled[e.cur], lo, hi)
+}
+
+func (e *Embedder) up(lo, hi, _ int) {
+	t := e.taps[e.cur]
+	upsampleRows(e.pooled[e.cur], t.Shape[2], t.Shape[1], t.Shape[3], e.curDst[e.curOff:], e.gridW, e.gridH, e.curStride, lo, hi)
+}
+
+func (e *Embedder) project(lo, hi, _ int) {
+	for p := lo; p < hi; p++ {
 		src := e.full[p*e.concat : (p+1)*e.concat]
 		dst := e.out[p*e.dim : (p+1)*e.dim]
 		clear(dst)
@@ -154,11 +191,19 @@ func (e *Embedder) project() {
 // in integers, as separable row then column sums of q − zp (hs holds the
 // row sums, h·w·c), and scaled once.
 func pool3x3(t model.TensorInfo, raw []byte, dst []float32, hs []int32) {
-	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
+	h := t.Shape[1]
 	if t.Type == tflite.Float32 {
-		pool3x3Float(h, w, c, raw, dst)
+		pool3x3Float(h, t.Shape[2], t.Shape[3], raw, dst)
 		return
 	}
+	pool3x3RowSums(t, raw, hs, 0, h)
+	pool3x3ColSums(t, hs, dst, 0, h)
+}
+
+// pool3x3RowSums writes rows [lo, hi) of hs: each value less the zero point
+// plus its left and right neighbours inside the row.
+func pool3x3RowSums(t model.TensorInfo, raw []byte, hs []int32, lo, hi int) {
+	w, c := t.Shape[2], t.Shape[3]
 	zp := int32(t.ZeroPoint[0])
 	signed := t.Type == tflite.Int8
 	val := func(b byte) int32 {
@@ -168,7 +213,7 @@ func pool3x3(t model.TensorInfo, raw []byte, dst []float32, hs []int32) {
 		return int32(b) - zp
 	}
 	row := w * c
-	for y := range h {
+	for y := lo; y < hi; y++ {
 		src := raw[y*row : (y+1)*row]
 		out := hs[y*row : (y+1)*row]
 		for x := range w {
@@ -190,8 +235,15 @@ func pool3x3(t model.TensorInfo, raw []byte, dst []float32, hs []int32) {
 			}
 		}
 	}
+}
+
+// pool3x3ColSums writes rows [lo, hi) of dst from the row sums above, at
+// and below each row, scaled once.
+func pool3x3ColSums(t model.TensorInfo, hs []int32, dst []float32, lo, hi int) {
+	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
 	k := t.Scale[0] / 9
-	for y := range h {
+	row := w * c
+	for y := lo; y < hi; y++ {
 		d := dst[y*row : (y+1)*row]
 		mid := hs[y*row : (y+1)*row]
 		var up, down []int32
@@ -246,9 +298,15 @@ func pool3x3Float(h, w, c int, raw []byte, dst []float32) {
 // 0.5, clamped at 0) and writes channel ch of cell p at dst[p*stride+ch].
 // Same-size maps are copied.
 func upsampleInto(src []float32, w, h, c int, dst []float32, gw, gh, stride int) {
+	upsampleRows(src, w, h, c, dst, gw, gh, stride, 0, gh)
+}
+
+// upsampleRows is upsampleInto for output rows [lo, hi).
+func upsampleRows(src []float32, w, h, c int, dst []float32, gw, gh, stride, lo, hi int) {
 	xs := bilinearTaps(w, gw)
 	ys := bilinearTaps(h, gh)
-	for y, ty := range ys {
+	for y := lo; y < hi; y++ {
+		ty := ys[y]
 		r0, r1 := src[ty.i0*w*c:], src[ty.i1*w*c:]
 		for x, tx := range xs {
 			o := dst[(y*gw+x)*stride:]

@@ -236,3 +236,45 @@ func TestRegionsInFrameCoordinates(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbedSameOnAnyThreadCount: pooling, upsampling and projection split
+// across workers give the single thread's vectors bit for bit.
+func TestEmbedSameOnAnyThreadCount(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	outs := []model.TensorInfo{
+		{Name: "a", Shape: []int{1, 28, 28, 24}, Type: tflite.Int8, Scale: []float32{0.05}, ZeroPoint: []int64{-3}},
+		{Name: "b", Shape: []int{1, 14, 14, 40}, Type: tflite.Uint8, Scale: []float32{0.02}, ZeroPoint: []int64{128}},
+	}
+	fb := &fakeBackbone{outs: outs}
+	for _, o := range outs {
+		raw := make([]byte, o.Bytes())
+		for i := range raw {
+			raw[i] = byte(r.IntN(256))
+		}
+		fb.raw = append(fb.raw, raw)
+	}
+	for _, project := range []int{0, 48} {
+		one, err := NewEmbedder(outs, project, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := one.Embed(fb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, threads := range []int{2, 3} {
+			e, _ := NewEmbedder(outs, project, 9)
+			e.Pool = parallel.New(threads)
+			got, err := e.Embed(fb)
+			e.Pool.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("project %d, %d threads: value %d = %v, want %v", project, threads, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
