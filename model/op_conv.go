@@ -116,8 +116,19 @@ func im2colRow[T int8 | float32](g *convGeom, src []T, r int, dst []T, pad T) {
 		iy := oy*g.sh - g.padTop + ky*g.dh
 		if rowInside && iy >= 0 && iy < g.h {
 			s := ((b*g.h+iy)*g.w + ix0) * g.cin
-			copy(dst[p:p+g.kw*g.cin], src[s:s+g.kw*g.cin])
-			p += g.kw * g.cin
+			n := g.kw * g.cin
+			// The stems of image models (7 or 3 pixels of 3 channels) copy
+			// as fixed-size arrays, which compile to inline moves: a
+			// memmove call per 21 bytes cost more than the GEMM using them.
+			switch n {
+			case 21:
+				*(*[21]T)(dst[p : p+21]) = [21]T(src[s : s+21])
+			case 9:
+				*(*[9]T)(dst[p : p+9]) = [9]T(src[s : s+9])
+			default:
+				copy(dst[p:p+n], src[s:s+n])
+			}
+			p += n
 			continue
 		}
 		for kx := 0; kx < g.kw; kx++ {
@@ -164,6 +175,17 @@ type quantGemmOp struct {
 	acc      [][]int32 // per worker: convBlockRows x cout
 	rowSum   [][]int32
 	body     func(lo, hi, worker int)
+
+	// In-place patches (inPlace): the VNNI kernel reads each output
+	// pixel's patch where it lies, a segment per filter row, instead of an
+	// im2col copy. A convolution with padding first copies its input into
+	// padded (border filled with the zero point once, at load), so that
+	// every patch lies inside.
+	inPlace    bool
+	padded     []int8
+	hp, wp     int // padded input height and width
+	inRows     []qgemm.Rows
+	copyRowsFn func(lo, hi, worker int)
 }
 
 func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom, act tflite.Activation) (kernel, error) {
@@ -237,10 +259,73 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 		o.rowSum = append(o.rowSum, make([]int32, convBlockRows))
 	}
 	o.body = o.rows
+	if !g.pointwise && g.dw == 1 && !o.needRows && o.rq != nil && o.kp == k && qgemm.RowsInPlace(g.kw*g.cin) {
+		o.setInPlace(ip.threads)
+	}
 	return o, nil
 }
 
-func (o *quantGemmOp) run(p *parallel.Pool) { p.Run(o.g.m(), convBlockRows, o.body) }
+func (o *quantGemmOp) setInPlace(threads int) {
+	g := &o.g
+	o.inPlace = true
+	padBottom := max(0, (g.oh-1)*g.sh+(g.kh-1)*g.dh+1-g.h-g.padTop)
+	padRight := max(0, (g.ow-1)*g.sw+g.kw-g.w-g.padLeft)
+	o.hp, o.wp = g.h+g.padTop+padBottom, g.w+g.padLeft+padRight
+	src := o.in.i8
+	if o.hp != g.h || o.wp != g.w {
+		o.padded = make([]int8, g.n*o.hp*o.wp*g.cin)
+		for i := range o.padded {
+			o.padded[i] = int8(o.in.zp)
+		}
+		src = o.padded
+		o.copyRowsFn = o.copyRows
+	}
+	for range threads {
+		o.inRows = append(o.inRows, qgemm.Rows{A: src, AOff: make([]int32, 0, convBlockRows),
+			SegLen: g.kw * g.cin, Seg: g.kh, SegStride: g.dh * o.wp * g.cin})
+	}
+	o.body = o.rowsInPlace
+}
+
+func (o *quantGemmOp) run(p *parallel.Pool) {
+	if o.copyRowsFn != nil {
+		p.Run(o.g.n*o.g.h, 8, o.copyRowsFn)
+	}
+	p.Run(o.g.m(), convBlockRows, o.body)
+}
+
+// copyRows copies input rows [lo, hi) (over batch and height) inside the
+// padded input's border.
+func (o *quantGemmOp) copyRows(lo, hi, _ int) {
+	g := &o.g
+	row := g.w * g.cin
+	for r := lo; r < hi; r++ {
+		b, y := r/g.h, r%g.h
+		d := ((b*o.hp+y+g.padTop)*o.wp + g.padLeft) * g.cin
+		copy(o.padded[d:d+row], o.in.i8[r*row:(r+1)*row])
+	}
+}
+
+// rowsInPlace is rows with the patches read in place (see inPlace).
+func (o *quantGemmOp) rowsInPlace(lo, hi, worker int) {
+	g := &o.g
+	cout := g.cout
+	acc := o.acc[worker]
+	rs := &o.inRows[worker]
+	for r0 := lo; r0 < hi; r0 += convBlockRows {
+		nr := min(convBlockRows, hi-r0)
+		rs.AOff = rs.AOff[:0]
+		for r := r0; r < r0+nr; r++ {
+			ox := r % g.ow
+			oy := (r / g.ow) % g.oh
+			b := r / (g.ow * g.oh)
+			rs.AOff = append(rs.AOff, int32(((b*o.hp+oy*g.sh)*o.wp+ox*g.sw)*g.cin))
+		}
+		// Shapes were checked when the op was prepared.
+		_ = o.packed.GemmRows(rs, acc, cout)
+		o.rq.Rows(acc, o.out.i8[r0*cout:(r0+nr)*cout], nr)
+	}
+}
 
 func (o *quantGemmOp) rows(lo, hi, worker int) {
 	g := &o.g

@@ -4,7 +4,7 @@
 
 #include "textflag.h"
 
-// func vnniKernel(a *[6]*int8, b *byte, kg int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
+// func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
 TEXT ·vnniKernel(SB), NOSPLIT, $0-50
 	MOVQ a+0(FP), R11
 	MOVQ 0(R11), AX
@@ -14,7 +14,7 @@ TEXT ·vnniKernel(SB), NOSPLIT, $0-50
 	MOVQ 32(R11), SI
 	MOVQ 40(R11), DI
 	MOVQ b+8(FP), R9
-	MOVQ kg+16(FP), R10
+	MOVQ seg+16(FP), R14
 	MOVQ corr+24(FP), R11
 	MOVQ c+32(FP), R12
 	MOVWLZX mask+48(FP), R13
@@ -47,8 +47,13 @@ TEXT ·vnniKernel(SB), NOSPLIT, $0-50
 	VPBROADCASTD 20(R11), Z21
 	VPBROADCASTD 20(R11), Z22
 	VPBROADCASTD 20(R11), Z23
-	TESTQ R10, R10
+	MOVQ 8(R14), R15
+	TESTQ R15, R15
 	JEQ vnni_store4
+vnni_seg4:
+	MOVQ 0(R14), R10
+	TESTQ R10, R10
+	JEQ vnni_next4
 vnni_loop4:
 	VMOVDQU32 0(R9), Z24
 	VMOVDQU32 64(R9), Z25
@@ -88,6 +93,10 @@ vnni_loop4:
 	ADDQ $256, R9
 	DECQ R10
 	JNE vnni_loop4
+vnni_next4:
+	ADDQ 16(R14), R8
+	DECQ R15
+	JNE vnni_seg4
 vnni_store4:
 	MOVQ 0(R12), R11
 	VMOVDQU32 Z0, 0(R11)
@@ -142,8 +151,13 @@ vnni_np3:
 	VPBROADCASTD 20(R11), Z15
 	VPBROADCASTD 20(R11), Z16
 	VPBROADCASTD 20(R11), Z17
-	TESTQ R10, R10
+	MOVQ 8(R14), R15
+	TESTQ R15, R15
 	JEQ vnni_store3
+vnni_seg3:
+	MOVQ 0(R14), R10
+	TESTQ R10, R10
+	JEQ vnni_next3
 vnni_loop3:
 	VMOVDQU32 0(R9), Z24
 	VMOVDQU32 64(R9), Z25
@@ -176,6 +190,10 @@ vnni_loop3:
 	ADDQ $192, R9
 	DECQ R10
 	JNE vnni_loop3
+vnni_next3:
+	ADDQ 16(R14), R8
+	DECQ R15
+	JNE vnni_seg3
 vnni_store3:
 	MOVQ 0(R12), R11
 	VMOVDQU32 Z0, 0(R11)
@@ -218,8 +236,13 @@ vnni_np2:
 	VPBROADCASTD 16(R11), Z9
 	VPBROADCASTD 20(R11), Z10
 	VPBROADCASTD 20(R11), Z11
-	TESTQ R10, R10
+	MOVQ 8(R14), R15
+	TESTQ R15, R15
 	JEQ vnni_store2
+vnni_seg2:
+	MOVQ 0(R14), R10
+	TESTQ R10, R10
+	JEQ vnni_next2
 vnni_loop2:
 	VMOVDQU32 0(R9), Z24
 	VMOVDQU32 64(R9), Z25
@@ -245,6 +268,10 @@ vnni_loop2:
 	ADDQ $128, R9
 	DECQ R10
 	JNE vnni_loop2
+vnni_next2:
+	ADDQ 16(R14), R8
+	DECQ R15
+	JNE vnni_seg2
 vnni_store2:
 	MOVQ 0(R12), R11
 	VMOVDQU32 Z0, 0(R11)
@@ -273,8 +300,13 @@ vnni_np1:
 	VPBROADCASTD 12(R11), Z3
 	VPBROADCASTD 16(R11), Z4
 	VPBROADCASTD 20(R11), Z5
-	TESTQ R10, R10
+	MOVQ 8(R14), R15
+	TESTQ R15, R15
 	JEQ vnni_store1
+vnni_seg1:
+	MOVQ 0(R14), R10
+	TESTQ R10, R10
+	JEQ vnni_next1
 vnni_loop1:
 	VMOVDQU32 0(R9), Z24
 	VPBROADCASTD (AX)(R8*1), Z28
@@ -293,6 +325,10 @@ vnni_loop1:
 	ADDQ $64, R9
 	DECQ R10
 	JNE vnni_loop1
+vnni_next1:
+	ADDQ 16(R14), R8
+	DECQ R15
+	JNE vnni_seg1
 vnni_store1:
 	MOVQ 0(R12), R11
 	VMOVDQU32 Z0, K1, 0(R11)
@@ -309,22 +345,40 @@ vnni_store1:
 	VZEROUPPER
 	RET
 
-// func vnniRowSum(a *int8, n int) int32
-TEXT ·vnniRowSum(SB), NOSPLIT, $0-20
+// func vnniRowSums(a *int8, lda, k, rows int, out *int32)
+TEXT ·vnniRowSums(SB), NOSPLIT, $0-40
 	MOVQ a+0(FP), SI
-	MOVQ n+8(FP), CX
+	MOVQ lda+8(FP), R8
+	MOVQ k+16(FP), R9
+	MOVQ rows+24(FP), R10
+	MOVQ out+32(FP), DI
 	MOVL $0x01010101, AX
 	VPBROADCASTD AX, Z31
+	MOVQ R9, CX
+	ANDQ $63, CX
+	MOVQ $-1, AX
+	SHLQ CX, AX
+	NOTQ AX
+	KMOVQ AX, K1
+	MOVQ R9, R11
+	SHRQ $6, R11
+rowsums_row:
 	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	SHRQ $6, CX
-	JEQ rowsum_done
-rowsum_loop:
-	VPDPBUSD (SI), Z31, Z0
-	ADDQ $64, SI
+	MOVQ SI, DX
+	MOVQ R11, CX
+	TESTQ CX, CX
+	JEQ rowsums_tail
+rowsums_loop:
+	VPDPBUSD (DX), Z31, Z0
+	ADDQ $64, DX
 	DECQ CX
-	JNE rowsum_loop
-rowsum_done:
+	JNE rowsums_loop
+rowsums_tail:
+	KORTESTQ K1, K1
+	JEQ rowsums_reduce
+	VMOVDQU8.Z (DX), K1, Z1
+	VPDPBUSD Z1, Z31, Z0
+rowsums_reduce:
 	VEXTRACTI64X4 $1, Z0, Y1
 	VPADDD Y1, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
@@ -333,8 +387,11 @@ rowsum_done:
 	VPADDD X1, X0, X0
 	VPSHUFD $0xb1, X0, X1
 	VPADDD X1, X0, X0
-	VMOVD X0, AX
-	MOVL AX, ret+16(FP)
+	VMOVD X0, (DI)
+	ADDQ R8, SI
+	ADDQ $4, DI
+	DECQ R10
+	JNE rowsums_row
 	VZEROUPPER
 	RET
 

@@ -7,10 +7,10 @@ import "golang.org/x/sys/cpu"
 //go:generate go run ./asmgen
 
 //go:noescape
-func vnniKernel(a *[6]*int8, b *byte, kg int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
+func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
 
 //go:noescape
-func vnniRowSum(a *int8, n int) int32
+func vnniRowSums(a *int8, lda, k, rows int, out *int32)
 
 //go:noescape
 func avx2Kernel(a *[3]*int8, b *int16, kg2 int, c *[3]*int32, np int)
@@ -69,18 +69,6 @@ func packVNNI(p *Packed) {
 	}
 }
 
-func rowSumVNNI(a []int8) int32 {
-	n := len(a) &^ 63
-	var s int32
-	if n > 0 {
-		s = vnniRowSum(&a[0], n)
-	}
-	for _, v := range a[n:] {
-		s += int32(v)
-	}
-	return s
-}
-
 func gemmVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int) {
 	kg := p.K / 4
 	kq := 4 * kg
@@ -90,14 +78,18 @@ func gemmVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc in
 		corr    [vnniRows]int32
 		scratch [vnniRows][BlockCols]int32
 	)
+	seg := [3]int{kg, 1, 0} // contiguous rows: one segment
 	if kg > 0 {
 		for i0 := 0; i0 < m; i0 += vnniRows {
 			rows := min(vnniRows, m-i0)
+			// The strip's row sums in one call (GemmCols checked that
+			// every row holds k values).
+			var sums [vnniRows]int32
+			vnniRowSums(&a[i0*lda], lda, kq, rows, &sums[0])
 			for r := range vnniRows {
 				if r < rows {
-					row := a[(i0+r)*lda : (i0+r)*lda+kq]
-					ap[r] = &row[0]
-					corr[r] = -128 * rowSumVNNI(row)
+					ap[r] = &a[(i0+r)*lda]
+					corr[r] = -128 * sums[r]
 				} else {
 					ap[r], corr[r] = ap[0], 0
 				}
@@ -115,7 +107,7 @@ func gemmVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc in
 					}
 				}
 				off := (j0 / BlockCols) * kg * BlockCols * 4
-				vnniKernel(&ap, &p.u8[off], kg, &corr, &cp, np, mask)
+				vnniKernel(&ap, &p.u8[off], &seg, &corr, &cp, np, mask)
 			}
 		}
 	} else {
@@ -258,3 +250,53 @@ func axpyF64(acc, x *float64, n int, k float64)
 
 //go:noescape
 func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
+
+// gemmRowsVNNI is gemmVNNI over rows read in place in segments (Rows).
+func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
+	m := len(r.AOff)
+	var (
+		ap      [vnniRows]*int8
+		cp      [vnniRows]*int32
+		corr    [vnniRows]int32
+		sums    [8]int32 // segment sums, a filter's rows at a time
+		scratch [vnniRows][BlockCols]int32
+	)
+	seg := [3]int{r.SegLen / 4, r.Seg, r.SegStride - r.SegLen}
+	kg := p.K / 4
+	for i0 := 0; i0 < m; i0 += vnniRows {
+		rows := min(vnniRows, m-i0)
+		for q := range vnniRows {
+			if q >= rows {
+				ap[q], corr[q] = ap[0], 0
+				continue
+			}
+			// The row's sum is its segments' sums: the segments are rows
+			// of SegLen values SegStride apart, summed in one call.
+			base := int(r.AOff[i0+q])
+			var s int32
+			for s0 := 0; s0 < r.Seg; s0 += len(sums) {
+				ns := min(len(sums), r.Seg-s0)
+				vnniRowSums(&r.A[base+s0*r.SegStride], r.SegStride, r.SegLen, ns, &sums[0])
+				for _, v := range sums[:ns] {
+					s += v
+				}
+			}
+			ap[q], corr[q] = &r.A[base], -128*s
+		}
+		for j0 := 0; j0 < p.N; j0 += BlockCols {
+			cols := min(BlockCols, p.N-j0)
+			np := (cols + vnniPanel - 1) / vnniPanel
+			last := cols - (np-1)*vnniPanel
+			mask := uint16(1<<last - 1)
+			for q := range vnniRows {
+				if q < rows {
+					cp[q] = &c[(i0+q)*ldc+j0]
+				} else {
+					cp[q] = &scratch[q][0]
+				}
+			}
+			off := (j0 / BlockCols) * kg * BlockCols * 4
+			vnniKernel(&ap, &p.u8[off], &seg, &corr, &cp, np, mask)
+		}
+	}
+}

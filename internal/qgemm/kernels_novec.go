@@ -39,3 +39,7 @@ func axpyF64(acc, x *float64, n int, k float64) { panic("qgemm: no vector kernel
 func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32) {
 	panic("qgemm: no vector kernels in this build")
 }
+
+func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
+	panic("qgemm: no vector kernels in this build")
+}

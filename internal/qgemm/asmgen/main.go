@@ -34,7 +34,7 @@ func main() {
 	p("#include \"textflag.h\"")
 	p("")
 	vnniKernel()
-	vnniRowSum()
+	vnniRowSums()
 	avx2Kernel()
 	peaks()
 	requant()
@@ -56,22 +56,28 @@ func main() {
 	}
 }
 
-// vnniKernel: func vnniKernel(a *[6]*int8, b *byte, kg int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
+// vnniKernel: func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
 //
 // acc[r][p] starts at corr[r] (−128·Σ a_r, which undoes the +128 bias of
 // B's unsigned bytes) and gains VPDPBUSD(B_p unsigned, broadcast 4 bytes
 // of a_r signed) per group of 4 along k. B is packed as kg groups of np
 // panels of 64 bytes (16 columns × 4 k). The last panel is stored with
 // mask; the others whole.
+//
+// A row is seg[1] segments of seg[0] groups of 4; after each segment the
+// offset into every row jumps seg[2] bytes further. A contiguous row is one
+// segment ({kg, 1, 0}); a convolution's patch read in place from its input
+// is one segment per filter row, a row of the input apart, so it needs no
+// im2col copy.
 func vnniKernel() {
-	p("// func vnniKernel(a *[6]*int8, b *byte, kg int, corr *[6]int32, c *[6]*int32, np int, mask uint16)")
+	p("// func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)")
 	p("TEXT ·vnniKernel(SB), NOSPLIT, $0-50")
 	p("\tMOVQ a+0(FP), R11")
 	for r, reg := range aRegs {
 		p("\tMOVQ %d(R11), %s", 8*r, reg)
 	}
 	p("\tMOVQ b+8(FP), R9")
-	p("\tMOVQ kg+16(FP), R10")
+	p("\tMOVQ seg+16(FP), R14")
 	p("\tMOVQ corr+24(FP), R11")
 	p("\tMOVQ c+32(FP), R12")
 	p("\tMOVWLZX mask+48(FP), R13")
@@ -99,8 +105,13 @@ func vnniVariant(np int) {
 			p("\tVPBROADCASTD %d(R11), Z%d", 4*r, acc(r, pn, np))
 		}
 	}
-	p("\tTESTQ R10, R10")
+	p("\tMOVQ 8(R14), R15")
+	p("\tTESTQ R15, R15")
 	p("\tJEQ vnni_store%d", np)
+	p("vnni_seg%d:", np)
+	p("\tMOVQ 0(R14), R10")
+	p("\tTESTQ R10, R10")
+	p("\tJEQ vnni_next%d", np)
 	p("vnni_loop%d:", np)
 	for pn := range np {
 		p("\tVMOVDQU32 %d(R9), Z%d", 64*pn, 24+pn)
@@ -116,6 +127,10 @@ func vnniVariant(np int) {
 	p("\tADDQ $%d, R9", 64*np)
 	p("\tDECQ R10")
 	p("\tJNE vnni_loop%d", np)
+	p("vnni_next%d:", np)
+	p("\tADDQ 16(R14), R8")
+	p("\tDECQ R15")
+	p("\tJNE vnni_seg%d", np)
 	p("vnni_store%d:", np)
 	for r := range vnniRows {
 		p("\tMOVQ %d(R12), R11", 8*r)
@@ -131,26 +146,50 @@ func vnniVariant(np int) {
 	p("\tRET")
 }
 
-// vnniRowSum: func vnniRowSum(a *int8, n int) int32, n a multiple of 64:
-// VPDPBUSD with a register of unsigned ones adds each group of 4 signed
-// bytes into an int32 lane.
-func vnniRowSum() {
-	p("// func vnniRowSum(a *int8, n int) int32")
-	p("TEXT ·vnniRowSum(SB), NOSPLIT, $0-20")
+// vnniRowSums: func vnniRowSums(a *int8, lda, k, rows int, out *int32)
+//
+// out[r] = Σ a[r·lda : r·lda+k] as signed bytes, for rows rows: VPDPBUSD
+// with a register of unsigned ones adds each group of 4 bytes into an
+// int32 lane, 64 bytes a step, the last partial step through a byte mask
+// (so nothing past the row is read), then the lanes are added. One call
+// per strip of rows: per-row calls cost more than the sums for the short
+// rows of a stem convolution (k = 147).
+func vnniRowSums() {
+	p("// func vnniRowSums(a *int8, lda, k, rows int, out *int32)")
+	p("TEXT ·vnniRowSums(SB), NOSPLIT, $0-40")
 	p("\tMOVQ a+0(FP), SI")
-	p("\tMOVQ n+8(FP), CX")
+	p("\tMOVQ lda+8(FP), R8")
+	p("\tMOVQ k+16(FP), R9")
+	p("\tMOVQ rows+24(FP), R10")
+	p("\tMOVQ out+32(FP), DI")
 	p("\tMOVL $0x01010101, AX")
 	p("\tVPBROADCASTD AX, Z31")
+	// The tail mask, the same for every row: the low k mod 64 bits.
+	p("\tMOVQ R9, CX")
+	p("\tANDQ $63, CX")
+	p("\tMOVQ $-1, AX")
+	p("\tSHLQ CX, AX")
+	p("\tNOTQ AX")
+	p("\tKMOVQ AX, K1")
+	p("\tMOVQ R9, R11")
+	p("\tSHRQ $6, R11") // whole steps per row
+	p("rowsums_row:")
 	p("\tVPXORD Z0, Z0, Z0")
-	p("\tVPXORD Z1, Z1, Z1")
-	p("\tSHRQ $6, CX")
-	p("\tJEQ rowsum_done")
-	p("rowsum_loop:")
-	p("\tVPDPBUSD (SI), Z31, Z0")
-	p("\tADDQ $64, SI")
+	p("\tMOVQ SI, DX")
+	p("\tMOVQ R11, CX")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ rowsums_tail")
+	p("rowsums_loop:")
+	p("\tVPDPBUSD (DX), Z31, Z0")
+	p("\tADDQ $64, DX")
 	p("\tDECQ CX")
-	p("\tJNE rowsum_loop")
-	p("rowsum_done:")
+	p("\tJNE rowsums_loop")
+	p("rowsums_tail:")
+	p("\tKORTESTQ K1, K1")
+	p("\tJEQ rowsums_reduce")
+	p("\tVMOVDQU8.Z (DX), K1, Z1")
+	p("\tVPDPBUSD Z1, Z31, Z0")
+	p("rowsums_reduce:")
 	p("\tVEXTRACTI64X4 $1, Z0, Y1")
 	p("\tVPADDD Y1, Y0, Y0")
 	p("\tVEXTRACTI128 $1, Y0, X1")
@@ -159,8 +198,11 @@ func vnniRowSum() {
 	p("\tVPADDD X1, X0, X0")
 	p("\tVPSHUFD $0xb1, X0, X1")
 	p("\tVPADDD X1, X0, X0")
-	p("\tVMOVD X0, AX")
-	p("\tMOVL AX, ret+16(FP)")
+	p("\tVMOVD X0, (DI)")
+	p("\tADDQ R8, SI")
+	p("\tADDQ $4, DI")
+	p("\tDECQ R10")
+	p("\tJNE rowsums_row")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
