@@ -6,9 +6,15 @@ import "fmt"
 // (tensorflow/lite/kernels/add.cc): each input, less its zero point and
 // shifted left 20 bits, is rescaled by its own quantized multiplier; the sum
 // is rescaled to the output, offset by its zero point and clamped.
+//
+// Inputs are int8, so the output is a function of the pair (a, b): NewAddQuant
+// computes it once for all 65536 pairs, and Add looks it up (a gather of 16
+// at a time on AVX-512), which is several times faster than three
+// fixed-point rescalings per element.
 type AddQuant struct {
 	prm [14]int32 // za zb zo lo hi m1 l1 r1 m2 l2 r2 mo lo ro
 	vec bool
+	lut []int8 // [uint8(a)<<8 | uint8(b)], plus 3 bytes so 4-byte gathers stay inside
 }
 
 // NewAddQuant keeps the parameters; m and s are the quantized multipliers
@@ -23,7 +29,25 @@ func NewAddQuant(za, zb, zo, lo, hi, m1 int32, s1 int, m2 int32, s2 int, mo int3
 	l1, r1 := lr(s1)
 	l2, r2 := lr(s2)
 	l3, r3 := lr(so)
-	return &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}, vec: hasVectorOps(chosen.name)}, nil
+	q := &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}, vec: hasVectorOps(chosen.name)}
+	q.lut = make([]int8, 1<<16+3)
+	for a := -128; a < 128; a++ {
+		for b := -128; b < 128; b++ {
+			q.lut[int(uint8(int8(a)))<<8|int(uint8(int8(b)))] = q.one(int8(a), int8(b))
+		}
+	}
+	return q, nil
+}
+
+// one is the definition for one element.
+func (q *AddQuant) one(a, b int8) int8 {
+	p := &q.prm
+	x := (int32(a) - p[0]) << 20
+	y := (int32(b) - p[1]) << 20
+	sx := RDBPOT(SRDHM(x<<uint(p[6]), p[5]), int(p[7]))
+	sy := RDBPOT(SRDHM(y<<uint(p[9]), p[8]), int(p[10]))
+	v := RDBPOT(SRDHM((sx+sy)<<uint(p[12]), p[11]), int(p[13])) + p[2]
+	return int8(min(max(v, p[3]), p[4]))
 }
 
 // Add computes out[i] for len(out) elements of a and b.
@@ -34,16 +58,11 @@ func (q *AddQuant) Add(a, b, out []int8) {
 	if q.vec {
 		n16 = n &^ 15
 		if n16 > 0 {
-			addQuant(&a[0], &b[0], &out[0], n16, &q.prm)
+			addLUT(&a[0], &b[0], &out[0], n16, &q.lut[0])
 		}
 	}
-	p := &q.prm
+	lut := q.lut[:1<<16]
 	for i := n16; i < n; i++ {
-		x := (int32(a[i]) - p[0]) << 20
-		y := (int32(b[i]) - p[1]) << 20
-		sx := RDBPOT(SRDHM(x<<uint(p[6]), p[5]), int(p[7]))
-		sy := RDBPOT(SRDHM(y<<uint(p[9]), p[8]), int(p[10]))
-		v := RDBPOT(SRDHM((sx+sy)<<uint(p[12]), p[11]), int(p[13])) + p[2]
-		out[i] = int8(min(max(v, p[3]), p[4]))
+		out[i] = lut[int(uint8(a[i]))<<8|int(uint8(b[i]))]
 	}
 }

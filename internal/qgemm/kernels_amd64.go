@@ -231,9 +231,6 @@ func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, z
 func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
 
 //go:noescape
-func addQuant(a, b, out *int8, n int, prm *[14]int32)
-
-//go:noescape
 func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
 
 //go:noescape
@@ -300,3 +297,6 @@ func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
 		}
 	}
 }
+
+//go:noescape
+func addLUT(a, b, out *int8, n int, lut *int8)

@@ -18,10 +18,6 @@ func argminLanes(dot, bn *int32, n int, val, idx *[16]int32) {
 	panic("qgemm: no vector kernels in this build")
 }
 
-func addQuant(a, b, out *int8, n int, prm *[14]int32) {
-	panic("qgemm: no vector kernels in this build")
-}
-
 func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
 	panic("qgemm: no vector kernels in this build")
 }
@@ -43,3 +39,5 @@ func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
 	panic("qgemm: no vector kernels in this build")
 }
+
+func addLUT(a, b, out *int8, n int, lut *int8) { panic("qgemm: no vector kernels in this build") }

@@ -39,13 +39,13 @@ func main() {
 	peaks()
 	requant()
 	argmin()
-	addQuant()
 	mulAcc()
 	maxInto()
 	dot()
 	quantizeF32()
 	axpyF64()
 	mulAccPixels()
+	addLUT()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -484,81 +484,6 @@ func srdhmHigh(ze, zo, zh, dst string) {
 	p("\tVPBLENDMD %s, %s, K2, %s", zo, ze, dst)
 }
 
-// mbqm emits MultiplyByQuantizedMultiplier on the 16 int32 lanes of zx in
-// place, with per-lane multiplier, left and right shift registers; temps
-// Z3..Z10; constants Z11 = 2^30, Z12 = 1−2^31, Z13 = 2^31−1 (qwords),
-// Z14 = 1 (dwords); K2 = odd lanes.
-func mbqm(zx, zm, zl, zr string) {
-	p("\tVPSLLVD %s, %s, %s", zl, zx, zx)
-	p("\tVPMULDQ %s, %s, Z3", zm, zx)
-	p("\tVPSRLQ $32, %s, Z4", zx)
-	p("\tVPSRLQ $32, %s, Z5", zm)
-	p("\tVPMULDQ Z5, Z4, Z4")
-	srdhmHigh("Z3", "Z4", "Z11", zx)
-	p("\tVPSLLVD %s, Z14, Z7", zr)
-	p("\tVPSUBD Z14, Z7, Z7")
-	p("\tVPANDD Z7, %s, Z8", zx)
-	p("\tVPSRAD $1, Z7, Z9")
-	p("\tVPSRLD $31, %s, Z10", zx)
-	p("\tVPADDD Z10, Z9, Z9")
-	p("\tVPSUBD Z8, Z9, Z9")
-	p("\tVPSRAD $31, Z9, Z9")
-	p("\tVPSRAVD %s, %s, %s", zr, zx, zx)
-	p("\tVPSUBD Z9, %s, %s", zx, zx)
-}
-
-// addQuant: func addQuant(a, b, out *int8, n int, prm *[14]int32)
-//
-// TFLite's int8 ADD, 16 elements per step, n a positive multiple of 16:
-// x = (a−za)<<20, y = (b−zb)<<20, each rescaled by its multiplier, summed,
-// rescaled to the output, +zo, clamped. prm: za zb zo lo hi m1 l1 r1 m2 l2
-// r2 mo lo ro.
-func addQuant() {
-	p("")
-	p("// func addQuant(a, b, out *int8, n int, prm *[14]int32)")
-	p("TEXT ·addQuant(SB), NOSPLIT, $0-40")
-	p("\tMOVQ a+0(FP), SI")
-	p("\tMOVQ b+8(FP), DX")
-	p("\tMOVQ out+16(FP), DI")
-	p("\tMOVQ n+24(FP), CX")
-	p("\tMOVQ prm+32(FP), R8")
-	for i := range 14 {
-		p("\tVPBROADCASTD %d(R8), Z%d", 4*i, 16+i)
-	}
-	p("\tMOVQ $0x40000000, AX")
-	p("\tVPBROADCASTQ AX, Z11")
-	p("\tMOVQ $-2147483647, AX")
-	p("\tVPBROADCASTQ AX, Z12")
-	p("\tMOVQ $0x7fffffff, AX")
-	p("\tVPBROADCASTQ AX, Z13")
-	p("\tMOVL $1, AX")
-	p("\tVPBROADCASTD AX, Z14")
-	p("\tMOVL $0xaaaa, AX")
-	p("\tKMOVW AX, K2")
-	p("add_loop:")
-	p("\tVPMOVSXBD (SI), Z0")
-	p("\tVPMOVSXBD (DX), Z1")
-	p("\tVPSUBD Z16, Z0, Z0")
-	p("\tVPSUBD Z17, Z1, Z1")
-	p("\tVPSLLD $20, Z0, Z0")
-	p("\tVPSLLD $20, Z1, Z1")
-	mbqm("Z0", "Z21", "Z22", "Z23")
-	mbqm("Z1", "Z24", "Z25", "Z26")
-	p("\tVPADDD Z1, Z0, Z0")
-	mbqm("Z0", "Z27", "Z28", "Z29")
-	p("\tVPADDD Z18, Z0, Z0")
-	p("\tVPMAXSD Z19, Z0, Z0")
-	p("\tVPMINSD Z20, Z0, Z0")
-	p("\tVPMOVSDB Z0, (DI)")
-	p("\tADDQ $16, SI")
-	p("\tADDQ $16, DX")
-	p("\tADDQ $16, DI")
-	p("\tSUBQ $16, CX")
-	p("\tJNE add_loop")
-	p("\tVZEROUPPER")
-	p("\tRET")
-}
-
 // mulAcc: func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
 // acc[i] += (x[i]−zx)·w[i] for n a positive multiple of 16: the inner loop
 // of a depthwise convolution, channels along the vector.
@@ -773,6 +698,38 @@ func mulAccPixels() {
 	p("\tADDQ R10, SI")
 	p("\tDECQ R9")
 	p("\tJNE mapix_pixel")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// addLUT: func addLUT(a, b, out *int8, n int, lut *int8)
+//
+// out[i] = lut[uint8(a[i])<<8 | uint8(b[i])] for n a positive multiple of
+// 16: the indices widened to dwords, a 16-lane gather of the 4 bytes at
+// each (the table has 3 bytes of slack), the low bytes stored.
+func addLUT() {
+	p("")
+	p("// func addLUT(a, b, out *int8, n int, lut *int8)")
+	p("TEXT ·addLUT(SB), NOSPLIT, $0-40")
+	p("\tMOVQ a+0(FP), SI")
+	p("\tMOVQ b+8(FP), DX")
+	p("\tMOVQ out+16(FP), DI")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tMOVQ lut+32(FP), R8")
+	p("addlut_loop:")
+	p("\tVPMOVZXBD (SI), Z0")
+	p("\tVPMOVZXBD (DX), Z1")
+	p("\tVPSLLD $8, Z0, Z0")
+	p("\tVPORD Z1, Z0, Z0")
+	p("\tKXNORW K1, K1, K1")
+	p("\tVPXORD Z2, Z2, Z2")
+	p("\tVPGATHERDD (R8)(Z0*1), K1, Z2")
+	p("\tVPMOVDB Z2, (DI)")
+	p("\tADDQ $16, SI")
+	p("\tADDQ $16, DX")
+	p("\tADDQ $16, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJNE addlut_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
