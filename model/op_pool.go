@@ -59,7 +59,63 @@ func (ip *Interpreter) preparePool(op *tflite.Operator, isMax bool) (kernel, err
 		o.accF = append(o.accF, make([]float32, g.cin))
 	}
 	o.body = o.rows
+	if o.isMax && in.typ != tflite.Float32 {
+		// The max of a window is the max over its columns of the max over
+		// its rows: per output row, the rows are reduced once for the whole
+		// width (a few long vector calls), then each output pixel takes the
+		// max of its kw columns of that (short calls).
+		for w := 0; w < ip.threads; w++ {
+			o.vrow = append(o.vrow, make([]int8, g.w*g.cin))
+		}
+		o.body = o.rowsMaxQuant
+	}
 	return o, nil
+}
+
+// rowsMaxQuant is rows for int8 max pooling (see prepare).
+func (o *poolOp) rowsMaxQuant(lo, hi, worker int) {
+	g := &o.g
+	c := g.cin
+	vrow := o.vrow[worker]
+	for row := lo; row < hi; row++ {
+		b, oy := row/g.oh, row%g.oh
+		y0 := max(oy*g.sh-g.padTop, 0)
+		y1 := min(oy*g.sh-g.padTop+g.kh, g.h)
+		out := o.out.i8[((b*g.oh+oy)*g.ow)*c:][:g.ow*c]
+		if y0 >= y1 {
+			// No input row under the window: TFLite leaves the
+			// lowest value, clamped.
+			for i := range out {
+				out[i] = int8(clamp32(-128, o.lo, o.hi))
+			}
+			continue
+		}
+		rowAt := func(iy int) []int8 { return o.in.i8[((b*g.h+iy)*g.w)*c:][:g.w*c] }
+		copy(vrow, rowAt(y0))
+		for iy := y0 + 1; iy < y1; iy++ {
+			qgemm.MaxInto(vrow, rowAt(iy))
+		}
+		for ox := 0; ox < g.ow; ox++ {
+			x0 := max(ox*g.sw-g.padLeft, 0)
+			x1 := min(ox*g.sw-g.padLeft+g.kw, g.w)
+			d := out[ox*c : (ox+1)*c]
+			if x0 >= x1 {
+				for i := range d {
+					d[i] = int8(clamp32(-128, o.lo, o.hi))
+				}
+				continue
+			}
+			copy(d, vrow[x0*c:(x0+1)*c])
+			for ix := x0 + 1; ix < x1; ix++ {
+				qgemm.MaxInto(d, vrow[ix*c:(ix+1)*c])
+			}
+			if o.lo > -128 || o.hi < 127 {
+				for i, v := range d {
+					d[i] = int8(clamp32(int32(v), o.lo, o.hi))
+				}
+			}
+		}
+	}
 }
 
 // poolOp is AVERAGE_POOL_2D or MAX_POOL_2D. Windows are clipped to the
@@ -72,6 +128,7 @@ type poolOp struct {
 	flo, fhi float32
 	acc      [][]int32
 	accF     [][]float32
+	vrow     [][]int8 // int8 max: per worker, one row of the window's rows' max
 	body     func(lo, hi, worker int)
 }
 
@@ -89,29 +146,6 @@ func (o *poolOp) rows(lo, hi, worker int) {
 			x0 := max(ox*g.sw-g.padLeft, 0)
 			x1 := min(ox*g.sw-g.padLeft+g.kw, g.w)
 			count := int32((y1 - y0) * (x1 - x0))
-			if quant && o.isMax && count > 0 {
-				// Max of int8 taps straight into the output, a vector of
-				// channels at a time; then the activation's clamp.
-				d := o.out.i8[((b*g.oh+oy)*g.ow+ox)*g.cout:][:g.cout]
-				first := true
-				for iy := y0; iy < y1; iy++ {
-					for ix := x0; ix < x1; ix++ {
-						src := o.in.i8[((b*g.h+iy)*g.w+ix)*g.cin:][:g.cin]
-						if first {
-							copy(d, src)
-							first = false
-						} else {
-							qgemm.MaxInto(d, src)
-						}
-					}
-				}
-				if o.lo > -128 || o.hi < 127 {
-					for c, v := range d {
-						d[c] = int8(clamp32(int32(v), o.lo, o.hi))
-					}
-				}
-				continue
-			}
 			for c := range acc {
 				if o.isMax {
 					acc[c], accF[c] = -1<<31, float32(-3.4e38)
