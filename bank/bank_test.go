@@ -60,7 +60,7 @@ func bruteNearest(b *Bank, q []int8) (int32, int32) {
 }
 
 func TestSearcherMatchesBruteForce(t *testing.T) {
-	for _, c := range []struct{ n, dim, m, threads int }{{1, 3, 1, 1}, {300, 17, 40, 2}, {1000, 64, 33, 3}, {257, 128, 5, 2}} {
+	for _, c := range []struct{ n, dim, m, threads int }{{1, 3, 1, 1}, {300, 17, 40, 2}, {1000, 64, 33, 3}, {257, 128, 5, 2}, {2500, 96, 50, 2}, {2100, 8, 7, 3}} {
 		b := randomBank(t, uint64(c.n), c.n, c.dim)
 		// Queries include exact copies of bank rows and duplicated rows, so
 		// that distance 0 and ties occur.

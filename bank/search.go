@@ -35,12 +35,18 @@ type Searcher struct {
 	m    int
 	q    []int8
 	fn   func(lo, hi, worker int) // searchBlocks, bound once: no allocation per call
+	// fused: the GEMM kernel keeps the running minima itself
+	// (qgemm.NearestCols), so no dot product goes to memory; cols are the
+	// bank indices 0..Count-1 it records.
+	fused bool
+	cols  []int32
 }
 
 type searchWorker struct {
-	c    []int32
-	dist []int32
-	idx  []int32
+	c     []int32
+	dist  []int32
+	idx   []int32
+	lanes []qgemm.LaneMins // fused path: per query, 16 lanes of running minima
 }
 
 // NewSearcher prepares searching b with the given pool (nil: one thread).
@@ -54,6 +60,14 @@ func NewSearcher(b *Bank, pool *parallel.Pool) *Searcher {
 	}
 	s.ws = make([]searchWorker, s.pool.Threads())
 	s.fn = s.searchBlocks
+	if s.pk != nil && qgemm.NearestInKernel(b.Meta.Dim) {
+		s.fused = true
+		s.cols = make([]int32, b.Meta.Count)
+		for j := range s.cols {
+			s.cols[j] = int32(j)
+		}
+		s.fn = s.searchBlocksFused
+	}
 	return s
 }
 
@@ -74,7 +88,12 @@ func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
 	if cap(s.qn) < m {
 		s.qn = make([]int32, m)
 		for w := range s.ws {
-			s.ws[w] = searchWorker{c: make([]int32, searchRows*searchBlock), dist: make([]int32, m), idx: make([]int32, m)}
+			s.ws[w] = searchWorker{dist: make([]int32, m), idx: make([]int32, m)}
+			if s.fused {
+				s.ws[w].lanes = make([]qgemm.LaneMins, m)
+			} else {
+				s.ws[w].c = make([]int32, searchRows*searchBlock)
+			}
 		}
 	}
 	s.qn = s.qn[:m]
@@ -103,6 +122,32 @@ func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
 	}
 	s.q = nil
 	return nil
+}
+
+// searchBlocksFused is searchBlocks with the minima kept by the kernel:
+// the worker's blocks are folded into per-query lane states in increasing
+// bank order, then each query's best (lowest index on ties) is read out.
+func (s *Searcher) searchBlocksFused(lo, hi, worker int) {
+	dim, n := s.b.Meta.Dim, s.b.Meta.Count
+	w := &s.ws[worker]
+	m := s.m
+	for i := range m {
+		w.lanes[i].Reset()
+	}
+	for blk := lo; blk < hi; blk++ {
+		j0 := blk * searchBlock
+		nb := min(searchBlock, n-j0)
+		for q0 := 0; q0 < m; q0 += searchRows {
+			nq := min(searchRows, m-q0)
+			// Sizes were checked by Nearest; this cannot fail.
+			_ = s.pk.NearestCols(nq, s.q[q0*dim:(q0+nq)*dim], dim, j0, nb, s.b.Norms, s.cols, w.lanes[q0:q0+nq])
+		}
+	}
+	for i := range m {
+		if v, j := w.lanes[i].Best(); j >= 0 {
+			w.dist[i], w.idx[i] = s.qn[i]+v, j
+		}
+	}
 }
 
 func (s *Searcher) searchBlocks(lo, hi, worker int) {

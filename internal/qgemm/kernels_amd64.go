@@ -300,3 +300,39 @@ func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
 
 //go:noescape
 func addLUT(a, b, out *int8, n int, lut *int8)
+
+//go:noescape
+func vnniArgmin(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, st *[6]*LaneMins, np int, mask uint16, bn, cols *int32)
+
+// nearestVNNI is NearestCols with the fused kernel: gemmVNNI's tiles, each
+// folded into its rows' states instead of stored.
+func nearestVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, bn, cols []int32, state []LaneMins) {
+	kg := p.K / 4
+	var (
+		ap      [vnniRows]*int8
+		st      [vnniRows]*LaneMins
+		corr    [vnniRows]int32
+		sums    [vnniRows]int32
+		scratch [vnniRows]LaneMins
+	)
+	seg := [3]int{kg, 1, 0}
+	for i0 := 0; i0 < m; i0 += vnniRows {
+		rows := min(vnniRows, m-i0)
+		vnniRowSums(&a[i0*lda], lda, p.K, rows, &sums[0])
+		for r := range vnniRows {
+			if r < rows {
+				ap[r], corr[r], st[r] = &a[(i0+r)*lda], -128*sums[r], &state[i0+r]
+			} else {
+				ap[r], corr[r], st[r] = ap[0], 0, &scratch[r]
+			}
+		}
+		for j0 := col0; j0 < col0+ncol; j0 += BlockCols {
+			nc := min(BlockCols, p.N-j0)
+			np := (nc + vnniPanel - 1) / vnniPanel
+			last := nc - (np-1)*vnniPanel
+			mask := uint16(1<<last - 1)
+			off := (j0 / BlockCols) * kg * BlockCols * 4
+			vnniArgmin(&ap, &p.u8[off], &seg, &corr, &st, np, mask, &bn[j0], &cols[j0])
+		}
+	}
+}

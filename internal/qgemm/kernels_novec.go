@@ -41,3 +41,7 @@ func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
 }
 
 func addLUT(a, b, out *int8, n int, lut *int8) { panic("qgemm: no vector kernels in this build") }
+
+func nearestVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, bn, cols []int32, state []LaneMins) {
+	panic("qgemm: no vector kernels in this build")
+}

@@ -35,6 +35,7 @@ func main() {
 	p("")
 	vnniKernel()
 	vnniRowSums()
+	vnniArgmin()
 	avx2Kernel()
 	peaks()
 	requant()
@@ -99,7 +100,11 @@ func vnniKernel() {
 
 func acc(r, pn, np int) int { return r*np + pn }
 
-func vnniVariant(np int) {
+func vnniVariant(np int) { vnniBody("vnni", np, storeTile) }
+
+// vnniBody emits the tile loop for np panels with labels prefixed by
+// name, then epilogue with the accumulators in registers.
+func vnniBody(name string, np int, epilogue func(np int)) {
 	for r := range vnniRows {
 		for pn := range np {
 			p("\tVPBROADCASTD %d(R11), Z%d", 4*r, acc(r, pn, np))
@@ -107,12 +112,12 @@ func vnniVariant(np int) {
 	}
 	p("\tMOVQ 8(R14), R15")
 	p("\tTESTQ R15, R15")
-	p("\tJEQ vnni_store%d", np)
-	p("vnni_seg%d:", np)
+	p("\tJEQ %s_store%d", name, np)
+	p("%s_seg%d:", name, np)
 	p("\tMOVQ 0(R14), R10")
 	p("\tTESTQ R10, R10")
-	p("\tJEQ vnni_next%d", np)
-	p("vnni_loop%d:", np)
+	p("\tJEQ %s_next%d", name, np)
+	p("%s_loop%d:", name, np)
 	for pn := range np {
 		p("\tVMOVDQU32 %d(R9), Z%d", 64*pn, 24+pn)
 	}
@@ -126,12 +131,20 @@ func vnniVariant(np int) {
 	p("\tADDQ $4, R8")
 	p("\tADDQ $%d, R9", 64*np)
 	p("\tDECQ R10")
-	p("\tJNE vnni_loop%d", np)
-	p("vnni_next%d:", np)
+	p("\tJNE %s_loop%d", name, np)
+	p("%s_next%d:", name, np)
 	p("\tADDQ 16(R14), R8")
 	p("\tDECQ R15")
-	p("\tJNE vnni_seg%d", np)
-	p("vnni_store%d:", np)
+	p("\tJNE %s_seg%d", name, np)
+	p("%s_store%d:", name, np)
+	epilogue(np)
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// storeTile writes the accumulators to the C rows (c in R12), the last
+// panel through mask K1.
+func storeTile(np int) {
 	for r := range vnniRows {
 		p("\tMOVQ %d(R12), R11", 8*r)
 		for pn := range np {
@@ -142,8 +155,75 @@ func vnniVariant(np int) {
 			}
 		}
 	}
-	p("\tVZEROUPPER")
-	p("\tRET")
+}
+
+// vnniArgmin: func vnniArgmin(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, st *[6]*[32]int32, np int, mask uint16, bn, cols *int32)
+//
+// vnniKernel's tile, then instead of storing the dot products: for row r
+// and column j, d = bn[j] − 2·dot; each row's state st[r] keeps 16 lanes
+// (lane = j mod 16) of the smallest d seen and its column index cols[j]
+// (strictly smaller replaces: with columns visited in increasing order a
+// lane keeps the lowest index on ties). Columns past the mask on the last
+// panel take no part. The nearest-neighbour search needs only that, so
+// the products never go to memory.
+func vnniArgmin() {
+	p("// func vnniArgmin(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, st *[6]*LaneMins, np int, mask uint16, bn, cols *int32)")
+	p("TEXT ·vnniArgmin(SB), NOSPLIT, $0-72")
+	p("\tMOVQ a+0(FP), R11")
+	for r, reg := range aRegs {
+		p("\tMOVQ %d(R11), %s", 8*r, reg)
+	}
+	p("\tMOVQ b+8(FP), R9")
+	p("\tMOVQ seg+16(FP), R14")
+	p("\tMOVQ corr+24(FP), R11")
+	p("\tMOVQ st+32(FP), R12")
+	p("\tMOVWLZX mask+48(FP), R13")
+	p("\tKMOVW R13, K1")
+	p("\tXORQ R8, R8")
+	p("\tMOVQ np+40(FP), R13")
+	for np := vnniPanels; np >= 1; np-- {
+		if np > 1 {
+			p("\tCMPQ R13, $%d", np)
+			p("\tJNE argmin_np%d", np-1)
+		}
+		vnniBody("vamin", np, argminTile)
+		if np > 1 {
+			p("argmin_np%d:", np-1)
+		}
+	}
+	p("")
+}
+
+// argminTile folds the tile into the rows' running minima (see
+// vnniArgmin). The A row registers are free by now: AX holds bn, BX cols.
+func argminTile(np int) {
+	p("\tMOVQ bn+56(FP), AX")
+	p("\tMOVQ cols+64(FP), BX")
+	for pn := range np {
+		if pn == np-1 {
+			p("\tVMOVDQU32.Z %d(AX), K1, Z%d", 64*pn, 24+pn)
+		} else {
+			p("\tVMOVDQU32 %d(AX), Z%d", 64*pn, 24+pn)
+		}
+	}
+	for r := range vnniRows {
+		p("\tMOVQ %d(R12), R11", 8*r)
+		p("\tVMOVDQU32 (R11), Z28")
+		p("\tVMOVDQU32 64(R11), Z29")
+		for pn := range np {
+			a := acc(r, pn, np)
+			p("\tVPSLLD $1, Z%d, Z%d", a, a)
+			p("\tVPSUBD Z%d, Z%d, Z%d", a, 24+pn, a)
+			p("\tVPCMPGTD Z%d, Z28, K2", a)
+			if pn == np-1 {
+				p("\tKANDW K1, K2, K2")
+			}
+			p("\tVMOVDQA32 Z%d, K2, Z28", a)
+			p("\tVMOVDQU32 %d(BX), K2, Z29", 64*pn)
+		}
+		p("\tVMOVDQU32 Z28, (R11)")
+		p("\tVMOVDQU32 Z29, 64(R11)")
+	}
 }
 
 // vnniRowSums: func vnniRowSums(a *int8, lda, k, rows int, out *int32)
