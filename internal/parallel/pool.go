@@ -75,36 +75,54 @@ func (p *Pool) work(w *worker) {
 // waitTask returns when w.seq moves past seen (true) or the pool closes
 // (false): spinning first, then parked on w.wake.
 func (p *Pool) waitTask(w *worker, seen uint64) bool {
-	start := time.Now()
-	for i := 0; ; i++ {
+	for {
+		start := time.Now()
+		for i := 0; ; i++ {
+			if w.seq.Load() != seen {
+				return true
+			}
+			if p.closed.Load() {
+				return false
+			}
+			if i&255 == 255 {
+				// Let other goroutines (camera, MQTT) have this P now and
+				// then, and stop spinning once the pass is over.
+				runtime.Gosched()
+				if time.Since(start) > spinFor {
+					break
+				}
+			}
+		}
+		w.state.Store(parked)
+		// A task posted between the last check and the store above must
+		// not be slept through: look again, and if one came, take back the
+		// parked state unless a caller already did (then its wake token is
+		// ours).
+		if w.seq.Load() != seen || p.closed.Load() {
+			if !w.state.CompareAndSwap(parked, awake) {
+				<-w.wake
+			}
+		} else {
+			<-w.wake
+		}
 		if w.seq.Load() != seen {
 			return true
 		}
 		if p.closed.Load() {
 			return false
 		}
-		if i&255 == 255 {
-			// Let other goroutines (camera, MQTT) have this P now and
-			// then, and stop spinning once the pass is over.
-			runtime.Gosched()
-			if time.Since(start) > spinFor {
-				break
-			}
-		}
+		// Woken with no task: a caller that posted an earlier task was
+		// delayed between publishing it and taking back the parked state,
+		// so its token arrived in a later wait. Wait again (exiting here
+		// once left a pool without its worker and the next Run spinning
+		// for ever: CI saw it under -race).
 	}
-	w.state.Store(parked)
-	// A task posted between the last check and the store above must not be
-	// slept through: look again, and if one came, take back the parked
-	// state unless the caller already did (then its wake token is ours).
-	if w.seq.Load() != seen || p.closed.Load() {
-		if !w.state.CompareAndSwap(parked, awake) {
-			<-w.wake
-		}
-		return !p.closed.Load() || w.seq.Load() != seen
-	}
-	<-w.wake
-	return w.seq.Load() != seen
 }
+
+// postHook, when set (tests only), runs between publishing a task and
+// taking back the worker's parked state: it stretches the window in which
+// a delayed caller's wake-up lands in a later wait.
+var postHook func()
 
 // Run calls fn on contiguous ranges covering [0, n), with at least
 // minChunk elements per range so tiny loops stay on one thread. Worker ids
@@ -129,6 +147,9 @@ func (p *Pool) Run(n, minChunk int, fn func(lo, hi, worker int)) {
 		w := p.workers[i-1]
 		w.fn, w.lo, w.hi = fn, i*chunk, min((i+1)*chunk, n)
 		w.seq.Add(1) // publishes the fields above
+		if postHook != nil {
+			postHook()
+		}
 		if w.state.CompareAndSwap(parked, awake) {
 			w.wake <- struct{}{}
 		}

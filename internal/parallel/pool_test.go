@@ -107,3 +107,30 @@ func TestRunAllocatesNothing(t *testing.T) {
 		t.Fatalf("Run allocates %.1f times per call", a)
 	}
 }
+
+// TestDelayedCallerWakeUp: a caller delayed between posting a task and
+// taking back the worker's parked state (longer than the worker needs to
+// run the task, spin and park again) leaves a wake token for a later wait.
+// The worker must treat it as a spurious wake-up, not as the end of the
+// pool: the next Run would then wait for ever.
+func TestDelayedCallerWakeUp(t *testing.T) {
+	postHook = func() { time.Sleep(3 * spinFor) }
+	defer func() { postHook = nil }()
+	p := New(2)
+	defer p.Close()
+	for round := range 20 {
+		if round%2 == 0 {
+			time.Sleep(2 * spinFor) // let the worker park
+		}
+		done := make(chan struct{})
+		go func() {
+			p.Run(2, 1, func(int, int, int) {})
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Run did not return (the worker is gone)", round)
+		}
+	}
+}
