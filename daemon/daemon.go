@@ -79,7 +79,16 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) error {
 		return err
 	}
 	d.det.Store(det)
-	defer func() { d.det.Load().Close() }()
+	defer func() {
+		d.det.Load().Close()
+		// A bank loaded but never swapped in (no frame came after it) has
+		// its own backbone and workers too.
+		select {
+		case next := <-d.swap:
+			next.Close()
+		default:
+		}
+	}()
 	if t := d.cfg.Scoring.Threshold; t > 0 {
 		d.threshold.Store(&t)
 	}
