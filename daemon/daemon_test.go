@@ -229,6 +229,11 @@ func record(t *testing.T, broker string) *recorder {
 func (r *recorder) results() []Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.resultsLocked()
+}
+
+// resultsLocked is results with r.mu held.
+func (r *recorder) resultsLocked() []Result {
 	var out []Result
 	for _, p := range r.msgs["linesight/t1/result"] {
 		var x Result
@@ -301,17 +306,27 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, r.Time); err != nil {
 			t.Errorf("result %d time %q: %v", i, r.Time, err)
 		}
-		if r.Latency.Total <= 0 || r.Latency.Backbone <= 0 || r.Map == nil || r.Frame != [2]int{256, 256} {
+		// A map is skipped (and counted as a drop) when the encoder is
+		// still busy with two earlier ones: under -race on a loaded CI
+		// machine that happens to a frame 50 ms behind another. The
+		// first frame's map is never skipped.
+		if r.Latency.Total <= 0 || r.Latency.Backbone <= 0 || (i == 0 && r.Map == nil) || r.Frame != [2]int{256, 256} {
 			t.Errorf("result %d: latency %+v map %v frame %v", i, r.Latency, r.Map, r.Frame)
 		}
 		if (kinds[i] == "good") != (r.Verdict == "PASS") {
 			t.Logf("result %d (%s): %s score %.3f threshold %.3f", i, kinds[i], r.Verdict, r.Score, r.Threshold)
 		}
 	}
-	rec.waitFor(t, "6 maps", 10*time.Second, func() bool {
+	// Every map a result names is published (on the topic it names).
+	rec.waitFor(t, "the maps the results name", 10*time.Second, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		return len(rec.msgs["linesight/t1/map/6"]) == 1
+		for _, r := range rec.resultsLocked() {
+			if r.Map != nil && len(rec.msgs[r.Map.Topic]) != 1 {
+				return false
+			}
+		}
+		return true
 	})
 	rec.mu.Lock()
 	if m := rec.msgs["linesight/t1/map/1"]; len(m) != 1 || !strings.HasPrefix(string(m[0]), "\x89PNG") {
