@@ -22,7 +22,7 @@ TEXT ·vnniKernel(SB), NOSPLIT, $0-50
 	XORQ R8, R8
 	MOVQ np+40(FP), R13
 	CMPQ R13, $4
-	JNE vnni_np3
+	JNE vnniKernel_np3
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 0(R11), Z1
 	VPBROADCASTD 0(R11), Z2
@@ -130,9 +130,9 @@ vnni_store4:
 	VMOVDQU32 Z23, K1, 192(R11)
 	VZEROUPPER
 	RET
-vnni_np3:
+vnniKernel_np3:
 	CMPQ R13, $3
-	JNE vnni_np2
+	JNE vnniKernel_np2
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 0(R11), Z1
 	VPBROADCASTD 0(R11), Z2
@@ -221,9 +221,9 @@ vnni_store3:
 	VMOVDQU32 Z17, K1, 128(R11)
 	VZEROUPPER
 	RET
-vnni_np2:
+vnniKernel_np2:
 	CMPQ R13, $2
-	JNE vnni_np1
+	JNE vnniKernel_np1
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 0(R11), Z1
 	VPBROADCASTD 4(R11), Z2
@@ -293,7 +293,7 @@ vnni_store2:
 	VMOVDQU32 Z11, K1, 64(R11)
 	VZEROUPPER
 	RET
-vnni_np1:
+vnniKernel_np1:
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 4(R11), Z1
 	VPBROADCASTD 8(R11), Z2
@@ -413,7 +413,7 @@ TEXT ·vnniArgmin(SB), NOSPLIT, $0-72
 	XORQ R8, R8
 	MOVQ np+40(FP), R13
 	CMPQ R13, $4
-	JNE argmin_np3
+	JNE vnniArgmin_np3
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 0(R11), Z1
 	VPBROADCASTD 0(R11), Z2
@@ -653,9 +653,9 @@ vamin_store4:
 	VMOVDQU32 Z29, 64(R11)
 	VZEROUPPER
 	RET
-argmin_np3:
+vnniArgmin_np3:
 	CMPQ R13, $3
-	JNE argmin_np2
+	JNE vnniArgmin_np2
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 0(R11), Z1
 	VPBROADCASTD 0(R11), Z2
@@ -851,9 +851,9 @@ vamin_store3:
 	VMOVDQU32 Z29, 64(R11)
 	VZEROUPPER
 	RET
-argmin_np2:
+vnniArgmin_np2:
 	CMPQ R13, $2
-	JNE argmin_np1
+	JNE vnniArgmin_np1
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 0(R11), Z1
 	VPBROADCASTD 4(R11), Z2
@@ -1005,7 +1005,7 @@ vamin_store2:
 	VMOVDQU32 Z29, 64(R11)
 	VZEROUPPER
 	RET
-argmin_np1:
+vnniArgmin_np1:
 	VPBROADCASTD 0(R11), Z0
 	VPBROADCASTD 4(R11), Z1
 	VPBROADCASTD 8(R11), Z2

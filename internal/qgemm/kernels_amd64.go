@@ -96,9 +96,7 @@ func gemmVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc in
 			}
 			for j0 := col0; j0 < col0+ncol; j0 += BlockCols {
 				cols := min(BlockCols, p.N-j0)
-				np := (cols + vnniPanel - 1) / vnniPanel
-				last := cols - (np-1)*vnniPanel
-				mask := uint16(1<<last - 1)
+				np, mask := vnniBlock(cols)
 				for r := range vnniRows {
 					if r < rows {
 						cp[r] = &c[(i0+r)*ldc+(j0-col0)]
@@ -282,9 +280,7 @@ func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
 		}
 		for j0 := 0; j0 < p.N; j0 += BlockCols {
 			cols := min(BlockCols, p.N-j0)
-			np := (cols + vnniPanel - 1) / vnniPanel
-			last := cols - (np-1)*vnniPanel
-			mask := uint16(1<<last - 1)
+			np, mask := vnniBlock(cols)
 			for q := range vnniRows {
 				if q < rows {
 					cp[q] = &c[(i0+q)*ldc+j0]
@@ -328,11 +324,17 @@ func nearestVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, bn, cols []int
 		}
 		for j0 := col0; j0 < col0+ncol; j0 += BlockCols {
 			nc := min(BlockCols, p.N-j0)
-			np := (nc + vnniPanel - 1) / vnniPanel
-			last := nc - (np-1)*vnniPanel
-			mask := uint16(1<<last - 1)
+			np, mask := vnniBlock(nc)
 			off := (j0 / BlockCols) * kg * BlockCols * 4
 			vnniArgmin(&ap, &p.u8[off], &seg, &corr, &st, np, mask, &bn[j0], &cols[j0])
 		}
 	}
+}
+
+// vnniBlock is the panel count of a block of cols columns and the store
+// mask of its last panel.
+func vnniBlock(cols int) (np int, mask uint16) {
+	np = (cols + vnniPanel - 1) / vnniPanel
+	last := cols - (np-1)*vnniPanel
+	return np, uint16(1<<last - 1)
 }

@@ -71,8 +71,17 @@ func main() {
 // is one segment per filter row, a row of the input apart, so it needs no
 // im2col copy.
 func vnniKernel() {
-	p("// func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)")
-	p("TEXT ·vnniKernel(SB), NOSPLIT, $0-50")
+	vnniFunc("vnniKernel", "c *[6]*int32", "c", "", "$0-50", "vnni", storeTile)
+}
+
+// vnniFunc emits a VNNI tile function: the arguments a, b, seg, corr, the
+// fifth pointer (c or st, into R12), np, mask and any extra ones the
+// epilogue reads, then a variant per panel count whose body is vnniBody
+// with labels prefixed by name.
+func vnniFunc(text, fifth, fifthName, extra, frame, name string, epilogue func(np int)) {
+	sig := "a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, " + fifth + ", np int, mask uint16" + extra
+	p("// func %s(%s)", text, sig)
+	p("TEXT ·%s(SB), NOSPLIT, %s", text, frame)
 	p("\tMOVQ a+0(FP), R11")
 	for r, reg := range aRegs {
 		p("\tMOVQ %d(R11), %s", 8*r, reg)
@@ -80,7 +89,7 @@ func vnniKernel() {
 	p("\tMOVQ b+8(FP), R9")
 	p("\tMOVQ seg+16(FP), R14")
 	p("\tMOVQ corr+24(FP), R11")
-	p("\tMOVQ c+32(FP), R12")
+	p("\tMOVQ %s+32(FP), R12", fifthName)
 	p("\tMOVWLZX mask+48(FP), R13")
 	p("\tKMOVW R13, K1")
 	p("\tXORQ R8, R8")
@@ -88,19 +97,17 @@ func vnniKernel() {
 	for np := vnniPanels; np >= 1; np-- {
 		if np > 1 {
 			p("\tCMPQ R13, $%d", np)
-			p("\tJNE vnni_np%d", np-1)
+			p("\tJNE %s_np%d", text, np-1)
 		}
-		vnniVariant(np)
+		vnniBody(name, np, epilogue)
 		if np > 1 {
-			p("vnni_np%d:", np-1)
+			p("%s_np%d:", text, np-1)
 		}
 	}
 	p("")
 }
 
 func acc(r, pn, np int) int { return r*np + pn }
-
-func vnniVariant(np int) { vnniBody("vnni", np, storeTile) }
 
 // vnniBody emits the tile loop for np panels with labels prefixed by
 // name, then epilogue with the accumulators in registers.
@@ -167,31 +174,7 @@ func storeTile(np int) {
 // panel take no part. The nearest-neighbour search needs only that, so
 // the products never go to memory.
 func vnniArgmin() {
-	p("// func vnniArgmin(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, st *[6]*LaneMins, np int, mask uint16, bn, cols *int32)")
-	p("TEXT ·vnniArgmin(SB), NOSPLIT, $0-72")
-	p("\tMOVQ a+0(FP), R11")
-	for r, reg := range aRegs {
-		p("\tMOVQ %d(R11), %s", 8*r, reg)
-	}
-	p("\tMOVQ b+8(FP), R9")
-	p("\tMOVQ seg+16(FP), R14")
-	p("\tMOVQ corr+24(FP), R11")
-	p("\tMOVQ st+32(FP), R12")
-	p("\tMOVWLZX mask+48(FP), R13")
-	p("\tKMOVW R13, K1")
-	p("\tXORQ R8, R8")
-	p("\tMOVQ np+40(FP), R13")
-	for np := vnniPanels; np >= 1; np-- {
-		if np > 1 {
-			p("\tCMPQ R13, $%d", np)
-			p("\tJNE argmin_np%d", np-1)
-		}
-		vnniBody("vamin", np, argminTile)
-		if np > 1 {
-			p("argmin_np%d:", np-1)
-		}
-	}
-	p("")
+	vnniFunc("vnniArgmin", "st *[6]*LaneMins", "st", ", bn, cols *int32", "$0-72", "vamin", argminTile)
 }
 
 // argminTile folds the tile into the rows' running minima (see
