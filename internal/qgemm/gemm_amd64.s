@@ -1634,28 +1634,6 @@ DATA argminIota<>+56(SB)/4, $14
 DATA argminIota<>+60(SB)/4, $15
 GLOBL argminIota<>(SB), RODATA|NOPTR, $64
 
-// func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
-TEXT ·mulAcc(SB), NOSPLIT, $0-36
-	MOVQ acc+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ w+16(FP), DX
-	MOVQ n+24(FP), CX
-	MOVL zx+32(FP), AX
-	VPBROADCASTD AX, Z31
-mulacc_loop:
-	VPMOVSXBD (SI), Z0
-	VPSUBD Z31, Z0, Z0
-	VPMULLD (DX), Z0, Z0
-	VPADDD (DI), Z0, Z0
-	VMOVDQU32 Z0, (DI)
-	ADDQ $16, SI
-	ADDQ $64, DX
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JNE mulacc_loop
-	VZEROUPPER
-	RET
-
 // func maxInto(dst, src *int8, n int)
 TEXT ·maxInto(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI

@@ -229,9 +229,6 @@ func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, z
 func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
 
 //go:noescape
-func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
-
-//go:noescape
 func maxInto(dst, src *int8, n int)
 
 //go:noescape

@@ -18,10 +18,6 @@ func argminLanes(dot, bn *int32, n int, val, idx *[16]int32) {
 	panic("qgemm: no vector kernels in this build")
 }
 
-func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32) {
-	panic("qgemm: no vector kernels in this build")
-}
-
 func maxInto(dst, src *int8, n int) { panic("qgemm: no vector kernels in this build") }
 
 func dotAVX512(a, b *int8, n int) int32 { panic("qgemm: no vector kernels in this build") }

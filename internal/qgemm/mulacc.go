@@ -1,26 +1,9 @@
 package qgemm
 
-// MulAcc adds (x[i]−zx)·w[i] to acc[i] for i < len(acc): the inner loop of a
-// depthwise convolution, one filter tap across the channels. Products of
-// int8 less a zero point by int32 weights stay exact in int32 for the
-// filters TFLite accepts.
-func MulAcc(acc []int32, x []int8, w []int32, zx int32) {
-	n := len(acc)
-	x, w = x[:n], w[:n]
-	n16 := 0
-	if hasVectorOps(chosen.name) {
-		n16 = n &^ 15
-		if n16 > 0 {
-			mulAcc(&acc[0], &x[0], &w[0], n16, zx)
-		}
-	}
-	for i := n16; i < n; i++ {
-		acc[i] += (int32(x[i]) - zx) * w[i]
-	}
-}
-
-// MulAccPixels is MulAcc over npix pixels of c channels: for pixel p,
-// acc[p·c : (p+1)·c] gains (x[p·xstride : p·xstride+c] − zx)·w[:c]. It is one
+// MulAccPixels adds, for npix pixels of c channels, to pixel p's
+// accumulators acc[p·c : (p+1)·c] the products (x[p·xstride : p·xstride+c]
+// − zx)·w[:c]. Products of int8 less a zero point by int32 weights stay
+// exact in int32 for the filters TFLite accepts. It is one
 // depthwise filter tap applied across a row of output pixels (xstride is
 // the input's stride times its channels).
 func MulAccPixels(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestMulAccMatchesScalar(t *testing.T) {
+func TestMulAccOnePixelMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	for n := 1; n <= 100; n++ {
 		acc, want := make([]int32, n+2), make([]int32, n)
@@ -18,7 +18,7 @@ func TestMulAccMatchesScalar(t *testing.T) {
 			w[i] = rng.Int32N(512) - 256
 			want[i] += (int32(x[i]) - zx) * w[i]
 		}
-		MulAcc(acc[:n], x, w, zx)
+		MulAccPixels(acc[:n], x, w, n, 1, n, zx) // one pixel of n channels
 		for i := range want {
 			if acc[i] != want[i] {
 				t.Fatalf("n=%d: acc[%d] = %d, want %d", n, i, acc[i], want[i])

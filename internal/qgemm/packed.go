@@ -54,7 +54,7 @@ func init() {
 }
 
 // VectorOps names the kernel behind the element-wise helpers (Requant,
-// AddQuant, MulAcc, MaxInto, ArgminBiased, Dot): the chosen GEMM's family
+// AddQuant, MulAccPixels, MaxInto, ArgminBiased, Dot): the chosen GEMM's family
 // where it has them, else "generic".
 func VectorOps() string {
 	if hasVectorOps(chosen.name) {

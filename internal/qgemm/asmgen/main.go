@@ -40,7 +40,6 @@ func main() {
 	peaks()
 	requant()
 	argmin()
-	mulAcc()
 	maxInto()
 	dot()
 	quantizeF32()
@@ -545,34 +544,6 @@ func srdhmHigh(ze, zo, zh, dst string) {
 	p("\tVPADDQ %s, %s, %s", zh, zo, zo)
 	p("\tVPSLLQ $1, %s, %s", zo, zo)
 	p("\tVPBLENDMD %s, %s, K2, %s", zo, ze, dst)
-}
-
-// mulAcc: func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)
-// acc[i] += (x[i]−zx)·w[i] for n a positive multiple of 16: the inner loop
-// of a depthwise convolution, channels along the vector.
-func mulAcc() {
-	p("")
-	p("// func mulAcc(acc *int32, x *int8, w *int32, n int, zx int32)")
-	p("TEXT ·mulAcc(SB), NOSPLIT, $0-36")
-	p("\tMOVQ acc+0(FP), DI")
-	p("\tMOVQ x+8(FP), SI")
-	p("\tMOVQ w+16(FP), DX")
-	p("\tMOVQ n+24(FP), CX")
-	p("\tMOVL zx+32(FP), AX")
-	p("\tVPBROADCASTD AX, Z31")
-	p("mulacc_loop:")
-	p("\tVPMOVSXBD (SI), Z0")
-	p("\tVPSUBD Z31, Z0, Z0")
-	p("\tVPMULLD (DX), Z0, Z0")
-	p("\tVPADDD (DI), Z0, Z0")
-	p("\tVMOVDQU32 Z0, (DI)")
-	p("\tADDQ $16, SI")
-	p("\tADDQ $64, DX")
-	p("\tADDQ $64, DI")
-	p("\tSUBQ $16, CX")
-	p("\tJNE mulacc_loop")
-	p("\tVZEROUPPER")
-	p("\tRET")
 }
 
 // maxInto: func maxInto(dst, src *int8, n int), n a positive multiple of
