@@ -178,12 +178,19 @@ type quantGemmOp struct {
 
 	// In-place patches (inPlace): the VNNI kernel reads each output
 	// pixel's patch where it lies, a segment per filter row, instead of an
-	// im2col copy. A convolution with padding first copies its input into
-	// padded (border filled with the zero point once, at load), so that
-	// every patch lies inside.
+	// im2col copy, and requantizes its tile in registers
+	// (qgemm.GemmRowsRequant). The input is first copied into padded as
+	// offset bytes (x+128, which spares the kernel the patches' sums),
+	// with the border filled with the zero point once, at load, so that
+	// every patch lies inside. A filter row of kw·cin values not a
+	// multiple of 4 (the stem's 7·3) is read as segLen, the bytes past it
+	// meeting zero weights; padded has that much slack at its end.
 	inPlace    bool
 	padded     []int8
 	hp, wp     int // padded input height and width
+	segLen     int
+	offPacked  *qgemm.Packed
+	offRq      *qgemm.Requant
 	inRows     []qgemm.Rows
 	copyRowsFn func(lo, hi, worker int)
 }
@@ -259,50 +266,78 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 		o.rowSum = append(o.rowSum, make([]int32, convBlockRows))
 	}
 	o.body = o.rows
-	if !g.pointwise && g.dw == 1 && !o.needRows && o.rq != nil && o.kp == k && qgemm.RowsInPlace(g.kw*g.cin) {
-		o.setInPlace(ip.threads)
+	if seg := roundUp(g.kw*g.cin, qgemm.KAlign()); !g.pointwise && g.dw == 1 && !o.needRows && o.rq != nil && qgemm.RowsInPlace(seg) {
+		if err := o.setInPlace(ip.threads, seg); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }
 
-func (o *quantGemmOp) setInPlace(threads int) {
+func roundUp(x, a int) int { return (x + a - 1) / a * a }
+
+func (o *quantGemmOp) setInPlace(threads, segLen int) error {
 	g := &o.g
-	o.inPlace = true
+	o.inPlace, o.segLen = true, segLen
+	// The filters, each filter row padded with zeros to segLen.
+	row := g.kw * g.cin
+	k := g.kh * segLen
+	w := make([]int8, g.cout*k)
+	bias := make([]int32, g.cout)
+	for c := range g.cout {
+		var sw int32
+		for ky := range g.kh {
+			src := o.w[(c*g.kh+ky)*row : (c*g.kh+ky+1)*row]
+			copy(w[c*k+ky*segLen:], src)
+			for _, v := range src {
+				sw += int32(v)
+			}
+		}
+		// The kernel sums (x+128)·w: 128·Σw comes off the bias.
+		bias[c] = o.colTerm[c] - 128*sw
+	}
+	var err error
+	if o.offPacked, err = qgemm.PackOffsetA(g.cout, k, w, k); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
+	}
+	if o.offRq, err = qgemm.NewRequant(bias, o.mult, o.shift, o.zo, o.lo, o.hi); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
+	}
+	// The packed signed filters and the accumulators are not needed.
+	o.packed, o.packA, o.acc = nil, nil, nil
 	padBottom := max(0, (g.oh-1)*g.sh+(g.kh-1)*g.dh+1-g.h-g.padTop)
 	padRight := max(0, (g.ow-1)*g.sw+g.kw-g.w-g.padLeft)
 	o.hp, o.wp = g.h+g.padTop+padBottom, g.w+g.padLeft+padRight
-	src := o.in.i8
-	if o.hp != g.h || o.wp != g.w {
-		o.padded = make([]int8, g.n*o.hp*o.wp*g.cin)
-		for i := range o.padded {
-			o.padded[i] = int8(o.in.zp)
-		}
-		src = o.padded
-		o.copyRowsFn = o.copyRows
+	o.padded = make([]int8, g.n*o.hp*o.wp*g.cin+segLen-row)
+	zp := int8(o.in.zp) ^ -128
+	for i := range o.padded {
+		o.padded[i] = zp
 	}
+	o.copyRowsFn = o.copyRows
 	for range threads {
-		o.inRows = append(o.inRows, qgemm.Rows{A: src, AOff: make([]int32, 0, convBlockRows),
-			SegLen: g.kw * g.cin, Seg: g.kh, SegStride: g.dh * o.wp * g.cin})
+		o.inRows = append(o.inRows, qgemm.Rows{A: o.padded, AOff: make([]int32, 0, convBlockRows),
+			SegLen: segLen, Seg: g.kh, SegStride: g.dh * o.wp * g.cin})
 	}
 	o.body = o.rowsInPlace
+	return nil
 }
 
 func (o *quantGemmOp) run(p *parallel.Pool) {
-	if o.copyRowsFn != nil {
+	if o.inPlace {
 		p.Run(o.g.n*o.g.h, 8, o.copyRowsFn)
 	}
 	p.Run(o.g.m(), convBlockRows, o.body)
 }
 
 // copyRows copies input rows [lo, hi) (over batch and height) inside the
-// padded input's border.
+// padded input's border, as offset bytes.
 func (o *quantGemmOp) copyRows(lo, hi, _ int) {
 	g := &o.g
 	row := g.w * g.cin
 	for r := lo; r < hi; r++ {
 		b, y := r/g.h, r%g.h
 		d := ((b*o.hp+y+g.padTop)*o.wp + g.padLeft) * g.cin
-		copy(o.padded[d:d+row], o.in.i8[r*row:(r+1)*row])
+		qgemm.OffsetCopy(o.padded[d:d+row], o.in.i8[r*row:(r+1)*row])
 	}
 }
 
@@ -310,7 +345,6 @@ func (o *quantGemmOp) copyRows(lo, hi, _ int) {
 func (o *quantGemmOp) rowsInPlace(lo, hi, worker int) {
 	g := &o.g
 	cout := g.cout
-	acc := o.acc[worker]
 	rs := &o.inRows[worker]
 	for r0 := lo; r0 < hi; r0 += convBlockRows {
 		nr := min(convBlockRows, hi-r0)
@@ -322,8 +356,7 @@ func (o *quantGemmOp) rowsInPlace(lo, hi, worker int) {
 			rs.AOff = append(rs.AOff, int32(((b*o.hp+oy*g.sh)*o.wp+ox*g.sw)*g.cin))
 		}
 		// Shapes were checked when the op was prepared.
-		_ = o.packed.GemmRows(rs, acc, cout)
-		o.rq.Rows(acc, o.out.i8[r0*cout:(r0+nr)*cout], nr)
+		_ = o.offPacked.GemmRowsRequant(rs, o.offRq, o.out.i8[r0*cout:(r0+nr)*cout], cout)
 	}
 }
 

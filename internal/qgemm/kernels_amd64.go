@@ -45,6 +45,12 @@ const (
 )
 
 func packVNNI(p *Packed) {
+	// VPDPBUSD multiplies unsigned by signed bytes. B is stored offset
+	// (w+128, undone through A's row sums) unless A is (PackOffsetA).
+	flip := byte(0x80)
+	if p.offsetA {
+		flip = 0
+	}
 	kg := p.K / 4
 	nblk := (p.N + BlockCols - 1) / BlockCols
 	p.u8 = make([]byte, nblk*kg*BlockCols*4)
@@ -61,7 +67,7 @@ func packVNNI(p *Packed) {
 					}
 					o := base + (g*np+pn)*64 + col*4
 					for t := range 4 {
-						p.u8[o+t] = byte(p.b[j*p.K+4*g+t]) ^ 0x80
+						p.u8[o+t] = byte(p.b[j*p.K+4*g+t]) ^ flip
 					}
 				}
 			}
@@ -243,54 +249,6 @@ func axpyF64(acc, x *float64, n int, k float64)
 //go:noescape
 func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 
-// gemmRowsVNNI is gemmVNNI over rows read in place in segments (Rows).
-func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
-	m := len(r.AOff)
-	var (
-		ap      [vnniRows]*int8
-		cp      [vnniRows]*int32
-		corr    [vnniRows]int32
-		sums    [8]int32 // segment sums, a filter's rows at a time
-		scratch [vnniRows][BlockCols]int32
-	)
-	seg := [3]int{r.SegLen / 4, r.Seg, r.SegStride - r.SegLen}
-	kg := p.K / 4
-	for i0 := 0; i0 < m; i0 += vnniRows {
-		rows := min(vnniRows, m-i0)
-		for q := range vnniRows {
-			if q >= rows {
-				ap[q], corr[q] = ap[0], 0
-				continue
-			}
-			// The row's sum is its segments' sums: the segments are rows
-			// of SegLen values SegStride apart, summed in one call.
-			base := int(r.AOff[i0+q])
-			var s int32
-			for s0 := 0; s0 < r.Seg; s0 += len(sums) {
-				ns := min(len(sums), r.Seg-s0)
-				vnniRowSums(&r.A[base+s0*r.SegStride], r.SegStride, r.SegLen, ns, &sums[0])
-				for _, v := range sums[:ns] {
-					s += v
-				}
-			}
-			ap[q], corr[q] = &r.A[base], -128*s
-		}
-		for j0 := 0; j0 < p.N; j0 += BlockCols {
-			cols := min(BlockCols, p.N-j0)
-			np, mask := vnniBlock(cols)
-			for q := range vnniRows {
-				if q < rows {
-					cp[q] = &c[(i0+q)*ldc+j0]
-				} else {
-					cp[q] = &scratch[q][0]
-				}
-			}
-			off := (j0 / BlockCols) * kg * BlockCols * 4
-			vnniKernel(&ap, &p.u8[off], &seg, &corr, &cp, np, mask)
-		}
-	}
-}
-
 //go:noescape
 func addLUT(a, b, out *int8, n int, lut *int8)
 
@@ -334,4 +292,45 @@ func vnniBlock(cols int) (np int, mask uint16) {
 	np = (cols + vnniPanel - 1) / vnniPanel
 	last := cols - (np-1)*vnniPanel
 	return np, uint16(1<<last - 1)
+}
+
+//go:noescape
+func vnniRequant(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, out *[6]*int8, np int, mask uint16, prm *int32, zlh *[3]int32)
+
+// gemmRowsRequantVNNI is gemmVNNI over rows read in place in segments
+// (Rows), with A offset and B signed (PackOffsetA), so that no row sums
+// are needed, and each tile requantized into out by the kernel.
+func gemmRowsRequantVNNI(p *Packed, r *Rows, q *Requant, blk []int32, out []int8, ldo int) {
+	m := len(r.AOff)
+	var (
+		ap      [vnniRows]*int8
+		op      [vnniRows]*int8
+		corr    [vnniRows]int32 // none: the offset is in q's biases
+		scratch [vnniRows][BlockCols]int8
+	)
+	seg := [3]int{r.SegLen / 4, r.Seg, r.SegStride - r.SegLen}
+	zlh := [3]int32{q.Zo, q.Lo, q.Hi}
+	kg := p.K / 4
+	for i0 := 0; i0 < m; i0 += vnniRows {
+		rows := min(vnniRows, m-i0)
+		for i := range vnniRows {
+			if i < rows {
+				ap[i] = &r.A[r.AOff[i0+i]]
+			} else {
+				ap[i] = ap[0]
+			}
+		}
+		for j0 := 0; j0 < p.N; j0 += BlockCols {
+			np, mask := vnniBlock(min(BlockCols, p.N-j0))
+			for i := range vnniRows {
+				if i < rows {
+					op[i] = &out[(i0+i)*ldo+j0]
+				} else {
+					op[i] = &scratch[i][0]
+				}
+			}
+			off := (j0 / BlockCols) * kg * BlockCols * 4
+			vnniRequant(&ap, &p.u8[off], &seg, &corr, &op, np, mask, &blk[(j0/vnniPanel)*7*vnniPanel], &zlh)
+		}
+	}
 }

@@ -32,12 +32,12 @@ func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 	panic("qgemm: no vector kernels in this build")
 }
 
-func gemmRowsVNNI(p *Packed, r *Rows, c []int32, ldc int) {
-	panic("qgemm: no vector kernels in this build")
-}
-
 func addLUT(a, b, out *int8, n int, lut *int8) { panic("qgemm: no vector kernels in this build") }
 
 func nearestVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, bn, cols []int32, state []LaneMins) {
+	panic("qgemm: no vector kernels in this build")
+}
+
+func gemmRowsRequantVNNI(p *Packed, r *Rows, q *Requant, blk []int32, out []int8, ldo int) {
 	panic("qgemm: no vector kernels in this build")
 }

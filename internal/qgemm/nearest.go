@@ -43,6 +43,9 @@ func NearestInKernel(k int) bool { return chosen.name == KernelAVX512VNNI && k%4
 // range is block-aligned as for GemmCols; bn and cols are indexed by column
 // (len >= N).
 func (p *Packed) NearestCols(m int, a []int8, lda, col0, ncol int, bn, cols []int32, state []LaneMins) error {
+	if p.offsetA {
+		return errOffsetA
+	}
 	k := p.K
 	if m < 0 || ncol < 0 || col0 < 0 || col0+ncol > p.N || col0%BlockCols != 0 || ((col0+ncol)%BlockCols != 0 && col0+ncol != p.N) {
 		return fmt.Errorf("qgemm: NearestCols of rows %d, columns %d..%d of %d", m, col0, col0+ncol, p.N)

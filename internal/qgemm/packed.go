@@ -81,12 +81,28 @@ type Packed struct {
 	im   *impl
 	u8   []byte  // AVX-512 VNNI, SDOT and NEON layouts
 	i16  []int16 // AVX2 layout
+	// offsetA: packed for GemmRowsRequant, whose A rows hold offset
+	// bytes; the VNNI layout then keeps B signed (see PackOffsetA).
+	offsetA bool
 }
 
 // Pack copies b (n rows of k, stride ldb) into the chosen kernel's layout.
-func Pack(n, k int, b []int8, ldb int) (*Packed, error) { return packWith(chosen, n, k, b, ldb) }
+func Pack(n, k int, b []int8, ldb int) (*Packed, error) { return packWith(chosen, n, k, b, ldb, false) }
 
-func packWith(im *impl, n, k int, b []int8, ldb int) (*Packed, error) {
+// PackOffsetA is Pack for GemmRowsRequant, whose A holds int8 values offset
+// by 128 (each stored as x+128, the byte x XOR 0x80; see OffsetCopy). With
+// A unsigned and B signed, VPDPBUSD needs no row sums: Σ (x+128)·w differs
+// from Σ x·w by 128·Σw, a per-column constant the caller folds into the
+// requantization's bias. k must be a multiple of KAlign. A Packed made
+// this way serves GemmRowsRequant only.
+func PackOffsetA(n, k int, b []int8, ldb int) (*Packed, error) {
+	if k%chosen.kAlign != 0 {
+		return nil, fmt.Errorf("qgemm: PackOffsetA: k=%d is not a multiple of %d", k, chosen.kAlign)
+	}
+	return packWith(chosen, n, k, b, ldb, true)
+}
+
+func packWith(im *impl, n, k int, b []int8, ldb int, offsetA bool) (*Packed, error) {
 	if n < 0 || k < 0 {
 		return nil, fmt.Errorf("qgemm: negative size n=%d k=%d", n, k)
 	}
@@ -96,7 +112,7 @@ func packWith(im *impl, n, k int, b []int8, ldb int) (*Packed, error) {
 	if n > 0 && (ldb < k || len(b) < (n-1)*ldb+k) {
 		return nil, fmt.Errorf("qgemm: Pack of %dx%d: ldb=%d, len(b)=%d too small", n, k, ldb, len(b))
 	}
-	p := &Packed{N: n, K: k, b: make([]int8, n*k), im: im}
+	p := &Packed{N: n, K: k, b: make([]int8, n*k), im: im, offsetA: offsetA}
 	for j := 0; j < n; j++ {
 		copy(p.b[j*k:(j+1)*k], b[j*ldb:j*ldb+k])
 	}
@@ -130,6 +146,9 @@ func (p *Packed) GemmCols(m int, a []int8, lda, col0, ncol int, c []int32, ldc i
 	if m < 0 || ncol < 0 {
 		return fmt.Errorf("qgemm: negative size m=%d ncol=%d", m, ncol)
 	}
+	if p.offsetA {
+		return errOffsetA
+	}
 	if col0 < 0 || col0+ncol > p.N || col0%BlockCols != 0 || ((col0+ncol)%BlockCols != 0 && col0+ncol != p.N) {
 		return fmt.Errorf("qgemm: columns %d..%d of %d: the range must start on a multiple of %d and end on one or at N", col0, col0+ncol, p.N, BlockCols)
 	}
@@ -151,6 +170,8 @@ func (p *Packed) GemmCols(m int, a []int8, lda, col0, ncol int, c []int32, ldc i
 	p.im.gemm(p, m, a, lda, col0, ncol, c, ldc)
 	return nil
 }
+
+var errOffsetA = fmt.Errorf("qgemm: B packed for offset rows (PackOffsetA) serves GemmRowsRequant only")
 
 func gemmGeneric(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int) {
 	gemmRef(m, ncol, p.K, a, lda, p.b[col0*p.K:], p.K, c, ldc)

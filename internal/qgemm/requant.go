@@ -16,6 +16,30 @@ type Requant struct {
 	Bias, Mult, Left, Right []int32
 	Zo, Lo, Hi              int32
 	vec                     bool
+	blk                     []int32 // requantBlock: the fused kernel's layout
+}
+
+// requantBlock lays the parameters out for the requantizing VNNI kernel
+// (GemmRowsRequant), per panel of 16 channels seven vectors it reads as
+// memory operands: bias, left shift, multiplier, the odd channels'
+// multipliers moved to the even lanes (VPMULDQ reads the low half of each
+// 64-bit lane), the rounding mask 2^right−1, the threshold mask>>1 and the
+// right shift. Lanes past the last channel stay zero.
+func (q *Requant) requantBlock() []int32 {
+	n := len(q.Mult)
+	np := (n + 15) / 16
+	blk := make([]int32, np*7*16)
+	for c := range n {
+		v := blk[(c/16)*7*16:]
+		l := c % 16
+		mask := int32(1)<<uint(q.Right[c]) - 1
+		v[l], v[16+l], v[32+l] = q.Bias[c], q.Left[c], q.Mult[c]
+		if l%2 == 1 {
+			v[48+l-1] = q.Mult[c]
+		}
+		v[64+l], v[80+l], v[96+l] = mask, mask>>1, q.Right[c]
+	}
+	return blk
 }
 
 // NewRequant checks and keeps the per-channel parameters; shift[c] is the
@@ -33,6 +57,9 @@ func NewRequant(bias, mult []int32, shift []int, zo, lo, hi int32) (*Requant, er
 		q.Left[c], q.Right[c] = int32(max(s, 0)), int32(max(-s, 0))
 	}
 	q.vec = hasVectorOps(chosen.name)
+	if q.vec {
+		q.blk = q.requantBlock()
+	}
 	return q, nil
 }
 

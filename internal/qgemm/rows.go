@@ -1,6 +1,10 @@
 package qgemm
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
 
 // Rows is an A operand read in place rather than copied: row i is Seg
 // segments of SegLen values, the first at A[AOff[i]], each next one
@@ -16,46 +20,121 @@ type Rows struct {
 }
 
 // RowsInPlace reports whether the chosen kernel reads rows of segments of
-// segLen values in place. GemmRows is correct with every kernel, but
-// elsewhere it copies each row out and allocates: callers copy rows into
-// their own buffer and use Gemm instead.
+// segLen values in place. GemmRowsRequant is correct with every kernel,
+// but elsewhere it copies the rows out and allocates: callers copy rows
+// into their own buffer and use Gemm instead.
 func RowsInPlace(segLen int) bool {
 	return chosen.name == KernelAVX512VNNI && segLen > 0 && segLen%4 == 0
 }
 
-// GemmRows sets C row i (at c[i·ldc:], all N columns) to A row i · Bᵀ for
-// the len(r.AOff) rows r describes; Seg·SegLen must be p.K.
-func (p *Packed) GemmRows(r *Rows, c []int32, ldc int) error {
-	m := len(r.AOff)
-	if r.SegLen <= 0 || r.Seg <= 0 || r.SegLen*r.Seg != p.K || (r.Seg > 1 && r.SegStride < r.SegLen) {
-		return fmt.Errorf("qgemm: GemmRows: %d segments of %d (stride %d) for k=%d", r.Seg, r.SegLen, r.SegStride, p.K)
-	}
-	if m == 0 || p.N == 0 {
-		return nil
-	}
-	if ldc < p.N || len(c) < (m-1)*ldc+p.N {
-		return fmt.Errorf("qgemm: GemmRows: C of %d for %d rows of %d (ldc %d)", len(c), m, p.N, ldc)
+// check reports whether r describes rows of k values inside r.A.
+func (r *Rows) check(k int) error {
+	// Segments may overlap (a filter row read past its end meets zero
+	// weights; the next segment starts inside the bytes read).
+	if r.SegLen <= 0 || r.Seg <= 0 || r.SegLen*r.Seg != k || r.SegStride < 0 {
+		return fmt.Errorf("%d segments of %d (stride %d) for k=%d", r.Seg, r.SegLen, r.SegStride, k)
 	}
 	span := (r.Seg-1)*r.SegStride + r.SegLen
 	for i, off := range r.AOff {
 		if off < 0 || int(off)+span > len(r.A) {
-			return fmt.Errorf("qgemm: GemmRows row %d at %d (+%d) outside A of %d", i, off, span, len(r.A))
-		}
-	}
-	if p.im.name == KernelAVX512VNNI && r.SegLen%4 == 0 {
-		gemmRowsVNNI(p, r, c, ldc)
-		return nil
-	}
-	// Other kernels: each row copied out, then the packed GEMM.
-	row := make([]int8, p.K)
-	for i, off := range r.AOff {
-		for sg := range r.Seg {
-			a := int(off) + sg*r.SegStride
-			copy(row[sg*r.SegLen:], r.A[a:a+r.SegLen])
-		}
-		if err := p.GemmCols(1, row, p.K, 0, p.N, c[i*ldc:i*ldc+p.N], p.N); err != nil {
-			return err
+			return fmt.Errorf("row %d at %d (+%d) outside A of %d", i, off, span, len(r.A))
 		}
 	}
 	return nil
+}
+
+// GemmRowsRequant multiplies rows read in place by Bᵀ and requantizes
+// them: out row i (at out[i·ldo:], N values) = q's requantization of A
+// row i · Bᵀ, the row made of its segments (Rows). p must come
+// from PackOffsetA and r.A hold offset bytes (x+128, see OffsetCopy); q's
+// biases must include −128·Σw per column for that offset. q has p.N
+// channels. With the AVX-512 VNNI kernel the int32 tile is requantized in
+// registers; elsewhere each row is copied out, multiplied and requantized
+// apart, which allocates (see RowsInPlace).
+func (p *Packed) GemmRowsRequant(r *Rows, q *Requant, out []int8, ldo int) error {
+	if !p.offsetA {
+		return fmt.Errorf("qgemm: GemmRowsRequant needs B packed by PackOffsetA")
+	}
+	if len(q.Mult) != p.N {
+		return fmt.Errorf("qgemm: GemmRowsRequant: requantization of %d channels for %d columns", len(q.Mult), p.N)
+	}
+	m := len(r.AOff)
+	if err := r.check(p.K); err != nil {
+		return fmt.Errorf("qgemm: GemmRowsRequant: %w", err)
+	}
+	if m == 0 || p.N == 0 {
+		return nil
+	}
+	if ldo < p.N || len(out) < (m-1)*ldo+p.N {
+		return fmt.Errorf("qgemm: GemmRowsRequant: out of %d for %d rows of %d (ldo %d)", len(out), m, p.N, ldo)
+	}
+	// A B laid out for the VNNI kernel is read by the fused kernel only
+	// (k is a multiple of 4: PackOffsetA checked).
+	vnni := p.im.name == KernelAVX512VNNI
+	blk := q.blk
+	if vnni && blk == nil {
+		blk = q.requantBlock() // q was made while another kernel was chosen
+	}
+	if vnni && r.SegLen%4 == 0 {
+		gemmRowsRequantVNNI(p, r, q, blk, out, ldo)
+		return nil
+	}
+	// Elsewhere: the rows copied out contiguously, then the kernel's own
+	// path.
+	a := make([]int8, m*p.K)
+	for i, off := range r.AOff {
+		for sg := range r.Seg {
+			s := int(off) + sg*r.SegStride
+			copy(a[i*p.K+sg*r.SegLen:], r.A[s:s+r.SegLen])
+		}
+	}
+	if vnni {
+		aoff := make([]int32, m)
+		for i := range aoff {
+			aoff[i] = int32(i * p.K)
+		}
+		gemmRowsRequantVNNI(p, &Rows{A: a, AOff: aoff, SegLen: p.K, Seg: 1}, q, blk, out, ldo)
+		return nil
+	}
+	// Other kernels multiply signed A: the offset is taken back out of
+	// the rows, and 128·Σw (which q's biases subtract) is added, found
+	// as a row of ones times Bᵀ.
+	for i := range a {
+		a[i] ^= -128
+	}
+	ones := make([]int8, p.K)
+	for i := range ones {
+		ones[i] = 1
+	}
+	colSum := make([]int32, p.N)
+	acc := make([]int32, p.N)
+	p.im.gemm(p, 1, ones, p.K, 0, p.N, colSum, p.N)
+	for i := range m {
+		p.im.gemm(p, 1, a[i*p.K:], p.K, 0, p.N, acc, p.N)
+		for j, s := range colSum {
+			acc[j] += 128 * s
+		}
+		q.Row(acc, out[i*ldo:i*ldo+p.N])
+	}
+	return nil
+}
+
+// OffsetCopy copies int8 values from src into dst as offset bytes x+128
+// (x XOR 0x80), the A operand of GemmRowsRequant; it copies min(len(dst),
+// len(src)) values.
+func OffsetCopy(dst, src []int8) {
+	n := min(len(dst), len(src))
+	if n == 0 {
+		return
+	}
+	// As bytes, eight at a time (one load, one store each).
+	d := unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), n)
+	s := unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), n)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(d[i:], binary.LittleEndian.Uint64(s[i:])^0x8080808080808080)
+	}
+	for ; i < n; i++ {
+		d[i] = s[i] ^ 0x80
+	}
 }

@@ -5,27 +5,81 @@ import (
 	"testing"
 )
 
-// TestGemmRowsMatchesCopiedRows: rows read in place in segments equal the
-// reference GEMM of the same rows copied out (im2col), for every kernel,
-// on row and column tails, extreme values, strides and rows in any order;
-// C is written only in its rows' first N columns.
-func TestGemmRowsMatchesCopiedRows(t *testing.T) {
-	r := rand.New(rand.NewSource(11))
+func TestGemmRowsRequantRejectsBadRows(t *testing.T) {
+	p, err := PackOffsetA(4, 12, make([]int8, 48), 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewRequant(make([]int32, 4), []int32{1 << 30, 1 << 30, 1 << 30, 1 << 30}, make([]int, 4), 0, -128, 127)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, out := make([]int8, 30), make([]int8, 8)
+	for _, r := range []Rows{
+		{A: a, AOff: []int32{0}, SegLen: 4, Seg: 2, SegStride: 4},       // k = 8, not 12
+		{A: a, AOff: []int32{0}, SegLen: 4, Seg: 3, SegStride: -2},      // negative stride
+		{A: a, AOff: []int32{20}, SegLen: 4, Seg: 3, SegStride: 5},      // past the end of A
+		{A: a, AOff: []int32{-1}, SegLen: 4, Seg: 3, SegStride: 4},      // negative offset
+		{A: a, AOff: []int32{0, 1, 2}, SegLen: 4, Seg: 3, SegStride: 4}, // out too short
+	} {
+		if err := p.GemmRowsRequant(&r, q, out, 4); err == nil {
+			t.Errorf("GemmRowsRequant accepted %+v", r)
+		}
+	}
+}
+
+// TestGemmRowsRequantMatchesDefinition: the fused kernel (rows of offset
+// bytes in segments, B signed, requantized in registers) equals the plain
+// sum Σ (x+128)·w of the same rows followed by the definition of the
+// requantization, for every kernel, on row and column tails, extreme
+// values, exact rounding ties and left shifts; out is written only in its
+// rows' first N columns. Without the VNNI kernel the rows go through the
+// signed GEMM with 128·Σw added back, which this checks as well.
+func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewSource(12))
 	for _, im := range impls {
 		for _, sh := range []struct{ segLen, seg, stride, n, m int }{
 			{192, 3, 58 * 64, 64, 13}, // ResNet18 layer1, padded input
-			{384, 3, 30 * 128, 128, 7},
+			{24, 7, 230 * 3, 64, 11},  // the stem: 21 bytes a filter row, 3 read past it
+			{64, 1, 64, 128, 7},       // a 1x1 stride-2 convolution
 			{12, 3, 40, 100, 1},
 			{16, 1, 16, 17, 6},
 			{8, 5, 9, 130, 20},
-			{4, 10, 6, 20, 7},   // more filter rows than one row-sum call takes
-			{21, 7, 100, 64, 5}, // not a multiple of 4: copied rows
+			{4, 10, 6, 20, 7},
+			{12, 2, 14, 1, 3},
+			{8, 3, 6, 16, 5}, // overlapping segments (filter rows of 6 read as 8)
 		} {
+			if im.kAlign > 1 && sh.segLen*sh.seg%im.kAlign != 0 {
+				continue
+			}
 			for mode := range 3 {
 				k := sh.segLen * sh.seg
 				b := make([]int8, sh.n*k)
 				fill(r, b, mode)
-				p, err := packWith(im, sh.n, k, b, k)
+				p, err := packWith(im, sh.n, k, b, k, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bias, mult, shift := make([]int32, sh.n), make([]int32, sh.n), make([]int, sh.n)
+				for c := range sh.n {
+					bias[c] = int32(r.Intn(1<<20)) - 1<<19
+					mult[c] = 1<<30 + int32(r.Intn(1<<30))
+					shift[c] = r.Intn(20) - 18
+					switch c % 6 {
+					case 1:
+						mult[c] = 1 << 30 // ties of the doubling high multiply
+					case 2:
+						shift[c] = r.Intn(3) // left shifts
+					case 3:
+						mult[c] = 1<<31 - 1
+					}
+				}
+				zo := int32(r.Intn(256)) - 128
+				lo, hi := int32(-128), int32(127)
+				if mode == 1 {
+					lo = zo // a ReLU's clamp
+				}
+				q, err := NewRequant(bias, mult, shift, zo, lo, hi)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -33,35 +87,41 @@ func TestGemmRowsMatchesCopiedRows(t *testing.T) {
 				a := make([]int8, span+3*sh.m+50)
 				fill(r, a, mode)
 				rows := Rows{A: a, SegLen: sh.segLen, Seg: sh.seg, SegStride: sh.stride}
-				copied := make([]int8, sh.m*k)
+				want := make([]int8, sh.m*sh.n)
+				acc := make([]int32, sh.n)
 				for i := range sh.m {
 					off := r.Intn(len(a) - span + 1)
 					rows.AOff = append(rows.AOff, int32(off))
-					for sg := range sh.seg {
-						copy(copied[i*k+sg*sh.segLen:], a[off+sg*sh.stride:off+sg*sh.stride+sh.segLen])
+					for j := range sh.n {
+						var s int32
+						for sg := range sh.seg {
+							for t, x := range a[off+sg*sh.stride : off+sg*sh.stride+sh.segLen] {
+								s += int32(uint8(x)) * int32(b[j*k+sg*sh.segLen+t])
+							}
+						}
+						acc[j] = s
 					}
+					q.rowGeneric(acc, want[i*sh.n:(i+1)*sh.n])
 				}
-				ldc := sh.n + 5
-				c := make([]int32, sh.m*ldc)
-				for i := range c {
-					c[i] = -7 // canary
+				ldo := sh.n + 5
+				out := make([]int8, sh.m*ldo)
+				for i := range out {
+					out[i] = 0x5a // canary
 				}
-				want := make([]int32, sh.m*sh.n)
-				gemmRef(sh.m, sh.n, k, copied, k, b, k, want, sh.n)
-				if err := p.GemmRows(&rows, c, ldc); err != nil {
+				if err := p.GemmRowsRequant(&rows, q, out, ldo); err != nil {
 					t.Fatal(err)
 				}
 				for i := range sh.m {
-					for j := range ldc {
-						got := c[i*ldc+j]
+					for j := range ldo {
+						got := out[i*ldo+j]
 						if j >= sh.n {
-							if got != -7 {
-								t.Fatalf("%s %+v: C[%d][%d] past N changed to %d", im.name, sh, i, j, got)
+							if got != 0x5a {
+								t.Fatalf("%s %+v: out[%d][%d] past N changed to %d", im.name, sh, i, j, got)
 							}
 							continue
 						}
 						if got != want[i*sh.n+j] {
-							t.Fatalf("%s %+v mode %d: C[%d][%d] = %d, want %d", im.name, sh, mode, i, j, got, want[i*sh.n+j])
+							t.Fatalf("%s %+v mode %d: out[%d][%d] = %d, want %d", im.name, sh, mode, i, j, got, want[i*sh.n+j])
 						}
 					}
 				}
@@ -70,21 +130,125 @@ func TestGemmRowsMatchesCopiedRows(t *testing.T) {
 	}
 }
 
-func TestGemmRowsRejectsBadRows(t *testing.T) {
-	p, err := Pack(4, 12, make([]int8, 48), 12)
+// TestOffsetPackedServesRequantOnly: a B packed for offset rows is refused
+// by the signed entry points, and the fused one refuses a signed B.
+func TestOffsetPackedServesRequantOnly(t *testing.T) {
+	off, err := PackOffsetA(16, 8, make([]int8, 128), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, c := make([]int8, 30), make([]int32, 8)
-	for _, r := range []Rows{
-		{A: a, AOff: []int32{0}, SegLen: 4, Seg: 2, SegStride: 4},       // k = 8, not 12
-		{A: a, AOff: []int32{0}, SegLen: 4, Seg: 3, SegStride: 2},       // overlapping segments
-		{A: a, AOff: []int32{20}, SegLen: 4, Seg: 3, SegStride: 5},      // past the end of A
-		{A: a, AOff: []int32{-1}, SegLen: 4, Seg: 3, SegStride: 4},      // negative offset
-		{A: a, AOff: []int32{0, 1, 2}, SegLen: 4, Seg: 3, SegStride: 4}, // C too short
-	} {
-		if err := p.GemmRows(&r, c, 4); err == nil {
-			t.Errorf("GemmRows accepted %+v", r)
+	signed, err := Pack(16, 8, make([]int8, 128), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewRequant(make([]int32, 16), []int32{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30}, make([]int, 16), 0, -128, 127)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := make([]int8, 8)
+	rows := Rows{A: a, AOff: []int32{0}, SegLen: 8, Seg: 1}
+	if err := off.Gemm(1, a, 8, make([]int32, 16), 16); err == nil {
+		t.Error("Gemm accepted a B packed for offset rows")
+	}
+	if err := signed.GemmRowsRequant(&rows, q, make([]int8, 16), 16); err == nil {
+		t.Error("GemmRowsRequant accepted a signed B")
+	}
+	if err := off.GemmRowsRequant(&rows, q, make([]int8, 15), 16); err == nil {
+		t.Error("GemmRowsRequant accepted a short out")
+	}
+	if _, err := PackOffsetA(4, 6, make([]int8, 24), 6); err == nil && KAlign() > 2 {
+		t.Error("PackOffsetA accepted k=6 with a kernel that works in groups of 4")
+	}
+}
+
+func TestOffsetCopy(t *testing.T) {
+	src := make([]int8, 37)
+	for i := range src {
+		src[i] = int8(i*29 - 128)
+	}
+	dst := make([]int8, 40)
+	OffsetCopy(dst, src)
+	for i, x := range src {
+		if int(uint8(dst[i])) != int(x)+128 {
+			t.Fatalf("OffsetCopy[%d] of %d = byte %d, want %d", i, x, uint8(dst[i]), int(x)+128)
 		}
 	}
+	for _, v := range dst[37:] {
+		if v != 0 {
+			t.Fatal("OffsetCopy wrote past src's length")
+		}
+	}
+}
+
+// FuzzGemmRowsRequant: every implementation equals the plain sum and the
+// requantization's definition on segment shapes, values and parameters
+// taken from the input.
+func FuzzGemmRowsRequant(f *testing.F) {
+	f.Add([]byte{3, 7, 2, 1, 30, 0x80, 0x7f, 1, 2, 3})
+	f.Add([]byte{6, 64, 4, 3, 2, 0x80, 0x80, 0x80, 0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 5 {
+			return
+		}
+		m, n := int(data[0])%14+1, int(data[1])%140+1
+		segLen, seg := 4*(int(data[2])%12+1), int(data[3])%4+1
+		stride := segLen - 4 + int(data[4])%40 // overlapping segments too
+		k := segLen * seg
+		vals := data[5:]
+		if len(vals) == 0 {
+			vals = []byte{0}
+		}
+		v := func(i int) int8 { return int8(vals[i%len(vals)]) }
+		b := make([]int8, n*k)
+		for i := range b {
+			b[i] = v(i*7 + 3)
+		}
+		bias, mult, shift := make([]int32, n), make([]int32, n), make([]int, n)
+		for c := range n {
+			bias[c] = int32(v(c))*int32(v(c+1))*97 + int32(v(c+2))
+			mult[c] = 1<<30 | int32(uint8(v(c+3)))<<22 | int32(uint8(v(c+4)))
+			shift[c] = int(uint8(v(c+5)))%20 - 16
+		}
+		q, err := NewRequant(bias, mult, shift, int32(v(1)), -128, 127)
+		if err != nil {
+			t.Fatal(err)
+		}
+		span := (seg-1)*stride + segLen
+		a := make([]int8, span+m*3)
+		for i := range a {
+			a[i] = v(i*5 + 1)
+		}
+		rows := Rows{A: a, SegLen: segLen, Seg: seg, SegStride: stride}
+		want := make([]int8, m*n)
+		acc := make([]int32, n)
+		for i := range m {
+			off := 3 * i
+			rows.AOff = append(rows.AOff, int32(off))
+			for j := range n {
+				var s int32
+				for sg := range seg {
+					for t, x := range a[off+sg*stride : off+sg*stride+segLen] {
+						s += int32(uint8(x)) * int32(b[j*k+sg*segLen+t])
+					}
+				}
+				acc[j] = s
+			}
+			q.rowGeneric(acc, want[i*n:(i+1)*n])
+		}
+		for _, im := range impls {
+			p, err := packWith(im, n, k, b, k, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := make([]int8, m*n)
+			if err := p.GemmRowsRequant(&rows, q, out, n); err != nil {
+				t.Fatal(err)
+			}
+			for i := range out {
+				if out[i] != want[i] {
+					t.Fatalf("%s m=%d n=%d %d segments of %d (stride %d): out[%d] = %d, want %d", im.name, m, n, seg, segLen, stride, i, out[i], want[i])
+				}
+			}
+		}
+	})
 }

@@ -36,6 +36,7 @@ func main() {
 	vnniKernel()
 	vnniRowSums()
 	vnniArgmin()
+	vnniRequant()
 	avx2Kernel()
 	peaks()
 	requant()
@@ -70,14 +71,17 @@ func main() {
 // is one segment per filter row, a row of the input apart, so it needs no
 // im2col copy.
 func vnniKernel() {
-	vnniFunc("vnniKernel", "c *[6]*int32", "c", "", "$0-50", "vnni", storeTile)
+	vnniFunc("vnniKernel", "c *[6]*int32", "c", "", "$0-50", "vnni", false, storeTile)
 }
 
 // vnniFunc emits a VNNI tile function: the arguments a, b, seg, corr, the
 // fifth pointer (c or st, into R12), np, mask and any extra ones the
 // epilogue reads, then a variant per panel count whose body is vnniBody
 // with labels prefixed by name.
-func vnniFunc(text, fifth, fifthName, extra, frame, name string, epilogue func(np int)) {
+//
+// With offsetA the operands swap roles: A holds unsigned bytes (int8
+// values offset by 128) and B signed ones.
+func vnniFunc(text, fifth, fifthName, extra, frame, name string, offsetA bool, epilogue func(np int)) {
 	sig := "a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, " + fifth + ", np int, mask uint16" + extra
 	p("// func %s(%s)", text, sig)
 	p("TEXT ·%s(SB), NOSPLIT, %s", text, frame)
@@ -98,7 +102,7 @@ func vnniFunc(text, fifth, fifthName, extra, frame, name string, epilogue func(n
 			p("\tCMPQ R13, $%d", np)
 			p("\tJNE %s_np%d", text, np-1)
 		}
-		vnniBody(name, np, epilogue)
+		vnniBody(name, np, offsetA, epilogue)
 		if np > 1 {
 			p("%s_np%d:", text, np-1)
 		}
@@ -110,7 +114,7 @@ func acc(r, pn, np int) int { return r*np + pn }
 
 // vnniBody emits the tile loop for np panels with labels prefixed by
 // name, then epilogue with the accumulators in registers.
-func vnniBody(name string, np int, epilogue func(np int)) {
+func vnniBody(name string, np int, offsetA bool, epilogue func(np int)) {
 	for r := range vnniRows {
 		for pn := range np {
 			p("\tVPBROADCASTD %d(R11), Z%d", 4*r, acc(r, pn, np))
@@ -131,7 +135,13 @@ func vnniBody(name string, np int, epilogue func(np int)) {
 		t := 28 + r%2
 		p("\tVPBROADCASTD (%s)(R8*1), Z%d", reg, t)
 		for pn := range np {
-			p("\tVPDPBUSD Z%d, Z%d, Z%d", t, 24+pn, acc(r, pn, np))
+			// Go's operand order: the signed source first, then the
+			// unsigned one, then the accumulator.
+			if offsetA {
+				p("\tVPDPBUSD Z%d, Z%d, Z%d", 24+pn, t, acc(r, pn, np))
+			} else {
+				p("\tVPDPBUSD Z%d, Z%d, Z%d", t, 24+pn, acc(r, pn, np))
+			}
 		}
 	}
 	p("\tADDQ $4, R8")
@@ -173,7 +183,7 @@ func storeTile(np int) {
 // panel take no part. The nearest-neighbour search needs only that, so
 // the products never go to memory.
 func vnniArgmin() {
-	vnniFunc("vnniArgmin", "st *[6]*LaneMins", "st", ", bn, cols *int32", "$0-72", "vamin", argminTile)
+	vnniFunc("vnniArgmin", "st *[6]*LaneMins", "st", ", bn, cols *int32", "$0-72", "vamin", false, argminTile)
 }
 
 // argminTile folds the tile into the rows' running minima (see
@@ -205,6 +215,66 @@ func argminTile(np int) {
 		}
 		p("\tVMOVDQU32 Z28, (R11)")
 		p("\tVMOVDQU32 Z29, 64(R11)")
+	}
+}
+
+// vnniRequant: func vnniRequant(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, out *[6]*int8, np int, mask uint16, prm *int32, zlh *[3]int32)
+//
+// vnniKernel's tile with A offset (unsigned bytes x+128) and B signed, so
+// that acc = corr + Σ (x+128)·w (the caller folds 128·Σw into the bias),
+// then requantized to int8 in registers and stored to the out rows: the
+// accumulators never go to memory. prm holds, per 16-column panel, seven
+// vectors of per-channel parameters (requantBlock in requant.go: bias,
+// left shift, multiplier, the odd lanes' multiplier, rounding mask,
+// rounding threshold, right shift); zlh the output zero point and clamp.
+func vnniRequant() {
+	vnniFunc("vnniRequant", "out *[6]*int8", "out", ", prm *int32, zlh *[3]int32", "$0-72", "vreq", true, requantTile)
+}
+
+// requantPanel is the byte size of one panel's parameters in prm.
+const requantPanel = 7 * 64
+
+// requantTile requantizes the tile as Requant.Rows does (TensorFlow Lite's
+// MultiplyByQuantizedMultiplier: the doubling high multiply, then a
+// rounding right shift, half away from zero), with the parameters as
+// memory operands. The B and A registers are free by now: Z24 holds 2^30
+// per quadword, Z25 all ones (−1), Z28-Z31 are scratch.
+func requantTile(np int) {
+	p("\tMOVQ prm+56(FP), AX")
+	p("\tMOVQ zlh+64(FP), BX")
+	p("\tMOVQ $0x40000000, CX")
+	p("\tVPBROADCASTQ CX, Z24")
+	p("\tVPTERNLOGD $0xff, Z25, Z25, Z25")
+	p("\tMOVL $0xaaaa, CX")
+	p("\tKMOVW CX, K2")
+	for r := range vnniRows {
+		p("\tMOVQ %d(R12), R11", 8*r)
+		for pn := range np {
+			v := fmt.Sprintf("Z%d", acc(r, pn, np))
+			o := requantPanel * pn
+			p("\tVPADDD %d(AX), %s, %s", o, v, v)
+			p("\tVPSLLVD %d(AX), %s, %s", o+64, v, v)
+			p("\tVPMULDQ %d(AX), %s, Z28", o+128, v)
+			p("\tVPSRLQ $32, %s, Z29", v)
+			p("\tVPMULDQ %d(AX), Z29, Z29", o+192)
+			srdhmHigh("Z28", "Z29", "Z24", v)
+			// Round half away from zero: add 1 where the remainder
+			// exceeds the threshold, itself one more for negatives.
+			p("\tVPANDD %d(AX), %s, Z30", o+256, v)
+			p("\tVPSRAD $31, %s, Z31", v)
+			p("\tVPADDD Z31, Z30, Z30")
+			p("\tVPCMPGTD %d(AX), Z30, K3", o+320)
+			p("\tVPSRAVD %d(AX), %s, %s", o+384, v, v)
+			p("\tVPSUBD Z25, %s, K3, %s", v, v)
+			p("\tVPADDD.BCST 0(BX), %s, %s", v, v)
+			p("\tVPMAXSD.BCST 4(BX), %s, %s", v, v)
+			p("\tVPMINSD.BCST 8(BX), %s, %s", v, v)
+			if pn == np-1 {
+				p("\tVPMOVSDB %s, K1, %d(R11)", v, 16*pn)
+			} else {
+				p("\tVPMOVSDB %s, %d(R11)", v, 16*pn)
+			}
+		}
 	}
 }
 
