@@ -266,7 +266,12 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 		o.rowSum = append(o.rowSum, make([]int32, convBlockRows))
 	}
 	o.body = o.rows
-	if seg := roundUp(g.kw*g.cin, qgemm.KAlign()); !g.pointwise && g.dw == 1 && !o.needRows && o.rq != nil && qgemm.RowsInPlace(seg) {
+	// A pointwise layer reads its rows in place from the input already;
+	// going through the offset copy pays when it widens its input (the
+	// copy costs cin bytes a pixel, the fused requantization saves a pass
+	// over cout accumulators), not when it narrows it (MobileNetV2's
+	// projections: measured slower).
+	if seg := roundUp(g.kw*g.cin, qgemm.KAlign()); (!g.pointwise || g.cout >= g.cin) && g.dw == 1 && !o.needRows && o.rq != nil && qgemm.RowsInPlace(seg) {
 		if err := o.setInPlace(ip.threads, seg); err != nil {
 			return nil, err
 		}
