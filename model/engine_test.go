@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/model/internal/optest"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -289,5 +291,46 @@ func TestFixedPointBranchFreeMatchesDefinition(t *testing.T) {
 				t.Fatalf("rdbpot(%d, %d) = %d, want %d", a, e, got, want)
 			}
 		}
+	}
+}
+
+// TestSharedPool: an interpreter on a caller's pool (Options.Pool) takes the
+// pool's size, gives the same outputs, and leaves the pool open at Close.
+func TestSharedPool(t *testing.T) {
+	b := tflite.NewBuilder("conv")
+	in := b.Tensor("in", tflite.Int8, []int32{1, 3, 3, 1}, tflite.PerTensor(1, 1), nil)
+	w := b.Tensor("w", tflite.Int8, []int32{1, 2, 2, 1}, &tflite.Quantization{Scale: []float32{1}, ZeroPoint: []int64{0}}, i8(1, 1, 1, 1))
+	out := b.Tensor("out", tflite.Int8, []int32{1, 2, 2, 1}, tflite.PerTensor(1, 0), nil)
+	b.Op(tflite.OpConv2D, 3, []int32{in, w, -1}, []int32{out}, tflite.Conv2DOptions{Padding: tflite.PaddingValid, StrideW: 1, StrideH: 1, DilationW: 1, DilationH: 1})
+	b.IO([]int32{in}, []int32{out})
+	pool := parallel.New(3)
+	defer pool.Close()
+	ip, err := NewInterpreter(b.Model(), Options{Threads: 1, Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip.Threads() != 3 {
+		t.Errorf("Threads() = %d, want the pool's 3", ip.Threads())
+	}
+	for range 2 {
+		if err := ip.SetInput(i8(1, 2, 3, 4, 5, 6, 7, 8, 9)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ip.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 4)
+		if err := ip.ReadOutput(0, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, i8(8, 12, 20, 24)) {
+			t.Fatalf("got %v", got)
+		}
+	}
+	ip.Close()
+	var sum atomic.Int64
+	pool.Run(100, 1, func(lo, hi, _ int) { sum.Add(int64(hi - lo)) })
+	if sum.Load() != 100 {
+		t.Fatalf("pool after Close ran %d of 100", sum.Load())
 	}
 }

@@ -26,6 +26,12 @@ type Options struct {
 	// Taps names the tensors to hand out (feature maps). Empty means the
 	// model's outputs. Ops after the last needed tap are not run.
 	Taps []string
+	// Pool, when set, is the worker pool the ops run on, shared with the
+	// caller's other stages (Threads is then its size), and Close leaves
+	// it open. Two pools on the same cores cost time at every hand-over:
+	// an idle worker of one spins for a while after its last task while
+	// the other's work starts.
+	Pool *parallel.Pool
 }
 
 // Interpreter runs subgraph 0 of a TFLite model with TFLite's integer
@@ -43,6 +49,7 @@ type Interpreter struct {
 	steps   []step
 	arena   []byte
 	pool    *parallel.Pool
+	ownPool bool // made by NewInterpreter (not Options.Pool): Close closes it
 	input   *rtensor
 	outputs []*rtensor
 	threads int
@@ -104,6 +111,9 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 	threads := opt.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
+	}
+	if opt.Pool != nil {
+		threads = opt.Pool.Threads()
 	}
 	sg := &m.Subgraphs[0]
 	if len(sg.Inputs) != 1 {
@@ -180,14 +190,17 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 		}
 	}
 	ip.planArena()
-	ip.pool = parallel.New(threads)
+	ip.pool, ip.ownPool = opt.Pool, opt.Pool == nil
+	if ip.ownPool {
+		ip.pool = parallel.New(threads)
+	}
 	for si := range ip.steps {
 		s := &ip.steps[si]
 		op := &sg.Operators[s.index]
 		code := m.OperatorCodes[op.OpcodeIndex]
 		k, err := ip.prepare(op, code)
 		if err != nil {
-			ip.pool.Close()
+			ip.Close()
 			return nil, fmt.Errorf("model: operator %d (%v v%d): %w", s.index, code.Builtin, code.Version, err)
 		}
 		s.k = k
@@ -444,7 +457,9 @@ func (ip *Interpreter) InvokeTimed(times []time.Duration) error {
 
 // Close stops the worker goroutines.
 func (ip *Interpreter) Close() error {
-	ip.pool.Close()
+	if ip.ownPool {
+		ip.pool.Close()
+	}
 	return nil
 }
 

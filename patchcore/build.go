@@ -109,10 +109,14 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 	rep := &BuildReport{}
 	rep.Train, rep.Holdout = splitHoldout(images, opts.Holdout, opts.Seed)
 
+	// One pool for the backbone, the coreset and the calibration (see
+	// model.Options.Pool); closed after the backbone.
+	pool := parallel.New(opts.Threads)
+	defer pool.Close()
 	open := opts.Open
 	if open == nil {
 		open = func(m *tflite.Model, taps []string, threads int) (model.Backbone, error) {
-			return model.NewInterpreter(m, model.Options{Threads: threads, Taps: taps})
+			return model.NewInterpreter(m, model.Options{Pool: pool, Taps: taps})
 		}
 	}
 	bb, err := open(m, opts.Taps, opts.Threads)
@@ -167,8 +171,6 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 	q := make([]int8, len(feats))
 	bank.Quantize(feats, scale, q)
 	t1 := time.Now()
-	pool := parallel.New(opts.Threads)
-	defer pool.Close()
 	var prog func(done, total int)
 	if opts.Progress != nil {
 		prog = func(done, total int) { opts.Progress("coreset", done, total) }
@@ -227,11 +229,11 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 
 	// Calibrate on the held-out images with the bank as it will score.
 	t2 := time.Now()
-	d, err := newDetector(b, bb, opts.Threads)
+	// The detector borrows bb and pool, which the defers above close.
+	d, err := newDetector(b, bb, pool)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer d.pool.Close()
 	scores, maxima := make([]float64, 0, len(rep.Holdout)), make([]float64, 0, len(rep.Holdout))
 	var r Result
 	for i, path := range rep.Holdout {

@@ -95,25 +95,31 @@ func Open(b *bank.Bank, m *tflite.Model, modelSHA string, opts Options) (*Detect
 			meta.Version, meta.Embed.Pool, meta.Embed.Upsample, meta.Score.Upsample, meta.Score.Border, PoolAvg3x3, UpsampleBilinear)
 	}
 	threads := max(opts.Threads, 1)
+	// One pool for every stage, the backbone's operators included (see
+	// model.Options.Pool).
+	pool := parallel.New(threads)
 	open := opts.Open
 	if open == nil {
 		open = func(m *tflite.Model, taps []string, threads int) (model.Backbone, error) {
-			return model.NewInterpreter(m, model.Options{Threads: threads, Taps: taps})
+			return model.NewInterpreter(m, model.Options{Pool: pool, Taps: taps})
 		}
 	}
 	bb, err := open(m, meta.Model.Taps, threads)
 	if err != nil {
+		pool.Close()
 		return nil, err
 	}
-	d, err := newDetector(b, bb, threads)
+	d, err := newDetector(b, bb, pool)
 	if err != nil {
 		bb.Close()
+		pool.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-func newDetector(b *bank.Bank, bb model.Backbone, threads int) (*Detector, error) {
+// newDetector scores with backbone bb on pool; Close closes both.
+func newDetector(b *bank.Bank, bb model.Backbone, pool *parallel.Pool) (*Detector, error) {
 	meta := &b.Meta
 	in := bb.Input()
 	if len(in.Shape) != 4 || in.Shape[2] != meta.Preprocess.Width || in.Shape[1] != meta.Preprocess.Height {
@@ -133,7 +139,6 @@ func newDetector(b *bank.Bank, bb model.Backbone, threads int) (*Detector, error
 			gw, gh, emb.Dim(), emb.TapDims(), meta.Version, meta.Embed.GridW, meta.Embed.GridH, meta.Dim, meta.Embed.TapDims)
 	}
 	cells := gw * gh
-	pool := parallel.New(threads)
 	feeder.SetPool(pool)
 	blur := NewBlur(meta.Score.Sigma)
 	blur.Pool = pool
@@ -162,8 +167,9 @@ func (d *Detector) quantizeRange(lo, hi, _ int) {
 
 // Close releases the backbone and the worker pool.
 func (d *Detector) Close() error {
+	err := d.bb.Close() // first: the backbone may run on the pool
 	d.pool.Close()
-	return d.bb.Close()
+	return err
 }
 
 // Bank is the bank the detector scores against.
