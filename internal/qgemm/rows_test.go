@@ -1,6 +1,7 @@
 package qgemm
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -251,4 +252,62 @@ func FuzzGemmRowsRequant(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkGemmRowsRequant: the fused kernel on ResNet18's convolutions,
+// patches read in place from a padded NHWC input (GMAC/s counts the
+// products the kernel does, the stem's zero-weight bytes included).
+func BenchmarkGemmRowsRequant(b *testing.B) {
+	r := rand.New(rand.NewSource(5))
+	for _, sh := range []struct {
+		name                        string
+		oh, ow, stride, kh, kw, cin int
+		seg, cout                   int
+	}{
+		{"stem7x7s2", 112, 112, 2, 7, 7, 3, 24, 64},
+		{"stemflat", 112, 112, 2, 1, 56, 3, 168, 64},
+		{"layer1", 56, 56, 1, 3, 3, 64, 192, 64},
+		{"layer2", 28, 28, 1, 3, 3, 128, 384, 128},
+		{"layer3", 14, 14, 1, 3, 3, 256, 768, 256},
+	} {
+		hp := (sh.oh-1)*sh.stride + sh.kh
+		wp := (sh.ow-1)*sh.stride + sh.kw
+		a := make([]int8, hp*wp*sh.cin+sh.seg)
+		fill(r, a, 0)
+		k := sh.kh * sh.seg
+		w := make([]int8, sh.cout*k)
+		fill(r, w, 0)
+		p, err := PackOffsetA(sh.cout, k, w, k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mult, shift := make([]int32, sh.cout), make([]int, sh.cout)
+		for c := range mult {
+			mult[c], shift[c] = 1<<30+int32(c), -9
+		}
+		q, err := NewRequant(make([]int32, sh.cout), mult, shift, 3, -128, 127)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := sh.oh * sh.ow
+		rows := Rows{A: a, SegLen: sh.seg, Seg: sh.kh, SegStride: wp * sh.cin}
+		for y := range sh.oh {
+			for x := range sh.ow {
+				rows.AOff = append(rows.AOff, int32((y*sh.stride*wp+x*sh.stride)*sh.cin))
+			}
+		}
+		out := make([]int8, m*sh.cout)
+		const block = 48
+		b.Run(fmt.Sprintf("%s/%s", p.Kernel(), sh.name), func(b *testing.B) {
+			for range b.N {
+				for r0 := 0; r0 < m; r0 += block {
+					r1 := min(m, r0+block)
+					part := rows
+					part.AOff = rows.AOff[r0:r1]
+					_ = p.GemmRowsRequant(&part, q, out[r0*sh.cout:r1*sh.cout], sh.cout)
+				}
+			}
+			b.ReportMetric(float64(m)*float64(sh.cout)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
 }
