@@ -28,6 +28,16 @@ if [ -d "$mvtec" ] && [ -f "$tf2" ]; then
   done
 fi
 "$peers/run.sh" .cache/peers 1 2 >"$out/ort.jsonl"
+# ResNet18 again, paired: ROUNDS rounds of our backbone then ORT's int8
+# model right after it, so that drift in this shared machine's speed falls
+# on both sides of each ratio; the table gives the median over rounds.
+: >"$out/pairs.jsonl"
+for r in $(seq "${ROUNDS:-5}"); do
+  for t in 1 2; do
+    bin/linesight bench --threads $t --frames 50 --json | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin); print(json.dumps({"threads": b["threads"], "ours_ms": b["stages"]["backbone"]["median_ms"]}))' >>"$out/pairs.jsonl"
+    NODE_PATH=.cache/peers/node_modules node "$peers/bench_ort.js" time .cache/peers/models/resnet18_l3_qdq.onnx $t 50 10 >>"$out/pairs.jsonl"
+  done
+done
 /usr/bin/python3 - "$out" <<'PY'
 import json, re, sys
 d = sys.argv[1]
@@ -38,11 +48,26 @@ for line in open(f"{d}/ort.jsonl"):
 mn = {int(t): float(ms) for t, ms in re.findall(r"threads=(\d+)\S*\s+\d+\s+\d+ ns/op\s+([\d.]+) ms/frame", open(f"{d}/mnv2.txt").read())}
 print("| threads | stage | linesight (median) | peer | ratio (peer / linesight) |")
 print("|---|---|---|---|---|")
+# Paired rounds: (ours, ORT) per round and thread count.
+pairs, last = {1: [], 2: []}, None
+for line in open(f"{d}/pairs.jsonl"):
+    r = json.loads(line)
+    if "ours_ms" in r:
+        last = r["ours_ms"]
+    else:
+        pairs[r["threads"]].append((last, r["median_ms"]))
+def med(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 for t in (1, 2):
     b = json.load(open(f"{d}/linesight-{t}.json"))
     s = b["stages"]
     bb, q = s["backbone"]["median_ms"], ort[("resnet18_l3_qdq", t)]
     print(f"| {t} | ResNet18->layer3 int8 | {bb:.2f} ms ({s['backbone']['gmacs']:.0f} GMAC/s, {s['backbone']['pct_of_peak']:.0f}% of peak) | ORT int8 QDQ {q:.2f} ms | {q/bb:.2f}x |")
+    if pairs[t]:
+        ours, theirs = med([p[0] for p in pairs[t]]), med([p[1] for p in pairs[t]])
+        ratios = sorted(p[1] / p[0] for p in pairs[t])
+        print(f"| {t} | ResNet18->layer3 int8, {len(pairs[t])} paired rounds | median {ours:.2f} ms | ORT int8 QDQ median {theirs:.2f} ms | {med(ratios):.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x) |")
     if t in mn:
         f = ort[("mnv2_full_f32", t)]
         print(f"| {t} | MobileNetV2 full | {mn[t]:.2f} ms (tf2 int8) | ORT float32 {f:.2f} ms | {f/mn[t]:.2f}x |")

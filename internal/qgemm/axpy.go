@@ -18,3 +18,23 @@ func AxpyF64(acc, x []float64, k float64) {
 		acc[i] += float64(k * x[i])
 	}
 }
+
+// AxpyBytesF32 adds k·x[i] to acc[i] for i < len(acc), the bytes converted
+// exactly and the product rounded before the sum, so results are the same
+// on every architecture and equal to a scalar loop of
+// acc[i] += float32(k * float32(x[i])). It is the inner loop of the
+// resizer's vertical pass.
+func AxpyBytesF32(acc []float32, x []uint8, k float32) {
+	n := len(acc)
+	x = x[:n]
+	n16 := 0
+	if hasVectorOps(chosen.name) {
+		n16 = n &^ 15
+		if n16 > 0 {
+			axpyBytesF32(&acc[0], &x[0], n16, k)
+		}
+	}
+	for i := n16; i < n; i++ {
+		acc[i] += float32(k * float32(x[i]))
+	}
+}

@@ -3267,6 +3267,57 @@ axpy_done:
 	VZEROUPPER
 	RET
 
+// func axpyBytesF32(acc *float32, x *uint8, n int, k float32)
+TEXT ·axpyBytesF32(SB), NOSPLIT, $0-28
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS k+24(FP), Z31
+	CMPQ CX, $64
+	JLT axpyb_tail
+axpyb_loop4:
+	VPMOVZXBD 0(SI), Z0
+	VPMOVZXBD 16(SI), Z1
+	VPMOVZXBD 32(SI), Z2
+	VPMOVZXBD 48(SI), Z3
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
+	VMULPS Z31, Z0, Z0
+	VMULPS Z31, Z1, Z1
+	VMULPS Z31, Z2, Z2
+	VMULPS Z31, Z3, Z3
+	VADDPS 0(DI), Z0, Z0
+	VADDPS 64(DI), Z1, Z1
+	VADDPS 128(DI), Z2, Z2
+	VADDPS 192(DI), Z3, Z3
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $64, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE axpyb_loop4
+axpyb_tail:
+	TESTQ CX, CX
+	JEQ axpyb_done
+axpyb_loop:
+	VPMOVZXBD (SI), Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS Z31, Z0, Z0
+	VADDPS (DI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $16, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNE axpyb_loop
+axpyb_done:
+	VZEROUPPER
+	RET
+
 // func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 TEXT ·mulAccPixels(SB), NOSPLIT, $0-52
 	MOVQ acc+0(FP), DI

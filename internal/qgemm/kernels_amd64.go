@@ -247,6 +247,9 @@ func quantizeF32(in *float32, out *int8, n int, prm *[5]int32)
 func axpyF64(acc, x *float64, n int, k float64)
 
 //go:noescape
+func axpyBytesF32(acc *float32, x *uint8, n int, k float32)
+
+//go:noescape
 func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 
 //go:noescape

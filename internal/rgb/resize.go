@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 )
 
 // Resizer scales images with a bilinear (triangle) filter whose support
@@ -22,22 +23,10 @@ type Resizer struct {
 	x, y   int
 	dst    *Image
 	xs, ys []contrib
-	taps   int // every xs filter's length
-	tmp    []float32
-	acc    [][]float32 // per worker: one output row of sums
-	ext    [][]float32 // per worker: one source row as floats
-	hpass  func(lo, hi, worker int)
-	vpass  func(lo, hi, worker int)
+	taps   int         // every xs filter's length
+	acc    [][]float32 // per worker: one window row of vertical sums
+	rowsFn func(lo, hi, worker int)
 }
-
-// byteFloat converts a byte to float32 by a load: the conversion
-// instruction costs more than the taps that use the value.
-var byteFloat = func() (t [256]float32) {
-	for i := range t {
-		t[i] = float32(i)
-	}
-	return t
-}()
 
 type contrib struct {
 	start   int
@@ -75,83 +64,89 @@ func (r *Resizer) Resize(src *Image, x, y, cw, ch int, dst *Image) error {
 		r.xs = contributions(cw, dst.W)
 		r.taps = padContribs(r.xs, cw)
 		r.ys = contributions(ch, dst.H)
-		r.tmp = make([]float32, 3*dst.W*ch)
-		r.acc, r.ext = r.acc[:0], r.ext[:0]
+		r.acc = r.acc[:0]
 		for range threads {
-			r.acc = append(r.acc, make([]float32, 3*dst.W))
-			r.ext = append(r.ext, make([]float32, 3*cw))
+			r.acc = append(r.acc, make([]float32, 3*cw))
 		}
-		r.hpass, r.vpass = r.horizontal, r.vertical
+		r.rowsFn = r.rows
 	}
 	r.src, r.x, r.y, r.dst = src, x, y, dst
-	// Horizontal pass into tmp (dst.W x ch), then vertical into dst.
 	if r.Pool != nil {
-		r.Pool.Run(ch, 16, r.hpass)
-		r.Pool.Run(dst.H, 8, r.vpass)
+		r.Pool.Run(dst.H, 8, r.rowsFn)
 	} else {
-		r.horizontal(0, ch, 0)
-		r.vertical(0, dst.H, 0)
+		r.rows(0, dst.H, 0)
 	}
 	r.src, r.dst = nil, nil
 	return nil
 }
 
-// horizontal filters source rows [lo, hi) of the window into tmp.
-func (r *Resizer) horizontal(lo, hi, worker int) {
-	src, w := r.src, r.dst.W
+// rows computes output rows [lo, hi): for each, the vertical filter over
+// the window's source rows into one row of sums (a vector kernel: every
+// value's sum is its own, taken in tap order), then the horizontal filter
+// of that row, rounded to bytes. Filtering vertically first runs the
+// per-pixel horizontal taps on dst.H rows instead of the window's ch (720
+// for a 720p frame), and the sums stay in cache.
+func (r *Resizer) rows(lo, hi, worker int) {
+	src := r.src
 	cw := r.key[0]
-	ext := r.ext[worker][:3*cw]
-	for yy := lo; yy < hi; yy++ {
-		row := src.Pix[3*((r.y+yy)*src.W+r.x):][:3*cw]
-		// Each source value is used by several taps: convert it once
-		// (exactly: every byte is a float32).
-		for i, v := range row {
-			ext[i] = byteFloat[v]
+	acc := r.acc[worker][:3*cw]
+	for oy := lo; oy < hi; oy++ {
+		c := r.ys[oy]
+		clear(acc)
+		for k, w := range c.weights {
+			row := src.Pix[3*((r.y+c.start+k)*src.W+r.x):][:3*cw]
+			qgemm.AxpyBytesF32(acc, row, w)
 		}
-		out := r.tmp[3*w*yy : 3*w*(yy+1)]
-		// Two output pixels at a time (the filters were padded to one
-		// length): six independent sums hide the latency of the
-		// additions, each still summed in tap order.
-		n := r.taps
-		ox := 0
-		for ; ox+1 < len(r.xs); ox += 2 {
-			c, d := &r.xs[ox], &r.xs[ox+1]
-			pc := ext[3*c.start : 3*(c.start+n)]
-			pd := ext[3*d.start : 3*(d.start+n)]
-			wc, wd := c.weights[:n], d.weights[:n]
-			var s0, s1, s2, t0, t1, t2 float32
-			for k := range n {
-				p := pc[3*k : 3*k+3 : 3*k+3]
-				q := pd[3*k : 3*k+3 : 3*k+3]
-				w, v := wc[k], wd[k]
-				// The float32() round each product: without them Go
-				// fuses multiply and add on arm64 (FMA) and not on
-				// amd64, and frames would differ by a level between
-				// the two.
-				s0 += float32(w * p[0])
-				s1 += float32(w * p[1])
-				s2 += float32(w * p[2])
-				t0 += float32(v * q[0])
-				t1 += float32(v * q[1])
-				t2 += float32(v * q[2])
-			}
-			o := out[3*ox : 3*ox+6 : 3*ox+6]
-			o[0], o[1], o[2], o[3], o[4], o[5] = s0, s1, s2, t0, t1, t2
-		}
-		if ox < len(r.xs) {
-			c := &r.xs[ox]
-			var s0, s1, s2 float32
-			px := ext[3*c.start : 3*(c.start+n)]
-			for k, w := range c.weights[:n] {
-				p := px[3*k : 3*k+3 : 3*k+3]
-				s0 += float32(w * p[0]) // no FMA, as above
-				s1 += float32(w * p[1])
-				s2 += float32(w * p[2])
-			}
-			out[3*ox], out[3*ox+1], out[3*ox+2] = s0, s1, s2
-		}
+		r.horizontal(acc, r.dst.Pix[3*r.dst.W*oy:3*r.dst.W*(oy+1)])
 	}
 }
+
+// horizontal filters one row of vertical sums into an output row.
+func (r *Resizer) horizontal(acc []float32, out []uint8) {
+	// Two output pixels at a time (the filters were padded to one
+	// length): six independent sums hide the latency of the additions,
+	// each still summed in tap order.
+	n := r.taps
+	ox := 0
+	for ; ox+1 < len(r.xs); ox += 2 {
+		c, d := &r.xs[ox], &r.xs[ox+1]
+		pc := acc[3*c.start : 3*(c.start+n)]
+		pd := acc[3*d.start : 3*(d.start+n)]
+		wc, wd := c.weights[:n], d.weights[:n]
+		var s0, s1, s2, t0, t1, t2 float32
+		for k := range n {
+			p := pc[3*k : 3*k+3 : 3*k+3]
+			q := pd[3*k : 3*k+3 : 3*k+3]
+			w, v := wc[k], wd[k]
+			// The float32() round each product: without them Go fuses
+			// multiply and add on arm64 (FMA) and not on amd64, and
+			// frames would differ by a level between the two.
+			s0 += float32(w * p[0])
+			s1 += float32(w * p[1])
+			s2 += float32(w * p[2])
+			t0 += float32(v * q[0])
+			t1 += float32(v * q[1])
+			t2 += float32(v * q[2])
+		}
+		o := out[3*ox : 3*ox+6 : 3*ox+6]
+		o[0], o[1], o[2], o[3], o[4], o[5] = toByte(s0), toByte(s1), toByte(s2), toByte(t0), toByte(t1), toByte(t2)
+	}
+	if ox < len(r.xs) {
+		c := &r.xs[ox]
+		var s0, s1, s2 float32
+		px := acc[3*c.start : 3*(c.start+n)]
+		for k, w := range c.weights[:n] {
+			p := px[3*k : 3*k+3 : 3*k+3]
+			s0 += float32(w * p[0]) // no FMA, as above
+			s1 += float32(w * p[1])
+			s2 += float32(w * p[2])
+		}
+		out[3*ox], out[3*ox+1], out[3*ox+2] = toByte(s0), toByte(s1), toByte(s2)
+	}
+}
+
+// toByte rounds a filtered value to the nearest level (halves up), clamped.
+func toByte(s float32) uint8 { return uint8(min(max(s+0.5, 0), 255)) }
 
 // padContribs extends every filter with zero weights to the longest one's
 // length (within the source's n pixels), so the horizontal pass runs one
@@ -181,28 +176,6 @@ func padContribs(cs []contrib, n int) int {
 		c.weights = ws
 	}
 	return taps
-}
-
-// vertical filters tmp into output rows [lo, hi). The taps are the outer
-// loop so the sums of a row are independent (the additions happen in the
-// same order per pixel as a loop over taps would).
-func (r *Resizer) vertical(lo, hi, worker int) {
-	stride := 3 * r.dst.W
-	acc := r.acc[worker][:stride]
-	for oy := lo; oy < hi; oy++ {
-		c := r.ys[oy]
-		clear(acc)
-		for k, w := range c.weights {
-			t := r.tmp[stride*(c.start+k) : stride*(c.start+k+1)]
-			for i, v := range t {
-				acc[i] += float32(w * v) // no FMA, as above
-			}
-		}
-		out := r.dst.Pix[stride*oy : stride*(oy+1)]
-		for i, s := range acc {
-			out[i] = uint8(min(max(s+0.5, 0), 255))
-		}
-	}
 }
 
 // contributions computes, for each output pixel, the source pixels and

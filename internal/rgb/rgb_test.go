@@ -137,7 +137,7 @@ func TestResizeSameOnEveryArch(t *testing.T) {
 		}
 	}
 	// Computed on amd64, where Go never fuses.
-	want := []string{"5833443da5cf04a9", "e02e4c0d6f8375e3"}
+	want := []string{"14aca93c3fd291fa", "e02e4c0d6f8375e3"}
 	for i := range want {
 		if sums[i] != want[i] {
 			t.Errorf("geometry %d: sha256 %s, want %s (on %s)", i, sums[i], want[i], runtime.GOARCH)

@@ -45,6 +45,7 @@ func main() {
 	dot()
 	quantizeF32()
 	axpyF64()
+	axpyBytesF32()
 	mulAccPixels()
 	addLUT()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
@@ -762,6 +763,60 @@ func axpyF64() {
 	p("\tSUBQ $8, CX")
 	p("\tJNE axpy_loop")
 	p("axpy_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// axpyBytesF32: func axpyBytesF32(acc *float32, x *uint8, n int, k float32)
+//
+// acc[i] += k·float32(x[i]) for n a positive multiple of 16, the bytes
+// widened and converted exactly, the product rounded before the sum
+// (VMULPS, VADDPS; no FMA), as Go's scalar acc[i] += float32(k * x).
+func axpyBytesF32() {
+	p("")
+	p("// func axpyBytesF32(acc *float32, x *uint8, n int, k float32)")
+	p("TEXT ·axpyBytesF32(SB), NOSPLIT, $0-28")
+	p("\tMOVQ acc+0(FP), DI")
+	p("\tMOVQ x+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVBROADCASTSS k+24(FP), Z31")
+	p("\tCMPQ CX, $64")
+	p("\tJLT axpyb_tail")
+	p("axpyb_loop4:")
+	for i := range 4 {
+		p("\tVPMOVZXBD %d(SI), Z%d", 16*i, i)
+	}
+	for i := range 4 {
+		p("\tVCVTDQ2PS Z%d, Z%d", i, i)
+	}
+	for i := range 4 {
+		p("\tVMULPS Z31, Z%d, Z%d", i, i)
+	}
+	for i := range 4 {
+		p("\tVADDPS %d(DI), Z%d, Z%d", 64*i, i, i)
+	}
+	for i := range 4 {
+		p("\tVMOVUPS Z%d, %d(DI)", i, 64*i)
+	}
+	p("\tADDQ $64, SI")
+	p("\tADDQ $256, DI")
+	p("\tSUBQ $64, CX")
+	p("\tCMPQ CX, $64")
+	p("\tJGE axpyb_loop4")
+	p("axpyb_tail:")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ axpyb_done")
+	p("axpyb_loop:")
+	p("\tVPMOVZXBD (SI), Z0")
+	p("\tVCVTDQ2PS Z0, Z0")
+	p("\tVMULPS Z31, Z0, Z0")
+	p("\tVADDPS (DI), Z0, Z0")
+	p("\tVMOVUPS Z0, (DI)")
+	p("\tADDQ $16, SI")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJNE axpyb_loop")
+	p("axpyb_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
