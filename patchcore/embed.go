@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -309,12 +310,12 @@ func upsampleRows(src []float32, w, h, c int, dst []float32, gw, gh, stride, lo,
 		ty := ys[y]
 		r0, r1 := src[ty.i0*w*c:], src[ty.i1*w*c:]
 		for x, tx := range xs {
-			o := dst[(y*gw+x)*stride:]
-			for ch := range c {
-				a := float32(tx.w0*r0[tx.i0*c+ch]) + float32(tx.w1*r0[tx.i1*c+ch])
-				b := float32(tx.w0*r1[tx.i0*c+ch]) + float32(tx.w1*r1[tx.i1*c+ch])
-				o[ch] = float32(ty.w0*a) + float32(ty.w1*b)
-			}
+			// Across the channels at once (a vector kernel), each value
+			// computed as a = wx0·r0[i0] + wx1·r0[i1], b likewise from
+			// r1, o = wy0·a + wy1·b, every product rounded.
+			wt := [4]float32{tx.w0, tx.w1, ty.w0, ty.w1}
+			o := dst[(y*gw+x)*stride:][:c]
+			qgemm.Lerp2x2(o, r0[tx.i0*c:], r0[tx.i1*c:], r1[tx.i0*c:], r1[tx.i1*c:], &wt)
 		}
 	}
 }

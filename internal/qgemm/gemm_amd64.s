@@ -3318,6 +3318,37 @@ axpyb_done:
 	VZEROUPPER
 	RET
 
+// func lerp2x2(o, a0, a1, b0, b1 *float32, n int, w *[4]float32)
+TEXT ·lerp2x2(SB), NOSPLIT, $0-56
+	MOVQ o+0(FP), DI
+	MOVQ a0+8(FP), AX
+	MOVQ a1+16(FP), BX
+	MOVQ b0+24(FP), CX
+	MOVQ b1+32(FP), DX
+	MOVQ n+40(FP), SI
+	MOVQ w+48(FP), R8
+	VBROADCASTSS 0(R8), Z28
+	VBROADCASTSS 4(R8), Z29
+	VBROADCASTSS 8(R8), Z30
+	VBROADCASTSS 12(R8), Z31
+	XORQ R9, R9
+lerp_loop:
+	VMULPS (AX)(R9*4), Z28, Z0
+	VMULPS (BX)(R9*4), Z29, Z1
+	VADDPS Z1, Z0, Z0
+	VMULPS (CX)(R9*4), Z28, Z2
+	VMULPS (DX)(R9*4), Z29, Z3
+	VADDPS Z3, Z2, Z2
+	VMULPS Z30, Z0, Z0
+	VMULPS Z31, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VMOVUPS Z0, (DI)(R9*4)
+	ADDQ $16, R9
+	CMPQ R9, SI
+	JLT lerp_loop
+	VZEROUPPER
+	RET
+
 // func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 TEXT ·mulAccPixels(SB), NOSPLIT, $0-52
 	MOVQ acc+0(FP), DI

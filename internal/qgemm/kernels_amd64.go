@@ -250,6 +250,9 @@ func axpyF64(acc, x *float64, n int, k float64)
 func axpyBytesF32(acc *float32, x *uint8, n int, k float32)
 
 //go:noescape
+func lerp2x2(o, a0, a1, b0, b1 *float32, n int, w *[4]float32)
+
+//go:noescape
 func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
 
 //go:noescape

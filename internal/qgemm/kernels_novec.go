@@ -28,6 +28,10 @@ func quantizeF32(in *float32, out *int8, n int, prm *[5]int32) {
 
 func axpyF64(acc, x *float64, n int, k float64) { panic("qgemm: no vector kernels in this build") }
 
+func lerp2x2(o, a0, a1, b0, b1 *float32, n int, w *[4]float32) {
+	panic("qgemm: no vector kernels in this build")
+}
+
 func axpyBytesF32(acc *float32, x *uint8, n int, k float32) {
 	panic("qgemm: no vector kernels in this build")
 }

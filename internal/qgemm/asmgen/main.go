@@ -46,6 +46,7 @@ func main() {
 	quantizeF32()
 	axpyF64()
 	axpyBytesF32()
+	lerp2x2()
 	mulAccPixels()
 	addLUT()
 	if err := os.WriteFile("gemm_amd64.s", out.Bytes(), 0o644); err != nil {
@@ -817,6 +818,46 @@ func axpyBytesF32() {
 	p("\tSUBQ $16, CX")
 	p("\tJNE axpyb_loop")
 	p("axpyb_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// lerp2x2: func lerp2x2(o, a0, a1, b0, b1 *float32, n int, w *[4]float32)
+//
+// Bilinear interpolation of n values (a positive multiple of 16) from two
+// rows of two pixels each: a = wx0·a0 + wx1·a1, b = wx0·b0 + wx1·b1,
+// o = wy0·a + wy1·b, each product rounded before its sum (no FMA), as
+// Go's scalar loop with float32() around every product. w: wx0, wx1, wy0,
+// wy1.
+func lerp2x2() {
+	p("")
+	p("// func lerp2x2(o, a0, a1, b0, b1 *float32, n int, w *[4]float32)")
+	p("TEXT ·lerp2x2(SB), NOSPLIT, $0-56")
+	p("\tMOVQ o+0(FP), DI")
+	p("\tMOVQ a0+8(FP), AX")
+	p("\tMOVQ a1+16(FP), BX")
+	p("\tMOVQ b0+24(FP), CX")
+	p("\tMOVQ b1+32(FP), DX")
+	p("\tMOVQ n+40(FP), SI")
+	p("\tMOVQ w+48(FP), R8")
+	for i := range 4 {
+		p("\tVBROADCASTSS %d(R8), Z%d", 4*i, 28+i)
+	}
+	p("\tXORQ R9, R9")
+	p("lerp_loop:")
+	p("\tVMULPS (AX)(R9*4), Z28, Z0")
+	p("\tVMULPS (BX)(R9*4), Z29, Z1")
+	p("\tVADDPS Z1, Z0, Z0")
+	p("\tVMULPS (CX)(R9*4), Z28, Z2")
+	p("\tVMULPS (DX)(R9*4), Z29, Z3")
+	p("\tVADDPS Z3, Z2, Z2")
+	p("\tVMULPS Z30, Z0, Z0")
+	p("\tVMULPS Z31, Z2, Z2")
+	p("\tVADDPS Z2, Z0, Z0")
+	p("\tVMOVUPS Z0, (DI)(R9*4)")
+	p("\tADDQ $16, R9")
+	p("\tCMPQ R9, SI")
+	p("\tJLT lerp_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
