@@ -155,6 +155,16 @@ func (o *depthwiseOp) pixelsLUT(lo, hi, _ int) {
 	row := o.g.ow * c
 	in := o.in.i8[lo*row : hi*row]
 	out := o.out.i8[lo*row : hi*row]
+	if c == 3 {
+		// RGB (an input normalisation): three tables of 256, indexed by
+		// a byte, need no bounds checks.
+		t0, t1, t2 := (*[256]int8)(o.lut[0:256]), (*[256]int8)(o.lut[256:512]), (*[256]int8)(o.lut[512:768])
+		for p := 0; p+3 <= len(in); p += 3 {
+			x, d := in[p:p+3:p+3], out[p:p+3:p+3]
+			d[0], d[1], d[2] = t0[uint8(x[0])], t1[uint8(x[1])], t2[uint8(x[2])]
+		}
+		return
+	}
 	for p := 0; p+c <= len(in); p += c {
 		x, d := in[p:p+c], out[p:p+c]
 		for ch, v := range x {
