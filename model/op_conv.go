@@ -331,7 +331,17 @@ func (o *quantGemmOp) run(p *parallel.Pool) {
 	if o.inPlace {
 		p.Run(o.g.n*o.g.h, 8, o.copyRowsFn)
 	}
-	p.Run(o.g.m(), convBlockRows, o.body)
+	// Blocks handed out as threads come free (see RunDynamic): a thread
+	// descheduled for a while costs a block, not half the layer.
+	p.RunDynamic(o.g.m(), convChunk(o.g.m(), p.Threads()), o.body)
+}
+
+// convChunk is the number of output pixels per RunDynamic chunk: whole
+// blocks where there are many, else about a quarter of each thread's share
+// in strips of 6 (the VNNI tile's height), so the last chunks even out.
+func convChunk(m, threads int) int {
+	c := (m/(4*threads) + 5) / 6 * 6
+	return min(max(c, 6), convBlockRows)
 }
 
 // copyRows copies input rows [lo, hi) (over batch and height) inside the

@@ -25,6 +25,14 @@ type Pool struct {
 	workers []*worker
 	pending atomic.Int32
 	closed  atomic.Bool
+
+	// RunDynamic's loop: chunks of dynChunk elements of [0, dynN) handed
+	// out by next to whichever participant is free.
+	next     atomic.Int64
+	dynN     int
+	dynChunk int
+	dynFn    func(lo, hi, worker int)
+	dynLoop  func(lo, hi, worker int) // p.claim, bound once
 }
 
 // spinFor is how long an idle worker polls for its next task before it
@@ -52,6 +60,7 @@ type worker struct {
 func New(threads int) *Pool {
 	threads = max(threads, 1)
 	p := &Pool{threads: threads}
+	p.dynLoop = p.claim
 	for i := 1; i < threads; i++ {
 		w := &worker{wake: make(chan struct{}, 1), id: i}
 		p.workers = append(p.workers, w)
@@ -142,6 +151,49 @@ func (p *Pool) Run(n, minChunk int, fn func(lo, hi, worker int)) {
 	}
 	chunk := (n + workers - 1) / workers
 	workers = (n + chunk - 1) / chunk // no empty trailing ranges
+	p.dispatch(workers, fn, chunk, n)
+}
+
+// RunDynamic calls fn on ranges of chunk elements (the last may be
+// shorter) covering [0, n), each handed to whichever thread is free, the
+// caller included. Where Run gives every worker one fixed share, a thread
+// that the system deschedules for a while (a shared or busy machine) here
+// holds up the loop by at most the chunk it is on: the others take the
+// rest. fn gets a worker id in [0, threads) for per-worker scratch; which
+// ranges a worker gets varies from call to call, so fn's results must not
+// depend on it. Run must not be called concurrently on one Pool.
+func (p *Pool) RunDynamic(n, chunk int, fn func(lo, hi, worker int)) {
+	chunk = max(chunk, 1)
+	chunks := (n + chunk - 1) / chunk
+	workers := min(p.threads, chunks)
+	if workers <= 1 {
+		if n > 0 {
+			fn(0, n, 0)
+		}
+		return
+	}
+	p.next.Store(0)
+	p.dynN, p.dynChunk, p.dynFn = n, chunk, fn
+	p.dispatch(workers, p.dynLoop, 0, 0)
+	p.dynFn = nil
+}
+
+// claim is RunDynamic's task on every participant: take chunks until none
+// is left.
+func (p *Pool) claim(_, _, worker int) {
+	for {
+		lo := int(p.next.Add(int64(p.dynChunk))) - p.dynChunk
+		if lo >= p.dynN {
+			return
+		}
+		p.dynFn(lo, min(lo+p.dynChunk, p.dynN), worker)
+	}
+}
+
+// dispatch runs fn on workers participants: worker i > 0 on [i·chunk,
+// min((i+1)·chunk, n)), the caller on [0, min(chunk, n)), and returns when
+// all are done.
+func (p *Pool) dispatch(workers int, fn func(lo, hi, worker int), chunk, n int) {
 	p.pending.Store(int32(workers - 1))
 	for i := 1; i < workers; i++ {
 		w := p.workers[i-1]

@@ -134,3 +134,74 @@ func TestDelayedCallerWakeUp(t *testing.T) {
 		}
 	}
 }
+
+// TestRunDynamicCoversEveryElementOnce: chunks start on multiples of chunk,
+// cover [0, n) once, and a worker id is never used by two ranges at once
+// (per-worker scratch stays private).
+func TestRunDynamicCoversEveryElementOnce(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 8} {
+		p := New(threads)
+		for n := 0; n < 300; n += 11 {
+			for _, chunk := range []int{0, 1, 6, 48, 500} {
+				hits := make([]int32, n)
+				var busy [16]atomic.Int32
+				p.RunDynamic(n, chunk, func(lo, hi, w int) {
+					if w < 0 || w >= threads {
+						t.Errorf("worker id %d with %d threads", w, threads)
+						return
+					}
+					if !busy[w].CompareAndSwap(0, 1) {
+						t.Errorf("worker id %d used by two ranges at once", w)
+					}
+					c := max(chunk, 1)
+					if lo%c != 0 || (hi-lo != c && hi != n) {
+						t.Errorf("range [%d, %d) with chunk %d of %d", lo, hi, c, n)
+					}
+					for i := lo; i < hi; i++ {
+						hits[i]++
+					}
+					busy[w].Store(0)
+				})
+				for i, h := range hits {
+					if h != 1 {
+						t.Fatalf("threads %d, n %d, chunk %d: element %d computed %d times", threads, n, chunk, i, h)
+					}
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+// TestRunDynamicWorksAroundAStall: while one thread is stuck on its first
+// chunk, the others take every remaining chunk.
+func TestRunDynamicWorksAroundAStall(t *testing.T) {
+	p := New(2)
+	defer p.Close()
+	var per [2]atomic.Int32
+	var stalled atomic.Bool
+	p.RunDynamic(100, 1, func(lo, hi, w int) {
+		per[w].Add(1)
+		if stalled.CompareAndSwap(false, true) {
+			// Stuck until the other thread has done the rest (or 5 s,
+			// which fails the test).
+			for deadline := time.Now().Add(5 * time.Second); per[0].Load()+per[1].Load() < 100 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	a, b := per[0].Load(), per[1].Load()
+	if a+b != 100 || min(a, b) != 1 {
+		t.Fatalf("chunks per thread %d and %d: the stalled one should have run 1 of 100", a, b)
+	}
+}
+
+func TestRunDynamicAllocatesNothing(t *testing.T) {
+	p := New(2)
+	defer p.Close()
+	var sum atomic.Int64
+	fn := func(lo, hi, _ int) { sum.Add(int64(hi - lo)) }
+	if a := testing.AllocsPerRun(100, func() { p.RunDynamic(1000, 10, fn) }); a != 0 {
+		t.Fatalf("%.1f allocations per RunDynamic", a)
+	}
+}
