@@ -265,7 +265,6 @@ func BenchmarkGemmRowsRequant(b *testing.B) {
 		seg, cout                   int
 	}{
 		{"stem7x7s2", 112, 112, 2, 7, 7, 3, 24, 64},
-		{"stemflat", 112, 112, 2, 1, 56, 3, 168, 64},
 		{"layer1", 56, 56, 1, 3, 3, 64, 192, 64},
 		{"layer2", 28, 28, 1, 3, 3, 128, 384, 128},
 		{"layer3", 14, 14, 1, 3, 3, 256, 768, 256},
