@@ -97,17 +97,23 @@ func i8(v ...int8) []byte {
 	return b
 }
 
-func TestConvHandComputed(t *testing.T) {
-	// 1x3x3x1 int8 input (zp 1, scale 1), a 2x2 filter of ones (scale 1),
-	// VALID, stride 1, output scale 1 zp 0: each output is the sum of its
-	// 2x2 window minus 4*zp. SAME padding adds taps of value zp, which count 0.
+// sumConv2x2 is a one-op model: a 2x2 filter of ones over a 1x3x3x1 int8
+// input (zp 1, scale 1), VALID, stride 1, output scale 1 zp 0.
+func sumConv2x2() *tflite.Model {
 	b := tflite.NewBuilder("conv")
 	in := b.Tensor("in", tflite.Int8, []int32{1, 3, 3, 1}, tflite.PerTensor(1, 1), nil)
 	w := b.Tensor("w", tflite.Int8, []int32{1, 2, 2, 1}, &tflite.Quantization{Scale: []float32{1}, ZeroPoint: []int64{0}}, i8(1, 1, 1, 1))
 	out := b.Tensor("out", tflite.Int8, []int32{1, 2, 2, 1}, tflite.PerTensor(1, 0), nil)
 	b.Op(tflite.OpConv2D, 3, []int32{in, w, -1}, []int32{out}, tflite.Conv2DOptions{Padding: tflite.PaddingValid, StrideW: 1, StrideH: 1, DilationW: 1, DilationH: 1})
 	b.IO([]int32{in}, []int32{out})
-	got := run1(t, b.Model(), i8(1, 2, 3, 4, 5, 6, 7, 8, 9), 1)
+	return b.Model()
+}
+
+func TestConvHandComputed(t *testing.T) {
+	// 1x3x3x1 int8 input (zp 1, scale 1), a 2x2 filter of ones (scale 1),
+	// VALID, stride 1, output scale 1 zp 0: each output is the sum of its
+	// 2x2 window minus 4*zp. SAME padding adds taps of value zp, which count 0.
+	got := run1(t, sumConv2x2(), i8(1, 2, 3, 4, 5, 6, 7, 8, 9), 1)
 	// windows: (1+2+4+5)-4=8, (2+3+5+6)-4=12, (4+5+7+8)-4=20, (5+6+8+9)-4=24
 	if !bytes.Equal(got, i8(8, 12, 20, 24)) {
 		t.Fatalf("got %v", got)
@@ -297,15 +303,9 @@ func TestFixedPointBranchFreeMatchesDefinition(t *testing.T) {
 // TestSharedPool: an interpreter on a caller's pool (Options.Pool) takes the
 // pool's size, gives the same outputs, and leaves the pool open at Close.
 func TestSharedPool(t *testing.T) {
-	b := tflite.NewBuilder("conv")
-	in := b.Tensor("in", tflite.Int8, []int32{1, 3, 3, 1}, tflite.PerTensor(1, 1), nil)
-	w := b.Tensor("w", tflite.Int8, []int32{1, 2, 2, 1}, &tflite.Quantization{Scale: []float32{1}, ZeroPoint: []int64{0}}, i8(1, 1, 1, 1))
-	out := b.Tensor("out", tflite.Int8, []int32{1, 2, 2, 1}, tflite.PerTensor(1, 0), nil)
-	b.Op(tflite.OpConv2D, 3, []int32{in, w, -1}, []int32{out}, tflite.Conv2DOptions{Padding: tflite.PaddingValid, StrideW: 1, StrideH: 1, DilationW: 1, DilationH: 1})
-	b.IO([]int32{in}, []int32{out})
 	pool := parallel.New(3)
 	defer pool.Close()
-	ip, err := NewInterpreter(b.Model(), Options{Threads: 1, Pool: pool})
+	ip, err := NewInterpreter(sumConv2x2(), Options{Threads: 1, Pool: pool})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,7 +188,6 @@ type quantGemmOp struct {
 	inPlace    bool
 	padded     []int8
 	hp, wp     int // padded input height and width
-	segLen     int
 	offPacked  *qgemm.Packed
 	offRq      *qgemm.Requant
 	inRows     []qgemm.Rows
@@ -283,7 +282,7 @@ func roundUp(x, a int) int { return (x + a - 1) / a * a }
 
 func (o *quantGemmOp) setInPlace(threads, segLen int) error {
 	g := &o.g
-	o.inPlace, o.segLen = true, segLen
+	o.inPlace = true
 	// The filters, each filter row padded with zeros to segLen.
 	row := g.kw * g.cin
 	k := g.kh * segLen
@@ -361,8 +360,8 @@ func (o *quantGemmOp) rowsInPlace(lo, hi, worker int) {
 	g := &o.g
 	cout := g.cout
 	rs := &o.inRows[worker]
-	// The output pixel's coordinates advance by one per row: dividing
-	// for each (three divisions) cost more than the stem's whole im2col.
+	// The output pixel's coordinates advance by one per row: stepped, not
+	// divided out three times per pixel.
 	ox, oy, b := lo%g.ow, (lo/g.ow)%g.oh, lo/(g.ow*g.oh)
 	for r0 := lo; r0 < hi; r0 += convBlockRows {
 		nr := min(convBlockRows, hi-r0)
