@@ -7,7 +7,8 @@ import (
 )
 
 func TestGemmRowsRequantRejectsBadRows(t *testing.T) {
-	p, err := PackOffsetA(4, 12, make([]int8, 48), 12)
+	// k = 24: a multiple of every kernel's k granularity (PackOffsetA).
+	p, err := PackOffsetA(4, 24, make([]int8, 96), 24)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -15,13 +16,13 @@ func TestGemmRowsRequantRejectsBadRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, out := make([]int8, 30), make([]int8, 8)
+	a, out := make([]int8, 60), make([]int8, 8)
 	for _, r := range []Rows{
-		{A: a, AOff: []int32{0}, SegLen: 4, Seg: 2, SegStride: 4},       // k = 8, not 12
-		{A: a, AOff: []int32{0}, SegLen: 4, Seg: 3, SegStride: -2},      // negative stride
-		{A: a, AOff: []int32{20}, SegLen: 4, Seg: 3, SegStride: 5},      // past the end of A
-		{A: a, AOff: []int32{-1}, SegLen: 4, Seg: 3, SegStride: 4},      // negative offset
-		{A: a, AOff: []int32{0, 1, 2}, SegLen: 4, Seg: 3, SegStride: 4}, // out too short
+		{A: a, AOff: []int32{0}, SegLen: 8, Seg: 2, SegStride: 8},       // k = 16, not 24
+		{A: a, AOff: []int32{0}, SegLen: 8, Seg: 3, SegStride: -2},      // negative stride
+		{A: a, AOff: []int32{40}, SegLen: 8, Seg: 3, SegStride: 10},     // past the end of A
+		{A: a, AOff: []int32{-1}, SegLen: 8, Seg: 3, SegStride: 8},      // negative offset
+		{A: a, AOff: []int32{0, 1, 2}, SegLen: 8, Seg: 3, SegStride: 8}, // out too short
 	} {
 		if err := p.GemmRowsRequant(&r, q, out, 4); err == nil {
 			t.Errorf("GemmRowsRequant accepted %+v", r)
