@@ -232,13 +232,31 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 			o.needRows = true
 		}
 	}
+	if !o.needRows {
+		// Multipliers outside a Q31 mantissa's range (a zero scale) stay
+		// on the scalar path.
+		if rq, err := qgemm.NewRequant(o.colTerm, o.mult, o.shift, o.zo, o.lo, o.hi); err == nil {
+			o.rq = rq
+		}
+	}
+	// A pointwise layer reads its rows in place from the input already;
+	// going through the offset copy pays when it widens its input (the
+	// copy costs cin bytes a pixel, the fused requantization saves a pass
+	// over cout accumulators), not when it narrows it (MobileNetV2's
+	// projections: measured slower).
+	if seg := roundUp(g.kw*g.cin, qgemm.KAlign()); (!g.pointwise || g.cout >= g.cin) && g.dw == 1 && !o.needRows && o.rq != nil && qgemm.RowsInPlace(seg) {
+		if err := o.setInPlace(ip.threads, seg); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
 	// The weights are packed once for the kernel the dispatcher chose. An
 	// im2col row is padded with zeros to the kernel's k granularity (and so
 	// are the weights), which adds nothing to any sum and keeps the kernels
 	// off their scalar tail; a pointwise conv reads its input in place.
 	o.kp = k
 	if a := qgemm.KAlign(); !g.pointwise && a > 1 {
-		o.kp = (k + a - 1) / a * a
+		o.kp = roundUp(k, a)
 	}
 	wp := o.w
 	if o.kp != k {
@@ -250,13 +268,6 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 	if o.packed, err = qgemm.Pack(g.cout, o.kp, wp, o.kp); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
 	}
-	if !o.needRows {
-		// Multipliers outside a Q31 mantissa's range (a zero scale) stay
-		// on the scalar path.
-		if rq, err := qgemm.NewRequant(o.colTerm, o.mult, o.shift, o.zo, o.lo, o.hi); err == nil {
-			o.rq = rq
-		}
-	}
 	for w := 0; w < ip.threads; w++ {
 		if !g.pointwise {
 			o.packA = append(o.packA, make([]int8, convBlockRows*o.kp))
@@ -265,16 +276,6 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 		o.rowSum = append(o.rowSum, make([]int32, convBlockRows))
 	}
 	o.body = o.rows
-	// A pointwise layer reads its rows in place from the input already;
-	// going through the offset copy pays when it widens its input (the
-	// copy costs cin bytes a pixel, the fused requantization saves a pass
-	// over cout accumulators), not when it narrows it (MobileNetV2's
-	// projections: measured slower).
-	if seg := roundUp(g.kw*g.cin, qgemm.KAlign()); (!g.pointwise || g.cout >= g.cin) && g.dw == 1 && !o.needRows && o.rq != nil && qgemm.RowsInPlace(seg) {
-		if err := o.setInPlace(ip.threads, seg); err != nil {
-			return nil, err
-		}
-	}
 	return o, nil
 }
 
@@ -307,8 +308,6 @@ func (o *quantGemmOp) setInPlace(threads, segLen int) error {
 	if o.offRq, err = qgemm.NewRequant(bias, o.mult, o.shift, o.zo, o.lo, o.hi); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
 	}
-	// The packed signed filters and the accumulators are not needed.
-	o.packed, o.packA, o.acc = nil, nil, nil
 	padBottom := max(0, (g.oh-1)*g.sh+(g.kh-1)*g.dh+1-g.h-g.padTop)
 	padRight := max(0, (g.ow-1)*g.sw+g.kw-g.w-g.padLeft)
 	o.hp, o.wp = g.h+g.padTop+padBottom, g.w+g.padLeft+padRight
@@ -318,6 +317,12 @@ func (o *quantGemmOp) setInPlace(threads, segLen int) error {
 		o.padded[i] = zp
 	}
 	o.copyRowsFn = o.copyRows
+	// The last output pixel's patch, the furthest any row reads, must lie
+	// in padded: then GemmRowsRequant cannot refuse a block at run time.
+	last := ((g.n-1)*o.hp+(g.oh-1)*g.sh)*o.wp + (g.ow-1)*g.sw
+	if end := last*g.cin + (g.kh-1)*g.dh*o.wp*g.cin + segLen; end > len(o.padded) {
+		return fmt.Errorf("%w: in-place patches reach %d of a padded input of %d", ErrUnsupportedOp, end, len(o.padded))
+	}
 	for range threads {
 		o.inRows = append(o.inRows, qgemm.Rows{A: o.padded, AOff: make([]int32, 0, convBlockRows),
 			SegLen: segLen, Seg: g.kh, SegStride: g.dh * o.wp * g.cin})
