@@ -49,7 +49,7 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 			{8, 5, 9, 130, 20},
 			{4, 10, 6, 20, 7},
 			{12, 2, 14, 1, 3},
-			{8, 3, 6, 16, 5}, // overlapping segments (filter rows of 6 read as 8)
+			{8, 3, 6, 16, 5},  // overlapping segments (filter rows of 6 read as 8)
 			{6, 4, 10, 20, 5}, // segments not a multiple of 4: rows copied out first
 		} {
 			if im.kAlign > 1 && sh.segLen*sh.seg%im.kAlign != 0 {
