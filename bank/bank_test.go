@@ -130,8 +130,8 @@ func TestStoreVersionsActivateRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Active(); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("empty store: Active() = %v, want ErrNotFound", err)
+	if _, err := st.Get(0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("empty store: Get(0) = %v, want ErrNotFound", err)
 	}
 	// Three versions; the second is larger than a chunk.
 	var banks []*Bank
@@ -186,8 +186,8 @@ func TestStoreVersionsActivateRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := ro.Active(); err != nil || b.Meta.Version != 1 {
-		t.Fatalf("read-only Active() = %v, %v", b, err)
+	if b, err := ro.Get(0); err != nil || b.Meta.Version != 1 {
+		t.Fatalf("read-only Get(0) = %v, %v", b, err)
 	}
 	ro.Close()
 }
@@ -383,4 +383,43 @@ func FuzzAssemble(f *testing.F) {
 			t.Fatal("assemble accepted vectors that do not match the checksum")
 		}
 	})
+}
+
+// TestStorePutActiveAndRollbackTarget: PutActive stores and activates in
+// one step; RollbackTarget names what Rollback then activates, skipping
+// activations whose version is gone.
+func TestStorePutActiveAndRollbackTarget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "banks.db")
+	st, err := OpenStore(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.RollbackTarget(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("RollbackTarget of an empty store = %v, want ErrNotFound", err)
+	}
+	for i := range 3 {
+		v, err := st.PutActive(randomBank(t, uint64(i), 5, 16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, err := st.ActiveVersion(); err != nil || a != v {
+			t.Fatalf("after PutActive of version %d the active version is %d (%v)", v, a, err)
+		}
+		if v0, err := st.Resolve(0); err != nil || v0 != v {
+			t.Fatalf("Resolve(0) = %d, %v; want %d", v0, err, v)
+		}
+	}
+	// History is 1, 2 (3 active). Remove version 2 behind the store's back:
+	// the target is 1.
+	if err := st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVersions).DeleteBucket(vkey(2)) }); err != nil {
+		t.Fatal(err)
+	}
+	want, err := st.RollbackTarget()
+	if err != nil || want != 1 {
+		t.Fatalf("RollbackTarget = %d, %v; want 1", want, err)
+	}
+	if got, err := st.Rollback(); err != nil || got != want {
+		t.Fatalf("Rollback = %d, %v; RollbackTarget said %d", got, err, want)
+	}
 }

@@ -150,7 +150,10 @@ type Stats struct {
 	Max  float64 `json:"max"`
 }
 
-// Validate checks that m is complete and consistent. Errors name the field.
+// Validate checks that m is complete and consistent, and bounds every
+// number that sizes memory or work. Errors name the field. Whether this
+// build implements the recipe's named methods (resize, pooling, distance,
+// image score...) is package patchcore's to say (patchcore.CheckRecipe).
 func (m *Meta) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, field, fmt.Sprintf(format, a...))
@@ -181,14 +184,10 @@ func (m *Meta) Validate() error {
 		return bad("embed.grid", "%dx%d for input %dx%d", m.Embed.GridW, m.Embed.GridH, m.Preprocess.Width, m.Preprocess.Height)
 	case m.Embed.Project < 0 || m.Embed.Project > MaxDim:
 		return bad("embed.project", "%d", m.Embed.Project)
-	case m.Score.Distance != "l2":
-		return bad("score.distance", "%q (only l2)", m.Score.Distance)
-	case m.Score.K != 1:
-		return bad("score.k", "%d (patch scores use the nearest neighbour, k = 1)", m.Score.K)
-	case m.Score.Image != "eq7" && m.Score.Image != "max":
-		return bad("score.image", "%q (eq7 or max)", m.Score.Image)
-	case m.Score.Image == "eq7" && (m.Score.B < 1 || m.Score.B > 1024):
-		return bad("score.b", "%d outside 1..1024", m.Score.B)
+	case m.Score.K < 1 || m.Score.K > 1024:
+		return bad("score.k", "%d outside 1..1024", m.Score.K)
+	case m.Score.B < 0 || m.Score.B > 1024:
+		return bad("score.b", "%d outside 0..1024", m.Score.B)
 	case !finite(m.Score.Sigma) || m.Score.Sigma < 0 || m.Score.Sigma > 64:
 		return bad("score.sigma", "%v outside [0, 64]", m.Score.Sigma)
 	case !finite(m.Threshold.Value) || m.Threshold.Value < 0:

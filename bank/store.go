@@ -88,6 +88,17 @@ func ckey(i int) []byte {
 // Put stores b as a new version and returns its number (b.Meta.Version is
 // set too). It does not activate it.
 func (s *Store) Put(b *Bank) (uint64, error) {
+	return s.put(b, false)
+}
+
+// PutActive stores b as a new version and activates it in the same
+// transaction: a crash leaves either the old state or the new bank stored
+// and active, never the new bank stored but inactive.
+func (s *Store) PutActive(b *Bank) (uint64, error) {
+	return s.put(b, true)
+}
+
+func (s *Store) put(b *Bank, activate bool) (uint64, error) {
 	if err := b.check(); err != nil {
 		return 0, err
 	}
@@ -118,6 +129,9 @@ func (s *Store) Put(b *Bank) (uint64, error) {
 				return err
 			}
 		}
+		if activate {
+			return activateIn(tx, v)
+		}
 		return nil
 	})
 	if err != nil {
@@ -127,10 +141,14 @@ func (s *Store) Put(b *Bank) (uint64, error) {
 	return v, nil
 }
 
-// Get loads and checks version v.
+// Get loads and checks version v; version 0 is the active one.
 func (s *Store) Get(v uint64) (*Bank, error) {
+	v, err := s.Resolve(v)
+	if err != nil {
+		return nil, err
+	}
 	var b *Bank
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		vb, err := versionBucket(tx, v)
 		if err != nil {
 			return err
@@ -225,13 +243,13 @@ func (s *Store) ActiveVersion() (uint64, error) {
 	return v, err
 }
 
-// Active loads the active bank.
-func (s *Store) Active() (*Bank, error) {
-	v, err := s.ActiveVersion()
-	if err != nil {
-		return nil, err
+// Resolve returns v, or the active version when v is 0: the one place
+// where "version 0" means "whichever is active".
+func (s *Store) Resolve(v uint64) (uint64, error) {
+	if v != 0 {
+		return v, nil
 	}
-	return s.Get(v)
+	return s.ActiveVersion()
 }
 
 // Activate makes version v active after checking that it loads. The
@@ -240,31 +258,66 @@ func (s *Store) Activate(v uint64) error {
 	if _, err := s.Get(v); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if _, err := versionBucket(tx, v); err != nil {
-			return err
-		}
-		st := tx.Bucket(bucketState)
-		hist, err := history(st)
-		if err != nil {
-			return err
-		}
-		if cur := st.Get(keyActive); len(cur) == 8 {
-			if binary.BigEndian.Uint64(cur) == v {
-				return nil
-			}
-			hist = append(hist, Activation{Version: binary.BigEndian.Uint64(cur), At: time.Now().UTC()})
-		}
-		return setActive(st, v, hist)
-	})
+	err := s.db.Update(func(tx *bolt.Tx) error { return activateIn(tx, v) })
 	if err != nil {
 		return fmt.Errorf("bank: activating version %d: %w", v, err)
 	}
 	return nil
 }
 
+// activateIn makes version v active inside tx, pushing the previously
+// active version onto the history.
+func activateIn(tx *bolt.Tx, v uint64) error {
+	if _, err := versionBucket(tx, v); err != nil {
+		return err
+	}
+	st := tx.Bucket(bucketState)
+	hist, err := history(st)
+	if err != nil {
+		return err
+	}
+	if cur := st.Get(keyActive); len(cur) == 8 {
+		if binary.BigEndian.Uint64(cur) == v {
+			return nil
+		}
+		hist = append(hist, Activation{Version: binary.BigEndian.Uint64(cur), At: time.Now().UTC()})
+	}
+	return setActive(st, v, hist)
+}
+
+// RollbackTarget is the version Rollback would activate: the most recent
+// earlier activation that is still stored.
+func (s *Store) RollbackTarget() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		hist, err := history(tx.Bucket(bucketState))
+		if err != nil {
+			return err
+		}
+		v, _, err = rollbackTarget(tx, hist)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bank: rollback: %w", err)
+	}
+	return v, nil
+}
+
+// rollbackTarget pops hist down to its most recent version still stored;
+// it returns that version and the history left after it.
+func rollbackTarget(tx *bolt.Tx, hist []Activation) (uint64, []Activation, error) {
+	for len(hist) > 0 {
+		prev := hist[len(hist)-1]
+		hist = hist[:len(hist)-1]
+		if _, err := versionBucket(tx, prev.Version); err == nil {
+			return prev.Version, hist, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("%w: nothing to roll back to (no earlier activation)", ErrNotFound)
+}
+
 // Rollback re-activates the version that was active before the current one
-// and returns it.
+// (RollbackTarget) and returns it.
 func (s *Store) Rollback() (uint64, error) {
 	var v uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -273,15 +326,11 @@ func (s *Store) Rollback() (uint64, error) {
 		if err != nil {
 			return err
 		}
-		for len(hist) > 0 {
-			prev := hist[len(hist)-1]
-			hist = hist[:len(hist)-1]
-			if _, err := versionBucket(tx, prev.Version); err == nil {
-				v = prev.Version
-				return setActive(st, v, hist)
-			}
+		v, hist, err = rollbackTarget(tx, hist)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("%w: nothing to roll back to (no earlier activation)", ErrNotFound)
+		return setActive(st, v, hist)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bank: rollback: %w", err)
