@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/model"
 )
 
 const shared = "../../shared"
@@ -28,17 +28,12 @@ func heavy(t *testing.T) {
 	}
 }
 
-func loadTF2(t *testing.T) (*tflite.Model, string, string) {
-	mp := filepath.Join(shared, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")
-	raw, err := os.ReadFile(mp)
+func loadTF2(t *testing.T) *model.File {
+	mf, err := model.Load(filepath.Join(shared, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := tflite.Read(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, Fingerprint(raw), mp
+	return mf
 }
 
 // TestBottleAcceptance is the acceptance run: build a bank from
@@ -46,21 +41,21 @@ func loadTF2(t *testing.T) (*tflite.Model, string, string) {
 // bottle/test, and compare the int8 bank with float vectors.
 func TestBottleAcceptance(t *testing.T) {
 	heavy(t)
-	m, sha, mp := loadTF2(t)
+	mf := loadTF2(t)
 	bottle := filepath.Join(shared, "data/mvtec_ad/bottle")
 	imgs, err := ImageFiles(filepath.Join(bottle, "train/good"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	b, rep, err := Build(ctx, m, sha, mp, imgs, BuildOptions{Threads: 2, KeepFloat: true})
+	b, rep, err := Build(ctx, mf, imgs, BuildOptions{Threads: 2, keepFloat: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	th := b.Meta.Threshold
 	t.Logf("bank: %d patches -> %d vectors of %d; embed %.1fs, coreset %.1fs, calibrate %.1fs; threshold %.4f (held-out max %.4f), pixel %.4f",
 		rep.Patches, rep.Selected, b.Meta.Dim, rep.EmbedTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), th.Value, th.Stats.Max, th.Pixel)
-	d, err := Open(b, m, sha, Options{Threads: 2})
+	d, err := Open(b, mf, Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +73,7 @@ func TestBottleAcceptance(t *testing.T) {
 		t.Errorf("at the calibrated threshold %d good parts fail (want 0) and %d defective parts pass (want <= 3)", c.FP, c.FN)
 	}
 
-	d.useFloatReference(rep.FloatVectors)
-	fres, err := Evaluate(ctx, d, bottle, EvalOptions{})
+	fres, err := Evaluate(ctx, &floatScorer{d: d, vecs: rep.floatVectors}, bottle, EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +85,7 @@ func TestBottleAcceptance(t *testing.T) {
 	}
 
 	// Same seed, same bank, same threshold.
-	b2, _, err := Build(ctx, m, sha, mp, imgs, BuildOptions{Threads: 1})
+	b2, _, err := Build(ctx, mf, imgs, BuildOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

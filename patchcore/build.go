@@ -17,34 +17,31 @@ import (
 
 // BuildOptions configures Build. Zero values take the defaults noted.
 type BuildOptions struct {
-	Taps       []string // default: DefaultTaps of the model
-	Crop       float64  // centre crop fraction, 0 = whole frame
-	Ratio      float64  // coreset share, default 0.1
-	Max        int      // coreset cap, 0 = none
-	Holdout    float64  // share of good images held out for the threshold, default 0.1
+	Recipe             // how frames become scores; stored in the bank
+	Ratio      float64 // coreset share, default 0.1
+	Max        int     // coreset cap, 0 = none
+	Holdout    float64 // share of good images held out for the threshold, default 0.1
 	Seed       uint64
 	CoresetDim int     // random projection for the coreset, default 128
-	Project    int     // embedding projection, 0 = none
-	Image      string  // "eq7" (default) or "max"
-	B          int     // Eq. 7 neighbours, default 9
-	Sigma      float64 // map blur, default 4
 	Rule       string  // threshold rule, default "max-margin"
 	Param      float64 // rule parameter, default DefaultParam(Rule)
 	Threads    int
 	Open       func(m *tflite.Model, taps []string, threads int) (model.Backbone, error)
 	// Progress reports stages "embed", "coreset" and "calibrate".
 	Progress func(stage string, done, total int)
-	// KeepFloat keeps the float vectors of the coreset in the report (for
-	// measuring what int8 costs).
-	KeepFloat bool
-	Note      string
+	Note     string
 	// Defects are labelled defective images, optional: with them the bank
 	// also records the F1-optimal threshold over them and the held-out good
 	// images (Threshold.F1). The calibrated rule stays in force.
 	Defects []string
+
+	// keepFloat keeps the coreset's float vectors in the report, for the
+	// test that measures what int8 costs.
+	keepFloat bool
 }
 
 func (o *BuildOptions) defaults() {
+	o.Recipe.defaults()
 	if o.Ratio == 0 {
 		o.Ratio = 0.1
 	}
@@ -53,15 +50,6 @@ func (o *BuildOptions) defaults() {
 	}
 	if o.CoresetDim == 0 {
 		o.CoresetDim = 128
-	}
-	if o.Image == "" {
-		o.Image = "eq7"
-	}
-	if o.B == 0 {
-		o.B = 9
-	}
-	if o.Sigma == 0 {
-		o.Sigma = 4
 	}
 	if o.Rule == "" {
 		o.Rule = RuleMaxMargin
@@ -81,17 +69,16 @@ type BuildReport struct {
 	CoresetTime    time.Duration
 	CalibrateTime  time.Duration
 	HoldoutScores  []float64
-	// FloatVectors are the selected vectors before int8 quantization
-	// (KeepFloat only).
-	FloatVectors []float32
+
+	floatVectors []float32 // the selected vectors before int8 quantization (keepFloat)
 }
 
 // Build makes a bank from good images: it holds out a seeded share for the
 // threshold, embeds the rest, selects the coreset, quantizes it to int8 and
-// calibrates the threshold on the held-out images. modelSHA is the
-// fingerprint of the model file (Fingerprint); modelPath is recorded as a
-// hint.
-func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, images []string, opts BuildOptions) (*bank.Bank, *BuildReport, error) {
+// calibrates the threshold on the held-out images. The bank records mf's
+// fingerprint, and its path as a hint.
+func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptions) (*bank.Bank, *BuildReport, error) {
+	m := mf.Model
 	opts.defaults()
 	if len(images) < 2 {
 		return nil, nil, fmt.Errorf("patchcore: a bank needs at least 2 good images (1 to learn, 1 to calibrate); got %d", len(images))
@@ -187,10 +174,10 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 	for k, i := range sel {
 		copy(vecs[k*dim:(k+1)*dim], q[i*dim:(i+1)*dim])
 	}
-	if opts.KeepFloat {
-		rep.FloatVectors = make([]float32, len(sel)*dim)
+	if opts.keepFloat {
+		rep.floatVectors = make([]float32, len(sel)*dim)
 		for k, i := range sel {
-			copy(rep.FloatVectors[k*dim:(k+1)*dim], feats[i*dim:(i+1)*dim])
+			copy(rep.floatVectors[k*dim:(k+1)*dim], feats[i*dim:(i+1)*dim])
 		}
 	}
 	feats, q = nil, nil
@@ -202,23 +189,14 @@ func Build(ctx context.Context, m *tflite.Model, modelSHA, modelPath string, ima
 	meta := bank.Meta{
 		Created: time.Now().UTC().Truncate(time.Second),
 		Note:    opts.Note,
-		Model:   bank.ModelRef{Path: modelPath, SHA256: modelSHA, Taps: slices.Clone(opts.Taps)},
-		Preprocess: bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Crop: opts.Crop,
-			Resize: "antialiased-bilinear", Pixels: "rgb8"},
-		Embed: bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
-			TapDims: slices.Clone(emb.TapDims()), Project: opts.Project},
-		Score: bank.Score{Distance: "l2", K: 1, Image: opts.Image, B: opts.B, Upsample: UpsampleBilinear,
-			Sigma: opts.Sigma, Border: "reflect"},
+		Model:   bank.ModelRef{Path: mf.Path, SHA256: mf.SHA256},
 		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed,
 			ProjectDim: coresetDim, Patches: n, Seconds: rep.CoresetTime.Seconds()},
 		Images:    bank.Images{Train: len(rep.Train), Holdout: len(rep.Holdout)},
-		Dim:       dim,
 		Scale:     scale,
 		Threshold: bank.Threshold{Rule: opts.Rule, Param: opts.Param, Value: 1, Pixel: 1, Width: 1},
 	}
-	if opts.Project > 0 {
-		meta.Embed.ProjectSeed = opts.Seed
-	}
+	opts.Recipe.Stamp(&meta, in, emb, opts.Seed)
 	for _, h := range rep.Holdout {
 		meta.Images.HoldoutFiles = append(meta.Images.HoldoutFiles, filepath.Base(h))
 	}

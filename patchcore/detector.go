@@ -1,12 +1,11 @@
 package patchcore
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/linesight/linesight/bank"
@@ -20,22 +19,17 @@ import (
 // ErrMismatch: a bank does not belong to the model it is used with.
 var ErrMismatch = errors.New("patchcore: bank and model do not match")
 
-// Fingerprint is the hex SHA-256 of a model file's bytes, as banks record it.
-func Fingerprint(modelBytes []byte) string {
-	s := sha256.Sum256(modelBytes)
-	return hex.EncodeToString(s[:])
-}
-
 // Options configures a Detector.
 type Options struct {
 	// Threads for the backbone and the search (0: 1).
 	Threads int
-	// Open makes the backbone; nil uses the pure-Go interpreter.
+	// Open makes the backbone; nil uses the pure-Go engine.
 	Open func(m *tflite.Model, taps []string, threads int) (model.Backbone, error)
 }
 
 // Detector scores frames against one bank with one backbone. It reuses its
-// buffers; it is not safe for concurrent use.
+// buffers; it is not safe for concurrent use, except SetThreshold and
+// Threshold, which may be called from any goroutine.
 type Detector struct {
 	bank    *bank.Bank
 	meta    *bank.Meta
@@ -47,6 +41,10 @@ type Detector struct {
 	blur    *Blur
 	vecs    []float32 // the frame's patch vectors, for quantFn
 	quantFn func(lo, hi, worker int)
+
+	// override is the operator's threshold (math.Float64bits; 0 = the
+	// bank's calibrated one).
+	override atomic.Uint64
 
 	q     []int8
 	d2    []int32
@@ -60,7 +58,41 @@ type Detector struct {
 	nbIdx []int32
 	nbD2  []int32
 	dists []float64
-	ref   *floatRef // float reference scoring (tests only)
+}
+
+// Stage is one step of scoring a frame; its String is the name used in
+// results, metrics and benchmarks.
+type Stage int
+
+// The stages of InspectInto, in order.
+const (
+	StagePreprocess Stage = iota // resize and quantize the frame into the model input
+	StageBackbone                // the backbone up to its last tap
+	StageEmbed                   // patch vectors from the taps, quantized to the bank's scale
+	StageSearch                  // nearest bank vector per patch, and the image score
+	StageMap                     // anomaly map, blur and regions
+	NumStages
+)
+
+var stageNames = [NumStages]string{"preprocess", "backbone", "embed", "search", "map"}
+
+func (s Stage) String() string {
+	if s < 0 || s >= NumStages {
+		return fmt.Sprintf("stage(%d)", int(s))
+	}
+	return stageNames[s]
+}
+
+// Timing is the time spent in each stage of one frame.
+type Timing [NumStages]time.Duration
+
+// Total is the sum of the stages.
+func (t *Timing) Total() time.Duration {
+	var s time.Duration
+	for _, d := range t {
+		s += d
+	}
+	return s
 }
 
 // Result is the outcome of one frame. Map and Regions are reused by the
@@ -68,8 +100,8 @@ type Detector struct {
 type Result struct {
 	Score      float64 // image score, feature units
 	Normalized float64 // in [0, 1], 0.5 at the threshold
-	Fail       bool
-	Threshold  float64
+	Fail       bool    // Score > Threshold
+	Threshold  float64 // the threshold in force: the bank's, or the operator's
 	PatchMax   float64 // largest patch score (s*)
 	// Map is the anomaly map at model-input resolution (Geometry.InW×InH).
 	Map      []float32
@@ -78,21 +110,15 @@ type Result struct {
 	Timing   Timing
 }
 
-// Timing is the time spent per stage of one Inspect.
-type Timing struct {
-	Preprocess, Backbone, Embed, Search, Map time.Duration
-}
-
-// Open prepares scoring with bank b and model m, whose file bytes hash to
-// modelSHA. It refuses a bank made with another model or recipe.
-func Open(b *bank.Bank, m *tflite.Model, modelSHA string, opts Options) (*Detector, error) {
+// Open prepares scoring with bank b and backbone file mf. It refuses a
+// bank made with another model or a recipe this build does not implement.
+func Open(b *bank.Bank, mf *model.File, opts Options) (*Detector, error) {
 	meta := &b.Meta
-	if modelSHA != meta.Model.SHA256 {
-		return nil, fmt.Errorf("%w: model sha256 %s, bank %d was built with %s (%s)", ErrMismatch, short(modelSHA), meta.Version, short(meta.Model.SHA256), meta.Model.Path)
+	if mf.SHA256 != meta.Model.SHA256 {
+		return nil, fmt.Errorf("%w: model sha256 %s, bank %d was built with %s (%s)", ErrMismatch, short(mf.SHA256), meta.Version, short(meta.Model.SHA256), meta.Model.Path)
 	}
-	if meta.Embed.Pool != PoolAvg3x3 || meta.Embed.Upsample != UpsampleBilinear || meta.Score.Upsample != UpsampleBilinear || meta.Score.Border != "reflect" {
-		return nil, fmt.Errorf("%w: bank %d uses recipe pool=%q upsample=%q map=%q/%q; this build scores %q, %q, reflect", ErrMismatch,
-			meta.Version, meta.Embed.Pool, meta.Embed.Upsample, meta.Score.Upsample, meta.Score.Border, PoolAvg3x3, UpsampleBilinear)
+	if err := CheckRecipe(meta); err != nil {
+		return nil, err
 	}
 	threads := max(opts.Threads, 1)
 	// One pool for every stage, the backbone's operators included (see
@@ -104,7 +130,7 @@ func Open(b *bank.Bank, m *tflite.Model, modelSHA string, opts Options) (*Detect
 			return model.NewInterpreter(m, model.Options{Pool: pool, Taps: taps})
 		}
 	}
-	bb, err := open(m, meta.Model.Taps, threads)
+	bb, err := open(mf.Model, meta.Model.Taps, threads)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -178,6 +204,27 @@ func (d *Detector) Bank() *bank.Bank { return d.bank }
 // Backbone is the detector's backbone.
 func (d *Detector) Backbone() model.Backbone { return d.bb }
 
+// Grid is the patch grid: patches per frame = w·h.
+func (d *Detector) Grid() (w, h int) { return d.emb.Grid() }
+
+// SetThreshold overrides the bank's calibrated threshold with t from the
+// next frame on; t = 0 returns to the bank's. The verdict, the normalized
+// score and Result.Threshold all follow it.
+func (d *Detector) SetThreshold(t float64) {
+	if !(t > 0) {
+		t = 0
+	}
+	d.override.Store(math.Float64bits(t))
+}
+
+// Threshold is the threshold in force and whether it is an override.
+func (d *Detector) Threshold() (t float64, override bool) {
+	if o := math.Float64frombits(d.override.Load()); o > 0 {
+		return o, true
+	}
+	return d.meta.Threshold.Value, false
+}
+
 // Inspect scores one frame.
 func (d *Detector) Inspect(img *rgb.Image) (*Result, error) {
 	r := &Result{}
@@ -186,6 +233,30 @@ func (d *Detector) Inspect(img *rgb.Image) (*Result, error) {
 
 // InspectInto scores one frame into r, reusing r.
 func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
+	if err := d.embedFrame(img, r); err != nil {
+		return err
+	}
+	t := time.Now()
+	if err := d.search.Nearest(d.q, len(d.patch), d.d2, d.nn); err != nil {
+		return err
+	}
+	scale := float64(d.meta.Scale)
+	for i, v := range d.d2 {
+		d.patch[i] = float32(math.Sqrt(float64(v)) * scale)
+	}
+	best, sStar := d.patchMax()
+	score := sStar
+	if d.meta.Score.Image == ImageEq7 {
+		score = d.reweight(best, sStar)
+	}
+	r.Timing[StageSearch] = time.Since(t)
+	d.finish(img, r, score, sStar)
+	return nil
+}
+
+// embedFrame runs the preprocessing, the backbone and the embedding of one
+// frame: d.vecs holds its patch vectors and d.q their int8 form.
+func (d *Detector) embedFrame(img *rgb.Image, r *Result) error {
 	t0 := time.Now()
 	if err := d.feeder.Feed(d.bb, img); err != nil {
 		return err
@@ -201,34 +272,25 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 	}
 	d.vecs = vecs
 	d.pool.Run(len(vecs), 8192, d.quantFn)
-	t3 := time.Now()
-	if d.ref != nil {
-		d.floatPatchScores(vecs)
-	} else {
-		if err := d.search.Nearest(d.q, len(d.patch), d.d2, d.nn); err != nil {
-			return err
-		}
-		scale := float64(d.meta.Scale)
-		for i, v := range d.d2 {
-			d.patch[i] = float32(math.Sqrt(float64(v)) * scale)
-		}
-	}
+	r.Timing[StagePreprocess], r.Timing[StageBackbone], r.Timing[StageEmbed] = t1.Sub(t0), t2.Sub(t1), time.Since(t2)
+	return nil
+}
+
+// patchMax is the first patch with the largest score in d.patch.
+func (d *Detector) patchMax() (int, float64) {
 	best := 0
 	for i, v := range d.patch {
 		if v > d.patch[best] {
 			best = i
 		}
 	}
-	sStar := float64(d.patch[best])
-	score := sStar
-	switch {
-	case d.meta.Score.Image != "eq7":
-	case d.ref != nil:
-		score = d.floatReweight(best, sStar)
-	default:
-		score = d.reweight(best, sStar)
-	}
-	t4 := time.Now()
+	return best, float64(d.patch[best])
+}
+
+// finish turns the patch scores in d.patch and the image score into the
+// anomaly map, the regions and the verdict.
+func (d *Detector) finish(img *rgb.Image, r *Result, score, sStar float64) {
+	t := time.Now()
 	gw, gh := d.emb.Grid()
 	iw, ih := d.inW, d.inH
 	Upsample(d.patch, gw, gh, d.amap, iw, ih)
@@ -236,15 +298,13 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 	x, y, cw, ch := rgb.CenterCrop(img.W, img.H, d.meta.Preprocess.Crop)
 	r.Geometry = Geometry{FrameW: img.W, FrameH: img.H, X: x, Y: y, W: cw, H: ch, InW: iw, InH: ih}
 	r.Regions, d.lab = r.Geometry.regionsInto(d.amap, d.meta.Threshold.Pixel, d.lab, &d.rb)
-	t5 := time.Now()
-
-	th := &d.meta.Threshold
-	r.Score, r.PatchMax, r.Threshold = score, sStar, th.Value
-	r.Normalized = Normalize(score, th.Value, th.Width)
-	r.Fail = score > th.Value
 	r.Map = d.amap
-	r.Timing = Timing{Preprocess: t1.Sub(t0), Backbone: t2.Sub(t1), Embed: t3.Sub(t2), Search: t4.Sub(t3), Map: t5.Sub(t4)}
-	return nil
+	r.Timing[StageMap] = time.Since(t)
+
+	th, _ := d.Threshold()
+	r.Score, r.PatchMax, r.Threshold = score, sStar, th
+	r.Normalized = Normalize(score, th, d.meta.Threshold.Width)
+	r.Fail = score > th
 }
 
 // reweight applies Eq. 7 to the most anomalous patch p with score sStar.

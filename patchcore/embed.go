@@ -13,12 +13,6 @@ import (
 	"github.com/linesight/linesight/model/tflite"
 )
 
-// Recipe names stored in banks.
-const (
-	PoolAvg3x3       = "avg3x3-s1-p1-include-pad"
-	UpsampleBilinear = "bilinear-half-pixel"
-)
-
 // Embedder turns a backbone's taps into patch vectors. It reuses its
 // buffers: Embed allocates nothing after construction.
 type Embedder struct {

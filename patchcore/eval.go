@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/rgb"
 )
 
@@ -57,16 +58,24 @@ type EvalOptions struct {
 	Each func(i, n int, im *EvalImage, img *rgb.Image) error
 }
 
+// Scorer scores frames against a bank: a Detector, or in tests a
+// reference that scores another way.
+type Scorer interface {
+	InspectInto(img *rgb.Image, r *Result) error
+	Bank() *bank.Bank
+}
+
 // Evaluate scores an MVTec AD style folder: DIR/test/<type>/*.png with
 // masks in DIR/ground_truth/<type>/<name>_mask.png ("good" is the normal
 // type). Maps are compared with masks on the model-input grid: masks get the
 // same crop and a nearest-neighbour resize.
-func Evaluate(ctx context.Context, d *Detector, dir string, opts EvalOptions) (*EvalResult, error) {
+func Evaluate(ctx context.Context, d Scorer, dir string, opts EvalOptions) (*EvalResult, error) {
 	tests, err := listTests(dir)
 	if err != nil {
 		return nil, err
 	}
-	res := &EvalResult{NTest: len(tests), BankVersion: d.meta.Version, Threshold: d.meta.Threshold.Value}
+	meta := &d.Bank().Meta
+	res := &EvalResult{NTest: len(tests), BankVersion: meta.Version, Threshold: meta.Threshold.Value}
 	var r Result
 	for i, t := range tests {
 		if err := ctx.Err(); err != nil {

@@ -3,33 +3,49 @@ package patchcore
 import (
 	"math"
 	"slices"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/rgb"
 )
 
-// floatRef scores with float32 bank vectors instead of the int8 bank: the
-// reference that measures what int8 costs (see the bottle test). It is a
-// plain exhaustive search; nothing on the hot path uses it.
-type floatRef struct {
+// floatScorer scores with float32 bank vectors instead of the int8 bank:
+// the reference that measures what int8 costs (see the bottle test). It
+// shares the detector's preprocessing, backbone, embedding and map, and
+// replaces the int8 search and Eq. 7 with a plain exhaustive float search.
+type floatScorer struct {
+	d    *Detector
 	vecs []float32 // Count×Dim, same order as the bank
-	vec  []float32 // the frame's float patch vectors
 }
 
-// useFloatReference makes d score with float bank vectors.
-func (d *Detector) useFloatReference(vecs []float32) {
-	d.ref = &floatRef{vecs: vecs}
+func (f *floatScorer) Bank() *bank.Bank { return f.d.Bank() }
+
+func (f *floatScorer) InspectInto(img *rgb.Image, r *Result) error {
+	d := f.d
+	if err := d.embedFrame(img, r); err != nil {
+		return err
+	}
+	f.patchScores(d.vecs)
+	best, sStar := d.patchMax()
+	score := sStar
+	if d.meta.Score.Image == ImageEq7 {
+		score = f.reweight(best, sStar)
+	}
+	d.finish(img, r, score, sStar)
+	return nil
 }
 
-// floatPatchScores fills d.patch and d.nn from float distances.
-func (d *Detector) floatPatchScores(vecs []float32) {
+// patchScores fills d.patch and d.nn from float distances.
+func (f *floatScorer) patchScores(vecs []float32) {
+	d := f.d
 	dim := d.meta.Dim
-	n := len(d.ref.vecs) / dim
-	d.ref.vec = append(d.ref.vec[:0], vecs...)
+	n := len(f.vecs) / dim
 	cells := len(d.patch)
 	d.pool.Run(cells, 8, func(lo, hi, _ int) {
 		for i := lo; i < hi; i++ {
 			q := vecs[i*dim : (i+1)*dim]
 			best, bi := math.Inf(1), -1
 			for j := range n {
-				if dd := sqDist(q, d.ref.vecs[j*dim:(j+1)*dim]); dd < best {
+				if dd := sqDist(q, f.vecs[j*dim:(j+1)*dim]); dd < best {
 					best, bi = dd, j
 				}
 			}
@@ -39,13 +55,14 @@ func (d *Detector) floatPatchScores(vecs []float32) {
 	})
 }
 
-// floatReweight is Eq. 7 with float vectors.
-func (d *Detector) floatReweight(p int, sStar float64) float64 {
+// reweight is Eq. 7 with float vectors.
+func (f *floatScorer) reweight(p int, sStar float64) float64 {
+	d := f.d
 	if d.meta.Score.B <= 1 {
 		return sStar
 	}
 	dim := d.meta.Dim
-	bank := d.ref.vecs
+	bank := f.vecs
 	n := len(bank) / dim
 	m := int(d.nn[p])
 	mv := bank[m*dim : (m+1)*dim]
@@ -68,7 +85,7 @@ func (d *Detector) floatReweight(p int, sStar float64) float64 {
 		}
 		return 0
 	})
-	q := d.ref.vec[p*dim : (p+1)*dim]
+	q := d.vecs[p*dim : (p+1)*dim]
 	dists := []float64{sStar}
 	for _, e := range all[:min(len(all), d.meta.Score.B-1)] {
 		dists = append(dists, math.Sqrt(sqDist(q, bank[e.j*dim:(e.j+1)*dim])))

@@ -47,11 +47,18 @@ func Calibrate(rule string, param float64, scores, mapMax []float64) (bank.Thres
 	}
 	px, _ := applyRule(rule, param, mapMax)
 	st := Summarize(scores)
-	w := (t - st.Mean) / math.Log(19)
+	return bank.Threshold{Rule: rule, Param: param, Value: t, Pixel: px, Width: logisticWidth(t, st.Mean), Stats: st, PixelStats: Summarize(mapMax)}, nil
+}
+
+// logisticWidth is the width of the normalized score for threshold t over
+// good parts whose mean is mean: a part at the mean reads 1/(1+19) = 0.05.
+// When t is not above the mean, 5% of t.
+func logisticWidth(t, mean float64) float64 {
+	w := (t - mean) / math.Log(19)
 	if !(w > 0) {
 		w = math.Max(0.05*t, 1e-12)
 	}
-	return bank.Threshold{Rule: rule, Param: param, Value: t, Pixel: px, Width: w, Stats: st, PixelStats: Summarize(mapMax)}, nil
+	return w
 }
 
 func applyRule(rule string, param float64, s []float64) (float64, error) {

@@ -1,4 +1,9 @@
-package patchcore
+// Package bench is the harness of `linesight bench`: it times every stage
+// of a frame through a patchcore.Detector (median and p99), measures the
+// machine's int8 peak, counts the backbone's and the search's work, and
+// provides the synthetic model, bank and frame the command uses when it is
+// given none.
+package bench
 
 import (
 	"bytes"
@@ -19,6 +24,7 @@ import (
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/resnet"
 	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/patchcore"
 )
 
 // StageStats is one stage's time per frame over a benchmark run.
@@ -31,8 +37,8 @@ type StageStats struct {
 	PctPeak float64 `json:"pct_of_peak,omitempty"`
 }
 
-// BenchReport is what `linesight bench` measures.
-type BenchReport struct {
+// Report is what `linesight bench` measures.
+type Report struct {
 	Threads          int                   `json:"threads"`
 	PeakGMACsPerCore float64               `json:"peak_gmacs_per_core"`
 	Kernels          map[string]string     `json:"kernels"`
@@ -49,7 +55,7 @@ type BenchReport struct {
 	Frame        string  `json:"frame"`
 	DecodeAllocs float64 `json:"decode_allocs_per_frame"`
 	GOARCH       string  `json:"goarch"`
-	// Ops is filled by BenchOps: the backbone's operators in run order.
+	// Ops is filled by Ops: the backbone's operators in run order.
 	Ops []OpTime `json:"ops,omitempty"`
 }
 
@@ -62,15 +68,23 @@ type OpTime struct {
 	GMACs    float64 `json:"gmacs,omitempty"`
 }
 
-// Stages in report order.
-// "total" is a frame's time from its decoded pixels to the result: what the
+// Stages in report order: the detector's stages between "decode" and the
+// totals. "total" is a frame's time from its decoded pixels to the result: what the
 // daemon spends per camera frame, which GoCV hands over decoded. Decoding
 // a file (the "decode" stage) comes on top of it in "total_with_decode".
-var BenchStages = []string{"decode", "preprocess", "backbone", "embed", "search", "map", "total", "total_with_decode"}
+var Stages = stages()
 
-// BenchFrame is a synthetic 1280×720 camera frame as JPEG (quality 90): a
+func stages() []string {
+	s := []string{"decode"}
+	for st := range patchcore.NumStages {
+		s = append(s, st.String())
+	}
+	return append(s, "total", "total_with_decode")
+}
+
+// Frame is a synthetic 1280×720 camera frame as JPEG (quality 90): a
 // lit part on a belt with texture, so the decoder has real work.
-func BenchFrame() []byte {
+func Frame() []byte {
 	const w, h = 1280, 720
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -93,46 +107,46 @@ func BenchFrame() []byte {
 // RandomResNet18 builds the seeded random-weight ResNet18 (layer2 and
 // layer3 out, int8) that `linesight bench` runs without --model, calibrated
 // on two synthetic frames. Its features are meaningless; its work is real.
-func RandomResNet18(threads int) (*tflite.Model, []byte, error) {
+func RandomResNet18(threads int) (*model.File, error) {
 	dir, err := os.MkdirTemp("", "linesight-bench")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	var calib []string
 	for i := range 2 {
 		p := filepath.Join(dir, fmt.Sprintf("calib%d.jpg", i))
-		if err := os.WriteFile(p, BenchFrame(), 0o644); err != nil {
-			return nil, nil, err
+		if err := os.WriteFile(p, Frame(), 0o644); err != nil {
+			return nil, err
 		}
 		calib = append(calib, p)
 	}
 	m, _, err := resnet.Build(resnet.RandomStateDict(resnet.Archs["resnet18"], 0), resnet.Options{
 		Calib: calib, Threads: threads, Source: "random-init", Random: true})
 	if err != nil {
-		return nil, nil, fmt.Errorf("bench: building the random ResNet18: %w", err)
+		return nil, fmt.Errorf("bench: building the random ResNet18: %w", err)
 	}
 	raw, err := tflite.Write(m)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return m, raw, nil
+	return model.Parse("random-init", raw)
 }
 
-// SyntheticBank is a bank for m (its default taps) sized like a 10%
+// SyntheticBank is a bank for mf (its default taps) sized like a 10%
 // coreset of images×patches, with seeded random vectors: searching it costs
 // what a real bank of that size costs.
-func SyntheticBank(m *tflite.Model, raw []byte, images int) (*bank.Bank, error) {
-	taps, err := DefaultTaps(m)
+func SyntheticBank(mf *model.File, images int) (*bank.Bank, error) {
+	taps, err := patchcore.DefaultTaps(mf.Model)
 	if err != nil {
 		return nil, err
 	}
-	ip, err := model.NewInterpreter(m, model.Options{Threads: 1, Taps: taps})
+	ip, err := model.NewInterpreter(mf.Model, model.Options{Threads: 1, Taps: taps})
 	if err != nil {
 		return nil, err
 	}
 	defer ip.Close()
-	emb, err := NewEmbedder(ip.Outputs(), 0, 0)
+	emb, err := patchcore.NewEmbedder(ip.Outputs(), 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -145,42 +159,38 @@ func SyntheticBank(m *tflite.Model, raw []byte, images int) (*bank.Bank, error) 
 		// Post-ReLU features pooled: mostly small and positive.
 		vecs[i] = int8(min(127, rng.ExpFloat64()*20))
 	}
-	in := ip.Input()
 	meta := bank.Meta{
-		Created:    time.Now().UTC().Truncate(time.Second),
-		Note:       "synthetic (linesight bench)",
-		Model:      bank.ModelRef{Path: "random-init", SHA256: Fingerprint(raw), Taps: taps},
-		Preprocess: bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Resize: "antialiased-bilinear", Pixels: "rgb8"},
-		Embed: bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
-			TapDims: slices.Clone(emb.TapDims())},
-		Score: bank.Score{Distance: "l2", K: 1, Image: "eq7", B: 9, Upsample: UpsampleBilinear, Sigma: 4, Border: "reflect"},
+		Created: time.Now().UTC().Truncate(time.Second),
+		Note:    "synthetic (linesight bench)",
+		Model:   bank.ModelRef{Path: mf.Path, SHA256: mf.SHA256},
 		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: 0.1, Seed: 1, ProjectDim: 128,
 			Patches: images * gw * gh},
 		Images:    bank.Images{Train: images},
-		Dim:       dim,
 		Count:     n,
 		Scale:     0.05,
 		Threshold: bank.Threshold{Rule: "max-margin", Param: 1.1, Value: 1e9, Pixel: 1e9, Width: 1},
 	}
+	patchcore.Recipe{Taps: taps}.Stamp(&meta, ip.Input(), emb, 0)
 	return bank.New(meta, vecs)
 }
 
-// Bench runs frames frames (after a warm-up) through decode and
+// Run runs frames frames (after a warm-up) through decode and
 // d.InspectInto, timing every stage.
 //
 // frame is an encoded image (JPEG, PNG, BMP) described by frameName; nil
-// uses BenchFrame.
-func Bench(d *Detector, modelName string, threads, frames int, frame []byte, frameName string) (*BenchReport, error) {
+// uses Frame.
+func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []byte, frameName string) (*Report, error) {
 	if frame == nil {
-		frame, frameName = BenchFrame(), "1280x720 JPEG (synthetic)"
+		frame, frameName = Frame(), "1280x720 JPEG (synthetic)"
 	}
+	meta := &d.Bank().Meta
 	peak := qgemm.PeakGMACs(200 * time.Millisecond)
 	_, kern := qgemm.Kernels()
 	_, format, err := image.DecodeConfig(bytes.NewReader(frame))
 	if err != nil {
 		return nil, fmt.Errorf("bench: frame: %w", err)
 	}
-	rep := &BenchReport{
+	rep := &Report{
 		Threads: threads, PeakGMACsPerCore: peak, Frames: frames, Model: modelName, GOARCH: runtime.GOARCH,
 		// The GEMM serves backbone and search; requantization, ADD,
 		// depthwise and pooling use the element-wise kernels.
@@ -190,17 +200,17 @@ func Bench(d *Detector, modelName string, threads, frames int, frame []byte, fra
 		},
 		Stages:      map[string]StageStats{},
 		Frame:       frameName,
-		BankVectors: d.meta.Count, Dim: d.meta.Dim,
+		BankVectors: meta.Count, Dim: meta.Dim,
 	}
-	gw, gh := d.emb.Grid()
+	gw, gh := d.Grid()
 	rep.Patches = gw * gh
-	rep.SearchMACs = int64(rep.Patches) * int64(d.meta.Count) * int64(d.meta.Dim)
+	rep.SearchMACs = int64(rep.Patches) * int64(meta.Count) * int64(meta.Dim)
 	if rep.BackboneMACs, err = backboneMACs(d); err != nil {
 		return nil, err
 	}
 
 	times := map[string][]float64{}
-	var r Result
+	var r patchcore.Result
 	var decodeAllocs, inspectAllocs uint64
 	var ms runtime.MemStats
 	warm := max(3, frames/10)
@@ -227,17 +237,16 @@ func Bench(d *Detector, modelName string, threads, frames int, frame []byte, fra
 		inspectAllocs += ms.Mallocs - a1
 		msOf := func(d time.Duration) float64 { return float64(d) / 1e6 }
 		times["decode"] = append(times["decode"], msOf(t1.Sub(t0)))
-		times["preprocess"] = append(times["preprocess"], msOf(r.Timing.Preprocess))
-		times["backbone"] = append(times["backbone"], msOf(r.Timing.Backbone))
-		times["embed"] = append(times["embed"], msOf(r.Timing.Embed))
-		times["search"] = append(times["search"], msOf(r.Timing.Search))
-		times["map"] = append(times["map"], msOf(r.Timing.Map))
+		for st, d := range r.Timing {
+			name := patchcore.Stage(st).String()
+			times[name] = append(times[name], msOf(d))
+		}
 		times["total"] = append(times["total"], msOf(t2.Sub(t1)))
 		times["total_with_decode"] = append(times["total_with_decode"], msOf(t2.Sub(t0)))
 	}
 	rep.AllocsPerFrame = float64(inspectAllocs) / float64(frames)
 	rep.DecodeAllocs = float64(decodeAllocs) / float64(frames)
-	for _, s := range BenchStages {
+	for _, s := range Stages {
 		v := times[s]
 		slices.Sort(v)
 		st := StageStats{MedianMS: quantileSorted(v, 0.5), P99MS: quantileSorted(v, 0.99)}
@@ -269,18 +278,18 @@ func quantileSorted(v []float64, q float64) float64 {
 
 // backboneMACs counts the detector's backbone work from its model when it
 // is the Go interpreter.
-func backboneMACs(d *Detector) (int64, error) {
-	if ip, ok := d.bb.(*model.Interpreter); ok {
+func backboneMACs(d *patchcore.Detector) (int64, error) {
+	if ip, ok := d.Backbone().(*model.Interpreter); ok {
 		return model.MACs(ip.Model()), nil
 	}
 	return 0, nil
 }
 
-// BenchOps times every backbone operator over frames forward passes of the
+// Ops times every backbone operator over frames forward passes of the
 // input the last frame left in the interpreter, so the report shows where
 // the backbone's time goes. It needs the Go interpreter.
-func BenchOps(d *Detector, rep *BenchReport, frames int) error {
-	ip, ok := d.bb.(*model.Interpreter)
+func Ops(d *patchcore.Detector, rep *Report, frames int) error {
+	ip, ok := d.Backbone().(*model.Interpreter)
 	if !ok {
 		return fmt.Errorf("bench: per-operator times need the Go interpreter")
 	}

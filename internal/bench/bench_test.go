@@ -1,10 +1,11 @@
-package patchcore
+package bench
 
 import (
 	"bytes"
 	"testing"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/patchcore"
 )
 
 // TestBenchSynthetic runs the benchmark path end to end on a tiny frame
@@ -13,27 +14,27 @@ func TestBenchSynthetic(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
 	}
-	m, raw, err := RandomResNet18(2)
+	mf, err := RandomResNet18(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := SyntheticBank(m, raw, 200)
+	b, err := SyntheticBank(mf, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.Meta.Count != 15680 || b.Meta.Dim != 384 {
 		t.Errorf("synthetic bank %dx%d, want 15680x384 (200 images x 784 patches x 10%%, layer2+layer3)", b.Meta.Count, b.Meta.Dim)
 	}
-	d, err := Open(b, m, Fingerprint(raw), Options{Threads: 2})
+	d, err := patchcore.Open(b, mf, patchcore.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	rep, err := Bench(d, "test", 2, 3, nil, "")
+	rep, err := Run(d, "test", 2, 3, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range BenchStages {
+	for _, s := range Stages {
 		if st, ok := rep.Stages[s]; !ok || st.MedianMS <= 0 || st.P99MS < st.MedianMS {
 			t.Errorf("stage %s: %+v", s, st)
 		}
@@ -42,7 +43,7 @@ func TestBenchSynthetic(t *testing.T) {
 	if tot, all := rep.Stages["total"].MedianMS, rep.Stages["total_with_decode"].MedianMS; tot >= all {
 		t.Errorf("total %.2f ms is not below total_with_decode %.2f ms", tot, all)
 	}
-	if err := BenchOps(d, rep, 2); err != nil {
+	if err := Ops(d, rep, 2); err != nil {
 		t.Fatal(err)
 	}
 	var convs int
@@ -75,25 +76,25 @@ func TestInspectAllocatesNothing(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
 	}
-	m, raw, err := RandomResNet18(2)
+	mf, err := RandomResNet18(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := SyntheticBank(m, raw, 20)
+	b, err := SyntheticBank(mf, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Meta.Threshold.Value, b.Meta.Threshold.Pixel = 1e-3, 1e-3 // everything fails, one big region
-	d, err := Open(b, m, Fingerprint(raw), Options{Threads: 2})
+	d, err := patchcore.Open(b, mf, patchcore.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	img, err := rgb.Decode(bytes.NewReader(BenchFrame()))
+	img, err := rgb.Decode(bytes.NewReader(Frame()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Result
+	var r patchcore.Result
 	for range 2 {
 		if err := d.InspectInto(img, &r); err != nil {
 			t.Fatal(err)

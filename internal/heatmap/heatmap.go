@@ -158,3 +158,29 @@ func sign(v int) int {
 	}
 	return 0
 }
+
+// Shrink scales img down by an integer factor (box filter) so that its
+// width is at most w; an image already that narrow, or w <= 0, is
+// returned as it is.
+func Shrink(img image.Image, w int) image.Image {
+	b := img.Bounds()
+	if w <= 0 || b.Dx() <= w {
+		return img
+	}
+	f := (b.Dx() + w - 1) / w
+	nw, nh := b.Dx()/f, b.Dy()/f
+	out := image.NewRGBA(image.Rect(0, 0, nw, nh))
+	for y := 0; y < nh; y++ {
+		for x := 0; x < nw; x++ {
+			var r, g, bl, n uint32
+			for dy := 0; dy < f; dy++ {
+				for dx := 0; dx < f; dx++ {
+					cr, cg, cb, _ := img.At(b.Min.X+x*f+dx, b.Min.Y+y*f+dy).RGBA()
+					r, g, bl, n = r+cr>>8, g+cg>>8, bl+cb>>8, n+1
+				}
+			}
+			out.SetRGBA(x, y, color.RGBA{uint8(r / n), uint8(g / n), uint8(bl / n), 255})
+		}
+	}
+	return out
+}

@@ -26,6 +26,13 @@ type Image struct {
 // New returns a black w×h image.
 func New(w, h int) *Image { return &Image{W: w, H: h, Pix: make([]uint8, 3*w*h)} }
 
+// Clone returns a copy of img with its own pixels.
+func (img *Image) Clone() *Image {
+	c := New(img.W, img.H)
+	copy(c.Pix, img.Pix)
+	return c
+}
+
 // Ensure resizes img to w×h, reusing its buffer when it is large enough, so
 // per-frame code allocates only at warm-up.
 func (img *Image) Ensure(w, h int) {

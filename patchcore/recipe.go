@@ -1,0 +1,92 @@
+package patchcore
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/model"
+)
+
+// The recipe names this build implements. A bank records them; Open
+// refuses a bank that names anything else, since it would score
+// differently here than where it was built.
+const (
+	ResizeAntialiased = "antialiased-bilinear" // model.Feeder's resize
+	PixelsRGB8        = "rgb8"                 // 8-bit RGB into the model's input quantization
+	PoolAvg3x3        = "avg3x3-s1-p1-include-pad"
+	UpsampleBilinear  = "bilinear-half-pixel"
+	DistanceL2        = "l2"
+	BorderReflect     = "reflect"
+	ImageEq7          = "eq7"
+	ImageMax          = "max"
+)
+
+// Recipe is what a user chooses about how frames become scores. Stamp
+// writes it, with everything this build fixes (resize filter, pixel format,
+// pooling, upsampling, distance, map border) and everything the model
+// decides (input size, grid, tap widths), into a bank's metadata;
+// CheckRecipe refuses a bank this build would score differently. Both are
+// the only places that write or read those fields.
+type Recipe struct {
+	Taps    []string // feature-map tensors, finest first; default DefaultTaps
+	Crop    float64  // centre crop fraction of the shorter side, 0 = whole frame
+	Project int      // embedding projection dimensions, 0 = none
+	Image   string   // image score: ImageEq7 (default) or ImageMax
+	B       int      // Eq. 7 neighbours, default 9
+	Sigma   float64  // map blur in input pixels, default 4
+}
+
+func (r *Recipe) defaults() {
+	if r.Image == "" {
+		r.Image = ImageEq7
+	}
+	if r.B == 0 {
+		r.B = 9
+	}
+	if r.Sigma == 0 {
+		r.Sigma = 4
+	}
+}
+
+// Stamp writes the recipe into m for a backbone whose input is in and
+// whose taps e embeds; seed is the projection's seed.
+func (r Recipe) Stamp(m *bank.Meta, in model.TensorInfo, e *Embedder, seed uint64) {
+	r.defaults()
+	gw, gh := e.Grid()
+	m.Model.Taps = slices.Clone(r.Taps)
+	m.Preprocess = bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Crop: r.Crop, Resize: ResizeAntialiased, Pixels: PixelsRGB8}
+	m.Embed = bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
+		TapDims: slices.Clone(e.TapDims()), Project: r.Project}
+	if r.Project > 0 {
+		m.Embed.ProjectSeed = seed
+	}
+	m.Score = bank.Score{Distance: DistanceL2, K: 1, Image: r.Image, B: r.B, Upsample: UpsampleBilinear,
+		Sigma: r.Sigma, Border: BorderReflect}
+	m.Dim = e.Dim()
+}
+
+// CheckRecipe refuses a bank whose recipe this build does not implement,
+// naming the field. (bank.Meta.Validate has already bounded the numbers.)
+func CheckRecipe(m *bank.Meta) error {
+	for _, f := range []struct{ field, got, want string }{
+		{"preprocess.resize", m.Preprocess.Resize, ResizeAntialiased},
+		{"preprocess.pixels", m.Preprocess.Pixels, PixelsRGB8},
+		{"embed.pool", m.Embed.Pool, PoolAvg3x3},
+		{"embed.upsample", m.Embed.Upsample, UpsampleBilinear},
+		{"score.distance", m.Score.Distance, DistanceL2},
+		{"score.upsample", m.Score.Upsample, UpsampleBilinear},
+		{"score.border", m.Score.Border, BorderReflect},
+	} {
+		if f.got != f.want {
+			return fmt.Errorf("%w: bank %d has %s %q; this build scores with %q", ErrMismatch, m.Version, f.field, f.got, f.want)
+		}
+	}
+	if m.Score.K != 1 {
+		return fmt.Errorf("%w: bank %d has score.k %d; patch scores here use the nearest neighbour (k = 1)", ErrMismatch, m.Version, m.Score.K)
+	}
+	if m.Score.Image != ImageEq7 && m.Score.Image != ImageMax {
+		return fmt.Errorf("%w: bank %d has score.image %q; this build scores %q or %q", ErrMismatch, m.Version, m.Score.Image, ImageEq7, ImageMax)
+	}
+	return nil
+}
