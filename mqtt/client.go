@@ -62,22 +62,6 @@ type Options struct {
 	Command func(name string, req Request) (any, error)
 }
 
-// Request is a command's JSON payload: an id echoed in the reply, and the
-// command's own fields.
-type Request struct {
-	ID   string          `json:"id"`
-	Raw  json.RawMessage `json:"-"`
-	Name string          `json:"-"`
-}
-
-// Reply is what cmd/<name>/reply carries.
-type Reply struct {
-	ID     string `json:"id"`
-	OK     bool   `json:"ok"`
-	Error  string `json:"error,omitempty"`
-	Result any    `json:"result,omitempty"`
-}
-
 // Client is a connection to the broker.
 type Client struct {
 	opts      Options

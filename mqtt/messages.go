@@ -1,0 +1,210 @@
+package mqtt
+
+import "encoding/json"
+
+// This file is the wire contract: every topic Linesight uses under
+// <prefix>/<station>/ and every JSON payload it publishes or accepts, as Go
+// types. The daemon publishes these types, `linesight watch` and
+// `inspect --json` read and print them; the README documents them from here.
+
+// Topics, relative to <prefix>/<station>/.
+const (
+	// TopicResult carries a Result per inspected frame (QoS mqtt.qos, not
+	// retained; queued in the outbox while the broker is away).
+	TopicResult = "result"
+	// TopicVerdict is the last verdict, "PASS" or "FAIL" (retained).
+	TopicVerdict = "verdict"
+	// TopicScore is the last image score as decimal text (retained).
+	TopicScore = "score"
+	// TopicStatus is the station's Status (retained); the broker publishes
+	// Status{State: "offline"} as the last will when the station vanishes.
+	TopicStatus = "status"
+	// TopicMapPrefix + <seq> carries a frame's anomaly map as PNG.
+	TopicMapPrefix = "map/"
+	// TopicCommandPrefix + <name> takes a Request; the reply goes to
+	// TopicCommandPrefix + <name> + TopicReplySuffix.
+	TopicCommandPrefix = "cmd/"
+	TopicReplySuffix   = "/reply"
+)
+
+// Verdicts.
+const (
+	Pass = "PASS"
+	Fail = "FAIL"
+)
+
+// VerdictOf is Fail for a failing part, else Pass.
+func VerdictOf(fail bool) string {
+	if fail {
+		return Fail
+	}
+	return Pass
+}
+
+// Result is the outcome of one inspected frame.
+type Result struct {
+	Station string `json:"station"`
+	// Seq numbers the station's frames: 1, 2, ... from the camera.
+	Seq uint64 `json:"seq"`
+	// Time is when the frame was captured (RFC 3339, UTC, nanoseconds).
+	Time    string `json:"time"`
+	Verdict string `json:"verdict"` // Pass or Fail
+	// Score is the image score in feature units; the part fails when it is
+	// above Threshold.
+	Score float64 `json:"score"`
+	// Normalized maps Score to [0, 1]: 0.5 at the threshold, about 0.05
+	// for a typical good part.
+	Normalized  float64 `json:"normalized"`
+	Threshold   float64 `json:"threshold"`
+	BankVersion uint64  `json:"bank_version"`
+	Latency     Latency `json:"latency_ms"`
+	// Frame is the frame's width and height in pixels (after the camera's
+	// region of interest).
+	Frame [2]int `json:"frame_size"`
+	// Regions are the anomalous areas, highest peak first (never null).
+	Regions []Region `json:"regions"`
+	// Map says where the anomaly map is published, or is null when this
+	// frame has none (maps.policy, or the encoder was behind).
+	Map *MapRef `json:"map"`
+
+	// Image and Overlay are set by `linesight inspect --json` only: the
+	// file scored and the overlay written for it.
+	Image   string `json:"image,omitempty"`
+	Overlay string `json:"overlay,omitempty"`
+}
+
+// Latency is the time a frame spent in each stage, in milliseconds. The
+// stages between Capture and Total are the detector's (patchcore.Stage).
+type Latency struct {
+	Capture    float64 `json:"capture"` // captured -> inspection start (queueing)
+	Preprocess float64 `json:"preprocess"`
+	Backbone   float64 `json:"backbone"`
+	Embed      float64 `json:"embed"`
+	Search     float64 `json:"search"` // nearest bank vectors and the image score
+	Map        float64 `json:"map"`    // anomaly map and regions
+	Total      float64 `json:"total"`  // captured -> result
+}
+
+// Region is an anomalous area: a box in frame pixels, the map's peak in it
+// and its size in model-input pixels.
+type Region struct {
+	X    int     `json:"x"`
+	Y    int     `json:"y"`
+	W    int     `json:"w"`
+	H    int     `json:"h"`
+	Peak float64 `json:"peak"`
+	Area int     `json:"area_px"`
+}
+
+// MapRef says where a frame's anomaly map is published.
+type MapRef struct {
+	Topic  string `json:"topic"`  // full topic: <prefix>/<station>/map/<seq>
+	Format string `json:"format"` // "heatmap" (jet over the frame) or "raw" (8-bit grey)
+}
+
+// Station states in Status.
+const (
+	StateOnline  = "online"
+	StateOffline = "offline"
+)
+
+// Status is the station's retained state.
+type Status struct {
+	State   string `json:"state"` // StateOnline or StateOffline
+	Station string `json:"station"`
+	Version string `json:"version"` // Linesight's version
+	Time    string `json:"time"`    // RFC 3339, UTC
+	// The rest is present when online.
+	Model  *ModelStatus  `json:"model,omitempty"`
+	Bank   *BankStatus   `json:"bank,omitempty"`
+	Camera *CameraStatus `json:"camera,omitempty"`
+	// ThresholdOverride is the operator's threshold (cmd/threshold or
+	// scoring.threshold), absent when the bank's is in force.
+	ThresholdOverride *float64 `json:"threshold_override,omitempty"`
+}
+
+// ModelStatus names the backbone in use.
+type ModelStatus struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// BankStatus describes the active bank.
+type BankStatus struct {
+	Version   uint64  `json:"version"`
+	Created   string  `json:"created"` // RFC 3339
+	Vectors   int     `json:"vectors"`
+	Threshold float64 `json:"threshold"` // the bank's calibrated threshold
+}
+
+// CameraStatus is the frame source's health.
+type CameraStatus struct {
+	Source     string  `json:"source"`
+	Kind       string  `json:"kind"`
+	Connected  bool    `json:"connected"`
+	Backend    string  `json:"backend,omitempty"`
+	Width      int     `json:"width,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	FPS        float64 `json:"fps,omitempty"`
+	LastFrame  string  `json:"last_frame"` // RFC 3339; zero time when none yet
+	Reconnects int     `json:"reconnects"`
+	Read       uint64  `json:"frames_read"`
+	Dropped    uint64  `json:"frames_dropped"`
+	Skipped    uint64  `json:"files_skipped"`
+	Stalled    bool    `json:"stalled"`
+	LastError  string  `json:"last_error,omitempty"`
+}
+
+// Request is a command's JSON payload on cmd/<name>: an id echoed in the
+// reply, and the command's own fields (Raw holds the whole payload).
+type Request struct {
+	ID   string          `json:"id"`
+	Raw  json.RawMessage `json:"-"`
+	Name string          `json:"-"`
+}
+
+// Reply is what cmd/<name>/reply carries.
+type Reply struct {
+	ID     string `json:"id"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+	Result any    `json:"result,omitempty"`
+}
+
+// Commands the station takes (the names after cmd/).
+const (
+	CmdTrigger      = "trigger"       // no fields; reply TriggerReply
+	CmdStatus       = "status"        // no fields; reply Status
+	CmdThreshold    = "threshold"     // ThresholdRequest; reply ThresholdReply
+	CmdBankActivate = "bank/activate" // ActivateRequest; reply VersionReply
+	CmdBankRollback = "bank/rollback" // no fields; reply VersionReply
+)
+
+// TriggerReply answers cmd/trigger.
+type TriggerReply struct {
+	Triggered bool `json:"triggered"`
+}
+
+// ThresholdRequest sets the operator's threshold (Set) or returns to the
+// bank's (Reset) until restart.
+type ThresholdRequest struct {
+	Set   *float64 `json:"set"`
+	Reset bool     `json:"reset"`
+}
+
+// ThresholdReply is the threshold in force after cmd/threshold.
+type ThresholdReply struct {
+	Threshold     float64 `json:"threshold"`
+	BankThreshold float64 `json:"bank_threshold"`
+	Override      bool    `json:"override"`
+}
+
+// ActivateRequest names the bank version to activate.
+type ActivateRequest struct {
+	Version uint64 `json:"version"`
+}
+
+// VersionReply names the bank version now active.
+type VersionReply struct {
+	Version uint64 `json:"version"`
+}
