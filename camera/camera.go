@@ -85,7 +85,7 @@ type Camera struct {
 	cond    *sync.Cond
 	health  Health
 	seq     uint64
-	latest  *Frame // live: newest unconsumed frame
+	queue   []*Frame // live, continuous: captured frames waiting, oldest first (at most cfg.Queue)
 	trigAt  time.Time
 	trigN   int    // live: qualifying frames still to skip after a trigger
 	trigged *Frame // live: the frame taken for the pending trigger
@@ -105,7 +105,7 @@ func New(cfg Config, log *slog.Logger) (*Camera, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Camera{cfg: cfg, kind: KindOf(cfg.Source), log: log.With("source", cfg.ID), pool: make(chan *rgb.Image, 4)}
+	c := &Camera{cfg: cfg, kind: KindOf(cfg.Source), log: log.With("source", cfg.ID), pool: make(chan *rgb.Image, cfg.Queue+3)}
 	c.cond = sync.NewCond(&c.mu)
 	c.health = Health{Source: cfg.ID, Kind: c.kind}
 	switch c.kind {
@@ -134,6 +134,9 @@ func New(cfg Config, log *slog.Logger) (*Camera, error) {
 
 // Kind is the kind of source.
 func (c *Camera) Kind() Kind { return c.kind }
+
+// Mode is when frames are taken.
+func (c *Camera) Mode() Mode { return c.cfg.Mode }
 
 // Health returns a snapshot of the source's state.
 func (c *Camera) Health() Health {
@@ -306,11 +309,17 @@ func (c *Camera) deliver(img *rgb.Image, start, end time.Time, live bool) {
 		f.Release()
 		return
 	}
-	if c.latest != nil {
+	if len(c.queue) >= c.cfg.Queue {
+		// Full: the policy says which frame the reader never sees.
 		c.health.Dropped++
-		c.latest.Release()
+		if c.cfg.Drop == DropNewest {
+			f.Release()
+			return
+		}
+		c.queue[0].Release()
+		c.queue = c.queue[:copy(c.queue, c.queue[1:])]
 	}
-	c.latest = f
+	c.queue = append(c.queue, f)
 	c.cond.Broadcast()
 }
 
@@ -388,8 +397,9 @@ func (c *Camera) Next(ctx context.Context) (*Frame, error) {
 			f, c.trigged = c.trigged, nil
 		case c.cfg.Mode == Triggered && !live && c.pending > 0 && c.ready != nil:
 			f, c.ready = c.ready, nil
-		case c.cfg.Mode == Continuous && live && c.latest != nil:
-			f, c.latest = c.latest, nil
+		case c.cfg.Mode == Continuous && live && len(c.queue) > 0:
+			f = c.queue[0]
+			c.queue = c.queue[:copy(c.queue, c.queue[1:])]
 		case c.cfg.Mode == Continuous && !live && c.ready != nil:
 			f, c.ready = c.ready, nil
 		}

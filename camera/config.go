@@ -16,15 +16,16 @@
 // they also work in a build with the tag "nogocv" and CGO_ENABLED=0.
 //
 // Live sources (devices, streams, pipelines) are read as fast as they
-// deliver, so that the driver's buffers stay empty, and a reader gets the
-// newest frame: never a stale backlog. Recorded sources (files, folders,
+// deliver, so that the driver's buffers stay empty, into one bounded buffer
+// (Config.Queue frames, default 1) with one drop policy: by default the
+// oldest waiting frame goes, so a reader that falls behind gets recent
+// frames, never an unbounded backlog. Recorded sources (files, folders,
 // sequences, stills) hand out every frame in order, read on demand and paced
 // to MaxFPS. In triggered mode a frame is taken only after Trigger, and is
 // one captured after the trigger.
 package camera
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,6 +43,27 @@ const (
 	// Triggered hands out one frame per Trigger, captured after it.
 	Triggered
 )
+
+func (m Mode) String() string {
+	switch m {
+	case Continuous:
+		return "continuous"
+	case Triggered:
+		return "triggered"
+	}
+	return fmt.Sprintf("mode(%d)", int(m))
+}
+
+// ParseMode parses "continuous" or "triggered".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "continuous":
+		return Continuous, nil
+	case "triggered":
+		return Triggered, nil
+	}
+	return 0, fmt.Errorf("%q is not continuous or triggered", s)
+}
 
 // Kind is the kind of source a string selects.
 type Kind string
@@ -67,30 +89,36 @@ type ROI struct{ X, Y, W, H int }
 // Empty reports whether r selects the whole frame.
 func (r ROI) Empty() bool { return r.W == 0 && r.H == 0 }
 
-// ParseROI parses "x,y,w,h".
+// ParseROI parses "x,y,w,h" ("" is the whole frame).
 func ParseROI(s string) (ROI, error) {
 	if s == "" {
 		return ROI{}, nil
 	}
 	parts := strings.Split(s, ",")
 	if len(parts) != 4 {
-		return ROI{}, fmt.Errorf("camera: ROI %q: want x,y,w,h", s)
+		return ROI{}, fmt.Errorf("%q: want x,y,w,h", s)
 	}
 	var v [4]int
 	for i, p := range parts {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n < 0 {
-			return ROI{}, fmt.Errorf("camera: ROI %q: %q is not a non-negative integer", s, p)
+			return ROI{}, fmt.Errorf("%q: %q is not a non-negative integer", s, p)
 		}
 		v[i] = n
 	}
 	if v[2] == 0 || v[3] == 0 {
-		return ROI{}, fmt.Errorf("camera: ROI %q has zero width or height", s)
+		return ROI{}, fmt.Errorf("%q has zero width or height", s)
 	}
 	return ROI{v[0], v[1], v[2], v[3]}, nil
 }
 
-// Config describes a source. Zero values take the defaults noted.
+// Drop policies of the frame buffer.
+const (
+	DropOldest = "oldest"
+	DropNewest = "newest"
+)
+
+// Config describes a source. New takes zero fields from DefaultConfig.
 type Config struct {
 	Source string // see the package documentation
 	ID     string // source id carried by frames (default: Source)
@@ -104,62 +132,136 @@ type Config struct {
 	Format        string
 	Buffers       int
 	ROI           ROI
+	// Queue is the frame buffer between a live source and its reader: up
+	// to Queue frames wait; when it is full, Drop says which frame goes,
+	// DropOldest (the reader gets the newest frames) or DropNewest. It is
+	// the only buffer between a camera and inspection.
+	Queue int
+	Drop  string
 	// Folder sources: how long a file's size must stay unchanged before it
-	// is read (default 200ms), how often the folder is scanned (default
-	// 100ms), and what happens to a file once read: "keep" (default),
-	// "delete" or "move:DIR".
+	// is read, how often the folder is scanned, and what happens to a file
+	// once read: "keep", "delete" or "move:DIR".
 	Settle, Poll time.Duration
 	Done         string
-	// Reconnection backoff: starts at BackoffMin (default 500ms), doubles,
-	// capped at BackoffMax (default 30s).
+	// Reconnection backoff: starts at BackoffMin, doubles, capped at
+	// BackoffMax.
 	BackoffMin, BackoffMax time.Duration
 	// ReadTimeout declares a live source stalled when no frame came for this
-	// long (default 5s).
+	// long.
 	ReadTimeout time.Duration
 }
 
-func (c *Config) defaults() {
-	if c.ID == "" {
-		c.ID = c.Source
-	}
-	if c.Settle == 0 {
-		c.Settle = 200 * time.Millisecond
-	}
-	if c.Poll == 0 {
-		c.Poll = 100 * time.Millisecond
-	}
-	if c.Done == "" {
-		c.Done = "keep"
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = 500 * time.Millisecond
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = 30 * time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 5 * time.Second
+// DefaultConfig is the configuration where nothing is said: the one place
+// that holds the camera's defaults (package config takes them from here).
+func DefaultConfig() Config {
+	return Config{
+		Mode:        Continuous,
+		Queue:       1,
+		Drop:        DropOldest,
+		Settle:      200 * time.Millisecond,
+		Poll:        100 * time.Millisecond,
+		Done:        "keep",
+		BackoffMin:  500 * time.Millisecond,
+		BackoffMax:  30 * time.Second,
+		ReadTimeout: 5 * time.Second,
 	}
 }
 
-// Validate checks the configuration without opening anything.
-func (c *Config) Validate() error {
-	if strings.TrimSpace(c.Source) == "" {
-		return errors.New("camera: no source")
+func (c *Config) defaults() {
+	d := DefaultConfig()
+	if c.ID == "" {
+		c.ID = c.Source
 	}
-	if c.MaxFPS < 0 || c.FPS < 0 || c.Width < 0 || c.Height < 0 || c.Buffers < 0 {
-		return fmt.Errorf("camera: negative fps, size or buffer count")
+	set := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	set(&c.Settle, d.Settle)
+	set(&c.Poll, d.Poll)
+	set(&c.BackoffMin, d.BackoffMin)
+	set(&c.BackoffMax, d.BackoffMax)
+	set(&c.ReadTimeout, d.ReadTimeout)
+	if c.Done == "" {
+		c.Done = d.Done
+	}
+	if c.Queue == 0 {
+		c.Queue = d.Queue
+	}
+	if c.Drop == "" {
+		c.Drop = d.Drop
+	}
+}
+
+// FieldError is one problem Validate found: Field is the Config field's
+// name, Msg what is wrong with it.
+type FieldError struct {
+	Field, Msg string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Errors is every problem Validate found.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return "camera: " + strings.Join(s, "; ")
+}
+
+// MaxQueue bounds the frame buffer.
+const MaxQueue = 1024
+
+// Validate checks the configuration without opening anything and reports
+// every problem (Errors); zero fields are taken as their defaults.
+func (c *Config) Validate() error {
+	var es Errors
+	bad := func(field, format string, a ...any) {
+		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if strings.TrimSpace(c.Source) == "" {
+		bad("Source", "no frame source (a device, URL, pipeline, dir:PATH, pattern, image or video file)")
+	}
+	if c.Mode != Continuous && c.Mode != Triggered {
+		bad("Mode", "unknown mode %d", c.Mode)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"MaxFPS", c.MaxFPS}, {"FPS", c.FPS}, {"Width", float64(c.Width)}, {"Height", float64(c.Height)}, {"Buffers", float64(c.Buffers)}} {
+		if f.v < 0 {
+			bad(f.name, "%v is negative", f.v)
+		}
 	}
 	switch c.Format {
 	case "", "MJPG", "YUYV":
 	default:
-		return fmt.Errorf("camera: pixel format %q (MJPG or YUYV)", c.Format)
+		bad("Format", "%q is not MJPG or YUYV", c.Format)
 	}
-	if c.Done != "" && c.Done != "keep" && c.Done != "delete" && !strings.HasPrefix(c.Done, "move:") {
-		return fmt.Errorf("camera: done policy %q (keep, delete or move:DIR)", c.Done)
+	if c.Queue < 0 || c.Queue > MaxQueue {
+		bad("Queue", "%d outside 1..%d", c.Queue, MaxQueue)
 	}
-	if c.Mode != Continuous && c.Mode != Triggered {
-		return fmt.Errorf("camera: unknown mode %d", c.Mode)
+	switch c.Drop {
+	case "", DropOldest, DropNewest:
+	default:
+		bad("Drop", "%q is not %s or %s", c.Drop, DropOldest, DropNewest)
+	}
+	if c.Done != "" && c.Done != "keep" && c.Done != "delete" && (!strings.HasPrefix(c.Done, "move:") || c.Done == "move:") {
+		bad("Done", "%q is not keep, delete or move:DIR", c.Done)
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"Settle", c.Settle}, {"Poll", c.Poll}, {"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}, {"ReadTimeout", c.ReadTimeout}} {
+		if f.v < 0 {
+			bad(f.name, "%v is negative", f.v)
+		}
+	}
+	if len(es) > 0 {
+		return es
 	}
 	return nil
 }

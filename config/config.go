@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/linesight/linesight/camera"
 )
 
 // DefaultPath is where the daemon looks without --config.
@@ -151,16 +153,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes Go duration syntax.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
-// Defaults returns the configuration used where the file is silent.
+// Defaults returns the configuration used where the file is silent. The
+// camera's and its queue's come from package camera.
 func Defaults() Config {
+	cam := camera.DefaultConfig()
 	return Config{
 		Station: Station{ID: "station-1"},
-		Camera: Camera{Mode: "continuous", Folder: Folder{Settle: Duration(200 * time.Millisecond), Poll: Duration(100 * time.Millisecond), Done: "keep"},
-			Backoff: Duration(30 * time.Second)},
+		Camera: Camera{Mode: cam.Mode.String(), Folder: Folder{Settle: Duration(cam.Settle), Poll: Duration(cam.Poll), Done: cam.Done},
+			Backoff: Duration(cam.BackoffMax)},
 		Model: Model{Path: "/var/lib/linesight/backbone.tflite"},
 		Bank:  Bank{DB: "/var/lib/linesight/banks.db"},
 		Maps:  Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
-		Queue: Queue{Size: 4, Drop: "oldest"},
+		Queue: Queue{Size: 4, Drop: cam.Drop},
 		MQTT: MQTT{Broker: "embedded", Embedded: "127.0.0.1:1883", Prefix: "linesight", QoS: 1,
 			Outbox: Outbox{MaxResults: 100000, MaxMaps: 200}},
 		HTTP: HTTP{Listen: "127.0.0.1:9090"},
@@ -364,9 +368,6 @@ func (l *Loaded) Validate() error {
 	if strings.TrimSpace(c.Station.ID) == "" || strings.ContainsAny(c.Station.ID, "/#+ ") {
 		bad("station.id", "%q: must be non-empty without spaces, '/', '#' or '+' (it is an MQTT topic level)", c.Station.ID)
 	}
-	if strings.TrimSpace(c.Camera.Source) == "" {
-		bad("camera.source", "no frame source (a device, URL, pipeline, dir:PATH, pattern, image or video file)")
-	}
 	oneOf := func(path, v string, allowed ...string) {
 		for _, a := range allowed {
 			if v == a {
@@ -375,16 +376,18 @@ func (l *Loaded) Validate() error {
 		}
 		bad(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
 	}
-	oneOf("camera.mode", c.Camera.Mode, "continuous", "triggered")
-	if c.Camera.MaxFPS < 0 || c.Camera.FPS < 0 {
-		bad("camera.max_fps", "negative frame rate")
-	}
-	if c.Camera.Width < 0 || c.Camera.Height < 0 || c.Camera.Buffers < 0 {
-		bad("camera.width", "negative size or buffer count")
-	}
-	oneOf("camera.format", c.Camera.Format, "", "MJPG", "YUYV")
-	if d := c.Camera.Folder.Done; d != "keep" && d != "delete" && !strings.HasPrefix(d, "move:") {
-		bad("camera.folder.done", "%q is not keep, delete or move:DIR", d)
+	if _, err := c.CameraConfig(); err != nil {
+		var ce camera.Errors
+		if !errors.As(err, &ce) {
+			ce = camera.Errors{{Field: "", Msg: err.Error()}}
+		}
+		for _, e := range ce {
+			path, ok := cameraPaths[e.Field]
+			if !ok {
+				path = "camera"
+			}
+			bad(path, "%s", e.Msg)
+		}
 	}
 	if c.Model.Path == "" {
 		bad("model.path", "no model file")
@@ -403,10 +406,9 @@ func (l *Loaded) Validate() error {
 	if c.Maps.MaxWidth < 16 || c.Maps.MaxWidth > 8192 {
 		bad("maps.max_width", "%d outside 16..8192", c.Maps.MaxWidth)
 	}
-	if c.Queue.Size < 1 || c.Queue.Size > 1024 {
-		bad("queue.size", "%d outside 1..1024", c.Queue.Size)
+	if c.Queue.Size < 1 {
+		bad("queue.size", "%d is below 1", c.Queue.Size)
 	}
-	oneOf("queue.drop", c.Queue.Drop, "oldest", "newest")
 	b := c.MQTT.Broker
 	if b != "embedded" && !strings.HasPrefix(b, "tcp://") && !strings.HasPrefix(b, "ssl://") && !strings.HasPrefix(b, "ws://") && !strings.HasPrefix(b, "wss://") {
 		bad("mqtt.broker", "%q is not embedded or a tcp://, ssl://, ws:// or wss:// URL", b)
@@ -437,6 +439,44 @@ func (l *Loaded) Validate() error {
 	}
 	sort.SliceStable(es, func(i, j int) bool { return es[i].Path < es[j].Path })
 	return es
+}
+
+// cameraPaths names the config path of each camera.Config field that
+// Validate can report.
+var cameraPaths = map[string]string{
+	"Source": "camera.source", "Mode": "camera.mode", "MaxFPS": "camera.max_fps", "FPS": "camera.fps",
+	"Width": "camera.width", "Height": "camera.height", "Buffers": "camera.buffers", "Format": "camera.format",
+	"ROI": "camera.roi", "Queue": "queue.size", "Drop": "queue.drop", "Settle": "camera.folder.settle",
+	"Poll": "camera.folder.poll", "Done": "camera.folder.done", "BackoffMax": "camera.backoff_max",
+}
+
+// CameraConfig is the camera and queue sections as a camera.Config for
+// this station, checked by package camera (errors are camera.Errors).
+func (c *Config) CameraConfig() (camera.Config, error) {
+	cc := camera.Config{Source: c.Camera.Source, ID: c.Station.ID + ":camera", MaxFPS: c.Camera.MaxFPS,
+		Width: c.Camera.Width, Height: c.Camera.Height, FPS: c.Camera.FPS, Format: c.Camera.Format, Buffers: c.Camera.Buffers,
+		Queue: c.Queue.Size, Drop: c.Queue.Drop,
+		Settle: time.Duration(c.Camera.Folder.Settle), Poll: time.Duration(c.Camera.Folder.Poll), Done: c.Camera.Folder.Done,
+		BackoffMax: time.Duration(c.Camera.Backoff)}
+	var es camera.Errors
+	var err error
+	if cc.Mode, err = camera.ParseMode(c.Camera.Mode); err != nil {
+		es = append(es, camera.FieldError{Field: "Mode", Msg: err.Error()})
+	}
+	if cc.ROI, err = camera.ParseROI(c.Camera.ROI); err != nil {
+		es = append(es, camera.FieldError{Field: "ROI", Msg: err.Error()})
+	}
+	if err := cc.Validate(); err != nil {
+		var ve camera.Errors
+		if !errors.As(err, &ve) {
+			return cc, err
+		}
+		es = append(es, ve...)
+	}
+	if len(es) > 0 {
+		return cc, es
+	}
+	return cc, nil
 }
 
 // YAML returns the effective configuration as YAML.

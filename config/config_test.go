@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/linesight/linesight/camera"
+
 	"errors"
 	"os"
 	"strings"
@@ -80,6 +82,34 @@ func TestErrorsNameFieldAndLine(t *testing.T) {
 		if _, err := Load("", []string{o}); err == nil {
 			t.Errorf("override %q accepted", o)
 		}
+	}
+}
+
+// TestCameraSectionCheckedByCamera: the camera and queue sections are
+// checked by package camera's rules (the ROI among them, which config check
+// used to accept in any form), reported under their config paths and lines.
+func TestCameraSectionCheckedByCamera(t *testing.T) {
+	yml := "camera:\n  source: /dev/video0\n  roi: 1,2,3\n  format: RGB\n  folder:\n    done: \"move:\"\nqueue:\n  drop: sideways\n"
+	l, err := Parse("c.yaml", []byte(yml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Validate()
+	for _, want := range []string{"camera.roi (line 3)", "camera.format (line 4)", "camera.folder.done (line 6)", "queue.drop (line 8)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v; want an error naming %q", err, want)
+		}
+	}
+	l, err = Parse("ok.yaml", []byte("camera:\n  source: dir:/srv/in\n  roi: 0,0,64,32\n  mode: triggered\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := l.CameraConfig()
+	if err != nil || cc.ROI != (camera.ROI{W: 64, H: 32}) || cc.Mode != camera.Triggered || cc.Queue != 4 || cc.ID != "station-1:camera" {
+		t.Errorf("CameraConfig = %+v, %v", cc, err)
 	}
 }
 
