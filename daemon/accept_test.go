@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/linesight/linesight/bank"
-	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -26,7 +27,7 @@ func heavy(t *testing.T) {
 // and none is lost.
 func TestOutageOf60sAt10FPS(t *testing.T) {
 	heavy(t)
-	s := newStation(t)
+	s := newFixture(t)
 	mq := startMosquitto(t)
 	img, _ := patchcore.ImageFiles(filepath.Join(s.line, "test/good"))
 	cfg := s.config(t, mq.url(), "camera.source="+img[0], "camera.max_fps=10", "maps.policy=never")
@@ -43,7 +44,7 @@ func TestOutageOf60sAt10FPS(t *testing.T) {
 	outage := time.Since(t0)
 	rec2 := record(t, mq.url())
 	// Wait until results caught up with the live ones again.
-	var rs []Result
+	var rs []mqtt.Result
 	rec2.waitFor(t, "the outage's results", 120*time.Second, func() bool {
 		rs = rec2.results()
 		return len(rs) > 0 && rs[len(rs)-1].Seq > lastBefore+uint64(outage.Seconds()*5) && time.Since(t0) > outage+5*time.Second
@@ -78,17 +79,16 @@ func TestBottleEndToEnd(t *testing.T) {
 	if _, err := os.Stat(bottle); err != nil {
 		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
 	}
-	raw, err := os.ReadFile(sharedModel)
+	mf, err := model.Load(sharedModel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := tflite.Read(raw)
 	train, _ := patchcore.ImageFiles(filepath.Join(bottle, "train/good"))
-	b, _, err := patchcore.Build(context.Background(), m, patchcore.Fingerprint(raw), sharedModel, train, patchcore.BuildOptions{Threads: 2})
+	b, _, err := patchcore.Build(context.Background(), mf, train, patchcore.BuildOptions{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &station{dir: t.TempDir()}
+	s := &fixture{dir: t.TempDir()}
 	s.in, s.db = filepath.Join(s.dir, "in"), filepath.Join(s.dir, "banks.db")
 	os.MkdirAll(s.in, 0o755)
 	st, err := bank.OpenStore(s.db, false)
@@ -99,7 +99,7 @@ func TestBottleEndToEnd(t *testing.T) {
 	st.Activate(v)
 	st.Close()
 
-	d, err := patchcore.Open(b, m, patchcore.Fingerprint(raw), patchcore.Options{Threads: 2})
+	d, err := patchcore.Open(b, mf, patchcore.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

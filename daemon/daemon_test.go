@@ -22,7 +22,7 @@ import (
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/sampleline"
-	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/patchcore"
 )
@@ -115,24 +115,23 @@ func (m *mosquitto) restart() {
 
 // station is a bank built from a sample line with the shared MobileNetV2,
 // and a folder camera.
-type station struct {
+type fixture struct {
 	dir, line, in, db string
 	fed               int // files written so far: names stay unique
 }
 
-func newStation(t *testing.T) *station {
+func newFixture(t *testing.T) *fixture {
 	if testing.Short() {
 		t.Skip("skipping the daemon integration tests in -short mode")
 	}
-	raw, err := os.ReadFile(sharedModel)
-	if err != nil {
+	if _, err := os.Stat(sharedModel); err != nil {
 		t.Skip("skipping: ../shared (models) is not beside the checkout")
 	}
-	m, err := tflite.Read(raw)
+	mf, err := model.Load(sharedModel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &station{dir: t.TempDir()}
+	s := &fixture{dir: t.TempDir()}
 	s.line, s.in, s.db = filepath.Join(s.dir, "line"), filepath.Join(s.dir, "in"), filepath.Join(s.dir, "banks.db")
 	os.MkdirAll(s.in, 0o755)
 	if err := sampleline.Write(s.line, sampleline.Counts{Train: 10, TestGood: 3, PerDefect: 2}, 3); err != nil {
@@ -146,7 +145,7 @@ func newStation(t *testing.T) *station {
 	defer st.Close()
 	var last *bank.Bank
 	for seed := uint64(1); seed <= 2; seed++ { // two versions, for activation
-		b, _, err := patchcore.Build(context.Background(), m, patchcore.Fingerprint(raw), sharedModel, imgs, patchcore.BuildOptions{Threads: 2, Seed: seed})
+		b, _, err := patchcore.Build(context.Background(), mf, imgs, patchcore.BuildOptions{Threads: 2, Seed: seed})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +171,7 @@ func newStation(t *testing.T) *station {
 	return s
 }
 
-func (s *station) config(t *testing.T, broker string, sets ...string) *config.Loaded {
+func (s *fixture) config(t *testing.T, broker string, sets ...string) *config.Loaded {
 	base := []string{"station.id=t1", "camera.source=dir:" + s.in, "camera.folder.settle=50ms", "camera.folder.poll=20ms",
 		"model.path=" + sharedModel, "bank.db=" + s.db, "mqtt.broker=" + broker, fmt.Sprintf("http.listen=127.0.0.1:%d", freePort(t)),
 		"maps.policy=always", "model.threads=2"}
@@ -184,7 +183,7 @@ func (s *station) config(t *testing.T, broker string, sets ...string) *config.Lo
 }
 
 // feed copies test images into the camera folder, one every gap.
-func (s *station) feed(t *testing.T, n int, gap time.Duration) []string {
+func (s *fixture) feed(t *testing.T, n int, gap time.Duration) []string {
 	var files []string
 	for _, d := range []string{"good", "hole", "scratch", "stain"} {
 		fs, _ := patchcore.ImageFiles(filepath.Join(s.line, "test", d))
@@ -226,17 +225,17 @@ func record(t *testing.T, broker string) *recorder {
 	return r
 }
 
-func (r *recorder) results() []Result {
+func (r *recorder) results() []mqtt.Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.resultsLocked()
 }
 
 // resultsLocked is results with r.mu held.
-func (r *recorder) resultsLocked() []Result {
-	var out []Result
+func (r *recorder) resultsLocked() []mqtt.Result {
+	var out []mqtt.Result
 	for _, p := range r.msgs["linesight/t1/result"] {
-		var x Result
+		var x mqtt.Result
 		json.Unmarshal(p, &x)
 		out = append(out, x)
 	}
@@ -286,7 +285,7 @@ func run(t *testing.T, cfg *config.Loaded) (stop func()) {
 }
 
 func TestResultsRetainedTopicsAndCommands(t *testing.T) {
-	s := newStation(t)
+	s := newFixture(t)
 	mq := startMosquitto(t)
 	rec := record(t, mq.url())
 	cfg := s.config(t, mq.url())
@@ -454,7 +453,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 }
 
 func TestBrokerOutageLosesNoResult(t *testing.T) {
-	s := newStation(t)
+	s := newFixture(t)
 	mq := startMosquitto(t)
 	cfg := s.config(t, mq.url(), "maps.policy=fail")
 	run(t, cfg)
@@ -481,7 +480,7 @@ func TestLastWillOnKilledDaemon(t *testing.T) {
 	if _, err := os.Stat(sharedModel); err != nil || testing.Short() {
 		t.Skip("skipping: needs ../shared and not -short")
 	}
-	s := newStation(t)
+	s := newFixture(t)
 	mq := startMosquitto(t)
 	bin := filepath.Join(t.TempDir(), "linesight")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/linesight").CombinedOutput(); err != nil {
@@ -515,7 +514,7 @@ func TestLastWillOnKilledDaemon(t *testing.T) {
 // TestTLSAndPassword: a mosquitto that only takes TLS with a password; the
 // daemon connects with the test CA and a password file.
 func TestTLSAndPassword(t *testing.T) {
-	s := newStation(t)
+	s := newFixture(t)
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("skipping: openssl is not installed")
 	}
@@ -587,7 +586,7 @@ func TestTLSAndPassword(t *testing.T) {
 // pings, STOPPING on shutdown, through a real NOTIFY_SOCKET; and the bank
 // database stays free for the CLI while the daemon serves.
 func TestSystemdNotifyAndFreeBankDatabase(t *testing.T) {
-	s := newStation(t)
+	s := newFixture(t)
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {

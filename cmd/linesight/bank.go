@@ -19,7 +19,7 @@ import (
 
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/progress"
-	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -73,13 +73,9 @@ func bankBuild(args []string, out io.Writer) error {
 	if *taps != "" {
 		o.Taps = strings.Split(*taps, ",")
 	}
-	raw, err := os.ReadFile(*modelPath)
+	mf, err := model.Load(*modelPath)
 	if err != nil {
 		return err
-	}
-	m, err := tflite.Read(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *modelPath, err)
 	}
 	files, err := patchcore.ImageFiles(*images)
 	if err != nil {
@@ -90,7 +86,6 @@ func bankBuild(args []string, out io.Writer) error {
 			return err
 		}
 	}
-	abs, _ := filepath.Abs(*modelPath)
 	// Open the store first: a locked or unwritable database should fail
 	// before minutes of work, not after.
 	st, err := bank.OpenStore(*db, false)
@@ -111,18 +106,17 @@ func bankBuild(args []string, out io.Writer) error {
 		b.Update(done, total)
 	}
 	start := time.Now()
-	b, rep, err := patchcore.Build(ctx, m, patchcore.Fingerprint(raw), abs, files, o)
+	b, rep, err := patchcore.Build(ctx, mf, files, o)
 	if err != nil {
 		return err
 	}
-	v, err := st.Put(b)
+	put := st.PutActive
+	if *noActivate {
+		put = st.Put
+	}
+	v, err := put(b)
 	if err != nil {
 		return err
-	}
-	if !*noActivate {
-		if err := st.Activate(v); err != nil {
-			return err
-		}
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -305,16 +299,11 @@ func bankExport(args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	v := *ver
-	if v == 0 {
-		if v, err = st.ActiveVersion(); err != nil {
-			return err
-		}
-	}
-	b, err := st.Get(v)
+	b, err := st.Get(*ver)
 	if err != nil {
 		return err
 	}
+	v := b.Meta.Version
 	// Write to a temporary file and rename, so that a bundle file is
 	// complete whenever it exists.
 	tmp, err := os.CreateTemp(filepath.Dir(pos[0]), ".bank-export-*")
@@ -364,16 +353,13 @@ func bankImport(args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	v, err := st.Put(b)
+	put, msg := st.Put, "stored"
+	if *activate {
+		put, msg = st.PutActive, "stored and activated"
+	}
+	v, err := put(b)
 	if err != nil {
 		return err
-	}
-	msg := "stored"
-	if *activate {
-		if err := st.Activate(v); err != nil {
-			return err
-		}
-		msg = "stored and activated"
 	}
 	fmt.Fprintf(out, "%s imported as version %d (%s; exported version %d)\n", pos[0], v, msg, b.Meta.Origin.Version)
 	return nil

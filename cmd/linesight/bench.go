@@ -11,9 +11,10 @@ import (
 	"runtime"
 	"runtime/pprof"
 
+	"github.com/linesight/linesight/internal/bench"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
-	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -49,31 +50,26 @@ func benchCmd(args []string, out io.Writer) error {
 		d, err = openDetector(*db, 0, *modelPath, *threads)
 		name = *db
 	default:
-		var m *tflite.Model
-		var raw []byte
+		var mf *model.File
 		if *modelPath != "" {
-			if raw, err = os.ReadFile(*modelPath); err != nil {
+			if mf, err = model.Load(*modelPath); err != nil {
 				return err
-			}
-			if m, err = tflite.Read(raw); err != nil {
-				return fmt.Errorf("%s: %w", *modelPath, err)
 			}
 			name = *modelPath
 		} else {
 			if !*asJSON {
 				fmt.Fprintln(out, "building a random-weight ResNet18 (layer2+layer3, int8) for the benchmark...")
 			}
-			if m, raw, err = patchcore.RandomResNet18(*threads); err != nil {
+			if mf, err = bench.RandomResNet18(*threads); err != nil {
 				return err
 			}
 			name = "resnet18 (random weights, int8, to layer3)"
 		}
-		b, err := patchcore.SyntheticBank(m, raw, 200)
+		b, err := bench.SyntheticBank(mf, 200)
 		if err != nil {
 			return err
 		}
-		d, err = patchcore.Open(b, m, patchcore.Fingerprint(raw), patchcore.Options{Threads: *threads})
-		if err != nil {
+		if d, err = patchcore.Open(b, mf, patchcore.Options{Threads: *threads}); err != nil {
 			return err
 		}
 		name += ", synthetic bank"
@@ -105,12 +101,12 @@ func benchCmd(args []string, out io.Writer) error {
 		}
 		frameName = fmt.Sprintf("%s (%dx%d)", filepath.Base(*image), img.W, img.H)
 	}
-	rep, err := patchcore.Bench(d, name, *threads, *frames, frame, frameName)
+	rep, err := bench.Run(d, name, *threads, *frames, frame, frameName)
 	if err != nil {
 		return err
 	}
 	if *ops {
-		if err := patchcore.BenchOps(d, rep, *frames); err != nil {
+		if err := bench.Ops(d, rep, *frames); err != nil {
 			return err
 		}
 	}
@@ -124,7 +120,7 @@ func benchCmd(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "machine    %s, %d threads; int8 kernels here: %v\n", rep.GOARCH, rep.Threads, avail)
 	fmt.Fprintf(out, "peak       %.1f GMAC/s per core (%s; element-wise ops: %s)\n", rep.PeakGMACsPerCore, rep.Kernels["backbone"], rep.Kernels["elementwise"])
 	fmt.Fprintf(out, "frames     %d (%s), median and p99 per stage:\n", rep.Frames, rep.Frame)
-	for _, s := range patchcore.BenchStages {
+	for _, s := range bench.Stages {
 		st := rep.Stages[s]
 		line := fmt.Sprintf("  %-10s %8.2f ms  p99 %8.2f ms", s, st.MedianMS, st.P99MS)
 		if st.GMACs > 0 {

@@ -10,16 +10,17 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/daemon"
 	"github.com/linesight/linesight/internal/heatmap"
 	"github.com/linesight/linesight/internal/rgb"
-	"github.com/linesight/linesight/model/tflite"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -38,11 +39,6 @@ func openDetector(db string, v uint64, modelPath string, threads int) (*patchcor
 		return nil, err
 	}
 	defer st.Close()
-	if v == 0 {
-		if v, err = st.ActiveVersion(); err != nil {
-			return nil, err
-		}
-	}
 	b, err := st.Get(v)
 	if err != nil {
 		return nil, err
@@ -50,34 +46,11 @@ func openDetector(db string, v uint64, modelPath string, threads int) (*patchcor
 	if modelPath == "" {
 		modelPath = b.Meta.Model.Path
 	}
-	raw, err := os.ReadFile(modelPath)
+	mf, err := model.Load(modelPath)
 	if err != nil {
-		return nil, fmt.Errorf("model of bank %d: %w (give --model FILE)", v, err)
+		return nil, fmt.Errorf("model of bank %d: %w (give --model FILE)", b.Meta.Version, err)
 	}
-	m, err := tflite.Read(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", modelPath, err)
-	}
-	return patchcore.Open(b, m, patchcore.Fingerprint(raw), patchcore.Options{Threads: threads})
-}
-
-// inspectJSON is one image's result as `inspect --json` prints it.
-type inspectJSON struct {
-	Image      string             `json:"image"`
-	Verdict    string             `json:"verdict"`
-	Score      float64            `json:"score"`
-	Normalized float64            `json:"normalized"`
-	Threshold  float64            `json:"threshold"`
-	Regions    []patchcore.Region `json:"regions"`
-	Overlay    string             `json:"overlay,omitempty"`
-	Ms         map[string]float64 `json:"ms"`
-}
-
-func verdict(fail bool) string {
-	if fail {
-		return "FAIL"
-	}
-	return "PASS"
+	return patchcore.Open(b, mf, patchcore.Options{Threads: threads})
 }
 
 func inspectCmd(args []string, out io.Writer) error {
@@ -116,11 +89,8 @@ func inspectCmd(args []string, out io.Writer) error {
 		if err := d.InspectInto(img, &r); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		j := inspectJSON{Image: path, Verdict: verdict(r.Fail), Score: r.Score, Normalized: r.Normalized, Threshold: r.Threshold,
-			Regions: r.Regions, Ms: timingMs(r.Timing)}
-		if j.Regions == nil {
-			j.Regions = []patchcore.Region{}
-		}
+		j := daemon.ResultMessage(&r, d.Bank().Meta.Version)
+		j.Image = path
 		if *outDir != "" {
 			j.Overlay = filepath.Join(*outDir, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))+"_overlay.png")
 			if err := writeOverlay(j.Overlay, img, &r, d.Bank()); err != nil {
@@ -148,27 +118,10 @@ func inspectCmd(args []string, out io.Writer) error {
 	return nil
 }
 
-func timingMs(t patchcore.Timing) map[string]float64 {
-	ms := func(d interface{ Seconds() float64 }) float64 { return math.Round(d.Seconds()*1e5) / 100 }
-	return map[string]float64{"preprocess": ms(t.Preprocess), "backbone": ms(t.Backbone), "embed": ms(t.Embed), "search": ms(t.Search), "map": ms(t.Map)}
-}
-
-// writeOverlay draws the anomaly map over the frame in jet colours (0.5 on
-// the colour scale = the pixel threshold), outlines the regions above the
-// threshold in white and their boxes in red.
+// writeOverlay writes the anomaly map over the frame (patchcore.MapHeatmap)
+// at full resolution.
 func writeOverlay(path string, img *rgb.Image, r *patchcore.Result, b *bank.Bank) error {
-	g := r.Geometry
-	fm := make([]float32, g.FrameW*g.FrameH)
-	g.ToFrame(r.Map, fm)
-	th := &b.Meta.Threshold
-	w := (th.Pixel - th.PixelStats.Mean) / math.Log(19)
-	scale := func(v float32) float64 { return patchcore.Normalize(float64(v), th.Pixel, w) }
-	var dst rgb.Image
-	heatmap.Overlay(&dst, img, fm, scale, 0.45, th.Pixel)
-	for _, reg := range r.Regions {
-		heatmap.Box(&dst, reg.X, reg.Y, reg.W, reg.H, color.RGBA{255, 0, 0, 255})
-	}
-	return writePNG(path, dst.ToImage())
+	return writePNG(path, patchcore.RenderMap(img, r, &b.Meta.Threshold, patchcore.MapHeatmap, 0))
 }
 
 func writePNG(path string, img image.Image) error {
@@ -259,7 +212,7 @@ func writeReport(dir string, res *patchcore.EvalResult) error {
 	for i, im := range res.Images {
 		scores[i], labels[i] = im.Score, im.Defective
 		w.Write([]string{im.Path, im.Type, fmt.Sprint(im.Defective), fmt.Sprintf("%.6f", im.Score), fmt.Sprintf("%.4f", im.Normalized),
-			verdict(im.Fail), fmt.Sprint(len(im.Regions)), fmt.Sprint(im.Mask != nil)})
+			mqtt.VerdictOf(im.Fail), fmt.Sprint(len(im.Regions)), fmt.Sprint(im.Mask != nil)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

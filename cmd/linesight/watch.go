@@ -47,25 +47,37 @@ func sampleLineCmd(args []string, out io.Writer) error {
 	return nil
 }
 
-// watchResult is what watch reads of a result.
-type watchResult struct {
-	Seq        uint64  `json:"seq"`
-	Verdict    string  `json:"verdict"`
-	Score      float64 `json:"score"`
-	Normalized float64 `json:"normalized"`
-	Latency    struct {
-		Total float64 `json:"total"`
-	} `json:"latency_ms"`
-	Regions []patchcore.Region `json:"regions"`
-	Map     *struct {
-		Topic string `json:"topic"`
-	} `json:"map"`
+// brokerFlags are the connection flags of the commands that talk to a
+// station's broker: the URL and the same credentials a station's config
+// takes (mqtt.username, mqtt.password_file, mqtt.tls.*).
+type brokerFlags struct {
+	url   *string
+	creds mqtt.Credentials
+}
+
+func addBrokerFlags(fs *flag.FlagSet) *brokerFlags {
+	b := &brokerFlags{url: fs.String("broker", "tcp://127.0.0.1:1883", "broker URL (tcp://, ssl://, ws://, wss://)")}
+	fs.StringVar(&b.creds.Username, "username", "", "MQTT username")
+	fs.StringVar(&b.creds.PasswordFile, "password-file", "", "file holding the MQTT password")
+	fs.StringVar(&b.creds.CA, "ca", "", "PEM CA certificates to trust for ssl:// (default: the system's)")
+	fs.StringVar(&b.creds.Cert, "cert", "", "PEM client certificate")
+	fs.StringVar(&b.creds.Key, "key", "", "PEM client key")
+	return b
+}
+
+// subscribe connects as a plain subscriber with the flags' credentials.
+func (b *brokerFlags) subscribe(clientID, topic string, fn func(topic string, payload []byte, retained bool)) (*mqtt.Subscriber, error) {
+	t, password, err := b.creds.Load(*b.url)
+	if err != nil {
+		return nil, err
+	}
+	return mqtt.Subscribe(*b.url, clientID, topic, t, b.creds.Username, password, fn)
 }
 
 func watchCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	fs.SetOutput(out)
-	broker := fs.String("broker", "tcp://127.0.0.1:1883", "broker URL")
+	broker := addBrokerFlags(fs)
 	prefix := fs.String("prefix", "linesight", "topic prefix")
 	station := fs.String("station", "+", "station id (+ = all)")
 	count := fs.Int("count", 0, "exit after this many results (0 = until interrupted)")
@@ -80,15 +92,15 @@ func watchCmd(args []string, out io.Writer) error {
 	var seqs []uint64
 	verdicts := map[string]int{}
 	last := make(chan struct{}, 1)
-	sub, err := mqtt.Subscribe(*broker, fmt.Sprintf("linesight-watch-%d", os.Getpid()), *prefix+"/"+*station+"/#", nil, "", "",
+	sub, err := broker.subscribe(fmt.Sprintf("linesight-watch-%d", os.Getpid()), *prefix+"/"+*station+"/#",
 		func(topic string, payload []byte, retained bool) {
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case strings.HasSuffix(topic, "/status"):
+			case strings.HasSuffix(topic, "/"+mqtt.TopicStatus):
 				fmt.Fprintf(out, "status  %s\n", payload)
-			case strings.HasSuffix(topic, "/result"):
-				var r watchResult
+			case strings.HasSuffix(topic, "/"+mqtt.TopicResult):
+				var r mqtt.Result
 				if json.Unmarshal(payload, &r) != nil {
 					fmt.Fprintf(out, "result  (unparseable) %s\n", payload)
 					return
@@ -134,7 +146,7 @@ func watchCmd(args []string, out io.Writer) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Fprintf(out, "summary: %d results: %d PASS, %d FAIL\n", got, verdicts["PASS"], verdicts["FAIL"])
+	fmt.Fprintf(out, "summary: %d results: %d PASS, %d FAIL\n", got, verdicts[mqtt.Pass], verdicts[mqtt.Fail])
 	if *labels != "" {
 		return printAUROC(out, *labels, seqs, scores)
 	}

@@ -1,0 +1,162 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	sdaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/mqtt"
+	"github.com/linesight/linesight/patchcore"
+)
+
+// metrics are the Prometheus series of /metrics that the pipeline updates;
+// the others are read from their owners when scraped (handler).
+type metrics struct {
+	reg    *prometheus.Registry
+	frames *prometheus.CounterVec
+	drops  *prometheus.CounterVec
+	errors prometheus.Counter
+	stages *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.frames = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_frames_total", Help: "Inspected frames by verdict."}, []string{"verdict"})
+	m.drops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_drops_total", Help: "Anomaly maps skipped because the encoder was behind (where=map)."}, []string{"where"})
+	m.errors = prometheus.NewCounter(prometheus.CounterOpts{Name: "linesight_inspection_errors_total", Help: "Frames that could not be inspected."})
+	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "linesight_stage_seconds", Help: "Time per pipeline stage.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"stage"})
+	m.reg.MustRegister(m.frames, m.drops, m.errors, m.stages, prometheus.NewGoCollector())
+	return m
+}
+
+// observe records one inspected frame: its verdict, the detector's stages
+// (patchcore.Stage names), the time it waited before inspection
+// ("capture") and from capture to result ("total").
+func (m *metrics) observe(verdict string, t *patchcore.Timing, queued, total time.Duration) {
+	m.frames.WithLabelValues(verdict).Inc()
+	m.stages.WithLabelValues("capture").Observe(queued.Seconds())
+	for st, d := range t {
+		m.stages.WithLabelValues(patchcore.Stage(st).String()).Observe(d.Seconds())
+	}
+	m.stages.WithLabelValues("total").Observe(total.Seconds())
+}
+
+// healthy returns why the station is unhealthy, or nil.
+func (s *station) healthy() error {
+	h := s.cam.Health()
+	switch {
+	case !h.Connected:
+		return errors.New("camera not connected: " + h.LastError)
+	case h.Stalled:
+		return errors.New("camera stalled")
+	case !s.client.Connected():
+		return errors.New("MQTT broker not connected")
+	}
+	return nil
+}
+
+// handler serves /metrics and /healthz.
+func (s *station) handler() http.Handler {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	s.metrics.reg.MustRegister(
+		gauge("linesight_outbox_results", "Results waiting in the outbox.", func() float64 { r, _ := s.outbox.Len(); return float64(r) }),
+		gauge("linesight_outbox_maps", "Maps waiting in the outbox.", func() float64 { _, m := s.outbox.Len(); return float64(m) }),
+		counter("linesight_outbox_dropped_total", "Messages dropped from a full outbox.", func() float64 { r, m := s.outbox.Dropped(); return float64(r + m) }),
+		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
+		counter("linesight_camera_dropped_total", "Captured frames dropped by the frame buffer's policy (queue.size, queue.drop).", func() float64 { return float64(s.cam.Health().Dropped) }),
+		gauge("linesight_bank_version", "Active bank version.", func() float64 { return float64(s.banks.current().Bank().Meta.Version) }),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", s.serveHealth)
+	return mux
+}
+
+func (s *station) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	err := s.healthy()
+	age := -1.0
+	if t := s.pipe.lastDone.Load(); t > 0 {
+		age = time.Since(time.Unix(0, t)).Seconds()
+	}
+	body := map[string]any{"ok": err == nil, "camera": cameraStatus(s.cam.Health()), "broker_connected": s.client.Connected(),
+		"bank_version": s.banks.current().Bank().Meta.Version, "last_frame_age_s": age}
+	if err != nil {
+		body["error"] = err.Error()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(body)
+}
+
+func cameraStatus(h camera.Health) *mqtt.CameraStatus {
+	return &mqtt.CameraStatus{Source: h.Source, Kind: string(h.Kind), Connected: h.Connected, Backend: h.Backend,
+		Width: h.Width, Height: h.Height, FPS: h.FPS, LastFrame: h.LastFrame.UTC().Format(time.RFC3339Nano), Reconnects: h.Reconnects,
+		Read: h.Read, Dropped: h.Dropped, Skipped: h.Skipped, Stalled: h.Stalled, LastError: h.LastError}
+}
+
+// status is the station's state for the retained status topic and
+// cmd/status.
+func (s *station) status(state string) mqtt.Status {
+	st := mqtt.Status{State: state, Station: s.cfg.Station.ID, Version: Version, Time: time.Now().UTC().Format(time.RFC3339)}
+	if state != mqtt.StateOnline {
+		return st
+	}
+	st.Model = &mqtt.ModelStatus{Path: s.cfg.Model.Path, SHA256: s.model.SHA256}
+	if s.banks != nil {
+		det := s.banks.current()
+		m := det.Bank().Meta
+		st.Bank = &mqtt.BankStatus{Version: m.Version, Created: m.Created.Format(time.RFC3339), Vectors: m.Count, Threshold: m.Threshold.Value}
+		if t, override := det.Threshold(); override {
+			st.ThresholdOverride = &t
+		}
+	}
+	if s.cam != nil {
+		st.Camera = cameraStatus(s.cam.Health())
+	}
+	return st
+}
+
+func (s *station) statusJSON(state string) []byte {
+	b, _ := json.Marshal(s.status(state))
+	return b
+}
+
+func (s *station) publishStatus() {
+	if err := s.client.PublishNow(mqtt.TopicStatus, true, s.statusJSON(mqtt.StateOnline)); err != nil {
+		s.log.Warn("status not published", "err", err)
+	}
+}
+
+// watchdog pings systemd while the pipeline is healthy: frames flow, or
+// the camera is waiting (triggered mode, empty folder) but connected.
+func (s *station) watchdog(ctx context.Context) {
+	iv, err := sdaemon.SdWatchdogEnabled(false)
+	if err != nil || iv == 0 {
+		return
+	}
+	t := time.NewTicker(iv / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.healthy() == nil {
+			sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+		}
+	}
+}

@@ -1,0 +1,248 @@
+// Package daemon is the process a line sees: it wires camera -> PatchCore
+// -> MQTT, loads the model and the active bank, swaps banks between frames,
+// serves health and metrics over HTTP, talks to systemd, and shuts down in
+// order.
+//
+// Each concept has its file: run.go is the lifecycle (what starts, in which
+// order, and how it stops), pipeline.go moves frames from the camera
+// through the detector to MQTT, maps.go renders anomaly maps off the
+// inspection path, banks.go owns the detector in use (loading, activation,
+// rollback, hot swap, the operator's threshold), commands.go answers MQTT
+// commands, and http.go serves health, metrics and the retained status.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	sdaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/config"
+	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/mqtt"
+)
+
+// Version is the daemon's version, reported in status.
+var Version = "dev"
+
+// drainTimeout bounds how long shutdown waits for the frames already
+// captured to be inspected and published.
+const drainTimeout = 10 * time.Second
+
+// station is one running station: the parts Run starts, shared by the
+// pipeline, the commands and the HTTP handlers.
+type station struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	model   *model.File
+	banks   *banks
+	cam     *camera.Camera
+	client  *mqtt.Client
+	outbox  *mqtt.Outbox
+	metrics *metrics
+	pipe    *pipeline
+	started time.Time
+}
+
+// Run serves until ctx is done, then drains and stops. Everything it starts
+// is stopped, in reverse order, when it returns: after ctx ends, and on
+// every error path too.
+func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lc := lifecycle{log: log}
+	defer lc.stopAll()
+	s := &station{cfg: &cfg.Config, log: log, metrics: newMetrics(), started: time.Now()}
+	failed := make(chan error, 1) // a subsystem that cannot go on
+
+	// Model and bank first: without them there is nothing to serve.
+	if s.model, err = model.Load(s.cfg.Model.Path); err != nil {
+		return err
+	}
+	if s.banks, err = openBanks(s.cfg, s.model, threads(s.cfg), log); err != nil {
+		return err
+	}
+	lc.started("banks", s.banks.close)
+
+	// MQTT: the embedded broker, the outbox, the client.
+	brokerURL := s.cfg.MQTT.Broker
+	if brokerURL == "embedded" {
+		b, err := mqtt.StartBroker(s.cfg.MQTT.Embedded, log)
+		if err != nil {
+			return err
+		}
+		lc.started("embedded broker", func() { b.Close() })
+		brokerURL = b.URL()
+		log.Info("embedded MQTT broker listening", "addr", b.Addr)
+	}
+	obPath := s.cfg.MQTT.Outbox.Path
+	if obPath == "" {
+		obPath = filepath.Join(filepath.Dir(s.cfg.Bank.DB), "outbox.db")
+	}
+	if s.outbox, err = mqtt.OpenOutbox(obPath, s.cfg.MQTT.Outbox.MaxResults, s.cfg.MQTT.Outbox.MaxMaps); err != nil {
+		return err
+	}
+	lc.started("outbox", func() { s.outbox.Close() })
+	creds := mqtt.Credentials{Username: s.cfg.MQTT.Username, PasswordFile: s.cfg.MQTT.PasswordFile,
+		CA: s.cfg.MQTT.TLS.CA, Cert: s.cfg.MQTT.TLS.Cert, Key: s.cfg.MQTT.TLS.Key}
+	tlsCfg, password, err := creds.Load(brokerURL)
+	if err != nil {
+		return err
+	}
+
+	// Camera.
+	camCfg, err := s.cfg.CameraConfig()
+	if err != nil {
+		return err
+	}
+	if s.cam, err = camera.New(camCfg, log); err != nil {
+		return err
+	}
+
+	clientID := s.cfg.MQTT.ClientID
+	if clientID == "" {
+		clientID = "linesight-" + s.cfg.Station.ID
+	}
+	s.client = mqtt.New(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: s.cfg.MQTT.Prefix, Station: s.cfg.Station.ID,
+		QoS: byte(s.cfg.MQTT.QoS), Username: s.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: s.outbox, Log: log,
+		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command})
+	s.client.Start()
+	lc.started("mqtt client", func() {
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.client.Close(flush, s.statusJSON(mqtt.StateOffline))
+	})
+
+	// HTTP: listen now, so that a taken port fails the start.
+	if s.cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", s.cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+		srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+		lc.spawn(ctx, "http", func(context.Context) {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case failed <- fmt.Errorf("http: %w", err):
+				default:
+				}
+			}
+		}, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		})
+		log.Info("HTTP health and metrics", "addr", ln.Addr().String())
+	}
+
+	// The frame path. Stops run in reverse: the camera stops first (no new
+	// frames), the pipeline then inspects what was captured, the map
+	// encoder finishes last.
+	s.pipe = newPipeline(s)
+	lc.spawn(ctx, "map encoder", s.pipe.encodeMaps, nil)
+	lc.spawnDraining(ctx, "pipeline", s.pipe.run, drainTimeout)
+	lc.spawn(ctx, "camera", func(ctx context.Context) { s.cam.Run(ctx) }, nil)
+	lc.spawn(ctx, "bank watcher", s.banks.watch, nil)
+	lc.spawn(ctx, "watchdog", s.watchdog, nil)
+
+	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
+	avail, kern := qgemm.Kernels()
+	log.Info("linesight serving", "station", s.cfg.Station.ID, "camera", s.cfg.Camera.Source, "bank", s.banks.current().Bank().Meta.Version,
+		"broker", brokerURL, "goarch", runtime.GOARCH, "cpus", runtime.NumCPU(), "threads", threads(s.cfg),
+		"gemm", kern, "gemm_available", avail, "elementwise", qgemm.VectorOps())
+
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+		log.Error("stopping: a subsystem failed", "err", err)
+	}
+	log.Info("stopping: draining in-flight frames")
+	sdaemon.SdNotify(false, sdaemon.SdNotifyStopping)
+	lc.stopAll()
+	log.Info("stopped")
+	return err
+}
+
+func threads(c *config.Config) int {
+	if c.Model.Threads > 0 {
+		return c.Model.Threads
+	}
+	return max(1, runtime.NumCPU())
+}
+
+// lifecycle records what has started and stops it in reverse order, once.
+type lifecycle struct {
+	log   *slog.Logger
+	names []string
+	stops []func()
+}
+
+// started records a started part and how to stop it.
+func (l *lifecycle) started(name string, stop func()) {
+	l.names = append(l.names, name)
+	l.stops = append(l.stops, stop)
+}
+
+// spawn runs fn on its own goroutine with a context derived from ctx. Its
+// stop calls halt (if any; for work that ignores its context, like an HTTP
+// server), cancels the context and waits for fn to return.
+func (l *lifecycle) spawn(ctx context.Context, name string, fn func(context.Context), halt func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	l.started(name, func() {
+		if halt != nil {
+			halt()
+		}
+		cancel()
+		<-done
+	})
+}
+
+// spawnDraining is spawn for work that finishes by itself once its inputs
+// stop: its stop waits up to drain for fn to return before cancelling it.
+// The context fn gets is not the caller's: the caller's ending must not cut
+// the drain short.
+func (l *lifecycle) spawnDraining(ctx context.Context, name string, fn func(context.Context), drain time.Duration) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	l.started(name, func() {
+		t := time.NewTimer(drain)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			l.log.Warn("not drained in time; cutting it short", "part", name, "after", drain)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// stopAll stops everything started, newest first.
+func (l *lifecycle) stopAll() {
+	for i := len(l.stops) - 1; i >= 0; i-- {
+		l.stops[i]()
+		l.log.Debug("stopped", "part", l.names[i])
+	}
+	l.stops, l.names = nil, nil
+}
