@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -14,8 +15,10 @@ import (
 // Broker is an embedded MQTT broker (mochi-mqtt) for a zero-setup start. It
 // listens on loopback only and lets every local client in.
 type Broker struct {
-	s    *mochi.Server
-	Addr string // host:port it listens on
+	s     *mochi.Server
+	Addr  string // host:port it listens on
+	close sync.Once
+	err   error
 }
 
 // StartBroker starts an embedded broker on addr (e.g. 127.0.0.1:1883; port
@@ -58,8 +61,12 @@ func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
 // URL is the broker's tcp:// URL.
 func (b *Broker) URL() string { return "tcp://" + b.Addr }
 
-// Close stops the broker.
-func (b *Broker) Close() error { return b.s.Close() }
+// Close stops the broker; later calls do nothing (mochi's own Close may
+// not be called twice).
+func (b *Broker) Close() error {
+	b.close.Do(func() { b.err = b.s.Close() })
+	return b.err
+}
 
 // levelHandler drops records below min.
 type levelHandler struct {

@@ -1,10 +1,22 @@
 package mqtt
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	mochi "github.com/mochi-mqtt/server/v2"
+	mpackets "github.com/mochi-mqtt/server/v2/packets"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestStoreKeepsNoOutboundPublish: paho gets nothing to re-send on its own
@@ -29,4 +41,185 @@ func TestStoreKeepsNoOutboundPublish(t *testing.T) {
 	if s.Get("o.8") == nil {
 		t.Fatal("outbound PUBREL not stored")
 	}
+}
+
+// heard is a broker hook that records every message published to the
+// broker, whoever subscribes: what reached the broker, in order.
+type heard struct {
+	mochi.HookBase
+	mu   sync.Mutex
+	msgs []Message
+}
+
+func (h *heard) ID() string { return "heard" }
+
+func (h *heard) Provides(b byte) bool { return b == mochi.OnPublished }
+
+func (h *heard) OnPublished(_ *mochi.Client, pk mpackets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, Message{Topic: pk.TopicName, Retained: pk.FixedHeader.Retain, Payload: slices.Clone(pk.Payload)})
+}
+
+// on returns the payloads heard on topic.
+func (h *heard) on(topic string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, m := range h.msgs {
+		if m.Topic == topic {
+			out = append(out, string(m.Payload))
+		}
+	}
+	return out
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// listen starts an embedded broker on addr ("127.0.0.1:0" for any port)
+// that records what it hears.
+func listen(t *testing.T, addr string) (*Broker, *heard) {
+	t.Helper()
+	b, err := StartBroker(addr, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heard{}
+	if err := b.s.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, h
+}
+
+// waitUntil polls cond until it holds, failing the test after d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkDB runs bbolt's consistency check over the outbox.
+func checkDB(t *testing.T, o *Outbox) {
+	t.Helper()
+	err := o.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("outbox database is inconsistent: %v", err)
+	}
+}
+
+func startClient(t *testing.T, broker string, ob *Outbox, cmd func(string, Request) (any, error)) *Client {
+	t.Helper()
+	c := New(Options{Broker: broker, ClientID: "t-" + t.Name(), Prefix: "p", Station: "s1", QoS: 1, Outbox: ob, Log: quiet,
+		Offline: []byte(`{"state":"offline"}`), Command: cmd})
+	c.Start()
+	waitUntil(t, 10*time.Second, "the client to connect", c.Connected)
+	return c
+}
+
+// TestOrderAcrossAnOutage: results published before, during and after the
+// broker is away reach it exactly once and in order; the ones published
+// during the outage wait in the outbox, which stays consistent.
+func TestOrderAcrossAnOutage(t *testing.T) {
+	b, before := listen(t, "127.0.0.1:0")
+	ob, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 100, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	c := startClient(t, b.URL(), ob, nil)
+	pub := func(i int) { c.Publish(Item{Kind: KindResult, Topic: TopicResult, Payload: []byte(fmt.Sprint(i))}) }
+	for i := range 5 {
+		pub(i)
+	}
+	waitUntil(t, 10*time.Second, "5 results at the broker", func() bool { return len(before.on("p/s1/result")) == 5 })
+	b.Close()
+	waitUntil(t, 10*time.Second, "the client to see the outage", func() bool { return !c.Connected() })
+	for i := 5; i < 15; i++ {
+		pub(i)
+	}
+	if r, _ := ob.Len(); r != 10 {
+		t.Fatalf("%d results in the outbox during the outage, want 10", r)
+	}
+	checkDB(t, ob)
+	_, after := listen(t, b.Addr)
+	for i := 15; i < 20; i++ {
+		pub(i)
+	}
+	waitUntil(t, 20*time.Second, "15 results after the outage", func() bool { return len(after.on("p/s1/result")) >= 15 })
+	got := append(before.on("p/s1/result"), after.on("p/s1/result")...)
+	for i, p := range got {
+		if p != fmt.Sprint(i) {
+			t.Fatalf("results at the broker %v: want 0..19 once each, in order", got)
+		}
+	}
+	if r, m := ob.Len(); r+m != 0 {
+		t.Errorf("outbox holds %d results and %d maps after delivery", r, m)
+	}
+	checkDB(t, ob)
+	c.Close(context.Background(), nil)
+}
+
+// TestCommandRepliesAndCloseDrains: a command gets its reply (with its id,
+// or an error for a malformed payload) on cmd/<name>/reply; Close delivers
+// what waits in the outbox before publishing the offline status.
+func TestCommandRepliesAndCloseDrains(t *testing.T) {
+	b, h := listen(t, "127.0.0.1:0")
+	ob, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 100, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	c := startClient(t, b.URL(), ob, func(name string, req Request) (any, error) {
+		if name == "fail" {
+			return nil, errors.New("refused")
+		}
+		return map[string]string{"echo": name, "raw": string(req.Raw)}, nil
+	})
+	sub, err := Subscribe(b.URL(), "tool", "p/s1/#", nil, "", "", func(string, []byte, bool) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for _, c := range []struct{ name, payload, want string }{
+		{"hello", `{"id":"a1","x":2}`, `{"id":"a1","ok":true,"result":{"echo":"hello","raw":"{\"id\":\"a1\",\"x\":2}"}}`},
+		{"fail", `{"id":"a2"}`, `{"id":"a2","ok":false,"error":"refused"}`},
+		{"hello", `[1`, `{"id":"","ok":false,"error":"malformed command: payload is not a JSON object: unexpected end of JSON input"}`},
+	} {
+		n := len(h.on("p/s1/cmd/" + c.name + "/reply"))
+		if err := sub.Publish("p/s1/cmd/"+c.name, 1, false, []byte(c.payload)); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "the reply to "+c.payload, func() bool { return len(h.on("p/s1/cmd/"+c.name+"/reply")) > n })
+		if got := h.on("p/s1/cmd/" + c.name + "/reply")[n]; got != c.want {
+			t.Errorf("reply to %s on cmd/%s:\n got %s\nwant %s", c.payload, c.name, got, c.want)
+		}
+	}
+
+	// Queue results behind the broker's back, then close: they go first.
+	for i := range 20 {
+		if err := ob.Add(&Message{Kind: KindResult, Topic: c.Topic(TopicResult), Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.Close(ctx, []byte(`{"state":"offline"}`))
+	if got := h.on("p/s1/result"); len(got) != 20 || got[19] != "19" {
+		t.Errorf("Close delivered %d of 20 queued results: %v", len(got), got)
+	}
+	if st := h.on("p/s1/status"); len(st) == 0 || st[len(st)-1] != `{"state":"offline"}` {
+		t.Errorf("status after Close: %q", st)
+	}
+	checkDB(t, ob)
 }
