@@ -266,14 +266,14 @@ func TestStoreRejectsCorruptBanks(t *testing.T) {
 	}
 }
 
-func TestBundleRoundTripAndDamage(t *testing.T) {
+func TestBankEncodingRoundTripAndDamage(t *testing.T) {
 	b := randomBank(t, 5, 300, 32)
 	b.Meta.Version = 7
 	var buf bytes.Buffer
-	if err := WriteBundle(&buf, b); err != nil {
+	if err := encodeBank(&buf, b); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadBundle(bytes.NewReader(buf.Bytes()))
+	got, err := decodeBank(bytes.NewReader(buf.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,8 +281,8 @@ func TestBundleRoundTripAndDamage(t *testing.T) {
 		t.Fatal("bundle does not round-trip")
 	}
 	raw := buf.Bytes()
-	metaLen := int(binary.BigEndian.Uint32(raw[len(bundleMagic):]))
-	vecAt := len(bundleMagic) + 4 + metaLen + 8
+	metaLen := int(binary.BigEndian.Uint32(raw[len(bankMagic):]))
+	vecAt := len(bankMagic) + 4 + metaLen + 8
 	for _, c := range []struct {
 		name string
 		data []byte
@@ -294,11 +294,11 @@ func TestBundleRoundTripAndDamage(t *testing.T) {
 		{"flipped vector", flip(raw, vecAt+3), "checksum"},
 		{"flipped checksum", flip(raw, len(raw)-1), "checksum"},
 		{"trailing data", append(slices.Clone(raw), 0), "trailing"},
-		{"huge metadata length", patch32(raw, len(bundleMagic), 1<<30), "metadata length"},
+		{"huge metadata length", patch32(raw, len(bankMagic), 1<<30), "metadata length"},
 		{"vector length lies", patch64(raw, vecAt-8, 1<<40), "vector bytes"},
 	} {
-		if _, err := ReadBundle(bytes.NewReader(c.data)); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrCorrupt) {
-			t.Errorf("%s: ReadBundle = %v, want ErrCorrupt mentioning %q", c.name, err, c.want)
+		if _, err := decodeBank(bytes.NewReader(c.data)); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: decodeBank = %v, want ErrCorrupt mentioning %q", c.name, err, c.want)
 		}
 	}
 }
@@ -321,14 +321,14 @@ func patch64(b []byte, at int, v uint64) []byte {
 	return c
 }
 
-func FuzzReadBundle(f *testing.F) {
+func FuzzDecodeBank(f *testing.F) {
 	b := randomBank(f, 1, 20, 8)
 	var buf bytes.Buffer
-	WriteBundle(&buf, b)
+	encodeBank(&buf, b)
 	f.Add(buf.Bytes())
 	f.Add(buf.Bytes()[:50])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := ReadBundle(bytes.NewReader(data))
+		got, err := decodeBank(bytes.NewReader(data))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFormat) {
 				t.Fatalf("error %v wraps neither ErrCorrupt nor ErrFormat", err)
@@ -343,83 +343,68 @@ func FuzzReadBundle(f *testing.F) {
 	})
 }
 
-func FuzzDecodeMeta(f *testing.F) {
-	m := testMeta(16)
-	m.Format, m.Count, m.SHA256 = FormatVersion, 4, strings.Repeat("0", 64)
-	raw, _ := encodeMeta(&m)
-	f.Add(raw)
-	f.Add([]byte(`{"format":1}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := decodeMeta(data)
-		if err != nil {
-			return
-		}
-		if err := got.Validate(); err != nil {
-			t.Fatalf("decodeMeta accepted metadata that Validate rejects: %v", err)
-		}
-	})
-}
-
-// FuzzAssemble feeds arbitrary stored chunks to the loader of a version.
-func FuzzAssemble(f *testing.F) {
-	b := randomBank(f, 2, 12, 8)
-	f.Add(bytesOf(b.Vectors), uint8(1))
-	f.Add([]byte{1, 2, 3}, uint8(2))
-	f.Fuzz(func(t *testing.T, data []byte, parts uint8) {
-		var chunks [][]byte
-		n := int(parts%4) + 1
-		step := len(data)/n + 1
-		for i := 0; i < len(data); i += step {
-			chunks = append(chunks, data[i:min(len(data), i+step)])
-		}
-		got, err := assemble(&b.Meta, chunks)
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v is not ErrCorrupt", err)
-			}
-			return
-		}
-		if !slices.Equal(got.Vectors, b.Vectors) {
-			t.Fatal("assemble accepted vectors that do not match the checksum")
-		}
-	})
-}
-
-// TestStorePutActiveAndRollbackTarget: PutActive stores and activates in
-// one step; RollbackTarget names what Rollback then activates, skipping
-// activations whose version is gone.
-func TestStorePutActiveAndRollbackTarget(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "banks.db")
-	st, err := OpenStore(path, false)
+// TestApplyIsOneTransaction: a change that fails half-way (activating a
+// version that does not exist after storing a new one) leaves nothing
+// behind, not the stored bank, not the serial, not the audit entry; a
+// change that succeeds records all three.
+func TestApplyIsOneTransaction(t *testing.T) {
+	st, err := OpenStore(filepath.Join(t.TempDir(), "banks.db"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.RollbackTarget(); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("RollbackTarget of an empty store = %v, want ErrNotFound", err)
+	e := &AuditEntry{Action: "push", Who: "key:abc", Result: AuditOK}
+	if _, err := st.Apply(Change{Put: randomBank(t, 1, 4, 8), Rollback: true, Serial: 7, Audit: e}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rollback with no history = %v, want ErrNotFound", err)
 	}
-	for i := range 3 {
-		v, err := st.PutActive(randomBank(t, uint64(i), 5, 16))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a, err := st.ActiveVersion(); err != nil || a != v {
-			t.Fatalf("after PutActive of version %d the active version is %d (%v)", v, a, err)
-		}
-		if v0, err := st.Resolve(0); err != nil || v0 != v {
-			t.Fatalf("Resolve(0) = %d, %v; want %d", v0, err, v)
-		}
+	if ms, _ := st.List(); len(ms) != 0 {
+		t.Errorf("a failed change stored %d versions", len(ms))
 	}
-	// History is 1, 2 (3 active). Remove version 2 behind the store's back:
-	// the target is 1.
-	if err := st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVersions).DeleteBucket(vkey(2)) }); err != nil {
+	if s, _ := st.Serial(); s != 0 {
+		t.Errorf("a failed change recorded serial %d", s)
+	}
+	if log, _ := st.AuditLog(0); len(log) != 0 {
+		t.Errorf("a failed change was audited: %+v", log)
+	}
+	v, err := st.Apply(Change{Put: randomBank(t, 2, 4, 8), Activate: true, Serial: 9, Audit: e})
+	if err != nil || v != 1 { // the failed change's version number went with it
+		t.Fatalf("Apply = %d, %v; want version 1", v, err)
+	}
+	if a, _ := st.ActiveVersion(); a != v {
+		t.Errorf("active %d, want %d", a, v)
+	}
+	if s, _ := st.Serial(); s != 9 {
+		t.Errorf("serial %d, want 9", s)
+	}
+	log, err := st.AuditLog(0)
+	if err != nil || len(log) != 1 || log[0].Version != v || log[0].Who != "key:abc" || log[0].Time.IsZero() {
+		t.Errorf("audit log %+v, %v", log, err)
+	}
+}
+
+func TestAuditLogIsBoundedAndOrdered(t *testing.T) {
+	st, err := OpenStore(filepath.Join(t.TempDir(), "banks.db"), false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := st.RollbackTarget()
-	if err != nil || want != 1 {
-		t.Fatalf("RollbackTarget = %d, %v; want 1", want, err)
+	defer st.Close()
+	err = st.db.Update(func(tx *bolt.Tx) error {
+		for i := range maxAudit + 5 {
+			if err := appendAudit(tx, AuditEntry{Action: "command", Serial: uint64(i + 1), Result: AuditOK}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, err := st.Rollback(); err != nil || got != want {
-		t.Fatalf("Rollback = %d, %v; RollbackTarget said %d", got, err, want)
+	all, err := st.AuditLog(0)
+	if err != nil || len(all) != maxAudit || all[0].Serial != 6 || all[len(all)-1].Serial != maxAudit+5 {
+		t.Fatalf("audit log: %d entries, first %d, last %d, %v", len(all), all[0].Serial, all[len(all)-1].Serial, err)
+	}
+	last, _ := st.AuditLog(3)
+	if len(last) != 3 || last[0].Serial != maxAudit+3 || last[2].Serial != maxAudit+5 {
+		t.Errorf("last 3: %+v", last)
 	}
 }

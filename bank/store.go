@@ -17,9 +17,12 @@ import (
 //	versions/<version, 8 bytes big-endian>/<chunk, 4> vector bytes
 //	state/active                                      active version
 //	state/history                                     JSON []Activation, for Rollback
+//	state/serial                                      last bundle serial taken, 8 bytes
+//	audit/<sequence, 8 bytes big-endian>              JSON AuditEntry
 //
-// Every write is one bbolt transaction, so a version is stored completely
-// or not at all, and activation never points at a half-written bank.
+// Every change is one bbolt transaction (Apply), so a version is stored
+// completely or not at all, activation never points at a half-written
+// bank, and the audit log records exactly the changes that happened.
 type Store struct {
 	db   *bolt.DB
 	path string
@@ -31,6 +34,7 @@ var (
 	keyMeta        = []byte("meta")
 	keyActive      = []byte("active")
 	keyHistory     = []byte("history")
+	keySerial      = []byte("serial")
 )
 
 // Activation is one entry of the activation history.
@@ -53,11 +57,12 @@ func OpenStore(path string, readOnly bool) (*Store, error) {
 	s := &Store{db: db, path: path}
 	if !readOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			if _, err := tx.CreateBucketIfNotExists(bucketVersions); err != nil {
-				return err
+			for _, b := range [][]byte{bucketVersions, bucketState, bucketAudit} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
-			_, err := tx.CreateBucketIfNotExists(bucketState)
-			return err
+			return nil
 		})
 		if err != nil {
 			db.Close()
@@ -85,60 +90,142 @@ func ckey(i int) []byte {
 	return k[:]
 }
 
+// Change is one atomic change to the store: any of storing a new version,
+// activating a version (the new one, or Version) or rolling back, the
+// serial of the bundle it came from, and the audit entry that records it.
+// Apply makes all of it happen in one transaction, or none of it.
+type Change struct {
+	Put      *Bank  // store as a new version
+	Activate bool   // activate Put's version, or Version when Put is nil
+	Version  uint64 // the version to activate when Put is nil
+	Rollback bool   // re-activate the version before the current one
+	// Serial, when not 0, is recorded as the last bundle serial taken.
+	Serial uint64
+	// Audit is appended to the audit log; its Version is filled in when 0.
+	Audit *AuditEntry
+}
+
+// Apply makes c in one transaction and returns the version it stored or
+// activated (0 when it did neither).
+func (s *Store) Apply(c Change) (uint64, error) {
+	if c.Put != nil {
+		if err := c.Put.check(); err != nil {
+			return 0, err
+		}
+	}
+	var v uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if c.Put != nil {
+			if v, err = putIn(tx, c.Put); err != nil {
+				return err
+			}
+		}
+		switch {
+		case c.Activate:
+			if c.Put == nil {
+				v = c.Version
+			}
+			if err := activateIn(tx, v); err != nil {
+				return err
+			}
+		case c.Rollback:
+			st := tx.Bucket(bucketState)
+			hist, err := history(st)
+			if err != nil {
+				return err
+			}
+			if v, hist, err = rollbackTarget(tx, hist); err != nil {
+				return err
+			}
+			if err := setActive(st, v, hist); err != nil {
+				return err
+			}
+		}
+		if c.Serial != 0 {
+			if err := tx.Bucket(bucketState).Put(keySerial, vkey(c.Serial)); err != nil {
+				return err
+			}
+		}
+		if c.Audit != nil {
+			e := *c.Audit
+			if e.Version == 0 {
+				e.Version = v
+			}
+			return appendAudit(tx, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bank: %s: %w", s.path, err)
+	}
+	if c.Put != nil {
+		c.Put.Meta.Version = v
+	}
+	return v, nil
+}
+
 // Put stores b as a new version and returns its number (b.Meta.Version is
 // set too). It does not activate it.
 func (s *Store) Put(b *Bank) (uint64, error) {
-	return s.put(b, false)
+	return s.Apply(Change{Put: b})
 }
 
 // PutActive stores b as a new version and activates it in the same
 // transaction: a crash leaves either the old state or the new bank stored
 // and active, never the new bank stored but inactive.
 func (s *Store) PutActive(b *Bank) (uint64, error) {
-	return s.put(b, true)
+	return s.Apply(Change{Put: b, Activate: true})
 }
 
-func (s *Store) put(b *Bank, activate bool) (uint64, error) {
-	if err := b.check(); err != nil {
+// putIn stores b as the next version inside tx.
+func putIn(tx *bolt.Tx, b *Bank) (uint64, error) {
+	vs := tx.Bucket(bucketVersions)
+	v, err := vs.NextSequence()
+	if err != nil {
 		return 0, err
 	}
+	meta := b.Meta
+	meta.Version = v
+	raw, err := encodeMeta(&meta)
+	if err != nil {
+		return 0, err
+	}
+	vb, err := vs.CreateBucket(vkey(v))
+	if err != nil {
+		return 0, err
+	}
+	if err := vb.Put(keyMeta, raw); err != nil {
+		return 0, err
+	}
+	data := bytesOf(b.Vectors)
+	for i := 0; i*ChunkSize < len(data); i++ {
+		if err := vb.Put(ckey(i), data[i*ChunkSize:min(len(data), (i+1)*ChunkSize)]); err != nil {
+			return 0, err
+		}
+	}
+	return v, nil
+}
+
+// Serial is the serial of the last bundle taken (0: none).
+func (s *Store) Serial() (uint64, error) {
 	var v uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		vs := tx.Bucket(bucketVersions)
-		seq, err := vs.NextSequence()
-		if err != nil {
-			return err
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st := tx.Bucket(bucketState)
+		if st == nil {
+			return nil
 		}
-		v = seq
-		meta := b.Meta
-		meta.Version = v
-		raw, err := encodeMeta(&meta)
-		if err != nil {
-			return err
+		raw := st.Get(keySerial)
+		if raw == nil {
+			return nil
 		}
-		vb, err := vs.CreateBucket(vkey(v))
-		if err != nil {
-			return err
+		if len(raw) != 8 {
+			return fmt.Errorf("%w: serial record of %d bytes", ErrCorrupt, len(raw))
 		}
-		if err := vb.Put(keyMeta, raw); err != nil {
-			return err
-		}
-		data := bytesOf(b.Vectors)
-		for i := 0; i*ChunkSize < len(data); i++ {
-			if err := vb.Put(ckey(i), data[i*ChunkSize:min(len(data), (i+1)*ChunkSize)]); err != nil {
-				return err
-			}
-		}
-		if activate {
-			return activateIn(tx, v)
-		}
+		v = binary.BigEndian.Uint64(raw)
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("bank: storing in %s: %w", s.path, err)
-	}
-	b.Meta.Version = v
-	return v, nil
+	return v, err
 }
 
 // Get loads and checks version v; version 0 is the active one.
@@ -255,11 +342,16 @@ func (s *Store) Resolve(v uint64) (uint64, error) {
 // Activate makes version v active after checking that it loads. The
 // previously active version goes onto the history for Rollback.
 func (s *Store) Activate(v uint64) error {
+	return s.ActivateAudited(v, nil)
+}
+
+// ActivateAudited is Activate recording e in the audit log in the same
+// transaction.
+func (s *Store) ActivateAudited(v uint64, e *AuditEntry) error {
 	if _, err := s.Get(v); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return activateIn(tx, v) })
-	if err != nil {
+	if _, err := s.Apply(Change{Activate: true, Version: v, Audit: e}); err != nil {
 		return fmt.Errorf("bank: activating version %d: %w", v, err)
 	}
 	return nil
@@ -319,19 +411,13 @@ func rollbackTarget(tx *bolt.Tx, hist []Activation) (uint64, []Activation, error
 // Rollback re-activates the version that was active before the current one
 // (RollbackTarget) and returns it.
 func (s *Store) Rollback() (uint64, error) {
-	var v uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		st := tx.Bucket(bucketState)
-		hist, err := history(st)
-		if err != nil {
-			return err
-		}
-		v, hist, err = rollbackTarget(tx, hist)
-		if err != nil {
-			return err
-		}
-		return setActive(st, v, hist)
-	})
+	return s.RollbackAudited(nil)
+}
+
+// RollbackAudited is Rollback recording e in the audit log in the same
+// transaction.
+func (s *Store) RollbackAudited(e *AuditEntry) (uint64, error) {
+	v, err := s.Apply(Change{Rollback: true, Audit: e})
 	if err != nil {
 		return 0, fmt.Errorf("bank: rollback: %w", err)
 	}
