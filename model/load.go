@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -55,4 +56,58 @@ func Parse(path string, raw []byte) (*File, error) {
 func Fingerprint(raw []byte) string {
 	s := sha256.Sum256(raw)
 	return hex.EncodeToString(s[:])
+}
+
+// Store writes a model file's bytes into dir as <sha256>.tflite, unless a
+// file of that name is there already, and returns its path. The file
+// appears whole or not at all (written aside, synced, then renamed), so a
+// crash never leaves a partial model under a fingerprint's name.
+func Store(dir string, raw []byte) (string, error) {
+	if _, err := tflite.Read(raw); err != nil {
+		return "", fmt.Errorf("model: not storing an invalid model: %w", err)
+	}
+	path := filepath.Join(dir, Fingerprint(raw)+".tflite")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".model-*")
+	if err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("model: writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("model: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // the rename itself survives a power cut
+		d.Close()
+	}
+	return path, nil
+}
+
+// Find returns the path of the stored model (Store) with fingerprint sha
+// in dir, or "" when there is none.
+func Find(dir, sha string) string {
+	if len(sha) != 64 || strings.ContainsAny(sha, "/.") {
+		return ""
+	}
+	path := filepath.Join(dir, sha+".tflite")
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/progress"
+	"github.com/linesight/linesight/internal/trust"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/patchcore"
 )
@@ -32,6 +33,7 @@ func init() {
 		command{"bank rollback", "re-activate the previously active version", bankRollback},
 		command{"bank export", "write a bank version to a single bundle file", bankExport},
 		command{"bank import", "store a bundle file as a new version", bankImport},
+		command{"bank history", "the audit log: every bank change (built, imported, pushed, activated, rolled back, refused), who and why", bankHistory},
 	)
 }
 
@@ -110,11 +112,9 @@ func bankBuild(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	put := st.PutActive
-	if *noActivate {
-		put = st.Put
-	}
-	v, err := put(b)
+	e := &bank.AuditEntry{Action: "build", Who: "cli:" + whoami(), Result: bank.AuditOK,
+		Detail: fmt.Sprintf("%d images from %s", len(files), *images)}
+	v, err := st.Apply(bank.Change{Put: b, Activate: !*noActivate, Audit: e})
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func bankActivate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := st.Activate(v); err != nil {
+	if err := st.ActivateAudited(v, &bank.AuditEntry{Action: "activate", Who: "cli:" + whoami(), Result: bank.AuditOK}); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "version %d is active\n", v)
@@ -274,7 +274,7 @@ func bankRollback(args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	v, err := st.Rollback()
+	v, err := st.RollbackAudited(&bank.AuditEntry{Action: "rollback", Who: "cli:" + whoami(), Result: bank.AuditOK})
 	if err != nil {
 		return err
 	}
@@ -287,12 +287,27 @@ func bankExport(args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	db := dbFlag(fs)
 	ver := fs.Uint64("version", 0, "version to export (default: the active one)")
+	outPath := fs.String("out", "", "bundle file to write (required)")
+	sign := fs.String("sign", "", "sign the manifest with this private key (`linesight keys generate`)")
+	withModel := fs.Bool("with-model", false, "carry the backbone inside, so a station can take model and bank as one unit")
+	modelPath := fs.String("model", "", "the backbone for --with-model (default: the path recorded in the bank)")
+	serial := fs.Uint64("serial", 0, "bundle serial (default: the time in milliseconds since 1970, which grows with every export)")
+	creator := fs.String("creator", whoami(), "who made the bundle, recorded in its manifest")
+	note := fs.String("note", "", "free text for the manifest")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return errors.New("usage: linesight bank export --db FILE [--version V] BUNDLE")
+	if *outPath == "" && len(pos) == 1 { // the form before --out
+		*outPath = pos[0]
+	} else if len(pos) != 0 || *outPath == "" {
+		return errors.New("usage: linesight bank export --db FILE [--version V] --out FILE [--sign KEYFILE] [--with-model]")
+	}
+	var signer *trust.Signer
+	if *sign != "" {
+		if signer, err = trust.LoadSigner(*sign); err != nil {
+			return err
+		}
 	}
 	st, err := openRO(*db)
 	if err != nil {
@@ -303,26 +318,46 @@ func bankExport(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	v := b.Meta.Version
+	var model []byte
+	if *withModel {
+		p := *modelPath
+		if p == "" {
+			p = b.Meta.Model.Path
+		}
+		if model, err = os.ReadFile(p); err != nil {
+			return fmt.Errorf("--with-model: %w (give --model FILE)", err)
+		}
+	}
+	m := bank.Manifest{Serial: *serial, Creator: *creator, Created: time.Now().UTC().Truncate(time.Millisecond), Note: *note}
+	if m.Serial == 0 {
+		m.Serial = uint64(time.Now().UnixMilli())
+	}
 	// Write to a temporary file and rename, so that a bundle file is
 	// complete whenever it exists.
-	tmp, err := os.CreateTemp(filepath.Dir(pos[0]), ".bank-export-*")
+	tmp, err := os.CreateTemp(filepath.Dir(*outPath), ".bank-export-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := bank.WriteBundle(tmp, b); err != nil {
+	if err := bank.WriteBundle(tmp, b, model, m, signer); err != nil {
 		tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), pos[0]); err != nil {
+	if err := os.Rename(tmp.Name(), *outPath); err != nil {
 		return err
 	}
-	fi, _ := os.Stat(pos[0])
-	fmt.Fprintf(out, "version %d exported to %s (%d bytes, sha256 %s)\n", v, pos[0], fi.Size(), b.Meta.SHA256[:12])
+	fi, _ := os.Stat(*outPath)
+	how := "unsigned"
+	if signer != nil {
+		how = "signed by key " + signer.ID
+	}
+	if model != nil {
+		how += ", with its backbone"
+	}
+	fmt.Fprintf(out, "version %d exported to %s (%d bytes, serial %d, %s)\n", b.Meta.Version, *outPath, fi.Size(), m.Serial, how)
 	return nil
 }
 
@@ -331,36 +366,105 @@ func bankImport(args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	db := dbFlag(fs)
 	activate := fs.Bool("activate", false, "activate the imported version")
+	trusted := fs.String("trusted-keys", "", "accept only bundles signed by one of these public keys")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if *db == "" || len(pos) != 1 {
-		return errors.New("usage: linesight bank import --db FILE [--activate] BUNDLE")
+		return errors.New("usage: linesight bank import --db FILE [--activate] [--trusted-keys FILE] BUNDLE")
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	b, err := bank.ReadBundle(f)
+	bd, err := bank.ReadBundle(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
+	if *trusted != "" {
+		keys, err := trust.LoadKeys(*trusted)
+		if err != nil {
+			return err
+		}
+		if err := bd.Verify(keys); err != nil {
+			return fmt.Errorf("%s: %w", pos[0], err)
+		}
+	}
+	b := bd.Bank
 	b.Meta.Origin = &bank.Origin{Version: b.Meta.Version, Created: b.Meta.Created, File: filepath.Base(pos[0])}
 	st, err := bank.OpenStore(*db, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	put, msg := st.Put, "stored"
-	if *activate {
-		put, msg = st.PutActive, "stored and activated"
+	if bd.Model != nil {
+		p, err := model.Store(filepath.Join(filepath.Dir(*db), "models"), bd.Model)
+		if err != nil {
+			return err
+		}
+		b.Meta.Model.Path = p
 	}
-	v, err := put(b)
+	msg := "stored"
+	if *activate {
+		msg = "stored and activated"
+	}
+	e := &bank.AuditEntry{Action: "import", Who: "cli:" + whoami(), Serial: bd.Manifest.Serial, Result: bank.AuditOK,
+		Detail: fmt.Sprintf("%s (%s)", filepath.Base(pos[0]), msg)}
+	v, err := st.Apply(bank.Change{Put: b, Activate: *activate, Audit: e})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%s imported as version %d (%s; exported version %d)\n", pos[0], v, msg, b.Meta.Origin.Version)
 	return nil
+}
+
+func bankHistory(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank history", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	n := fs.Int("n", 50, "show the last N entries (0: all)")
+	asJSON := fs.Bool("json", false, "one JSON object per entry")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	st, err := openRO(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log, logErr := st.AuditLog(*n)
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		for _, e := range log {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return logErr
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tWHO\tVERSION\tSERIAL\tRESULT\tREASON")
+	for _, e := range log {
+		ver, ser := "-", "-"
+		if e.Version > 0 {
+			ver = strconv.FormatUint(e.Version, 10)
+		}
+		if e.Serial > 0 {
+			ser = strconv.FormatUint(e.Serial, 10)
+		}
+		reason := e.Reason
+		if reason == "" {
+			reason = e.Detail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Action, e.Who, ver, ser, e.Result, reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(log) == 0 {
+		fmt.Fprintln(out, "(no changes recorded)")
+	}
+	return logErr
 }
