@@ -60,6 +60,10 @@ type Options struct {
 	// Command handles cmd/<name> requests; its result or error is replied
 	// on cmd/<name>/reply.
 	Command func(name string, req Request) (any, error)
+	// Handlers subscribe topic filters under <prefix>/<station>/ (at QoS
+	// 1, on every connection) to handlers called with the full topic and
+	// the payload, e.g. the blocks of a bank push.
+	Handlers map[string]func(topic string, payload []byte)
 }
 
 // Client is a connection to the broker.
@@ -101,7 +105,10 @@ func New(opts Options) *Client {
 	po.SetOnConnectHandler(func(pc paho.Client) {
 		opts.Log.Info("mqtt connected", "broker", opts.Broker)
 		if opts.Command != nil {
-			pc.Subscribe(c.Topic("cmd/#"), 1, c.onCommand)
+			pc.Subscribe(c.Topic(TopicCommandPrefix+"#"), 1, c.onCommand)
+		}
+		for filter, h := range opts.Handlers {
+			pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
 		}
 		if opts.OnConnect != nil {
 			go opts.OnConnect()

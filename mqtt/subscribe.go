@@ -15,6 +15,12 @@ type Subscriber struct{ c paho.Client }
 // Subscribe connects to broker and calls fn for every message on topic
 // (wildcards allowed), from paho's goroutine.
 func Subscribe(broker, clientID, topic string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
+	return SubscribeAll(broker, clientID, []string{topic}, t, user, pass, fn)
+}
+
+// SubscribeAll is Subscribe to several topic filters; the subscriptions
+// are renewed whenever the connection is.
+func SubscribeAll(broker, clientID string, topics []string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
 	po := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetCleanSession(true).
 		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectTimeout(5 * time.Second)
 	if user != "" {
@@ -24,7 +30,9 @@ func Subscribe(broker, clientID, topic string, t *tls.Config, user, pass string,
 		po.SetTLSConfig(t)
 	}
 	po.SetOnConnectHandler(func(c paho.Client) {
-		c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { fn(m.Topic(), m.Payload(), m.Retained()) })
+		for _, topic := range topics {
+			c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { fn(m.Topic(), m.Payload(), m.Retained()) })
+		}
 	})
 	c := paho.NewClient(po)
 	tok := c.Connect()
