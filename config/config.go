@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -72,9 +73,19 @@ type Model struct {
 	Threads int    `yaml:"threads"` // 0: all cores
 }
 
-// Bank is the memory bank database.
+// Bank is the memory bank database and who may change it remotely.
 type Bank struct {
 	DB string `yaml:"db"`
+	// TrustedKeys is a file of public keys (one per line, `linesight keys
+	// generate`): pushed bundles and state-changing commands must be
+	// signed by one of them.
+	TrustedKeys string `yaml:"trusted_keys"`
+	// AllowUnsigned lets a station without trusted keys take unsigned
+	// pushes and commands: for a lab bench, never a line.
+	AllowUnsigned bool `yaml:"allow_unsigned"`
+	// Models is where pushed backbones are kept, by fingerprint ("" =
+	// a "models" folder beside the database).
+	Models string `yaml:"models"`
 }
 
 // Scoring adjusts how the bank's scores become verdicts. Everything else
@@ -398,6 +409,11 @@ func (l *Loaded) Validate() error {
 	if c.Bank.DB == "" {
 		bad("bank.db", "no bank database")
 	}
+	if f := c.Bank.TrustedKeys; f != "" {
+		if _, err := os.Stat(f); err != nil {
+			bad("bank.trusted_keys", "%v", err)
+		}
+	}
 	if c.Scoring.Threshold < 0 {
 		bad("scoring.threshold", "%v is negative (0 = the bank's threshold)", c.Scoring.Threshold)
 	}
@@ -477,6 +493,14 @@ func (c *Config) CameraConfig() (camera.Config, error) {
 		return cc, es
 	}
 	return cc, nil
+}
+
+// ModelsDir is where pushed backbones are kept.
+func (c *Config) ModelsDir() string {
+	if c.Bank.Models != "" {
+		return c.Bank.Models
+	}
+	return filepath.Join(filepath.Dir(c.Bank.DB), "models")
 }
 
 // YAML returns the effective configuration as YAML.

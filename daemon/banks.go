@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -24,7 +25,7 @@ const bankPoll = 5 * time.Second
 // scored by one bank from start to end.
 type banks struct {
 	db      string
-	model   *model.File
+	models  string // pushed backbones, by fingerprint
 	threads int
 	log     *slog.Logger
 
@@ -32,12 +33,17 @@ type banks struct {
 
 	mu       sync.Mutex // serialises loading and activation; guards the rest
 	next     *patchcore.Detector
-	override float64 // the operator's threshold, 0 = the bank's
+	override float64                // the operator's threshold, 0 = the bank's
+	loaded   map[string]*model.File // backbones by fingerprint
+	canary   *canary                // a new bank scoring beside the current one
 }
 
-// openBanks loads the active bank of cfg's database for mf.
+// openBanks loads the active bank of cfg's database; mf is the configured
+// backbone (model.path), others are found by fingerprint in the models
+// folder.
 func openBanks(cfg *config.Config, mf *model.File, threads int, log *slog.Logger) (*banks, error) {
-	b := &banks{db: cfg.Bank.DB, model: mf, threads: threads, log: log, override: cfg.Scoring.Threshold}
+	b := &banks{db: cfg.Bank.DB, models: cfg.ModelsDir(), threads: threads, log: log, override: cfg.Scoring.Threshold,
+		loaded: map[string]*model.File{mf.SHA256: mf}}
 	det, err := b.load(0)
 	if err != nil {
 		return nil, err
@@ -63,12 +69,57 @@ func (b *banks) load(v uint64) (*patchcore.Detector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bank %s: %w", b.db, err)
 	}
-	det, err := patchcore.Open(bk, b.model, patchcore.Options{Threads: b.threads})
+	return b.detector(bk)
+}
+
+// detector makes a detector for bk with its backbone and the operator's
+// threshold. Called with b.mu held (or before the banks are shared).
+func (b *banks) detector(bk *bank.Bank) (*patchcore.Detector, error) {
+	mf, err := b.modelFor(bk.Meta.Model.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("bank %d: %w", bk.Meta.Version, err)
+	}
+	det, err := patchcore.Open(bk, mf, patchcore.Options{Threads: b.threads})
 	if err != nil {
 		return nil, err
 	}
 	det.SetThreshold(b.override)
 	return det, nil
+}
+
+// modelFor is the backbone with fingerprint sha: the configured one, or
+// one pushed with a bank (kept in the models folder). Loaded once.
+func (b *banks) modelFor(sha string) (*model.File, error) {
+	if mf := b.loaded[sha]; mf != nil {
+		return mf, nil
+	}
+	path := model.Find(b.models, sha)
+	if path == "" {
+		return nil, fmt.Errorf("%w: this station has no backbone with sha256 %.12s (model.path is another; push the bank with --with-model)", patchcore.ErrMismatch, sha)
+	}
+	mf, err := model.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if mf.SHA256 != sha {
+		return nil, fmt.Errorf("model: %s does not hash to its name", path)
+	}
+	b.loaded[sha] = mf
+	return mf, nil
+}
+
+// haveModel reports whether the backbone with fingerprint sha is here.
+func (b *banks) haveModel(sha string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.loaded[sha] != nil || model.Find(b.models, sha) != ""
+}
+
+// modelOf is the backbone the detector in use runs.
+func (b *banks) modelOf(det *patchcore.Detector) *model.File {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.loaded[det.Bank().Meta.Model.SHA256]
 }
 
 // offer hands det to the pipeline, replacing (and closing) any detector
@@ -81,6 +132,22 @@ func (b *banks) offer(det *patchcore.Detector) uint64 {
 	v := det.Bank().Meta.Version
 	b.log.Info("bank version loaded; swapping in between frames", "version", v)
 	return v
+}
+
+// prepare makes a detector for bk (not stored yet), to check that this
+// station can score with it before it is stored.
+func (b *banks) prepare(bk *bank.Bank) (*patchcore.Detector, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.detector(bk)
+}
+
+// offerLoaded hands a detector made by prepare (its bank now stored and
+// active) to the pipeline.
+func (b *banks) offerLoaded(det *patchcore.Detector) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.offer(det)
 }
 
 // swapIn puts the waiting detector, if any, in use and closes the old one;
@@ -222,6 +289,10 @@ func (b *banks) close() {
 	if b.next != nil {
 		b.next.Close()
 		b.next = nil
+	}
+	if b.canary != nil {
+		b.canary.stop(errors.New("the station is stopping"))
+		b.canary = nil
 	}
 	b.cur.Load().Close()
 }

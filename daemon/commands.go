@@ -23,6 +23,7 @@ func (s *station) commands() map[string]func(req mqtt.Request) (any, error) {
 		mqtt.CmdThreshold:    s.cmdThreshold,
 		mqtt.CmdBankActivate: s.cmdActivate,
 		mqtt.CmdBankRollback: s.cmdRollback,
+		mqtt.CmdBankPush:     s.cmdPush,
 	}
 }
 

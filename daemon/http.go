@@ -114,9 +114,12 @@ func (s *station) status(state string) mqtt.Status {
 	if state != mqtt.StateOnline {
 		return st
 	}
-	st.Model = &mqtt.ModelStatus{Path: s.cfg.Model.Path, SHA256: s.model.SHA256}
+	st.Model = &mqtt.ModelStatus{Path: s.model.Path, SHA256: s.model.SHA256}
 	if s.banks != nil {
 		det := s.banks.current()
+		if mf := s.banks.modelOf(det); mf != nil {
+			st.Model = &mqtt.ModelStatus{Path: mf.Path, SHA256: mf.SHA256}
+		}
 		m := det.Bank().Meta
 		st.Bank = &mqtt.BankStatus{Version: m.Version, Created: m.Created.Format(time.RFC3339), Vectors: m.Count, Threshold: m.Threshold.Value}
 		if t, override := det.Threshold(); override {
@@ -125,6 +128,9 @@ func (s *station) status(state string) mqtt.Status {
 	}
 	if s.cam != nil {
 		st.Camera = cameraStatus(s.cam.Health())
+	}
+	if s.recv != nil {
+		st.Transfer = s.recv.State()
 	}
 	return st
 }

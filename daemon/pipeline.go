@@ -44,7 +44,9 @@ func (p *pipeline) run(ctx context.Context) {
 		if p.s.banks.swapIn() {
 			p.s.publishStatus()
 		}
-		p.inspect(f, &r)
+		if p.inspect(f, &r) {
+			p.s.banks.scoreCanary(f.Image, &r)
+		}
 		f.Release()
 	}
 }
@@ -67,14 +69,16 @@ func ResultMessage(r *patchcore.Result, bankVersion uint64) mqtt.Result {
 	return out
 }
 
-func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) {
+// inspect scores f with the bank in use and publishes the result; false
+// when it could not be scored.
+func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	s := p.s
 	start := time.Now()
 	det := s.banks.current()
 	if err := det.InspectInto(f.Image, r); err != nil {
 		s.log.Error("inspection failed", "seq", f.Seq, "err", err)
 		s.metrics.errors.Inc()
-		return
+		return false
 	}
 	meta := &det.Bank().Meta
 	res := ResultMessage(r, meta.Version)
@@ -101,4 +105,5 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) {
 	p.lastDone.Store(time.Now().UnixNano())
 	s.metrics.observe(verdict, &r.Timing, start.Sub(f.Time), time.Since(f.Time))
 	s.log.Debug("frame", "seq", f.Seq, "verdict", verdict, "score", r.Score)
+	return true
 }

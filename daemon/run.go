@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	sdaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -27,6 +28,7 @@ import (
 	"github.com/linesight/linesight/camera"
 	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/trust"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
 )
@@ -51,7 +53,18 @@ type station struct {
 	metrics *metrics
 	pipe    *pipeline
 	started time.Time
+
+	// Remote changes: the trusted keys (nil: none), the nonces of signed
+	// commands taken, the bank push receiver and who sent each transfer.
+	keys    trust.Keys
+	nonces  *trust.Nonces
+	recv    *mqtt.Receiver
+	pushWho sync.Map
 }
+
+// nonceWindow is how old (or how far ahead of this station's clock) a
+// signed command may be.
+const nonceWindow = 5 * time.Minute
 
 // Run serves until ctx is done, then drains and stops. Everything it starts
 // is stopped, in reverse order, when it returns: after ctx ends, and on
@@ -75,6 +88,18 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		return err
 	}
 	lc.started("banks", s.banks.close)
+	s.nonces = trust.NewNonces(nonceWindow, 100000)
+	switch {
+	case s.cfg.Bank.TrustedKeys != "":
+		if s.keys, err = trust.LoadKeys(s.cfg.Bank.TrustedKeys); err != nil {
+			return fmt.Errorf("bank.trusted_keys: %w", err)
+		}
+		log.Info("remote bank pushes and commands: signed by a trusted key only", "keys", len(s.keys))
+	case s.cfg.Bank.AllowUnsigned:
+		log.Warn("UNSIGNED REMOTE CHANGES ARE ALLOWED (bank.allow_unsigned: true): anyone who can publish to the broker can push banks; set bank.trusted_keys on a line")
+	default:
+		log.Info("remote bank pushes are off (no bank.trusted_keys)")
+	}
 
 	// MQTT: the embedded broker, the outbox, the client.
 	brokerURL := s.cfg.MQTT.Broker
@@ -115,9 +140,19 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	if clientID == "" {
 		clientID = "linesight-" + s.cfg.Station.ID
 	}
+	s.recv, err = mqtt.NewReceiver(filepath.Join(filepath.Dir(s.cfg.Bank.DB), "staging"),
+		func(topic string, payload []byte) {
+			if err := s.client.PublishNow(topic, false, payload); err != nil {
+				s.log.Debug("bank push message not sent; it is sent again", "topic", topic, "err", err)
+			}
+		}, s.pushed, s.publishStatus, log)
+	if err != nil {
+		return err
+	}
 	s.client = mqtt.New(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: s.cfg.MQTT.Prefix, Station: s.cfg.Station.ID,
 		QoS: byte(s.cfg.MQTT.QoS), Username: s.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: s.outbox, Log: log,
-		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command})
+		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command,
+		Handlers: map[string]func(string, []byte){mqtt.TopicPushPrefix + "+" + mqtt.TopicBlockSuffix: s.recv.Block}})
 	s.client.Start()
 	lc.started("mqtt client", func() {
 		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -156,6 +191,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	lc.spawn(ctx, "camera", func(ctx context.Context) { s.cam.Run(ctx) }, nil)
 	lc.spawn(ctx, "bank watcher", s.banks.watch, nil)
 	lc.spawn(ctx, "watchdog", s.watchdog, nil)
+	lc.spawn(ctx, "bank push receiver", s.recv.Run, nil)
 
 	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
 	avail, kern := qgemm.Kernels()

@@ -121,6 +121,8 @@ type Status struct {
 	// ThresholdOverride is the operator's threshold (cmd/threshold or
 	// scoring.threshold), absent when the bank's is in force.
 	ThresholdOverride *float64 `json:"threshold_override,omitempty"`
+	// Transfer is the current or last bank push.
+	Transfer *TransferState `json:"transfer,omitempty"`
 }
 
 // ModelStatus names the backbone in use.
@@ -178,7 +180,26 @@ const (
 	CmdThreshold    = "threshold"     // ThresholdRequest; reply ThresholdReply
 	CmdBankActivate = "bank/activate" // ActivateRequest; reply VersionReply
 	CmdBankRollback = "bank/rollback" // no fields; reply VersionReply
+	// CmdBankPush (transfer.go) offers a bundle: Offer; reply TransferState.
 )
+
+// TopicAudit carries an AuditEntry for every bank change or refusal (and,
+// with command authorization, every state-changing command), queued in the
+// outbox like results.
+const TopicAudit = "audit"
+
+// AuditEntry is one entry of the station's audit log (the same entries
+// `linesight bank history` shows).
+type AuditEntry struct {
+	Time    string `json:"time"`   // RFC 3339, UTC
+	Action  string `json:"action"` // build, import, push, activate, rollback, canary, command, ...
+	Who     string `json:"who"`    // "key:<id>", an MQTT client, "cli:<user>@<host>", "operator"
+	Version uint64 `json:"version,omitempty"`
+	Serial  uint64 `json:"serial,omitempty"`
+	Result  string `json:"result"` // ok, refused, failed
+	Reason  string `json:"reason,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
 
 // TriggerReply answers cmd/trigger.
 type TriggerReply struct {
