@@ -334,18 +334,39 @@ func (c *Camera) waitDemand(ctx context.Context) bool {
 	return ctx.Err() == nil
 }
 
-// Trigger asks for one frame captured after now (triggered mode).
-func (c *Camera) Trigger() {
+// MaxPendingTriggers bounds the triggers waiting for their frames.
+const MaxPendingTriggers = 64
+
+// ErrTriggerQueueFull: a trigger came while MaxPendingTriggers were
+// still waiting for their frames; it is refused, not queued.
+var ErrTriggerQueueFull = fmt.Errorf("camera: %d triggers are waiting for frames; trigger refused", MaxPendingTriggers)
+
+// Trigger asks for one frame captured after now (triggered mode). Each
+// accepted trigger gets exactly one frame from Next, in order.
+func (c *Camera) Trigger() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.pending >= MaxPendingTriggers {
+		return ErrTriggerQueueFull
+	}
 	c.pending++
 	if c.pending == 1 {
 		c.armTrigger()
 	}
 	c.cond.Broadcast()
+	return nil
 }
 
-// armTrigger starts waiting for the frame of the oldest pending trigger.
+// pendingTriggers is how many triggers wait for frames.
+func (c *Camera) pendingTriggers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending
+}
+
+// armTrigger starts waiting for the frame of the oldest pending trigger
+// and wakes the reader (a recorded source reads on demand). Called with
+// c.mu held.
 func (c *Camera) armTrigger() {
 	c.trigAt = time.Now()
 	c.trigN = 1 + max(c.cfg.Buffers-1, 0)
@@ -353,6 +374,7 @@ func (c *Camera) armTrigger() {
 	if !c.kind.Live() {
 		c.want++
 	}
+	c.cond.Broadcast()
 }
 
 // Next returns the next frame: in continuous mode the newest (live) or the

@@ -2,6 +2,8 @@ package camera
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -278,5 +280,77 @@ func TestTriggeredLiveSkipsBufferedFrames(t *testing.T) {
 		}
 		f.Release()
 		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestThousandTriggersOneFrameEach: on a still image and on a sequence,
+// 1,000 triggers (sent in back-to-back bursts, refused beyond the bounded
+// queue and sent again) give exactly 1,000 frames, in order, each read
+// after its trigger; a burst beyond MaxPendingTriggers is refused, not
+// queued. (Before the fix a re-armed reader was not woken: 1,000 triggers
+// gave a handful of frames, each answering the trigger before.)
+func TestThousandTriggersOneFrameEach(t *testing.T) {
+	dir := t.TempDir()
+	still := filepath.Join(dir, "still.png")
+	writePNG(t, still, 4, 4, 9)
+	for i := 0; i < 5; i++ {
+		writePNG(t, filepath.Join(dir, fmt.Sprintf("q_%d.png", i)), 4, 4, uint8(i))
+	}
+	for _, src := range []string{still, filepath.Join(dir, "q_%d.png")} {
+		cam, _, _ := start(t, Config{Source: src, Mode: Triggered, BackoffMin: time.Millisecond})
+		const total = 1000
+		got := make(chan *Frame, total)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for range total {
+				f, err := cam.Next(ctx)
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- f
+			}
+			close(got)
+		}()
+		sent, refused := 0, 0
+		var trig []time.Time
+		for sent < total {
+			burst := min(100, total-sent)
+			for range burst {
+				at := time.Now()
+				if err := cam.Trigger(); err != nil {
+					if !errors.Is(err, ErrTriggerQueueFull) {
+						t.Fatal(err)
+					}
+					refused++
+					break
+				}
+				trig = append(trig, at)
+				sent++
+			}
+			// Let the reader catch up before the next burst.
+			deadline := time.Now().Add(10 * time.Second)
+			for cam.pendingTriggers() > MaxPendingTriggers/2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d triggers sent, %d still waiting for frames after 10 s", src, sent, cam.pendingTriggers())
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		n := 0
+		for f := range got {
+			if f.start.Before(trig[n]) {
+				t.Fatalf("%s: frame %d was read before its trigger", src, n)
+			}
+			n++
+			f.Release()
+		}
+		if n != total {
+			t.Fatalf("%s: %d triggers gave %d frames", src, total, n)
+		}
+		if refused == 0 {
+			t.Errorf("%s: bursts of 100 were never refused by a queue of %d", src, MaxPendingTriggers)
+		}
 	}
 }

@@ -1,23 +1,33 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/camera"
 	"github.com/linesight/linesight/mqtt"
 )
 
-// maxThreshold bounds an operator's threshold: larger values are typing
-// errors, not thresholds.
-const maxThreshold = 1e9
+// thresholdBounds is the range an operator's threshold may take for a
+// bank: from half the lowest held-out good score (below it every good part
+// would fail) to four times the calibrated threshold (above it defects
+// pass unnoticed). A threshold outside is a typing error or an attack.
+func thresholdBounds(m *bank.Meta) (lo, hi float64) {
+	th := &m.Threshold
+	lo = 0.5 * th.Stats.Min
+	if !(lo > 0) {
+		lo = 0.25 * th.Value
+	}
+	return lo, 4 * th.Value
+}
 
 // commands are the MQTT commands the station takes (mqtt.Cmd*), by name.
-func (s *station) commands() map[string]func(req mqtt.Request) (any, error) {
-	return map[string]func(mqtt.Request) (any, error){
+// Each takes the request and, for state-changing ones, the authorized body.
+func (s *station) commands() map[string]func(req mqtt.Request, body []byte) (any, error) {
+	return map[string]func(mqtt.Request, []byte) (any, error){
 		mqtt.CmdTrigger:      s.cmdTrigger,
 		mqtt.CmdStatus:       s.cmdStatus,
 		mqtt.CmdThreshold:    s.cmdThreshold,
@@ -27,8 +37,14 @@ func (s *station) commands() map[string]func(req mqtt.Request) (any, error) {
 	}
 }
 
+// stateChanging are the commands that can change pass/fail: they must be
+// signed by a trusted key (or the station must allow unsigned changes), and
+// are audited.
+var stateChanging = map[string]bool{mqtt.CmdThreshold: true, mqtt.CmdBankActivate: true, mqtt.CmdBankRollback: true}
+
 // command answers cmd/<name>: what it returns is the reply's result, its
-// error the reply's error. A malformed or unknown command changes nothing.
+// error the reply's error. A malformed, unknown or unauthorized command
+// changes nothing.
 func (s *station) command(name string, req mqtt.Request) (any, error) {
 	cmds := s.commands()
 	h, ok := cmds[name]
@@ -40,44 +56,66 @@ func (s *station) command(name string, req mqtt.Request) (any, error) {
 		slices.Sort(names)
 		return nil, fmt.Errorf("unknown command %q (%s)", name, strings.Join(names, ", "))
 	}
-	return h(req)
+	if !stateChanging[name] {
+		return h(req, nil)
+	}
+	body, who, err := s.authorize(name, req)
+	if err == nil {
+		var res any
+		if res, err = h(req, body); err == nil {
+			s.audit(bank.AuditEntry{Action: "command", Who: who, Result: bank.AuditOK, Detail: name + " " + string(body)})
+			return res, nil
+		}
+	}
+	s.audit(bank.AuditEntry{Action: "command", Who: who, Result: bank.AuditRefused, Reason: err.Error(), Detail: name})
+	return nil, err
 }
 
-func (s *station) cmdTrigger(mqtt.Request) (any, error) {
+// commandRefused audits a command the MQTT client refused before it ran.
+func (s *station) commandRefused(name, reason string) {
+	s.audit(bank.AuditEntry{Action: "command", Who: "mqtt", Result: bank.AuditRefused, Reason: reason, Detail: name})
+}
+
+func (s *station) cmdTrigger(mqtt.Request, []byte) (any, error) {
 	if s.cam.Mode() != camera.Triggered {
 		return nil, errors.New("the camera is in continuous mode; set camera.mode: triggered")
 	}
-	s.cam.Trigger()
+	if err := s.cam.Trigger(); err != nil {
+		return nil, err
+	}
 	return mqtt.TriggerReply{Triggered: true}, nil
 }
 
-func (s *station) cmdStatus(mqtt.Request) (any, error) {
+func (s *station) cmdStatus(mqtt.Request, []byte) (any, error) {
 	return s.status(mqtt.StateOnline), nil
 }
 
-func (s *station) cmdThreshold(req mqtt.Request) (any, error) {
+func (s *station) cmdThreshold(_ mqtt.Request, body []byte) (any, error) {
 	var p mqtt.ThresholdRequest
-	if err := json.Unmarshal(req.Raw, &p); err != nil {
+	if err := strictDecode(body, &p); err != nil {
 		return nil, fmt.Errorf("threshold: %v", err)
 	}
+	det := s.banks.current()
 	switch {
+	case p.Reset && p.Set != nil:
+		return nil, errors.New(`threshold: "set" and "reset" together; send one`)
 	case p.Reset:
 		s.banks.setThreshold(0)
 	case p.Set != nil:
-		if !(*p.Set > 0) || *p.Set > maxThreshold {
-			return nil, fmt.Errorf("threshold: %v is not a positive number", *p.Set)
+		lo, hi := thresholdBounds(&det.Bank().Meta)
+		if !(*p.Set >= lo && *p.Set <= hi) {
+			return nil, fmt.Errorf("threshold: %v outside %.4g..%.4g, the range this bank allows (half its lowest good score to four times its calibrated threshold)", *p.Set, lo, hi)
 		}
 		s.banks.setThreshold(*p.Set)
 	}
-	det := s.banks.current()
 	t, override := det.Threshold()
 	go s.publishStatus()
 	return mqtt.ThresholdReply{Threshold: t, BankThreshold: det.Bank().Meta.Threshold.Value, Override: override}, nil
 }
 
-func (s *station) cmdActivate(req mqtt.Request) (any, error) {
+func (s *station) cmdActivate(_ mqtt.Request, body []byte) (any, error) {
 	var p mqtt.ActivateRequest
-	if err := json.Unmarshal(req.Raw, &p); err != nil || p.Version == 0 {
+	if err := strictDecode(body, &p); err != nil || p.Version == 0 {
 		return nil, errors.New(`bank/activate: want {"id": ..., "version": N}`)
 	}
 	v, err := s.banks.activate(p.Version)
@@ -87,7 +125,10 @@ func (s *station) cmdActivate(req mqtt.Request) (any, error) {
 	return mqtt.VersionReply{Version: v}, nil
 }
 
-func (s *station) cmdRollback(mqtt.Request) (any, error) {
+func (s *station) cmdRollback(_ mqtt.Request, body []byte) (any, error) {
+	if err := strictDecode(body, &struct{}{}); err != nil {
+		return nil, fmt.Errorf("bank/rollback takes no fields: %v", err)
+	}
 	v, err := s.banks.rollback()
 	if err != nil {
 		return nil, err

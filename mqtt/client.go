@@ -60,6 +60,16 @@ type Options struct {
 	// Command handles cmd/<name> requests; its result or error is replied
 	// on cmd/<name>/reply.
 	Command func(name string, req Request) (any, error)
+	// MaxCommandBytes bounds a command's payload (default 64 KiB);
+	// CommandRate and CommandBurst bound how many commands are taken per
+	// second, over all clients (default 5, in bursts of 20). Commands
+	// beyond them, and retained commands, are refused without running.
+	MaxCommandBytes int
+	CommandRate     float64
+	CommandBurst    int
+	// Refused is told of each command refused before it ran (too large,
+	// too many, retained, malformed), for the audit log.
+	Refused func(name, reason string)
 	// Handlers subscribe topic filters under <prefix>/<station>/ (at QoS
 	// 1, on every connection) to handlers called with the full topic and
 	// the payload, e.g. the blocks of a bank push.
@@ -69,6 +79,7 @@ type Options struct {
 // Client is a connection to the broker.
 type Client struct {
 	opts      Options
+	limit     *rateLimit
 	c         paho.Client
 	base      string
 	wake      chan struct{}
@@ -87,7 +98,14 @@ func New(opts Options) *Client {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if opts.MaxCommandBytes == 0 {
+		opts.MaxCommandBytes = 64 << 10
+	}
+	if opts.CommandRate == 0 {
+		opts.CommandRate, opts.CommandBurst = 5, 20
+	}
+	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{}),
+		limit: newRateLimit(opts.CommandRate, opts.CommandBurst)}
 	po := paho.NewClientOptions().AddBroker(opts.Broker).SetClientID(opts.ClientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(5 * time.Second).SetKeepAlive(10 * time.Second).
@@ -248,32 +266,76 @@ func (c *Client) flusher() {
 // onCommand parses cmd/<name> and replies on cmd/<name>/reply. A malformed
 // or unknown command gets an error reply and changes nothing.
 func (c *Client) onCommand(_ paho.Client, msg paho.Message) {
-	name := strings.TrimPrefix(msg.Topic(), c.Topic("cmd/"))
-	if name == "" || strings.HasSuffix(name, "/reply") || name == "reply" {
+	name := strings.TrimPrefix(msg.Topic(), c.Topic(TopicCommandPrefix))
+	if name == "" || strings.HasSuffix(name, TopicReplySuffix) || name == "reply" {
 		return
 	}
-	var req Request
-	reply := Reply{}
-	err := json.Unmarshal(msg.Payload(), &req)
-	if err == nil {
-		req.Raw, req.Name = append(json.RawMessage(nil), msg.Payload()...), name
-		reply.ID = req.ID
-		var res any
-		res, err = c.opts.Command(name, req)
-		reply.Result = res
-	} else {
-		err = fmt.Errorf("malformed command: payload is not a JSON object: %v", err)
-	}
-	reply.OK = err == nil
-	if err != nil {
-		reply.Error = err.Error()
-	}
+	reply := c.command(name, msg.Payload(), msg.Retained())
 	b, _ := json.Marshal(reply)
 	go func() {
-		if err := c.PublishNow("cmd/"+name+"/reply", false, b); err != nil {
+		if err := c.PublishNow(TopicCommandPrefix+name+TopicReplySuffix, false, b); err != nil {
 			c.opts.Log.Warn("mqtt command reply failed", "cmd", name, "err", err)
 		}
 	}()
+}
+
+// command runs one command and makes its reply; what is refused before it
+// runs is told to Options.Refused.
+func (c *Client) command(name string, payload []byte, retained bool) Reply {
+	refused := func(id, format string, a ...any) Reply {
+		reason := fmt.Sprintf(format, a...)
+		if c.opts.Refused != nil {
+			c.opts.Refused(name, reason)
+		}
+		return Reply{ID: id, Error: reason}
+	}
+	switch {
+	case retained:
+		// A retained command would run again on every reconnect and
+		// restart, long after whoever sent it meant it to.
+		return refused("", "retained commands are refused: publish commands without the retain flag (and clear this one with an empty retained message)")
+	case len(payload) > c.opts.MaxCommandBytes:
+		return refused("", "command of %d bytes refused (at most %d)", len(payload), c.opts.MaxCommandBytes)
+	case !c.limit.allow(time.Now()):
+		return refused("", "too many commands: at most %g a second (bursts of %d); try again", c.opts.CommandRate, c.opts.CommandBurst)
+	}
+	var req Request
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return refused("", "malformed command: payload is not a JSON object: %v", err)
+	}
+	req.Raw, req.Name = append(json.RawMessage(nil), payload...), name
+	res, err := c.opts.Command(name, req)
+	if err != nil {
+		return Reply{ID: req.ID, Error: err.Error()}
+	}
+	return Reply{ID: req.ID, OK: true, Result: res}
+}
+
+// rateLimit is a token bucket.
+type rateLimit struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimit(rate float64, burst int) *rateLimit {
+	return &rateLimit{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (l *rateLimit) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
 }
 
 // Close publishes offline (when given), drains the outbox for at most

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -222,4 +223,44 @@ func TestCommandRepliesAndCloseDrains(t *testing.T) {
 		t.Errorf("status after Close: %q", st)
 	}
 	checkDB(t, ob)
+}
+
+// TestCommandsRefusedBeforeTheyRun: retained, oversized, malformed and
+// too frequent commands get an error reply, never reach the handler, and
+// are reported for the audit log.
+func TestCommandsRefusedBeforeTheyRun(t *testing.T) {
+	ran := 0
+	var refused []string
+	c := New(Options{Broker: "tcp://127.0.0.1:1", Prefix: "p", Station: "s", Log: quiet, MaxCommandBytes: 100, CommandRate: 1, CommandBurst: 3,
+		Command: func(string, Request) (any, error) { ran++; return "ok", nil },
+		Refused: func(name, reason string) { refused = append(refused, name+": "+reason) },
+	})
+	for _, cs := range []struct {
+		payload  string
+		retained bool
+		want     string
+	}{
+		{`{"id":"r","set":1e9}`, true, "retained commands are refused"},
+		{`{"id":"big","x":"` + strings.Repeat("a", 200) + `"}`, false, "of 219 bytes refused"},
+		{`[1,2`, false, "malformed"},
+	} {
+		if r := c.command("threshold", []byte(cs.payload), cs.retained); r.OK || !strings.Contains(r.Error, cs.want) {
+			t.Errorf("%s: reply %+v, want an error with %q", cs.payload[:min(20, len(cs.payload))], r, cs.want)
+		}
+	}
+	if ran != 0 || len(refused) != 3 {
+		t.Fatalf("handler ran %d times, %d refusals reported", ran, len(refused))
+	}
+	// The burst allowed 3 (the malformed one used a token); the next is
+	// over the rate.
+	c.limit = newRateLimit(1, 3)
+	for i := range 4 {
+		r := c.command("status", []byte(`{"id":"s"}`), false)
+		if (i < 3) != r.OK {
+			t.Errorf("command %d of a burst of 3: %+v", i+1, r)
+		}
+	}
+	if ran != 3 || !strings.Contains(refused[len(refused)-1], "too many commands") {
+		t.Errorf("rate limit: handler ran %d times; refusals %q", ran, refused)
+	}
 }
