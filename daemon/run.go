@@ -13,6 +13,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,14 +105,22 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 
 	// MQTT: the embedded broker, the outbox, the client.
 	brokerURL := s.cfg.MQTT.Broker
+	creds := mqtt.Credentials{Username: s.cfg.MQTT.Username, PasswordFile: s.cfg.MQTT.PasswordFile,
+		CA: s.cfg.MQTT.TLS.CA, Cert: s.cfg.MQTT.TLS.Cert, Key: s.cfg.MQTT.TLS.Key}
+	tlsCfg, password, err := creds.Load(brokerURL)
+	if err != nil {
+		return err
+	}
 	if brokerURL == "embedded" {
-		b, err := mqtt.StartBroker(s.cfg.MQTT.Embedded, log)
+		// With mqtt.password_file, the embedded broker admits only clients
+		// with mqtt.username and that password, this daemon among them.
+		b, err := mqtt.StartBroker(s.cfg.MQTT.Embedded, s.cfg.MQTT.Username, password, log)
 		if err != nil {
 			return err
 		}
 		lc.started("embedded broker", func() { b.Close() })
 		brokerURL = b.URL()
-		log.Info("embedded MQTT broker listening", "addr", b.Addr)
+		log.Info("embedded MQTT broker listening", "addr", b.Addr, "password", password != "")
 	}
 	obPath := s.cfg.MQTT.Outbox.Path
 	if obPath == "" {
@@ -120,12 +130,6 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		return err
 	}
 	lc.started("outbox", func() { s.outbox.Close() })
-	creds := mqtt.Credentials{Username: s.cfg.MQTT.Username, PasswordFile: s.cfg.MQTT.PasswordFile,
-		CA: s.cfg.MQTT.TLS.CA, Cert: s.cfg.MQTT.TLS.Cert, Key: s.cfg.MQTT.TLS.Key}
-	tlsCfg, password, err := creds.Load(brokerURL)
-	if err != nil {
-		return err
-	}
 
 	// Camera.
 	camCfg, err := s.cfg.CameraConfig()
@@ -138,7 +142,11 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 
 	clientID := s.cfg.MQTT.ClientID
 	if clientID == "" {
-		clientID = "linesight-" + s.cfg.Station.ID
+		// A random suffix: a client id anyone can guess lets anyone kick
+		// the station off the broker by connecting with it.
+		var r [4]byte
+		rand.Read(r[:])
+		clientID = "linesight-" + s.cfg.Station.ID + "-" + hex.EncodeToString(r[:])
 	}
 	s.recv, err = mqtt.NewReceiver(filepath.Join(filepath.Dir(s.cfg.Bank.DB), "staging"),
 		func(topic string, payload []byte) {
@@ -151,7 +159,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	}
 	s.client = mqtt.New(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: s.cfg.MQTT.Prefix, Station: s.cfg.Station.ID,
 		QoS: byte(s.cfg.MQTT.QoS), Username: s.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: s.outbox, Log: log,
-		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command,
+		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command, Refused: s.commandRefused,
 		Handlers: map[string]func(string, []byte){mqtt.TopicPushPrefix + "+" + mqtt.TopicBlockSuffix: s.recv.Block}})
 	s.client.Start()
 	lc.started("mqtt client", func() {

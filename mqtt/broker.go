@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,10 +11,12 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Broker is an embedded MQTT broker (mochi-mqtt) for a zero-setup start. It
-// listens on loopback only and lets every local client in.
+// listens on loopback only; with a password it lets in only the clients
+// that give its username and password, else every local process.
 type Broker struct {
 	s     *mochi.Server
 	Addr  string // host:port it listens on
@@ -23,8 +26,9 @@ type Broker struct {
 
 // StartBroker starts an embedded broker on addr (e.g. 127.0.0.1:1883; port
 // 0 picks a free one). Only loopback addresses are accepted: an open broker
-// must not appear on the plant network by accident.
-func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
+// must not appear on the plant network by accident. A non-empty password
+// makes it require username and password of every client.
+func StartBroker(addr, username, password string, log *slog.Logger) (*Broker, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: embedded broker address %q: %w", addr, err)
@@ -46,7 +50,11 @@ func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
 	// matter to a station's log.
 	quiet := slog.New(&levelHandler{min: slog.LevelError, h: log.Handler()}).With("component", "broker")
 	s := mochi.New(&mochi.Options{Logger: quiet, InlineClient: false})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+	var hook mochi.Hook = new(auth.AllowHook)
+	if password != "" {
+		hook = &passwordHook{user: []byte(username), pass: []byte(password)}
+	}
+	if err := s.AddHook(hook, nil); err != nil {
 		return nil, err
 	}
 	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
@@ -67,6 +75,26 @@ func (b *Broker) Close() error {
 	b.close.Do(func() { b.err = b.s.Close() })
 	return b.err
 }
+
+// passwordHook admits clients that give the username and password.
+type passwordHook struct {
+	mochi.HookBase
+	user, pass []byte
+}
+
+func (h *passwordHook) ID() string { return "password" }
+
+func (h *passwordHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *passwordHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	u := subtle.ConstantTimeCompare(pk.Connect.Username, h.user)
+	p := subtle.ConstantTimeCompare(pk.Connect.Password, h.pass)
+	return u&p == 1
+}
+
+func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 // levelHandler drops records below min.
 type levelHandler struct {

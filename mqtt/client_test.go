@@ -81,7 +81,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // that records what it hears.
 func listen(t *testing.T, addr string) (*Broker, *heard) {
 	t.Helper()
-	b, err := StartBroker(addr, quiet)
+	b, err := StartBroker(addr, "", "", quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,4 +263,27 @@ func TestCommandsRefusedBeforeTheyRun(t *testing.T) {
 	if ran != 3 || !strings.Contains(refused[len(refused)-1], "too many commands") {
 		t.Errorf("rate limit: handler ran %d times; refusals %q", ran, refused)
 	}
+}
+
+// TestEmbeddedBrokerPassword: with a password, the embedded broker turns
+// away clients without it (it admitted every local process before).
+func TestEmbeddedBrokerPassword(t *testing.T) {
+	b, err := StartBroker("127.0.0.1:0", "station", "s3cret", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if s, err := Subscribe(b.URL(), "anon", "#", nil, "", "", func(string, []byte, bool) {}); err == nil {
+		s.Close()
+		t.Error("a client without the password got in")
+	}
+	if s, err := Subscribe(b.URL(), "wrong", "#", nil, "station", "guess", func(string, []byte, bool) {}); err == nil {
+		s.Close()
+		t.Error("a client with a wrong password got in")
+	}
+	s, err := Subscribe(b.URL(), "ok", "#", nil, "station", "s3cret", func(string, []byte, bool) {})
+	if err != nil {
+		t.Fatalf("the right password: %v", err)
+	}
+	s.Close()
 }
