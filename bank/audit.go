@@ -43,7 +43,7 @@ const maxAudit = 20000
 
 // Audit appends e to the audit log in its own transaction.
 func (s *Store) Audit(e AuditEntry) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return appendAudit(tx, e) })
+	err := s.update(func(tx *bolt.Tx) error { return appendAudit(tx, e) })
 	if err != nil {
 		return fmt.Errorf("bank: audit log of %s: %w", s.path, err)
 	}
@@ -93,7 +93,7 @@ func appendAudit(tx *bolt.Tx, e AuditEntry) error {
 func (s *Store) AuditLog(n int) ([]AuditEntry, error) {
 	var out []AuditEntry
 	var bad int
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		if b == nil {
 			return nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,18 +47,42 @@ type Activation struct {
 
 // OpenStore opens (or, unless readOnly, creates) the bank database. A
 // read-only open shares the file with a running daemon; a writable one
-// waits at most two seconds for the lock.
+// waits at most two seconds for the lock. A damaged file gives an error
+// wrapping ErrCorrupt, never a crash (see guard); Check looks deeper.
 func OpenStore(path string, readOnly bool) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: readOnly})
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: readOnly})
+		if err != nil {
+			return err
+		}
+		// A file shorter than its own page count (truncated, or replaced
+		// by a shorter one) would fault on its last pages.
+		err = db.View(func(tx *bolt.Tx) error {
+			fi, err := os.Stat(path)
+			if err == nil && tx.Size() > fi.Size() {
+				return fmt.Errorf("%w: the file has %d bytes, its pages need %d (truncated)", ErrCorrupt, fi.Size(), tx.Size())
+			}
+			return nil
+		})
+		if err != nil {
+			db.Close()
+		}
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("bank: %s is locked by another process (a running daemon?): %w", path, err)
+		}
+		if !errors.Is(err, ErrCorrupt) && (errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch)) {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		return nil, fmt.Errorf("bank: opening %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
 	if !readOnly {
-		err = db.Update(func(tx *bolt.Tx) error {
+		err = s.update(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bucketVersions, bucketState, bucketAudit} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
@@ -70,6 +96,91 @@ func OpenStore(path string, readOnly bool) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// guard runs f, turning a panic or a memory fault inside it into an error
+// wrapping ErrCorrupt. bbolt maps the file into memory and trusts its page
+// pointers: a file damaged on disk (or replaced under a running station)
+// makes it read outside the mapping, which would otherwise kill the
+// process.
+func guard(f func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: the database file is damaged (%v)", ErrCorrupt, r)
+		}
+	}()
+	return f()
+}
+
+func (s *Store) view(f func(*bolt.Tx) error) error {
+	return guard(func() error { return s.db.View(f) })
+}
+
+func (s *Store) update(f func(*bolt.Tx) error) error {
+	return guard(func() error { return s.db.Update(f) })
+}
+
+// Check checks the whole file: first a walk over every bucket and key that
+// reads every reachable page in this goroutine (guarded: a page pointer out
+// of the file is an error, not a fault), then bbolt's own consistency check
+// (free pages, page ownership), then the metadata of every version. Errors
+// wrap ErrCorrupt.
+func (s *Store) Check() error {
+	err := s.view(func(tx *bolt.Tx) error {
+		if err := walk(tx); err != nil {
+			return err
+		}
+		var errs []error
+		for e := range tx.Check() {
+			errs = append(errs, e)
+			if len(errs) == 10 {
+				break
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w: %v", ErrCorrupt, errors.Join(errs...))
+		}
+		return nil
+	})
+	if err == nil {
+		_, err = s.List()
+	}
+	if err != nil {
+		return fmt.Errorf("bank: %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// walk visits every key of every bucket in tx.
+func walk(tx *bolt.Tx) error {
+	var visit func(b *bolt.Bucket, depth int) error
+	visit = func(b *bolt.Bucket, depth int) error {
+		if depth > 8 {
+			return fmt.Errorf("%w: buckets nested %d deep", ErrCorrupt, depth)
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				nb := b.Bucket(k)
+				if nb == nil {
+					return fmt.Errorf("%w: key %x is neither a value nor a bucket", ErrCorrupt, k)
+				}
+				return visit(nb, depth+1)
+			}
+			return nil
+		})
+	}
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return visit(b, 1) })
+}
+// MoveAside renames a damaged database file out of the way (to
+// <path>.damaged-<time>), so that a new one can be made, and returns the
+// new name. The file must not be open.
+func MoveAside(path string) (string, error) {
+	to := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.Rename(path, to); err != nil {
+		return "", fmt.Errorf("bank: %w", err)
+	}
+	return to, nil
 }
 
 // Close closes the database.
@@ -114,7 +225,7 @@ func (s *Store) Apply(c Change) (uint64, error) {
 		}
 	}
 	var v uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		if c.Put != nil {
 			if v, err = putIn(tx, c.Put); err != nil {
@@ -210,7 +321,7 @@ func putIn(tx *bolt.Tx, b *Bank) (uint64, error) {
 // Serial is the serial of the last bundle taken (0: none).
 func (s *Store) Serial() (uint64, error) {
 	var v uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketState)
 		if st == nil {
 			return nil
@@ -235,7 +346,7 @@ func (s *Store) Get(v uint64) (*Bank, error) {
 		return nil, err
 	}
 	var b *Bank
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		vb, err := versionBucket(tx, v)
 		if err != nil {
 			return err
@@ -284,7 +395,7 @@ func versionBucket(tx *bolt.Tx, v uint64) (*bolt.Bucket, error) {
 func (s *Store) List() ([]Meta, error) {
 	var out []Meta
 	var errs []error
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		vs := tx.Bucket(bucketVersions)
 		if vs == nil {
 			return nil
@@ -312,7 +423,7 @@ func (s *Store) List() ([]Meta, error) {
 // ActiveVersion returns the active version, or ErrNotFound.
 func (s *Store) ActiveVersion() (uint64, error) {
 	var v uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketState)
 		if st == nil {
 			return fmt.Errorf("%w: no active bank in %s", ErrNotFound, s.path)
@@ -381,7 +492,7 @@ func activateIn(tx *bolt.Tx, v uint64) error {
 // earlier activation that is still stored.
 func (s *Store) RollbackTarget() (uint64, error) {
 	var v uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		hist, err := history(tx.Bucket(bucketState))
 		if err != nil {
 			return err
@@ -430,7 +541,7 @@ func (s *Store) RollbackAudited(e *AuditEntry) (uint64, error) {
 // History returns the activation history, oldest first.
 func (s *Store) History() ([]Activation, error) {
 	var h []Activation
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		h, err = history(tx.Bucket(bucketState))
 		return err

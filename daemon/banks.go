@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type banks struct {
 	override float64                // the operator's threshold, 0 = the bank's
 	loaded   map[string]*model.File // backbones by fingerprint
 	canary   *canary                // a new bank scoring beside the current one
+	dbErr    error                  // what is wrong with the database file, nil when nothing
 }
 
 // openBanks loads the active bank of cfg's database; mf is the configured
@@ -246,20 +248,21 @@ func (b *banks) watch(ctx context.Context) {
 }
 
 // follow loads the database's active version when it differs from the one
-// in use or waiting.
+// in use or waiting. A database file gone or damaged is reported (dbError)
+// and the banks in memory keep serving.
 func (b *banks) follow() {
-	st, err := bank.OpenStore(b.db, true)
-	if err != nil {
-		return
-	}
-	v, err := st.ActiveVersion()
-	st.Close()
-	if err != nil {
-		return
-	}
+	v, err := b.activeVersion()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if v == b.pendingVersion() {
+	if (err == nil) != (b.dbErr == nil) {
+		if err != nil {
+			b.log.Error("bank database unusable; serving the bank loaded", "db", b.db, "err", err)
+		} else {
+			b.log.Info("bank database usable again", "db", b.db)
+		}
+	}
+	b.dbErr = err
+	if err != nil || v == b.pendingVersion() {
 		return
 	}
 	det, err := b.load(v)
@@ -268,6 +271,28 @@ func (b *banks) follow() {
 		return
 	}
 	b.offer(det)
+}
+
+// activeVersion reads the database's active version, saying clearly when
+// the file is gone or damaged.
+func (b *banks) activeVersion() (uint64, error) {
+	if _, err := os.Stat(b.db); err != nil {
+		return 0, fmt.Errorf("bank database %s: %w", b.db, err)
+	}
+	st, err := bank.OpenStore(b.db, true)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	return st.ActiveVersion()
+}
+
+// dbError is what is wrong with the bank database file (nil: nothing),
+// as of the last check.
+func (b *banks) dbError() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dbErr
 }
 
 // setThreshold sets the operator's threshold (0: the bank's) on the

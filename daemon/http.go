@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -60,6 +61,9 @@ func (s *station) healthy() error {
 	case !s.client.Connected():
 		return errors.New("MQTT broker not connected")
 	}
+	if err := s.banks.dbError(); err != nil {
+		return fmt.Errorf("serving the bank loaded, but the bank database is unusable: %w", err)
+	}
 	return nil
 }
 
@@ -78,6 +82,12 @@ func (s *station) handler() http.Handler {
 		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
 		counter("linesight_camera_dropped_total", "Captured frames dropped by the frame buffer's policy (queue.size, queue.drop).", func() float64 { return float64(s.cam.Health().Dropped) }),
 		gauge("linesight_bank_version", "Active bank version.", func() float64 { return float64(s.banks.current().Bank().Meta.Version) }),
+		gauge("linesight_bank_db_ok", "1 while the bank database file is there and readable, 0 when it is gone or damaged.", func() float64 {
+			if s.banks.dbError() != nil {
+				return 0
+			}
+			return 1
+		}),
 	)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
@@ -122,6 +132,9 @@ func (s *station) status(state string) mqtt.Status {
 		}
 		m := det.Bank().Meta
 		st.Bank = &mqtt.BankStatus{Version: m.Version, Created: m.Created.Format(time.RFC3339), Vectors: m.Count, Threshold: m.Threshold.Value}
+		if err := s.banks.dbError(); err != nil {
+			st.Bank.DBError = err.Error()
+		}
 		if t, override := det.Threshold(); override {
 			st.ThresholdOverride = &t
 		}

@@ -137,6 +137,9 @@ type BankStatus struct {
 	Created   string  `json:"created"` // RFC 3339
 	Vectors   int     `json:"vectors"`
 	Threshold float64 `json:"threshold"` // the bank's calibrated threshold
+	// DBError says what is wrong with the bank database file (gone,
+	// damaged); the bank in memory keeps serving meanwhile.
+	DBError string `json:"db_error,omitempty"`
 }
 
 // CameraStatus is the frame source's health.

@@ -33,6 +33,7 @@ func init() {
 		command{"bank rollback", "re-activate the previously active version", bankRollback},
 		command{"bank export", "write a bank version to a single bundle file", bankExport},
 		command{"bank import", "store a bundle file as a new version", bankImport},
+		command{"bank check", "check a bank database file through and through; --move-aside renames a damaged one", bankCheck},
 		command{"bank history", "the audit log: every bank change (built, imported, pushed, activated, rolled back, refused), who and why", bankHistory},
 	)
 }
@@ -467,4 +468,32 @@ func bankHistory(args []string, out io.Writer) error {
 		fmt.Fprintln(out, "(no changes recorded)")
 	}
 	return logErr
+}
+
+func bankCheck(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank check", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := dbFlag(fs)
+	moveAside := fs.Bool("move-aside", false, "rename a damaged file to <db>.damaged-<time> so that a new one can be made")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	st, err := openRO(*db)
+	if err == nil {
+		err = st.Check()
+		st.Close()
+	}
+	if err == nil {
+		fmt.Fprintf(out, "%s: ok\n", *db)
+		return nil
+	}
+	if !errors.Is(err, bank.ErrCorrupt) || !*moveAside {
+		return err
+	}
+	to, merr := bank.MoveAside(*db)
+	if merr != nil {
+		return errors.Join(err, merr)
+	}
+	fmt.Fprintf(out, "%s is damaged (%v); moved aside to %s\n", *db, err, to)
+	return nil
 }
