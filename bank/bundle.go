@@ -336,6 +336,7 @@ func short(h string) string {
 	}
 	return h
 }
+
 // bankMagic starts a bank's encoded form (PNG-style: catches text-mode
 // transfers and truncation early). It is the bank section of a bundle, and
 // was the whole bundle file of format 1.

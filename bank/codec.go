@@ -59,4 +59,3 @@ func assemble(m *Meta, chunks [][]byte) (*Bank, error) {
 	}
 	return b, nil
 }
-

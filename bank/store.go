@@ -172,6 +172,7 @@ func walk(tx *bolt.Tx) error {
 	}
 	return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return visit(b, 1) })
 }
+
 // MoveAside renames a damaged database file out of the way (to
 // <path>.damaged-<time>), so that a new one can be made, and returns the
 // new name. The file must not be open.
