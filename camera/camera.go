@@ -85,6 +85,7 @@ type Camera struct {
 	cond    *sync.Cond
 	health  Health
 	seq     uint64
+	leased  uint64   // the last frame number reserved in Memory
 	queue   []*Frame // live, continuous: captured frames waiting, oldest first (at most cfg.Queue)
 	trigAt  time.Time
 	trigN   int    // live: qualifying frames still to skip after a trigger
@@ -280,10 +281,32 @@ func (c *Camera) crop(img *rgb.Image) error {
 	return nil
 }
 
+// seqLease is how many frame numbers are reserved at a time in Memory: a
+// crash skips at most that many, and a number is never given twice.
+const seqLease = 1000
+
+// nextSeq advances c.seq, leasing numbers from Memory when there is one.
+// Called with c.mu held.
+func (c *Camera) nextSeq() {
+	c.seq++
+	m := c.cfg.Memory
+	if m == nil || c.seq <= c.leased {
+		return
+	}
+	first, err := m.Lease("seq:"+c.cfg.ID, seqLease)
+	if err != nil {
+		c.log.Warn("camera: frame numbers cannot be reserved; going on without (they may repeat after a restart)", "err", err)
+		c.leased = c.seq
+		return
+	}
+	c.seq = max(c.seq, first)
+	c.leased = first + seqLease - 1
+}
+
 func (c *Camera) deliver(img *rgb.Image, start, end time.Time, live bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seq++
+	c.nextSeq()
 	f := &Frame{Seq: c.seq, Time: end, Source: c.cfg.ID, Image: img, start: start, cam: c}
 	c.health.Read++
 	c.health.LastFrame = end

@@ -1,15 +1,20 @@
 package camera
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -353,4 +358,130 @@ func TestThousandTriggersOneFrameEach(t *testing.T) {
 			t.Errorf("%s: bursts of 100 were never refused by a queue of %d", src, MaxPendingTriggers)
 		}
 	}
+}
+
+// memory is a Memory in a map, as the outbox keeps it on disk.
+type memory struct {
+	mu       sync.Mutex
+	counters map[string]uint64
+	seen     map[string]bool
+}
+
+func newMemory() *memory { return &memory{counters: map[string]uint64{}, seen: map[string]bool{}} }
+
+func (m *memory) Lease(name string, n uint64) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	first := m.counters[name] + 1
+	m.counters[name] = first + n - 1
+	return first, nil
+}
+
+func (m *memory) Remember(key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen[key] = true
+	return nil
+}
+
+func (m *memory) Seen(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[key]
+}
+
+// TestFolderKnowsFilesAndNumbersAcrossRestarts: a new part written under
+// the name of one already read is read again; after a restart (a new
+// camera on the same Memory) the files read before are not read again, and
+// frame numbers go on from where they were, never repeating. (Before, a
+// re-used name was never read, and a restart with done: keep re-read the
+// whole folder numbering from 1.)
+func TestFolderKnowsFilesAndNumbersAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	mem := newMemory()
+	cfg := Config{Source: "dir:" + dir, Settle: 20 * time.Millisecond, Poll: 10 * time.Millisecond, Memory: mem}
+	writePNG(t, filepath.Join(dir, "part.png"), 4, 4, 1)
+	cam, cancel, done := start(t, cfg)
+	f := next(t, cam, 5*time.Second)
+	first := f.Seq
+	f.Release()
+	// The same name, another part (another size and time).
+	old := time.Now().Add(-time.Hour)
+	writePNG(t, filepath.Join(dir, "part.png"), 6, 4, 2)
+	os.Chtimes(filepath.Join(dir, "part.png"), old, old)
+	f = next(t, cam, 5*time.Second)
+	if f.Image.W != 6 || f.Seq != first+1 {
+		t.Fatalf("the re-used name gave a %dx%d frame, seq %d", f.Image.W, f.Image.H, f.Seq)
+	}
+	f.Release()
+	cancel()
+	<-done
+
+	writePNG(t, filepath.Join(dir, "later.png"), 8, 4, 3)
+	cam2, _, _ := start(t, cfg)
+	f = next(t, cam2, 5*time.Second)
+	defer f.Release()
+	if f.Image.W != 8 {
+		t.Fatalf("after the restart the first frame is %dx%d: a file read before was read again", f.Image.W, f.Image.H)
+	}
+	if f.Seq <= first+1 {
+		t.Fatalf("after the restart seq %d repeats a number given before (%d, %d)", f.Seq, first, first+1)
+	}
+}
+
+// TestImageBombRefusedBeforeDecoding: a small file declaring a 16000x16000
+// image is skipped without decoding (and not retried), and the next part
+// is read.
+func TestImageBombRefusedBeforeDecoding(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a_bomb.png"), pngBomb(t, 16000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(filepath.Join(dir, "a_bomb.png"), old, old)
+	writePNG(t, filepath.Join(dir, "b_part.png"), 4, 4, 1)
+	cam, _, _ := start(t, Config{Source: "dir:" + dir, Settle: 10 * time.Millisecond, Poll: 10 * time.Millisecond, MaxPixels: 10_000_000})
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	f := next(t, cam, 5*time.Second)
+	f.Release()
+	runtime.ReadMemStats(&ms)
+	if alloc := ms.TotalAlloc - before; alloc > 64<<20 {
+		t.Errorf("%d MB allocated reading a bomb and a 4x4 part", alloc>>20)
+	}
+	time.Sleep(100 * time.Millisecond) // several polls: the bomb is not retried
+	if h := cam.Health(); h.Skipped != 1 {
+		t.Errorf("files skipped %d, want the bomb once", h.Skipped)
+	}
+}
+
+// pngBomb is a valid black n×n RGB PNG: under a megabyte of file for
+// 3·n² bytes of pixels.
+func pngBomb(t *testing.T, n int) []byte {
+	var out bytes.Buffer
+	out.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&out, binary.BigEndian, uint32(len(data)))
+		crc := crc32.NewIEEE()
+		crc.Write([]byte(typ))
+		crc.Write(data)
+		out.WriteString(typ)
+		out.Write(data)
+		binary.Write(&out, binary.BigEndian, crc.Sum32())
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(n))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(n))
+	chunk("IHDR", append(ihdr, 8, 2, 0, 0, 0))
+	var idat bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&idat, zlib.BestCompression)
+	row := make([]byte, 1+3*n) // filter byte 0, black pixels
+	for range n {
+		zw.Write(row)
+	}
+	zw.Close()
+	chunk("IDAT", idat.Bytes())
+	chunk("IEND", nil)
+	t.Logf("bomb: %d bytes of file for %d MB of pixels", out.Len(), 3*n*n>>20)
+	return out.Bytes()
 }

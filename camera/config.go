@@ -149,6 +149,23 @@ type Config struct {
 	// ReadTimeout declares a live source stalled when no frame came for this
 	// long.
 	ReadTimeout time.Duration
+	// MaxPixels refuses image files (folders, sequences, stills) larger
+	// than this many pixels before decoding them: a small file can declare
+	// a huge image.
+	MaxPixels int
+	// Memory, when set, keeps frame numbers and the folder files read
+	// across restarts (the daemon keeps them in its outbox): Seq is then
+	// never reused, and a folder's files are not read twice.
+	Memory Memory
+}
+
+// Memory is persistent state a camera keeps across restarts.
+type Memory interface {
+	// Lease reserves n numbers of the counter name and returns the first.
+	Lease(name string, n uint64) (uint64, error)
+	// Remember records a key; Seen reports whether it was recorded.
+	Remember(key string) error
+	Seen(key string) bool
 }
 
 // DefaultConfig is the configuration where nothing is said: the one place
@@ -164,6 +181,7 @@ func DefaultConfig() Config {
 		BackoffMin:  500 * time.Millisecond,
 		BackoffMax:  30 * time.Second,
 		ReadTimeout: 5 * time.Second,
+		MaxPixels:   50_000_000,
 	}
 }
 
@@ -190,6 +208,9 @@ func (c *Config) defaults() {
 	}
 	if c.Drop == "" {
 		c.Drop = d.Drop
+	}
+	if c.MaxPixels == 0 {
+		c.MaxPixels = d.MaxPixels
 	}
 }
 
@@ -240,6 +261,9 @@ func (c *Config) Validate() error {
 	case "", "MJPG", "YUYV":
 	default:
 		bad("Format", "%q is not MJPG or YUYV", c.Format)
+	}
+	if c.MaxPixels < 0 {
+		bad("MaxPixels", "%d is negative", c.MaxPixels)
 	}
 	if c.Queue < 0 || c.Queue > MaxQueue {
 		bad("Queue", "%d outside 1..%d", c.Queue, MaxQueue)

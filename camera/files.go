@@ -15,9 +15,10 @@ import (
 	"github.com/linesight/linesight/internal/rgb"
 )
 
-// decodeInto decodes an image file into dst, reusing dst's buffer.
-func decodeInto(path string, dst *rgb.Image) error {
-	img, err := rgb.ReadFile(path)
+// decodeInto decodes an image file of at most maxPixels into dst, reusing
+// dst's buffer.
+func decodeInto(path string, maxPixels int, dst *rgb.Image) error {
+	img, err := rgb.ReadFileLimit(path, maxPixels)
 	if err != nil {
 		return err
 	}
@@ -28,14 +29,45 @@ func decodeInto(path string, dst *rgb.Image) error {
 
 // dirDriver hands out image files arriving in a folder, oldest first. A file
 // is read once its size has not changed for Settle; files that do not
-// decode are skipped with a logged reason.
+// decode (or are larger than MaxPixels) are skipped with a logged reason.
+// A file is known by its name, size and modification time, so a new part
+// written under an old name is read again; with a Memory the files read
+// are remembered across restarts.
 type dirDriver struct {
 	cfg  Config
 	dir  string
 	log  *slog.Logger
-	seen map[string]bool
+	seen map[string]bool // file keys read (or refused)
 	size map[string]sizeSeen
 	skip func()
+}
+
+// fileKey identifies a file's content as the folder camera sees it.
+func fileKey(name string, fi os.FileInfo) string {
+	return fmt.Sprintf("%s\x00%d\x00%d", name, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// read reports whether the file with key was read before (by this camera,
+// or by an earlier run, through Memory).
+func (d *dirDriver) read(key string) bool {
+	if d.seen[key] {
+		return true
+	}
+	if m := d.cfg.Memory; m != nil && m.Seen(key) {
+		d.seen[key] = true
+		return true
+	}
+	return false
+}
+
+// markRead records that the file with key was read.
+func (d *dirDriver) markRead(key string) {
+	d.seen[key] = true
+	if m := d.cfg.Memory; m != nil {
+		if err := m.Remember(key); err != nil {
+			d.log.Warn("camera: could not remember a file read; it may be read again after a restart", "err", err)
+		}
+	}
 }
 
 type sizeSeen struct {
@@ -68,13 +100,13 @@ func (d *dirDriver) Close() error { return nil }
 
 func (d *dirDriver) Read(ctx context.Context, dst *rgb.Image) error {
 	for {
-		path, err := d.nextComplete()
+		path, key, err := d.nextComplete()
 		if err != nil {
 			return err
 		}
 		if path != "" {
-			err := decodeInto(path, dst)
-			d.seen[filepath.Base(path)] = true
+			err := decodeInto(path, d.cfg.MaxPixels, dst)
+			d.markRead(key) // a file refused is not retried either
 			delete(d.size, filepath.Base(path))
 			if done := d.finish(path); done != nil {
 				d.log.Warn("camera: could not apply the done policy", "file", path, "err", done)
@@ -99,28 +131,32 @@ func (d *dirDriver) Read(ctx context.Context, dst *rgb.Image) error {
 	}
 }
 
-// nextComplete returns the oldest unseen image file whose size has been
-// stable for Settle, or "" if none is ready yet.
-func (d *dirDriver) nextComplete() (string, error) {
+// nextComplete returns the oldest unread image file whose size has been
+// stable for Settle, and its key, or "" if none is ready yet.
+func (d *dirDriver) nextComplete() (string, string, error) {
 	ents, err := os.ReadDir(d.dir)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	type cand struct {
-		name string
-		mod  time.Time
+		name, key string
+		mod       time.Time
 	}
 	var ready []cand
 	now := time.Now()
 	present := map[string]bool{}
 	for _, e := range ents {
 		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") || !imageExt[strings.ToLower(filepath.Ext(name))] || d.seen[name] {
+		if e.IsDir() || strings.HasPrefix(name, ".") || !imageExt[strings.ToLower(filepath.Ext(name))] {
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil {
 			continue // vanished between ReadDir and Info
+		}
+		key := fileKey(name, fi)
+		if d.read(key) {
+			continue
 		}
 		present[name] = true
 		s, ok := d.size[name]
@@ -129,7 +165,7 @@ func (d *dirDriver) nextComplete() (string, error) {
 			continue
 		}
 		if now.Sub(s.since) >= d.cfg.Settle && now.Sub(fi.ModTime()) >= d.cfg.Settle {
-			ready = append(ready, cand{name, fi.ModTime()})
+			ready = append(ready, cand{name, key, fi.ModTime()})
 		}
 	}
 	for name := range d.size {
@@ -138,7 +174,7 @@ func (d *dirDriver) nextComplete() (string, error) {
 		}
 	}
 	if len(ready) == 0 {
-		return "", nil
+		return "", "", nil
 	}
 	sort.Slice(ready, func(i, j int) bool {
 		if !ready[i].mod.Equal(ready[j].mod) {
@@ -146,7 +182,7 @@ func (d *dirDriver) nextComplete() (string, error) {
 		}
 		return ready[i].name < ready[j].name
 	})
-	return filepath.Join(d.dir, ready[0].name), nil
+	return filepath.Join(d.dir, ready[0].name), ready[0].key, nil
 }
 
 // finish applies the done policy to a file that was read.
@@ -163,13 +199,14 @@ func (d *dirDriver) finish(path string) error {
 // sequenceDriver reads img_%04d.png style sequences, from index 0 (or 1 if
 // 0 is missing) until the first missing index, which ends the source.
 type sequenceDriver struct {
-	pattern string
-	next    int
-	first   bool
+	pattern   string
+	maxPixels int
+	next      int
+	first     bool
 }
 
 func newSequenceDriver(cfg Config, _ *slog.Logger) (driver, error) {
-	return &sequenceDriver{pattern: cfg.Source}, nil
+	return &sequenceDriver{pattern: cfg.Source, maxPixels: cfg.MaxPixels}, nil
 }
 
 func (d *sequenceDriver) Open(context.Context) (Info, error) {
@@ -177,7 +214,7 @@ func (d *sequenceDriver) Open(context.Context) (Info, error) {
 		p := fmt.Sprintf(d.pattern, start)
 		if _, err := os.Stat(p); err == nil {
 			d.next = start
-			img, err := rgb.ReadFile(p)
+			img, err := rgb.ReadFileLimit(p, d.maxPixels)
 			if err != nil {
 				return Info{}, err
 			}
@@ -195,21 +232,22 @@ func (d *sequenceDriver) Read(_ context.Context, dst *rgb.Image) error {
 		return io.EOF
 	}
 	d.next++
-	return decodeInto(p, dst)
+	return decodeInto(p, d.maxPixels, dst)
 }
 
 // imageDriver is a still image: the same frame every time (demos, tests).
 type imageDriver struct {
-	path string
-	img  *rgb.Image
+	path      string
+	maxPixels int
+	img       *rgb.Image
 }
 
 func newImageDriver(cfg Config, _ *slog.Logger) (driver, error) {
-	return &imageDriver{path: cfg.Source}, nil
+	return &imageDriver{path: cfg.Source, maxPixels: cfg.MaxPixels}, nil
 }
 
 func (d *imageDriver) Open(context.Context) (Info, error) {
-	img, err := rgb.ReadFile(d.path)
+	img, err := rgb.ReadFileLimit(d.path, d.maxPixels)
 	if err != nil {
 		return Info{}, err
 	}

@@ -47,17 +47,19 @@ type Station struct {
 
 // Camera is the frame source (see package camera for the source syntax).
 type Camera struct {
-	Source  string   `yaml:"source"`
-	Mode    string   `yaml:"mode"` // continuous | triggered
-	MaxFPS  float64  `yaml:"max_fps"`
-	Width   int      `yaml:"width"`
-	Height  int      `yaml:"height"`
-	FPS     float64  `yaml:"fps"`
-	Format  string   `yaml:"format"` // MJPG | YUYV | ""
-	Buffers int      `yaml:"buffers"`
-	ROI     string   `yaml:"roi"` // x,y,w,h
-	Folder  Folder   `yaml:"folder"`
-	Backoff Duration `yaml:"backoff_max"`
+	Source  string  `yaml:"source"`
+	Mode    string  `yaml:"mode"` // continuous | triggered
+	MaxFPS  float64 `yaml:"max_fps"`
+	Width   int     `yaml:"width"`
+	Height  int     `yaml:"height"`
+	FPS     float64 `yaml:"fps"`
+	Format  string  `yaml:"format"` // MJPG | YUYV | ""
+	Buffers int     `yaml:"buffers"`
+	ROI     string  `yaml:"roi"` // x,y,w,h
+	// MaxPixels refuses image files larger than this before decoding.
+	MaxPixels int      `yaml:"max_pixels"`
+	Folder    Folder   `yaml:"folder"`
+	Backoff   Duration `yaml:"backoff_max"`
 }
 
 // Folder configures dir: sources.
@@ -171,7 +173,7 @@ func Defaults() Config {
 	return Config{
 		Station: Station{ID: "station-1"},
 		Camera: Camera{Mode: cam.Mode.String(), Folder: Folder{Settle: Duration(cam.Settle), Poll: Duration(cam.Poll), Done: cam.Done},
-			Backoff: Duration(cam.BackoffMax)},
+			Backoff: Duration(cam.BackoffMax), MaxPixels: cam.MaxPixels},
 		Model: Model{Path: "/var/lib/linesight/backbone.tflite"},
 		Bank:  Bank{DB: "/var/lib/linesight/banks.db"},
 		Maps:  Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
@@ -463,7 +465,7 @@ var cameraPaths = map[string]string{
 	"Source": "camera.source", "Mode": "camera.mode", "MaxFPS": "camera.max_fps", "FPS": "camera.fps",
 	"Width": "camera.width", "Height": "camera.height", "Buffers": "camera.buffers", "Format": "camera.format",
 	"ROI": "camera.roi", "Queue": "queue.size", "Drop": "queue.drop", "Settle": "camera.folder.settle",
-	"Poll": "camera.folder.poll", "Done": "camera.folder.done", "BackoffMax": "camera.backoff_max",
+	"Poll": "camera.folder.poll", "Done": "camera.folder.done", "BackoffMax": "camera.backoff_max", "MaxPixels": "camera.max_pixels",
 }
 
 // CameraConfig is the camera and queue sections as a camera.Config for
@@ -473,7 +475,7 @@ func (c *Config) CameraConfig() (camera.Config, error) {
 		Width: c.Camera.Width, Height: c.Camera.Height, FPS: c.Camera.FPS, Format: c.Camera.Format, Buffers: c.Camera.Buffers,
 		Queue: c.Queue.Size, Drop: c.Queue.Drop,
 		Settle: time.Duration(c.Camera.Folder.Settle), Poll: time.Duration(c.Camera.Folder.Poll), Done: c.Camera.Folder.Done,
-		BackoffMax: time.Duration(c.Camera.Backoff)}
+		BackoffMax: time.Duration(c.Camera.Backoff), MaxPixels: c.Camera.MaxPixels}
 	var es camera.Errors
 	var err error
 	if cc.Mode, err = camera.ParseMode(c.Camera.Mode); err != nil {

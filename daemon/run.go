@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	if err != nil {
 		return err
 	}
+	camCfg.Memory = s.outbox // frame numbers and folder files, across restarts
 	if s.cam, err = camera.New(camCfg, log); err != nil {
 		return err
 	}

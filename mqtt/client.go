@@ -343,8 +343,8 @@ func (l *rateLimit) allow(now time.Time) bool {
 func (c *Client) Close(ctx context.Context, offline []byte) {
 	if ob := c.opts.Outbox; ob != nil {
 		for c.Connected() && ctx.Err() == nil {
-			if r, m := ob.Len(); r+m == 0 {
-				break
+			if r, m := ob.Len(); r+m == 0 || ob.Failing() != nil {
+				break // delivered, or the outbox cannot be written (disk full): waiting will not help
 			}
 			c.kick()
 			time.Sleep(20 * time.Millisecond)

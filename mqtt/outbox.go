@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -21,8 +22,16 @@ type Outbox struct {
 	maxMaps    int
 	results    int
 	maps       int
-	dropped    [2]uint64 // results, maps
+	dropped    [2]uint64         // results, maps
+	reasons    map[string]uint64 // drops by reason: DropFull, DropWrite
+	failing    error             // the last write's error, nil once one succeeds
 }
+
+// Why messages were dropped.
+const (
+	DropFull  = "full"  // over max_results or max_maps: the oldest went
+	DropWrite = "write" // the outbox could not be written (disk full, I/O error)
+)
 
 // Kinds of outbox entries.
 const (
@@ -38,7 +47,7 @@ func OpenOutbox(path string, maxResults, maxMaps int) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: outbox %s: %w", path, err)
 	}
-	o := &Outbox{db: db, maxResults: maxResults, maxMaps: maxMaps}
+	o := &Outbox{db: db, maxResults: maxResults, maxMaps: maxMaps, reasons: map[string]uint64{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketOutbox)
 		if err != nil {
@@ -98,15 +107,20 @@ func decode(k, v []byte) (*Message, error) {
 }
 
 // Add queues messages in one transaction (one disk sync for a frame's
-// result, verdict and score), making room by the drop policy.
+// result, verdict and score), making room by the drop policy. When the
+// transaction fails (a full disk), the messages count as dropped for
+// DropWrite, and the counts are read back from the file: a failed
+// transaction changes nothing in it.
 func (o *Outbox) Add(ms ...*Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.db.Update(func(tx *bolt.Tx) error {
+	results, nmaps := o.results, o.maps
+	var full [2]uint64
+	err := o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		for _, m := range ms {
 			if m.Kind == KindMap && o.maxMaps == 0 {
-				o.dropped[KindMap]++
+				full[KindMap]++
 				continue
 			}
 			seq, err := b.NextSequence()
@@ -119,27 +133,81 @@ func (o *Outbox) Add(ms ...*Message) error {
 				return err
 			}
 			if m.Kind == KindMap {
-				o.maps++
+				nmaps++
 			} else {
-				o.results++
+				results++
 			}
-			// Over a bound: the oldest maps go first, then the oldest results.
-			for o.maps > o.maxMaps || o.results > o.maxResults {
+			// Over a bound: the oldest nmaps go first, then the oldest results.
+			for nmaps > o.maxMaps || results > o.maxResults {
 				kind := KindMap
-				if o.maps == 0 {
+				if nmaps == 0 {
 					kind = KindResult
 				}
-				if !o.dropOldest(b, kind) {
+				if !dropOldest(b, kind) {
 					break
 				}
+				if kind == KindMap {
+					nmaps--
+				} else {
+					results--
+				}
+				full[kind]++
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		for _, m := range ms {
+			o.dropped[m.Kind&1]++
+			o.reasons[DropWrite]++
+		}
+		o.failing = err
+		o.recount()
+		return fmt.Errorf("mqtt: outbox: %d messages dropped: %w", len(ms), err)
+	}
+	o.failing = nil
+	o.results, o.maps = results, nmaps
+	for k, n := range full {
+		o.dropped[k] += n
+		o.reasons[DropFull] += n
+	}
+	return nil
+}
+
+// recount reads the queued counts back from the file. Called with o.mu held.
+func (o *Outbox) recount() {
+	results, maps := 0, 0
+	err := o.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
+			if len(v) > 0 && v[0] == KindMap {
+				maps++
+			} else {
+				results++
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		o.results, o.maps = results, maps
+	}
+}
+
+// Failing is the error of the last write, nil when it succeeded.
+func (o *Outbox) Failing() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failing
+}
+
+// DroppedBy returns the messages dropped by reason (DropFull, DropWrite).
+func (o *Outbox) DroppedBy() map[string]uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.reasons)
 }
 
 // dropOldest deletes the oldest entry of kind.
-func (o *Outbox) dropOldest(b *bolt.Bucket, kind byte) bool {
+func dropOldest(b *bolt.Bucket, kind byte) bool {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		kk := KindResult
@@ -149,16 +217,7 @@ func (o *Outbox) dropOldest(b *bolt.Bucket, kind byte) bool {
 		if kk != kind {
 			continue
 		}
-		if err := c.Delete(); err != nil {
-			return false
-		}
-		if kind == KindMap {
-			o.maps--
-		} else {
-			o.results--
-		}
-		o.dropped[kind]++
-		return true
+		return c.Delete() == nil
 	}
 	return false
 }
@@ -196,18 +255,102 @@ func (o *Outbox) Peek() (*Message, error) {
 func (o *Outbox) Remove(m *Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.db.Update(func(tx *bolt.Tx) error {
+	removed := false
+	err := o.db.Update(func(tx *bolt.Tx) error {
 		var k [8]byte
 		binary.BigEndian.PutUint64(k[:], m.Key)
 		b := tx.Bucket(bucketOutbox)
 		if b.Get(k[:]) == nil {
 			return nil // dropped meanwhile
 		}
+		removed = true
+		return b.Delete(k[:])
+	})
+	if err != nil {
+		o.failing = err
+		return fmt.Errorf("mqtt: outbox: %w", err)
+	}
+	if removed {
 		if m.Kind == KindMap {
 			o.maps--
 		} else {
 			o.results--
 		}
-		return b.Delete(k[:])
+	}
+	return nil
+}
+
+var (
+	bucketCounters = []byte("counters")
+	bucketSeen     = []byte("seen")
+)
+
+// Lease reserves n numbers of the persistent counter name and returns the
+// first: numbers handed out are never handed out again, across restarts
+// and crashes (a crash skips at most the rest of a lease).
+func (o *Outbox) Lease(name string, n uint64) (uint64, error) {
+	var first uint64
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketCounters)
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte(name)); len(v) == 8 {
+			first = binary.BigEndian.Uint64(v)
+		}
+		first++
+		return b.Put([]byte(name), binary.BigEndian.AppendUint64(nil, first+n-1))
 	})
+	if err != nil {
+		return 0, fmt.Errorf("mqtt: outbox counter %s: %w", name, err)
+	}
+	return first, nil
+}
+
+// maxSeen bounds the remembered keys; the oldest go first.
+const maxSeen = 100000
+
+// Remember records key (e.g. a file read by a folder camera), so that Seen
+// knows it after a restart.
+func (o *Outbox) Remember(key string) error {
+	return o.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSeen)
+		if err != nil {
+			return err
+		}
+		n, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(key), binary.BigEndian.AppendUint64(nil, n)); err != nil {
+			return err
+		}
+		if n%1000 != 0 || b.Stats().KeyN <= maxSeen {
+			return nil
+		}
+		// Trim to the newest maxSeen/2: collect first, then delete.
+		var old [][]byte
+		b.ForEach(func(k, v []byte) error {
+			if len(v) != 8 || binary.BigEndian.Uint64(v)+maxSeen/2 < n {
+				old = append(old, k)
+			}
+			return nil
+		})
+		for _, k := range old {
+			b.Delete(k)
+		}
+		return nil
+	})
+}
+
+// Seen reports whether key was remembered.
+func (o *Outbox) Seen(key string) bool {
+	seen := false
+	o.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSeen); b != nil {
+			seen = b.Get([]byte(key)) != nil
+		}
+		return nil
+	})
+	return seen
 }

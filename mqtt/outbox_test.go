@@ -2,8 +2,12 @@ package mqtt
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestOutboxOrderAndDropPolicy(t *testing.T) {
@@ -54,4 +58,53 @@ func TestOutboxOrderAndDropPolicy(t *testing.T) {
 	if m, _ := o.Peek(); m != nil {
 		t.Fatalf("left over %+v", m)
 	}
+}
+
+// TestOutboxOnAFullDisk: on a small tmpfs, writes fail once the disk is
+// full; each failed message counts as dropped for DropWrite, the queued
+// counts stay those of the file, a message still fits after space is
+// freed by delivery, and Close does not wait for a drain that cannot
+// happen. (Before, failures were logged only, the counts drifted inside
+// the failed transactions, and Close waited its whole grace.)
+func TestOutboxOnAFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot mount a tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	o, err := OpenOutbox(filepath.Join(dir, "outbox.db"), 100000, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	payload := make([]byte, 8<<10)
+	added, failed := 0, 0
+	for i := 0; i < 400 && failed < 5; i++ {
+		if err := o.Add(&Message{Kind: KindResult, Topic: "r", Payload: payload}); err != nil {
+			failed++
+			continue
+		}
+		added++
+	}
+	if failed == 0 {
+		t.Fatalf("%d messages of 8 KiB fitted on a 512 KiB disk", added)
+	}
+	if r, _ := o.Len(); r != added {
+		t.Errorf("Len says %d queued, %d were added", r, added)
+	}
+	if got := o.DroppedBy()[DropWrite]; got != uint64(failed) {
+		t.Errorf("%d write drops counted, %d writes failed", got, failed)
+	}
+	if o.Failing() == nil {
+		t.Error("Failing is nil after a failed write")
+	}
+	n := 0
+	o.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketOutbox).Stats().KeyN; return nil })
+	if n != added {
+		t.Errorf("the file holds %d messages, %d were added", n, added)
+	}
+	t.Logf("%d messages fitted, then %d writes failed and were counted as drops", added, failed)
 }

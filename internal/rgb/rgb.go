@@ -5,6 +5,7 @@ package rgb
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -53,7 +54,16 @@ const maxFileBytes = 1 << 30
 // Decode reads a PNG, JPEG or BMP image of any color model into RGB. The
 // header is checked before pixels are allocated, so a hostile size field
 // is an error rather than an out-of-memory.
-func Decode(r io.Reader) (*Image, error) {
+func Decode(r io.Reader) (*Image, error) { return DecodeLimit(r, maxPixels) }
+
+// ErrTooLarge: an image's header declares more pixels than allowed.
+var ErrTooLarge = errors.New("rgb: image larger than allowed")
+
+// DecodeLimit is Decode refusing images of more than limit pixels before
+// decoding them (decoding takes about 7 bytes a pixel: the decoder's image
+// and the RGB copy), so that a small file declaring a huge image (a
+// 16000x16000 PNG of a few hundred KB) cannot exhaust memory.
+func DecodeLimit(r io.Reader, limit int) (*Image, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("rgb: reading image: %w", err)
@@ -65,8 +75,11 @@ func Decode(r io.Reader) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rgb: decoding image header: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("rgb: %s image of %dx%d pixels is out of range", format, cfg.Width, cfg.Height)
+	}
+	if limit = min(limit, maxPixels); cfg.Width*cfg.Height > limit {
+		return nil, fmt.Errorf("%w: %s image of %dx%d pixels, at most %d allowed", ErrTooLarge, format, cfg.Width, cfg.Height, limit)
 	}
 	src, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
@@ -76,13 +89,16 @@ func Decode(r io.Reader) (*Image, error) {
 }
 
 // ReadFile decodes an image file.
-func ReadFile(path string) (*Image, error) {
+func ReadFile(path string) (*Image, error) { return ReadFileLimit(path, maxPixels) }
+
+// ReadFileLimit decodes an image file of at most limit pixels.
+func ReadFileLimit(path string, limit int) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("rgb: %w", err)
 	}
 	defer f.Close()
-	img, err := Decode(f)
+	img, err := DecodeLimit(f, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
