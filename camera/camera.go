@@ -103,6 +103,7 @@ func New(cfg Config, log *slog.Logger) (*Camera, error) {
 		return nil, err
 	}
 	cfg.defaults()
+	cfg.ID = Redact(cfg.ID) // the id goes into logs, health and frames
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -128,7 +129,7 @@ func New(cfg Config, log *slog.Logger) (*Camera, error) {
 		c.open = newGoCVDriver
 	}
 	if c.kind != KindDir && c.kind != KindSequence && c.kind != KindImage && !haveGoCV {
-		return nil, fmt.Errorf("%w (source %q is a %s)", ErrNoGoCV, cfg.Source, c.kind)
+		return nil, fmt.Errorf("%w (source %q is a %s)", ErrNoGoCV, Redact(cfg.Source), c.kind)
 	}
 	return c, nil
 }
@@ -198,7 +199,7 @@ func (c *Camera) Run(ctx context.Context) error {
 			backoff = c.cfg.BackoffMin // it worked for a while: retry soon
 		}
 		c.fail(err)
-		c.log.Warn("camera source failed; reconnecting", "err", err, "in", backoff)
+		c.log.Warn("camera source failed; reconnecting", "err", Redact(fmt.Sprint(err)), "in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -215,7 +216,7 @@ func (c *Camera) fail(err error) {
 	defer c.mu.Unlock()
 	c.health.Connected = false
 	if err != nil {
-		c.health.LastError = err.Error()
+		c.health.LastError = Redact(err.Error())
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -484,4 +485,28 @@ func pngBomb(t *testing.T, n int) []byte {
 	chunk("IEND", nil)
 	t.Logf("bomb: %d bytes of file for %d MB of pixels", out.Len(), 3*n*n>>20)
 	return out.Bytes()
+}
+
+// TestCredentialsRedacted: a source URL's password appears nowhere the
+// camera reports: health, its errors, frames.
+func TestCredentialsRedacted(t *testing.T) {
+	for in, want := range map[string]string{
+		"rtsp://admin:hunter2@10.0.0.5:554/stream": "rtsp://admin:***@10.0.0.5:554/stream",
+		"opening http://u:p%40ss@cam/x failed":      "opening http://u:***@cam/x failed",
+		"rtsp://10.0.0.5/stream":                   "rtsp://10.0.0.5/stream",
+		"/dev/video0":                              "/dev/video0",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	c, err := New(Config{Source: "dir:/nonexistent-rtsp://admin:hunter2@cam/"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.fail(errors.New("cannot open rtsp://admin:hunter2@cam/: refused"))
+	h := c.Health()
+	if strings.Contains(h.Source+h.LastError, "hunter2") {
+		t.Errorf("health leaks the password: %+v", h)
+	}
 }

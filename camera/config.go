@@ -27,6 +27,7 @@ package camera
 
 import (
 	"fmt"
+	"regexp"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -288,6 +289,15 @@ func (c *Config) Validate() error {
 		return es
 	}
 	return nil
+}
+
+// credentials matches the user:password@ of a URL (rtsp://user:pw@host/).
+var credentials = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s:]*):([^/@\s]*)@`)
+
+// Redact hides the passwords of URLs in s (rtsp://user:***@host), for
+// logs, health, status and errors: camera sources often carry them.
+func Redact(s string) string {
+	return credentials.ReplaceAllString(s, "${1}${2}:***@")
 }
 
 var imageExt = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".bmp": true}

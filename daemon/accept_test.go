@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,4 +139,65 @@ func TestBottleEndToEnd(t *testing.T) {
 		t.Errorf("AUROC from MQTT %v != eval %v", a, ev.ImageAUROC)
 	}
 	_ = strings.TrimSpace
+}
+
+// TestWatchdogThroughABrokerOutage: under a real NOTIFY_SOCKET, a station
+// whose broker is away for 5 minutes (LINESIGHT_OUTAGE overrides) keeps
+// sending WATCHDOG=1 at least every watchdog interval, while /healthz says
+// the broker is down. (Before, WATCHDOG=1 stopped with the broker, and
+// systemd killed the station over and over until its start limit.)
+func TestWatchdogThroughABrokerOutage(t *testing.T) {
+	heavy(t)
+	outage := 5 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("LINESIGHT_OUTAGE")); err == nil {
+		outage = d
+	}
+	s := newFixture(t)
+	mq := startMosquitto(t)
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const interval = 2 * time.Second
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", fmt.Sprint(interval.Microseconds()))
+	pings := make(chan time.Time, 10000)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(buf[:n]), "WATCHDOG=1") {
+				pings <- time.Now()
+			}
+		}
+	}()
+	cfg := s.config(t, mq.url(), "camera.mode=triggered")
+	run(t, cfg)
+	select {
+	case <-pings:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no WATCHDOG=1 with the broker up")
+	}
+	mq.stop()
+	t0 := time.Now()
+	last, worst, n := t0, time.Duration(0), 0
+	for time.Since(t0) < outage {
+		select {
+		case p := <-pings:
+			worst = max(worst, p.Sub(last))
+			last, n = p, n+1
+		case <-time.After(interval):
+			t.Fatalf("no WATCHDOG=1 for %v, %v into the broker outage", interval, time.Since(t0).Round(time.Second))
+		}
+	}
+	if _, code := getHealth(cfg.HTTP.Listen); code != 503 {
+		t.Errorf("/healthz %d during the outage, want 503 (broker down)", code)
+	}
+	mq.restart()
+	t.Logf("broker away %v: %d WATCHDOG=1, longest gap %v (interval %v)", outage, n, worst.Round(time.Millisecond), interval)
 }

@@ -159,8 +159,12 @@ func (s *station) publishStatus() {
 	}
 }
 
-// watchdog pings systemd while the pipeline is healthy: frames flow, or
-// the camera is waiting (triggered mode, empty folder) but connected.
+// watchdog pings systemd while the process is alive and inspecting: the
+// pipeline is not stuck inside a frame. The broker and the camera are not
+// its business: restarting the station would bring neither back (it
+// reconnects to both by itself), while a broker outage of a few minutes
+// would have systemd kill it until its start limit. Their health is in
+// /healthz, the status and the metrics.
 func (s *station) watchdog(ctx context.Context) {
 	iv, err := sdaemon.SdWatchdogEnabled(false)
 	if err != nil || iv == 0 {
@@ -174,8 +178,10 @@ func (s *station) watchdog(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if s.healthy() == nil {
-			sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+		if s.pipe.stuck(iv) {
+			s.log.Error("a frame has been in inspection longer than the watchdog interval; withholding WATCHDOG=1", "interval", iv)
+			continue
 		}
+		sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
 	}
 }

@@ -21,6 +21,14 @@ type pipeline struct {
 	s        *station
 	maps     chan mapJob
 	lastDone atomic.Int64 // unix nanos of the last inspected frame
+	busy     atomic.Int64 // unix nanos since the frame in inspection started, 0 when none
+}
+
+// stuck reports whether a frame has been in inspection for longer than d:
+// the only way the station can be alive and not inspecting.
+func (p *pipeline) stuck(d time.Duration) bool {
+	b := p.busy.Load()
+	return b != 0 && time.Since(time.Unix(0, b)) > d
 }
 
 // mapQueue is how many maps may wait for the encoder; beyond it a frame's
@@ -74,6 +82,8 @@ func ResultMessage(r *patchcore.Result, bankVersion uint64) mqtt.Result {
 func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	s := p.s
 	start := time.Now()
+	p.busy.Store(start.UnixNano())
+	defer p.busy.Store(0)
 	det := s.banks.current()
 	if err := det.InspectInto(f.Image, r); err != nil {
 		s.log.Error("inspection failed", "seq", f.Seq, "err", err)

@@ -204,7 +204,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 
 	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
 	avail, kern := qgemm.Kernels()
-	log.Info("linesight serving", "station", s.cfg.Station.ID, "camera", s.cfg.Camera.Source, "bank", s.banks.current().Bank().Meta.Version,
+	log.Info("linesight serving", "station", s.cfg.Station.ID, "camera", camera.Redact(s.cfg.Camera.Source), "bank", s.banks.current().Bank().Meta.Version,
 		"broker", brokerURL, "goarch", runtime.GOARCH, "cpus", runtime.NumCPU(), "threads", threads(s.cfg),
 		"gemm", kern, "gemm_available", avail, "elementwise", qgemm.VectorOps())
 

@@ -51,3 +51,37 @@ func TestUnitVerifiesAndIsHardened(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceAllowNamesDevices: DeviceAllow takes device nodes or classes
+// (char-drm); a directory such as /dev/dri is silently ignored by systemd,
+// leaving the GPU closed under DevicePolicy=closed.
+func TestDeviceAllowNamesDevices(t *testing.T) {
+	unit, err := os.ReadFile("linesight.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(unit), "\n") {
+		v, ok := strings.CutPrefix(line, "DeviceAllow=")
+		if !ok {
+			continue
+		}
+		n++
+		dev := strings.Fields(v)[0]
+		switch {
+		case strings.HasPrefix(dev, "char-") || strings.HasPrefix(dev, "block-"):
+		case strings.HasPrefix(dev, "/dev/"):
+			if fi, err := os.Stat(dev); err == nil && fi.IsDir() {
+				t.Errorf("DeviceAllow=%s names a directory, which systemd ignores", dev)
+			}
+			if filepath.Dir(dev) == "/dev/dri" || dev == "/dev/dri" {
+				t.Errorf("DeviceAllow=%s: use char-drm for the GPU's nodes", dev)
+			}
+		default:
+			t.Errorf("DeviceAllow=%s is neither a device path nor a class", dev)
+		}
+	}
+	if n == 0 || !strings.Contains(string(unit), "DeviceAllow=char-drm") {
+		t.Error("the unit does not allow the GPU (char-drm)")
+	}
+}

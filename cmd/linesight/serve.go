@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/daemon"
@@ -55,7 +57,23 @@ func serveCmd(args []string, out io.Writer) error {
 		return err
 	}
 	daemon.Version = version
+	log := newLogger(&cfg.Config, os.Stderr)
 	ctx, cancel := signalContext()
 	defer cancel()
-	return daemon.Run(ctx, cfg, newLogger(&cfg.Config, os.Stderr))
+	// SIGHUP (a closed terminal, or `systemctl kill -s HUP`) must not end
+	// the station: its default action would, with no drain.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP ignored: the configuration is read at start; restart the service to apply changes")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return daemon.Run(ctx, cfg, log)
 }
