@@ -492,7 +492,7 @@ func pngBomb(t *testing.T, n int) []byte {
 func TestCredentialsRedacted(t *testing.T) {
 	for in, want := range map[string]string{
 		"rtsp://admin:hunter2@10.0.0.5:554/stream": "rtsp://admin:***@10.0.0.5:554/stream",
-		"opening http://u:p%40ss@cam/x failed":      "opening http://u:***@cam/x failed",
+		"opening http://u:p%40ss@cam/x failed":     "opening http://u:***@cam/x failed",
 		"rtsp://10.0.0.5/stream":                   "rtsp://10.0.0.5/stream",
 		"/dev/video0":                              "/dev/video0",
 	} {
