@@ -16,7 +16,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/trust"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/patchcore"
@@ -198,4 +200,39 @@ func TestCommandsWithoutABroker(t *testing.T) {
 	if th, over := s.banks.current().Threshold(); over || s.banks.current().Bank().Meta.Version != 1 || th != bankThreshold {
 		t.Errorf("after rollback and reset: version %d, threshold %v (override %v)", s.banks.current().Bank().Meta.Version, th, over)
 	}
+}
+
+// FuzzCommandPayload feeds command payloads through what decodes them
+// before anything changes: the MQTT client's request parsing, the
+// signature check and the strict decoding of each command's fields.
+// Errors, never panics; a payload is only taken signed by the trusted key.
+func FuzzCommandPayload(f *testing.F) {
+	dir := f.TempDir()
+	trust.Generate(dir, "fuzz")
+	keys, _ := trust.LoadKeys(filepath.Join(dir, "signing.pub"))
+	signer, _ := trust.LoadSigner(filepath.Join(dir, "signing.key"))
+	sc := signer.SignCommand("t1", mqtt.CmdThreshold, []byte(`{"set":2}`), time.Now())
+	signed, _ := json.Marshal(map[string]any{"id": "a", "signed": sc})
+	f.Add(signed)
+	f.Add([]byte(`{"id":"x","set":1.5}`))
+	f.Add([]byte(`{"id":"x","signed":{"cmd":"{}","key":"00","ts":"x","nonce":"y","sig":"!!"}}`))
+	f.Add([]byte(`{"transfer":"a","size":10,"sha256":"` + strings.Repeat("a", 64) + `","block_size":1024}`))
+	cfg := config.Defaults()
+	cfg.Station.ID = "t1"
+	s := &station{cfg: &cfg, log: quiet, keys: keys, nonces: trust.NewNonces(time.Minute, 1000)}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var req mqtt.Request
+		if json.Unmarshal(payload, &req) != nil {
+			return
+		}
+		req.Raw = payload
+		body, who, err := s.authorize(mqtt.CmdThreshold, req)
+		if err == nil && !strings.HasPrefix(who, "key:") {
+			t.Fatalf("an unsigned command was authorized (who %q)", who)
+		}
+		for _, v := range []any{&mqtt.ThresholdRequest{}, &mqtt.ActivateRequest{}, &mqtt.Offer{}} {
+			strictDecode(body, v)
+			strictDecode(payload, v)
+		}
+	})
 }

@@ -89,13 +89,14 @@ func bankBuild(args []string, out io.Writer) error {
 			return err
 		}
 	}
-	// Open the store first: a locked or unwritable database should fail
-	// before minutes of work, not after.
+	// Try the store first: a locked or unwritable database should fail
+	// before minutes of work, not after. It is not held meanwhile: a
+	// station serving from it, or `bank list`, must go on working.
 	st, err := bank.OpenStore(*db, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	st.Close()
 
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -115,6 +116,12 @@ func bankBuild(args []string, out io.Writer) error {
 	}
 	e := &bank.AuditEntry{Action: "build", Who: "cli:" + whoami(), Result: bank.AuditOK,
 		Detail: fmt.Sprintf("%d images from %s", len(files), *images)}
+	// Store and activate in one transaction: a crash leaves the old state
+	// or the new bank active, never a new bank stored but inactive.
+	if st, err = bank.OpenStore(*db, false); err != nil {
+		return err
+	}
+	defer st.Close()
 	v, err := st.Apply(bank.Change{Put: b, Activate: !*noActivate, Audit: e})
 	if err != nil {
 		return err

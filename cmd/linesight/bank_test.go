@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/linesight/linesight/bank"
 )
 
 const bottle = "../../../shared/data/mvtec_ad/bottle"
@@ -161,5 +164,38 @@ func TestBankBuildEvalInspectLifecycle(t *testing.T) {
 	}
 	if out := runOK(t, "bank", "list", "--db", db); strings.Count(out, "\n") != 4 {
 		t.Errorf("a failed import changed the list:\n%s", out)
+	}
+}
+
+// TestBankBuildDoesNotHoldTheDatabase: while `bank build` embeds and
+// selects (seconds to minutes), the database stays usable: a writer (a
+// station activating a bank, `bank activate`) gets it. Before, the build
+// held the write lock from start to end.
+func TestBankBuildDoesNotHoldTheDatabase(t *testing.T) {
+	data := miniBottle(t)
+	db := filepath.Join(t.TempDir(), "banks.db")
+	done := make(chan error, 1)
+	go func() {
+		var out bytes.Buffer
+		done <- run([]string{"bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--threads", "1"}, &out)
+	}()
+	for {
+		if _, err := os.Stat(db); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st, err := bank.OpenStore(db, false)
+	select {
+	case err := <-done:
+		t.Fatalf("the build ended (%v) before the database could be tried", err)
+	default:
+	}
+	if err != nil {
+		t.Fatalf("the database is locked during the build: %v", err)
+	}
+	st.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
