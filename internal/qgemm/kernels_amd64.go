@@ -4,7 +4,7 @@ package qgemm
 
 import "golang.org/x/sys/cpu"
 
-//go:generate go run ./asmgen
+//go:generate go run ../asmgen qgemm
 
 //go:noescape
 func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
