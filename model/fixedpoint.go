@@ -4,7 +4,7 @@ import (
 	"math"
 	"math/bits"
 
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 )
 
 // Integer arithmetic with TensorFlow Lite's rounding rules. The reference
@@ -33,10 +33,10 @@ func quantizeMultiplier(real float64) (int32, int) {
 }
 
 // srdhm and rdbpot are gemmlowp's SaturatingRoundingDoublingHighMul and
-// RoundingDivideByPOT, defined once in qgemm (its vector kernels' scalar
-// tails use them too); these short names keep the ops readable.
-func srdhm(a, b int32) int32        { return qgemm.SRDHM(a, b) }
-func rdbpot(x int32, exp int) int32 { return qgemm.RDBPOT(x, exp) }
+// RoundingDivideByPOT, defined once in package vec (its generic kernels
+// use them too); these short names keep the ops readable.
+func srdhm(a, b int32) int32        { return vec.SRDHM(a, b) }
+func rdbpot(x int32, exp int) int32 { return vec.RDBPOT(x, exp) }
 
 // mulByQuantizedMultiplier is TFLite's MultiplyByQuantizedMultiplier:
 // x * m * 2^(shift-31), with a left shift applied before the high multiply.

@@ -2,9 +2,10 @@ package model
 
 import (
 	"fmt"
-	"github.com/linesight/linesight/internal/parallel"
 
+	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -163,7 +164,7 @@ type quantGemmOp struct {
 	w        []int8 // [cout][k], stored domain
 	kp       int    // k rounded up to qgemm.KAlign for im2col rows
 	packed   *qgemm.Packed
-	rq       *qgemm.Requant // vectorised requantization; nil: the loop below
+	rq       *vec.Requant // vectorised requantization; nil: the loop below
 	colTerm  []int32
 	wzp      []int32
 	needRows bool
@@ -187,9 +188,8 @@ type quantGemmOp struct {
 	// meeting zero weights; padded has that much slack at its end.
 	inPlace    bool
 	padded     []int8
-	hp, wp     int // padded input height and width
-	offPacked  *qgemm.Packed
-	offRq      *qgemm.Requant
+	hp, wp     int           // padded input height and width
+	offPacked  *qgemm.Packed // with the requantization (bias less 128·Σw)
 	inRows     []qgemm.Rows
 	copyRowsFn func(lo, hi, worker int)
 }
@@ -235,7 +235,7 @@ func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom,
 	if !o.needRows {
 		// Multipliers outside a Q31 mantissa's range (a zero scale) stay
 		// on the scalar path.
-		if rq, err := qgemm.NewRequant(o.colTerm, o.mult, o.shift, o.zo, o.lo, o.hi); err == nil {
+		if rq, err := vec.NewRequant(o.colTerm, o.mult, o.shift, o.zo, o.lo, o.hi); err == nil {
 			o.rq = rq
 		}
 	}
@@ -301,11 +301,11 @@ func (o *quantGemmOp) setInPlace(threads, segLen int) error {
 		// The kernel sums (x+128)·w: 128·Σw comes off the bias.
 		bias[c] = o.colTerm[c] - 128*sw
 	}
-	var err error
-	if o.offPacked, err = qgemm.PackOffsetA(g.cout, k, w, k); err != nil {
+	rq, err := vec.NewRequant(bias, o.mult, o.shift, o.zo, o.lo, o.hi)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
 	}
-	if o.offRq, err = qgemm.NewRequant(bias, o.mult, o.shift, o.zo, o.lo, o.hi); err != nil {
+	if o.offPacked, err = qgemm.PackOffsetA(g.cout, k, w, k, rq); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
 	}
 	padBottom := max(0, (g.oh-1)*g.sh+(g.kh-1)*g.dh+1-g.h-g.padTop)
@@ -382,7 +382,7 @@ func (o *quantGemmOp) rowsInPlace(lo, hi, worker int) {
 			}
 		}
 		// Shapes were checked when the op was prepared.
-		_ = o.offPacked.GemmRowsRequant(rs, o.offRq, o.out.i8[r0*cout:(r0+nr)*cout], cout)
+		_ = o.offPacked.GemmRowsRequant(rs, o.out.i8[r0*cout:(r0+nr)*cout], cout)
 	}
 }
 

@@ -3,7 +3,7 @@ package model
 import (
 	"fmt"
 	"github.com/linesight/linesight/internal/parallel"
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -102,7 +102,7 @@ func (ip *Interpreter) prepareDepthwise(op *tflite.Operator) (kernel, error) {
 	}
 	// The vector requantization where the multipliers allow it (not a zero
 	// scale); the scalar loop otherwise.
-	if rq, err := qgemm.NewRequant(o.bias, o.qmult, o.qshift, out.zp, o.lo, o.hi); err == nil {
+	if rq, err := vec.NewRequant(o.bias, o.qmult, o.qshift, out.zp, o.lo, o.hi); err == nil {
 		o.rq = rq
 	}
 	o.body = o.rowsQuant
@@ -135,7 +135,7 @@ type depthwiseOp struct {
 	bias   []int32
 	qmult  []int32
 	qshift []int
-	rq     *qgemm.Requant
+	rq     *vec.Requant
 	lo, hi int32
 	acc    [][]int32
 	lut    []int8 // 1x1 filters: [cout][256] output per input value
@@ -257,7 +257,7 @@ func (o *depthwiseOp) rowsQuantTaps(lo, hi, worker int) {
 				ix := oxLo*g.sw + off
 				x := o.in.i8[((b*g.h+iy)*g.w+ix)*g.cin:]
 				w := o.wz[(ky*g.kw+kx)*c:][:c]
-				qgemm.MulAccPixels(accRow[oxLo*c:], x, w, c, oxHi-oxLo, g.sw*g.cin, o.in.zp)
+				vec.MulAccPixels(accRow[oxLo*c:], x, w, c, oxHi-oxLo, g.sw*g.cin, o.in.zp)
 			}
 		}
 		o.requantRow(accRow, b, oy)

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/linesight/linesight/internal/parallel"
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -107,7 +107,7 @@ func (ip *Interpreter) prepareAdd(op *tflite.Operator) (kernel, error) {
 	if a.n == out.n && b.n == out.n {
 		// No broadcasting (every residual add): no index arithmetic, and
 		// the vector kernel where there is one.
-		if o.aq, err = qgemm.NewAddQuant(a.zp, b.zp, out.zp, o.lo, o.hi, o.m1, o.s1, o.m2, o.s2, o.mo, o.so); err != nil {
+		if o.aq, err = vec.NewAddQuant(a.zp, b.zp, out.zp, o.lo, o.hi, o.m1, o.s1, o.m2, o.s2, o.mo, o.so); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnsupportedOp, err)
 		}
 		o.body = o.elemsQuantSame
@@ -117,7 +117,7 @@ func (ip *Interpreter) prepareAdd(op *tflite.Operator) (kernel, error) {
 
 type addOp struct {
 	a, b, out  *rtensor
-	aq         *qgemm.AddQuant
+	aq         *vec.AddQuant
 	bc         broadcast4
 	m1, m2, mo int32
 	s1, s2, so int
@@ -205,7 +205,7 @@ func (o *quantizeOp) fromFloat(lo, hi, _ int) {
 	if o.out.u8 {
 		qmin, qmax, shift = 0, 255, 128
 	}
-	qgemm.QuantizeFloat(o.in.f32[lo:hi], o.out.i8[lo:hi], o.out.scale, o.out.fileZP(), qmin, qmax, shift)
+	vec.QuantizeFloat(o.in.f32[lo:hi], o.out.i8[lo:hi], o.out.scale, o.out.fileZP(), qmin, qmax, shift)
 }
 
 func (o *quantizeOp) requant(lo, hi, _ int) {

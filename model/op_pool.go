@@ -3,7 +3,7 @@ package model
 import (
 	"fmt"
 	"github.com/linesight/linesight/internal/parallel"
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -93,7 +93,7 @@ func (o *poolOp) rowsMaxQuant(lo, hi, worker int) {
 		rowAt := func(iy int) []int8 { return o.in.i8[((b*g.h+iy)*g.w)*c:][:g.w*c] }
 		copy(vrow, rowAt(y0))
 		for iy := y0 + 1; iy < y1; iy++ {
-			qgemm.MaxInto(vrow, rowAt(iy))
+			vec.MaxInto(vrow, rowAt(iy))
 		}
 		for ox := 0; ox < g.ow; ox++ {
 			x0 := max(ox*g.sw-g.padLeft, 0)
@@ -107,7 +107,7 @@ func (o *poolOp) rowsMaxQuant(lo, hi, worker int) {
 			}
 			copy(d, vrow[x0*c:(x0+1)*c])
 			for ix := x0 + 1; ix < x1; ix++ {
-				qgemm.MaxInto(d, vrow[ix*c:(ix+1)*c])
+				vec.MaxInto(d, vrow[ix*c:(ix+1)*c])
 			}
 			if o.lo > -128 || o.hi < 127 {
 				for i, v := range d {

@@ -16,6 +16,7 @@ import (
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/resnet"
 	"github.com/linesight/linesight/model/tflite"
@@ -185,7 +186,7 @@ func Bench(d *Detector, modelName string, threads, frames int, frame []byte, fra
 		// The GEMM serves backbone and search; requantization, ADD,
 		// depthwise and pooling use the element-wise kernels.
 		Kernels: map[string]string{
-			"decode": "image/" + format, "preprocess": "go", "backbone": kern, "elementwise": qgemm.VectorOps(),
+			"decode": "image/" + format, "preprocess": "go", "backbone": kern, "elementwise": vec.Kernel(),
 			"embed": "go", "search": kern, "map": "go",
 		},
 		Stages:      map[string]StageStats{},

@@ -1,4 +1,4 @@
-package qgemm
+package vec
 
 import "fmt"
 
@@ -13,24 +13,26 @@ import "fmt"
 // fixed-point rescalings per element.
 type AddQuant struct {
 	prm [14]int32 // za zb zo lo hi m1 l1 r1 m2 l2 r2 mo lo ro
-	vec bool
-	lut []int8 // [uint8(a)<<8 | uint8(b)], plus 3 bytes so 4-byte gathers stay inside
+	lut []int8    // [uint8(a)<<8 | uint8(b)], plus 3 bytes so 4-byte gathers stay inside
 }
+
+// lutSize is the table's length: every pair, and the gathers' slack.
+const lutSize = 1<<16 + 3
 
 // NewAddQuant keeps the parameters; m and s are the quantized multipliers
 // and their power-of-two exponents for input 1, input 2 and the output.
 func NewAddQuant(za, zb, zo, lo, hi, m1 int32, s1 int, m2 int32, s2 int, mo int32, so int) (*AddQuant, error) {
 	for _, s := range []int{s1, s2, so} {
 		if s > 31 || s < -31 {
-			return nil, fmt.Errorf("qgemm: add: shift %d out of range", s)
+			return nil, fmt.Errorf("vec: add: shift %d out of range", s)
 		}
 	}
 	lr := func(s int) (int32, int32) { return int32(max(s, 0)), int32(max(-s, 0)) }
 	l1, r1 := lr(s1)
 	l2, r2 := lr(s2)
 	l3, r3 := lr(so)
-	q := &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}, vec: hasVectorOps(chosen.name)}
-	q.lut = make([]int8, 1<<16+3)
+	q := &AddQuant{prm: [14]int32{za, zb, zo, lo, hi, m1, l1, r1, m2, l2, r2, mo, l3, r3}}
+	q.lut = make([]int8, lutSize)
 	for a := -128; a < 128; a++ {
 		for b := -128; b < 128; b++ {
 			q.lut[int(uint8(int8(a)))<<8|int(uint8(int8(b)))] = q.one(int8(a), int8(b))
@@ -50,19 +52,21 @@ func (q *AddQuant) one(a, b int8) int8 {
 	return int8(min(max(v, p[3]), p[4]))
 }
 
-// Add computes out[i] for len(out) elements of a and b.
+// Add computes out[i] for len(out) elements of a and b (which must hold
+// that many), by the table:
+//
+//	for i := range out {
+//		out[i] = q.lut[int(uint8(a[i]))<<8|int(uint8(b[i]))]
+//	}
 func (q *AddQuant) Add(a, b, out []int8) {
 	n := len(out)
-	a, b = a[:n], b[:n]
-	n16 := 0
-	if q.vec {
-		n16 = n &^ 15
-		if n16 > 0 {
-			addLUT(&a[0], &b[0], &out[0], n16, &q.lut[0])
-		}
-	}
-	lut := q.lut[:1<<16]
-	for i := n16; i < n; i++ {
+	active.addLUT(a[:n], b[:n], out, q.lut)
+}
+
+func addLUTGeneric(a, b, out, lut []int8) {
+	n := len(out)
+	a, b, lut = a[:n], b[:n], lut[:1<<16]
+	for i := range out {
 		out[i] = lut[int(uint8(a[i]))<<8|int(uint8(b[i]))]
 	}
 }

@@ -1,10 +1,10 @@
-package qgemm
+package vec
 
 import "math"
 
 // Integer arithmetic with TensorFlow Lite's rounding rules (gemmlowp's
 // fixedpoint.h and tensorflow/lite/kernels/internal/common.h), shared by the
-// vector kernels' scalar tails and the model package's ops: one definition.
+// generic kernels here and the engine's operators: one definition.
 
 // SRDHM is gemmlowp's SaturatingRoundingDoublingHighMul: a*b / 2^31 rounded
 // to nearest with ties toward +infinity (the nudge then truncating division),
