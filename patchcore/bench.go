@@ -18,6 +18,7 @@ import (
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/resnet"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -128,7 +129,7 @@ func SyntheticBank(m *tflite.Model, raw []byte, images int) (*bank.Bank, error) 
 	if err != nil {
 		return nil, err
 	}
-	ip, err := model.NewInterpreter(m, model.Options{Threads: 1, Taps: taps})
+	ip, err := engine.NewInterpreter(m, engine.Options{Threads: 1, Taps: taps})
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +272,7 @@ func quantileSorted(v []float64, q float64) float64 {
 // backboneMACs counts the detector's backbone work from its model when it
 // is the Go interpreter.
 func backboneMACs(d *Detector) (int64, error) {
-	if ip, ok := d.bb.(*model.Interpreter); ok {
+	if ip, ok := d.bb.(*engine.Interpreter); ok {
 		return model.MACs(ip.Model()), nil
 	}
 	return 0, nil
@@ -281,7 +282,7 @@ func backboneMACs(d *Detector) (int64, error) {
 // input the last frame left in the interpreter, so the report shows where
 // the backbone's time goes. It needs the Go interpreter.
 func BenchOps(d *Detector, rep *BenchReport, frames int) error {
-	ip, ok := d.bb.(*model.Interpreter)
+	ip, ok := d.bb.(*engine.Interpreter)
 	if !ok {
 		return fmt.Errorf("bench: per-operator times need the Go interpreter")
 	}

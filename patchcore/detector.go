@@ -14,6 +14,7 @@ import (
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -96,12 +97,12 @@ func Open(b *bank.Bank, m *tflite.Model, modelSHA string, opts Options) (*Detect
 	}
 	threads := max(opts.Threads, 1)
 	// One pool for every stage, the backbone's operators included (see
-	// model.Options.Pool).
+	// engine.Options.Pool).
 	pool := parallel.New(threads)
 	open := opts.Open
 	if open == nil {
 		open = func(m *tflite.Model, taps []string, threads int) (model.Backbone, error) {
-			return model.NewInterpreter(m, model.Options{Pool: pool, Taps: taps})
+			return engine.NewInterpreter(m, engine.Options{Pool: pool, Taps: taps})
 		}
 	}
 	bb, err := open(m, meta.Model.Taps, threads)

@@ -1,4 +1,4 @@
-package model
+package engine
 
 import (
 	"bytes"
@@ -213,7 +213,7 @@ func TestTapsPruneLaterOps(t *testing.T) {
 }
 
 func sharedModel(t testing.TB, name string) *tflite.Model {
-	p := filepath.Join("..", "..", "shared", "models", "mobilenet_v2", name)
+	p := filepath.Join("..", "..", "..", "shared", "models", "mobilenet_v2", name)
 	m, err := tflite.ReadFile(p)
 	if err != nil {
 		t.Skipf("skipping: %s not readable (../shared beside the checkout?): %v", p, err)

@@ -1,4 +1,4 @@
-package model
+package engine
 
 import (
 	"encoding/binary"
@@ -11,12 +11,13 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
 )
 
 // ErrUnsupportedOp is wrapped by load errors for operators, types or op
 // versions the engine does not implement.
-var ErrUnsupportedOp = errors.New("model: unsupported operator")
+var ErrUnsupportedOp = errors.New("engine: unsupported operator")
 
 // Options configure an Interpreter.
 type Options struct {
@@ -117,7 +118,7 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 	}
 	sg := &m.Subgraphs[0]
 	if len(sg.Inputs) != 1 {
-		return nil, fmt.Errorf("model: subgraph 0 has %d inputs; backbones take exactly one", len(sg.Inputs))
+		return nil, fmt.Errorf("engine: subgraph 0 has %d inputs; backbones take exactly one", len(sg.Inputs))
 	}
 	ip := &Interpreter{model: m, threads: threads}
 	ip.tensors = make([]*rtensor, len(sg.Tensors))
@@ -130,7 +131,7 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 	}
 	ip.input = ip.tensors[sg.Inputs[0]]
 	if ip.input.constant {
-		return nil, fmt.Errorf("model: input %s has constant data", ip.input.where())
+		return nil, fmt.Errorf("engine: input %s has constant data", ip.input.where())
 	}
 
 	outIdx, err := tapIndices(m, opt.Taps)
@@ -173,12 +174,12 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 		code := m.OperatorCodes[op.OpcodeIndex]
 		for _, in := range op.Inputs {
 			if in >= 0 && !produced[in] {
-				return nil, fmt.Errorf("model: operator %d (%v): input %s is not computed before it", oi, code.Builtin, ip.tensors[in].where())
+				return nil, fmt.Errorf("engine: operator %d (%v): input %s is not computed before it", oi, code.Builtin, ip.tensors[in].where())
 			}
 		}
 		for _, o := range op.Outputs {
 			if ip.tensors[o].constant || o == int32(ip.input.index) {
-				return nil, fmt.Errorf("model: operator %d (%v): writes to %s, which is constant or the input", oi, code.Builtin, ip.tensors[o].where())
+				return nil, fmt.Errorf("engine: operator %d (%v): writes to %s, which is constant or the input", oi, code.Builtin, ip.tensors[o].where())
 			}
 			produced[o] = true
 		}
@@ -186,7 +187,7 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 	}
 	for _, t := range ip.outputs {
 		if !produced[t.index] {
-			return nil, fmt.Errorf("model: tap %s is never computed", t.where())
+			return nil, fmt.Errorf("engine: tap %s is never computed", t.where())
 		}
 	}
 	ip.planArena()
@@ -201,7 +202,7 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 		k, err := ip.prepare(op, code)
 		if err != nil {
 			ip.Close()
-			return nil, fmt.Errorf("model: operator %d (%v v%d): %w", s.index, code.Builtin, code.Version, err)
+			return nil, fmt.Errorf("engine: operator %d (%v v%d): %w", s.index, code.Builtin, code.Version, err)
 		}
 		s.k = k
 	}
@@ -215,13 +216,13 @@ func tapIndices(m *tflite.Model, taps []string) ([]int, error) {
 			out = append(out, int(o))
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("model: subgraph 0 has no outputs and no taps were asked for")
+			return nil, fmt.Errorf("engine: subgraph 0 has no outputs and no taps were asked for")
 		}
 		return out, nil
 	}
 	out := make([]int, 0, len(taps))
 	for _, name := range taps {
-		i, err := FindTensor(m, name)
+		i, err := model.FindTensor(m, name)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +241,7 @@ func newRTensor(m *tflite.Model, i int) (*rtensor, error) {
 		t.n *= int(d)
 	}
 	if t.storageSize() == 0 {
-		return nil, fmt.Errorf("model: %s has type %v, which the engine does not compute with: %w", t.where(), t.typ, ErrUnsupportedOp)
+		return nil, fmt.Errorf("engine: %s has type %v, which the engine does not compute with: %w", t.where(), t.typ, ErrUnsupportedOp)
 	}
 	t.u8 = t.typ == tflite.Uint8
 	if q := ft.Quant; q != nil && len(q.Scale) > 0 {
@@ -252,7 +253,7 @@ func newRTensor(m *tflite.Model, i int) (*rtensor, error) {
 				lo, hi = 0, 255
 			}
 			if t.quantized() && (zp < lo || zp > hi) {
-				return nil, fmt.Errorf("model: %s: zero point %d outside %v range", t.where(), zp, t.typ)
+				return nil, fmt.Errorf("engine: %s: zero point %d outside %v range", t.where(), zp, t.typ)
 			}
 			t.zp = int32(zp)
 		}
@@ -380,13 +381,13 @@ func (ip *Interpreter) Threads() int { return ip.threads }
 func (ip *Interpreter) Model() *tflite.Model { return ip.model }
 
 // Input describes the input tensor.
-func (ip *Interpreter) Input() TensorInfo { return InfoOf(ip.model, ip.input.index) }
+func (ip *Interpreter) Input() model.TensorInfo { return model.InfoOf(ip.model, ip.input.index) }
 
 // Outputs describes the taps.
-func (ip *Interpreter) Outputs() []TensorInfo {
-	out := make([]TensorInfo, len(ip.outputs))
+func (ip *Interpreter) Outputs() []model.TensorInfo {
+	out := make([]model.TensorInfo, len(ip.outputs))
 	for i, t := range ip.outputs {
-		out[i] = InfoOf(ip.model, t.index)
+		out[i] = model.InfoOf(ip.model, t.index)
 	}
 	return out
 }
@@ -403,7 +404,7 @@ func (ip *Interpreter) InputInt8() []int8 { return ip.input.i8 }
 // ReadOutput copies tap i in its own type into dst.
 func (ip *Interpreter) ReadOutput(i int, dst []byte) error {
 	if i < 0 || i >= len(ip.outputs) {
-		return fmt.Errorf("model: output %d of %d", i, len(ip.outputs))
+		return fmt.Errorf("engine: output %d of %d", i, len(ip.outputs))
 	}
 	return readRaw(ip.outputs[i], dst)
 }
@@ -443,7 +444,7 @@ func (ip *Interpreter) StepInfo(i int) (index int, op string, shape []int) {
 // forward pass spends its time without a profiler.
 func (ip *Interpreter) InvokeTimed(times []time.Duration) error {
 	if len(times) != len(ip.steps) {
-		return fmt.Errorf("model: InvokeTimed needs %d durations, got %d", len(ip.steps), len(times))
+		return fmt.Errorf("engine: InvokeTimed needs %d durations, got %d", len(ip.steps), len(times))
 	}
 	t0 := time.Now()
 	for i := range ip.steps {
@@ -465,7 +466,7 @@ func (ip *Interpreter) Close() error {
 
 func writeRaw(t *rtensor, raw []byte) error {
 	if want := t.n * t.typ.Size(); len(raw) != want {
-		return fmt.Errorf("model: %s takes %d bytes, got %d", t.where(), want, len(raw))
+		return fmt.Errorf("engine: %s takes %d bytes, got %d", t.where(), want, len(raw))
 	}
 	switch t.typ {
 	case tflite.Uint8:
@@ -494,7 +495,7 @@ func writeRaw(t *rtensor, raw []byte) error {
 
 func readRaw(t *rtensor, dst []byte) error {
 	if want := t.n * t.typ.Size(); len(dst) != want {
-		return fmt.Errorf("model: %s holds %d bytes, buffer has %d", t.where(), want, len(dst))
+		return fmt.Errorf("engine: %s holds %d bytes, buffer has %d", t.where(), want, len(dst))
 	}
 	switch t.typ {
 	case tflite.Uint8:
