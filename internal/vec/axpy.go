@@ -63,8 +63,16 @@ func lerp2x2Generic(o, a0, a1, b0, b1 []float32, w *[4]float32) {
 	n := len(o)
 	a0, a1, b0, b1 = a0[:n], a1[:n], b0[:n], b1[:n]
 	for i := range o {
-		a := float32(w[0]*a0[i]) + float32(w[1]*a1[i])
-		b := float32(w[0]*b0[i]) + float32(w[1]*b1[i])
-		o[i] = float32(w[2]*a) + float32(w[3]*b)
+		o[i] = lerp1(w, a0[i], a1[i], b0[i], b1[i])
 	}
+}
+
+// lerp1 is Lerp2x2 for one value. Vector kernels finish their tails with
+// it in their own loop: the patch map's upsampling calls Lerp2x2 once per
+// pixel with one channel, where a second call per pixel (to the generic
+// twin, which does not inline) costs more than the arithmetic.
+func lerp1(w *[4]float32, a0, a1, b0, b1 float32) float32 {
+	a := float32(w[0]*a0) + float32(w[1]*a1)
+	b := float32(w[0]*b0) + float32(w[1]*b1)
+	return float32(w[2]*a) + float32(w[3]*b)
 }

@@ -50,10 +50,11 @@ func BenchmarkAxpyBytesF32(b *testing.B) {
 	})
 }
 
-// BenchmarkLerp2x2: one upsampled pixel of the patch embedding (ResNet18's
-// layer3 has 256 channels; MobileNetV2's taps fewer).
+// BenchmarkLerp2x2: one pixel of the anomaly map's upsampling (one
+// channel: the call is the cost) and one upsampled pixel of the patch
+// embedding (ResNet18's layer3 has 256 channels; MobileNetV2's taps fewer).
 func BenchmarkLerp2x2(b *testing.B) {
-	benchEach(b, []int{96, 256}, 20, func(b *testing.B, n int) {
+	benchEach(b, []int{1, 96, 256}, 20, func(b *testing.B, n int) {
 		o := make([]float32, n)
 		rows := [4][]float32{make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)}
 		w := [4]float32{0.25, 0.75, 0.5, 0.5}

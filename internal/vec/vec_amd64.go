@@ -12,7 +12,8 @@ import (
 
 // The AVX-512 kernels (vec_amd64.s) work on whole vectors: each Go
 // function below hands its assembly the longest prefix it takes and
-// finishes the tail with the generic twin, so that together they have the
+// finishes the tail with the generic twin (or, for Lerp2x2, its
+// per-element function, which inlines), so that together they have the
 // generic twin's signature and contract.
 var avx512 = &impl{
 	name:         KernelAVX512,
@@ -106,7 +107,9 @@ func lerp2x2AVX512(o, a0, a1, b0, b1 []float32, w *[4]float32) {
 	if n16 > 0 {
 		lerp2x2(&o[0], &a0[0], &a1[0], &b0[0], &b1[0], n16, w)
 	}
-	lerp2x2Generic(o[n16:], a0[n16:], a1[n16:], b0[n16:], b1[n16:], w)
+	for i := n16; i < len(o); i++ {
+		o[i] = lerp1(w, a0[i], a1[i], b0[i], b1[i])
+	}
 }
 
 func quantizeAVX512(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) {
