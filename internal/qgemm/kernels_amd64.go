@@ -22,8 +22,8 @@ func avx2Kernel(a *[3]*int8, b *int16, kg2 int, c *[3]*int32, np int)
 // The VNNI implementation's search reductions use AVX-512F/BW, which
 // every VNNI machine has; AVX2's are the generic ones.
 var (
-	vnni = &impl{name: KernelAVX512VNNI, kAlign: 4, pack: packVNNI, gemm: gemmVNNI, dot: dotVNNI, argmin: argminVNNI}
-	avx2 = &impl{name: KernelAVX2, kAlign: 2, pack: packAVX2, gemm: gemmAVX2, dot: dotRef, argmin: argminRef}
+	vnni = &impl{name: KernelAVX512VNNI, kAlign: 4, pack: packVNNI, gemm: gemmVNNI, avx512Search: true}
+	avx2 = &impl{name: KernelAVX2, kAlign: 2, pack: packAVX2, gemm: gemmAVX2}
 )
 
 func archImpls() []*impl {

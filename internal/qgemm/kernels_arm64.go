@@ -11,8 +11,8 @@ func sdotKernel(a *[8]*int8, b *byte, kg int, c *[8]*int32)
 func neonKernel(a *[4]*int8, b *byte, kc int, c *[4]*int32)
 
 var (
-	sdot = &impl{name: KernelSDOT, kAlign: 4, pack: packSDOT, gemm: gemmSDOT, dot: dotRef, argmin: argminRef}
-	neon = &impl{name: KernelNEON, kAlign: 8, pack: packNEON, gemm: gemmNEON, dot: dotRef, argmin: argminRef}
+	sdot = &impl{name: KernelSDOT, kAlign: 4, pack: packSDOT, gemm: gemmSDOT}
+	neon = &impl{name: KernelNEON, kAlign: 8, pack: packNEON, gemm: gemmNEON}
 )
 
 // archImpls: SDOT where the CPU has the dotprod extension (Cortex-A76 and

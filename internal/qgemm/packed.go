@@ -31,13 +31,13 @@ type impl struct {
 	kAlign int
 	pack   func(p *Packed)
 	gemm   func(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int)
-	// dot and argmin are Dot and ArgminBiased with b and bn as long as a
-	// and dot.
-	dot    func(a, b []int8) int32
-	argmin func(dot, bn []int32) (int32, int)
+	// avx512Search: Dot and ArgminBiased run their AVX-512 versions
+	// (dotVNNI, argminVNNI; called directly, not through a function
+	// value, so that their arguments do not escape).
+	avx512Search bool
 }
 
-var generic = &impl{name: KernelGeneric, kAlign: 1, pack: func(*Packed) {}, gemm: gemmGeneric, dot: dotRef, argmin: argminRef}
+var generic = &impl{name: KernelGeneric, kAlign: 1, pack: func(*Packed) {}, gemm: gemmGeneric}
 
 // impls lists the implementations this machine runs, best first; the
 // generic reference is always last. chosen is what Pack uses.

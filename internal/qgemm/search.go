@@ -23,7 +23,11 @@ func Dot(a, b []int8) int32 {
 	if len(b) < len(a) {
 		panic("qgemm: Dot with len(b) < len(a)")
 	}
-	return chosen.dot(a, b[:len(a)])
+	b = b[:len(a)]
+	if chosen.avx512Search {
+		return dotVNNI(a, b)
+	}
+	return dotRef(a, b)
 }
 
 // ArgminBiased returns the smallest bn[j] − 2·dot[j] over j < len(dot) and
@@ -41,7 +45,11 @@ func Dot(a, b []int8) int32 {
 // squared norm is the same for every j). len(bn) must be at least
 // len(dot); an empty dot gives (0, −1).
 func ArgminBiased(dot, bn []int32) (int32, int) {
-	return chosen.argmin(dot, bn[:len(dot)])
+	bn = bn[:len(dot)]
+	if chosen.avx512Search {
+		return argminVNNI(dot, bn)
+	}
+	return argminRef(dot, bn)
 }
 
 // argminRef is the generic ArgminBiased; it assumes len(bn) == len(dot).

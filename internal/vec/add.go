@@ -60,7 +60,12 @@ func (q *AddQuant) one(a, b int8) int8 {
 //	}
 func (q *AddQuant) Add(a, b, out []int8) {
 	n := len(out)
-	active.addLUT(a[:n], b[:n], out, q.lut)
+	a, b = a[:n], b[:n]
+	if active == avx512 {
+		addLUTAVX512(a, b, out, q.lut)
+		return
+	}
+	addLUTGeneric(a, b, out, q.lut)
 }
 
 func addLUTGeneric(a, b, out, lut []int8) {

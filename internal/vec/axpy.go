@@ -11,7 +11,12 @@ package vec
 // It is the inner loop of the anomaly map's separable Gaussian blur.
 // x must hold at least len(acc) values.
 func AxpyF64(acc, x []float64, k float64) {
-	active.axpyF64(acc, x[:len(acc)], k)
+	x = x[:len(acc)]
+	if active == avx512 {
+		axpyF64AVX512(acc, x, k)
+		return
+	}
+	axpyF64Generic(acc, x, k)
 }
 
 func axpyF64Generic(acc, x []float64, k float64) {
@@ -32,7 +37,12 @@ func axpyF64Generic(acc, x []float64, k float64) {
 // It is the inner loop of the resizer's vertical pass. x must hold at
 // least len(acc) values.
 func AxpyBytesF32(acc []float32, x []uint8, k float32) {
-	active.axpyBytesF32(acc, x[:len(acc)], k)
+	x = x[:len(acc)]
+	if active == avx512 {
+		axpyBytesF32AVX512(acc, x, k)
+		return
+	}
+	axpyBytesF32Generic(acc, x, k)
 }
 
 func axpyBytesF32Generic(acc []float32, x []uint8, k float32) {
@@ -56,7 +66,12 @@ func axpyBytesF32Generic(acc []float32, x []uint8, k float32) {
 // across channels. a0, a1, b0 and b1 must hold at least len(o) values.
 func Lerp2x2(o, a0, a1, b0, b1 []float32, w *[4]float32) {
 	n := len(o)
-	active.lerp2x2(o, a0[:n], a1[:n], b0[:n], b1[:n], w)
+	a0, a1, b0, b1 = a0[:n], a1[:n], b0[:n], b1[:n]
+	if active == avx512 {
+		lerp2x2AVX512(o, a0, a1, b0, b1, w)
+		return
+	}
+	lerp2x2Generic(o, a0, a1, b0, b1, w)
 }
 
 func lerp2x2Generic(o, a0, a1, b0, b1 []float32, w *[4]float32) {

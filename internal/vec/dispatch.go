@@ -8,44 +8,22 @@ const (
 	KernelAVX512  = "avx512"  // amd64 with AVX-512F and AVX-512BW
 )
 
-// impl is one implementation of every kernel of the package. The kernels
-// behind the exported functions trust their inputs: the exported entry has
-// checked lengths and sliced every operand to the length the kernel works
-// on, as each field's comment says. Every implementation gives the same
-// bits as generic on every input.
-type impl struct {
-	name string
+// impl names one implementation of every kernel of the package. The
+// exported entries branch on the one in use and call its functions
+// directly (xxxGeneric, xxxAVX512): a call through a function value would
+// make every argument escape, and a caller's stack array (the weights of
+// Lerp2x2, say) would be allocated on every call. The functions behind
+// the entries trust their inputs: the entry has checked lengths and
+// sliced every operand to the length the kernel works on. Every
+// implementation gives the same bits as generic on every input.
+type impl struct{ name string }
 
-	// len(x) == len(acc).
-	axpyF64 func(acc, x []float64, k float64)
-	// len(x) == len(acc).
-	axpyBytesF32 func(acc []float32, x []uint8, k float32)
-	// a0, a1, b0, b1 as long as o.
-	lerp2x2 func(o, a0, a1, b0, b1 []float32, w *[4]float32)
-	// len(in) == len(out).
-	quantize func(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32)
-	// len(a) == len(b) == len(out); lut holds 1<<16 + 3 entries.
-	addLUT func(a, b, out, lut []int8)
-	// npix, c > 0; len(acc) == npix·c; len(x) == (npix−1)·xstride + c;
-	// len(w) == c.
-	mulAccPixels func(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32)
-	// len(src) == len(dst).
-	maxInto func(dst, src []int8)
-	// rows > 0, n = len(q.Mult) > 0; len(acc) == len(out) == rows·n.
-	requantRows func(q *Requant, acc []int32, out []int8, rows int)
-}
-
-var generic = &impl{
-	name:         KernelGeneric,
-	axpyF64:      axpyF64Generic,
-	axpyBytesF32: axpyBytesF32Generic,
-	lerp2x2:      lerp2x2Generic,
-	quantize:     quantizeGeneric,
-	addLUT:       addLUTGeneric,
-	mulAccPixels: mulAccPixelsGeneric,
-	maxInto:      maxIntoGeneric,
-	requantRows:  requantRowsGeneric,
-}
+var (
+	generic = &impl{name: KernelGeneric}
+	// avx512 is offered by archImpls where the assembly exists and the
+	// CPU runs it; elsewhere its functions are stubs never reached.
+	avx512 = &impl{name: KernelAVX512}
+)
 
 // impls lists the implementations this machine runs, best first, with
 // generic always last; active is the one the exported functions call.

@@ -19,7 +19,12 @@ func MulAccPixels(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int
 		return
 	}
 	// Bounds once, for the kernels.
-	active.mulAccPixels(acc[:npix*c], x[:(npix-1)*xstride+c], w[:c], c, npix, xstride, zx)
+	acc, x, w = acc[:npix*c], x[:(npix-1)*xstride+c], w[:c]
+	if active == avx512 {
+		mulAccPixelsAVX512(acc, x, w, c, npix, xstride, zx)
+		return
+	}
+	mulAccPixelsGeneric(acc, x, w, c, npix, xstride, zx)
 }
 
 func mulAccPixelsGeneric(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32) {
@@ -35,7 +40,12 @@ func mulAccPixelsGeneric(acc []int32, x []int8, w []int32, c, npix, xstride int,
 // MaxInto sets dst[i] = max(dst[i], src[i]) for i < len(dst) (a max pool
 // tap across channels); src must hold at least len(dst) values.
 func MaxInto(dst, src []int8) {
-	active.maxInto(dst, src[:len(dst)])
+	src = src[:len(dst)]
+	if active == avx512 {
+		maxIntoAVX512(dst, src)
+		return
+	}
+	maxIntoGeneric(dst, src)
 }
 
 func maxIntoGeneric(dst, src []int8) {

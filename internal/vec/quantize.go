@@ -17,7 +17,12 @@ import "math"
 // leaves to the implementation: −2^31 on amd64, which the AVX-512 kernel
 // reproduces. in must hold at least len(out) values.
 func QuantizeFloat(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) {
-	active.quantize(in[:len(out)], out, scale, zp, qmin, qmax, shift)
+	in = in[:len(out)]
+	if active == avx512 {
+		quantizeAVX512(in, out, scale, zp, qmin, qmax, shift)
+		return
+	}
+	quantizeGeneric(in, out, scale, zp, qmin, qmax, shift)
 }
 
 func quantizeGeneric(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) {

@@ -46,9 +46,16 @@ func (q *Requant) Rows(acc []int32, out []int8, rows int) {
 	if rows <= 0 || n == 0 {
 		return
 	}
-	active.requantRows(q, acc[:rows*n], out[:rows*n], rows)
+	acc, out = acc[:rows*n], out[:rows*n]
+	if active == avx512 {
+		requantRowsAVX512(q, acc, out, rows)
+		return
+	}
+	requantRowsGeneric(q, acc, out, rows)
 }
 
+// requantRowsGeneric assumes rows > 0, n = len(q.Mult) > 0 and
+// len(acc) == len(out) == rows·n; so does requantRowsAVX512.
 func requantRowsGeneric(q *Requant, acc []int32, out []int8, rows int) {
 	n := len(q.Mult)
 	for r := range rows {

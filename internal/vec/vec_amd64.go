@@ -15,17 +15,6 @@ import (
 // finishes the tail with the generic twin (or, for Lerp2x2, its
 // per-element function, which inlines), so that together they have the
 // generic twin's signature and contract.
-var avx512 = &impl{
-	name:         KernelAVX512,
-	axpyF64:      axpyF64AVX512,
-	axpyBytesF32: axpyBytesF32AVX512,
-	lerp2x2:      lerp2x2AVX512,
-	quantize:     quantizeAVX512,
-	addLUT:       addLUTAVX512,
-	mulAccPixels: mulAccPixelsAVX512,
-	maxInto:      maxIntoAVX512,
-	requantRows:  requantRowsAVX512,
-}
 
 // archImpls: the AVX-512 kernels where the CPU (and the OS, which must
 // save the ZMM and mask registers; x/sys/cpu checks both) has AVX-512F and

@@ -130,7 +130,7 @@ func TestAxpyF64EveryKernel(t *testing.T) {
 					k = []float64{0, 1, -1, math.Copysign(0, -1)}[n%4]
 				}
 				want := slices.Clone(init)
-				generic.axpyF64(want, x, k)
+				axpyF64Generic(want, x, k)
 				buf, acc := guarded(n, off, 7.0)
 				copy(acc, init)
 				AxpyF64(acc, x, k)
@@ -161,7 +161,7 @@ func TestAxpyBytesF32EveryKernel(t *testing.T) {
 					k = -k * 1e-30 // products in the subnormal range
 				}
 				want := slices.Clone(init)
-				generic.axpyBytesF32(want, x, k)
+				axpyBytesF32Generic(want, x, k)
 				buf, acc := guarded[float32](n, off, 7)
 				copy(acc, init)
 				AxpyBytesF32(acc, x, k)
@@ -188,7 +188,7 @@ func TestLerp2x2EveryKernel(t *testing.T) {
 					w = [4]float32{1, 0, 0.25, 0.75} // identity taps
 				}
 				want := make([]float32, n)
-				generic.lerp2x2(want, rows[0], rows[1], rows[2], rows[3], &w)
+				lerp2x2Generic(want, rows[0], rows[1], rows[2], rows[3], &w)
 				buf, o := guarded[float32](n, off, 7)
 				Lerp2x2(o, rows[0], rows[1], rows[2], rows[3], &w)
 				if !sameBits32(o, want) {
@@ -218,7 +218,7 @@ func TestQuantizeFloatEveryKernel(t *testing.T) {
 					}
 				}
 				want := make([]int8, n)
-				generic.quantize(in, want, scale, zp, qmin, qmax, shift)
+				quantizeGeneric(in, want, scale, zp, qmin, qmax, shift)
 				buf, out := guarded[int8](n, off, 0x5a)
 				QuantizeFloat(in, out, scale, zp, qmin, qmax, shift)
 				if !slices.Equal(out, want) {
@@ -241,7 +241,7 @@ func TestAddQuantEveryKernel(t *testing.T) {
 			for _, off := range offsets {
 				a, b := bytes8(r, n+off)[off:], bytes8(r, n+off+1)[off+1:]
 				want := make([]int8, n)
-				generic.addLUT(a, b, want, q.lut)
+				addLUTGeneric(a, b, want, q.lut)
 				buf, out := guarded[int8](n, off, 0x5a)
 				q.Add(a, b, out)
 				if !slices.Equal(out, want) {
@@ -273,7 +273,7 @@ func TestMulAccPixelsEveryKernel(t *testing.T) {
 					}
 					want := slices.Clone(init)
 					if npix > 0 && c > 0 {
-						generic.mulAccPixels(want, x, w, c, npix, xstride, zx)
+						mulAccPixelsGeneric(want, x, w, c, npix, xstride, zx)
 					}
 					buf, acc := guarded[int32](npix*c, off, -0x5a5a5a5a)
 					copy(acc, init)
@@ -296,7 +296,7 @@ func TestMaxIntoEveryKernel(t *testing.T) {
 				src := bytes8(r, n+off+2)[off+2:]
 				init := bytes8(r, n)
 				want := slices.Clone(init)
-				generic.maxInto(want, src)
+				maxIntoGeneric(want, src)
 				buf, dst := guarded[int8](n, off, 0x5a)
 				copy(dst, init)
 				MaxInto(dst, src)
@@ -364,7 +364,7 @@ func TestRequantEveryKernel(t *testing.T) {
 				off := rows - 1
 				acc := accs(r, off+rows*n)[off:]
 				want := make([]int8, rows*n)
-				generic.requantRows(q, acc, want, rows)
+				requantRowsGeneric(q, acc, want, rows)
 				buf, out := guarded[int8](rows*n, off, 0x5a)
 				q.Rows(acc, out, rows)
 				if !slices.Equal(out, want) {
@@ -442,6 +442,44 @@ func FuzzKernels(f *testing.F) {
 			if !slices.Equal(m0, m1) || !slices.Equal(s0, s1) || !slices.Equal(a0, a1) || !slices.Equal(r0, r1) {
 				t.Fatalf("%s differs from generic on n=%d c=%d", im.name, n, c)
 			}
+		}
+	})
+}
+
+// TestKernelsAllocateNothing: with every implementation, the entries
+// allocate nothing even when their operands live on the caller's stack
+// (the anomaly map's upsampling passes Lerp2x2 a local array of weights
+// per pixel): the dispatch must not make arguments escape.
+func TestKernelsAllocateNothing(t *testing.T) {
+	q, err := NewRequant(make([]int32, 32), slices.Repeat([]int32{1 << 30}, 32), make([]int, 32), 0, -128, 127)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aq, err := NewAddQuant(0, 0, 0, -128, 127, 1<<30, -1, 1<<30, -1, 1<<30, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachKernel(t, func(t *testing.T) {
+		allocs := testing.AllocsPerRun(20, func() {
+			var f64, g64 [40]float64
+			AxpyF64(f64[:], g64[:], 0.5)
+			var f32, g32, h32, i32, j32 [40]float32
+			var u8 [40]uint8
+			AxpyBytesF32(f32[:], u8[:], 0.5)
+			w := [4]float32{0.25, 0.75, 0.5, 0.5}
+			Lerp2x2(f32[:], g32[:], h32[:], i32[:], j32[:], &w)
+			Lerp2x2(f32[:1], g32[:], h32[:], i32[:], j32[:], &w)
+			var a, b, c [70]int8
+			QuantizeFloat(f32[:], a[:40], 0.5, 0, -128, 127, 0)
+			aq.Add(a[:], b[:], c[:])
+			MaxInto(a[:], b[:])
+			var acc [64]int32
+			var wt [32]int32
+			MulAccPixels(acc[:], a[:], wt[:], 32, 2, 32, 1)
+			q.Rows(acc[:], c[:64], 2)
+		})
+		if allocs != 0 {
+			t.Fatalf("%v allocations per run of every kernel", allocs)
 		}
 	})
 }
