@@ -3,6 +3,8 @@
 package qgemm
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/cpu"
 
 	"github.com/linesight/linesight/internal/vec"
@@ -240,14 +242,14 @@ func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
 //go:noescape
 func dotAVX512(a, b *int8, n int) int32
 
-// dotVNNI is dotRef with the whole steps of 32 in AVX-512.
-func dotVNNI(a, b []int8) int32 {
-	var s int32
-	n32 := len(a) &^ 31
-	if n32 > 0 {
-		s = dotAVX512(&a[0], &b[0], n32)
-	}
-	return s + dotRef(a[n32:], b[n32:])
+// dotVNNI is the dot product of the longest prefix of a and b in whole
+// steps of 32 (AVX-512), and that prefix's length; Dot adds the rest. It
+// assumes len(a) >= 32 and len(b) == len(a), and is small enough to inline
+// into Dot (unsafe.SliceData: an index would cost the inliner its panic
+// path).
+func dotVNNI(a, b []int8) (int32, int) {
+	n := len(a) &^ 31
+	return dotAVX512(unsafe.SliceData(a), unsafe.SliceData(b), n), n
 }
 
 // argminVNNI is argminRef with the whole steps of 16 in AVX-512: 16 lanes

@@ -8,7 +8,7 @@ package qgemm
 
 func peakLoop(string, int) int64 { return 0 }
 
-func dotVNNI(a, b []int8) int32 { panic("qgemm: no AVX-512 VNNI kernel in this build") }
+func dotVNNI(a, b []int8) (int32, int) { panic("qgemm: no AVX-512 VNNI kernel in this build") }
 
 func argminVNNI(dot, bn []int32) (int32, int) {
 	panic("qgemm: no AVX-512 VNNI kernel in this build")

@@ -24,10 +24,12 @@ func Dot(a, b []int8) int32 {
 		panic("qgemm: Dot with len(b) < len(a)")
 	}
 	b = b[:len(a)]
-	if chosen.avx512Search {
-		return dotVNNI(a, b)
+	var s int32
+	done := 0
+	if chosen.avx512Search && len(a) >= 32 {
+		s, done = dotVNNI(a, b)
 	}
-	return dotRef(a, b)
+	return s + dotRef(a[done:], b[done:])
 }
 
 // ArgminBiased returns the smallest bn[j] − 2·dot[j] over j < len(dot) and

@@ -61,11 +61,11 @@ func (q *AddQuant) one(a, b int8) int8 {
 func (q *AddQuant) Add(a, b, out []int8) {
 	n := len(out)
 	a, b = a[:n], b[:n]
+	done := 0
 	if active == avx512 {
-		addLUTAVX512(a, b, out, q.lut)
-		return
+		done = addLUTAVX512(a, b, out, q.lut)
 	}
-	addLUTGeneric(a, b, out, q.lut)
+	addLUTGeneric(a[done:], b[done:], out[done:], q.lut)
 }
 
 func addLUTGeneric(a, b, out, lut []int8) {

@@ -12,11 +12,11 @@ package vec
 // x must hold at least len(acc) values.
 func AxpyF64(acc, x []float64, k float64) {
 	x = x[:len(acc)]
+	done := 0
 	if active == avx512 {
-		axpyF64AVX512(acc, x, k)
-		return
+		done = axpyF64AVX512(acc, x, k)
 	}
-	axpyF64Generic(acc, x, k)
+	axpyF64Generic(acc[done:], x[done:], k)
 }
 
 func axpyF64Generic(acc, x []float64, k float64) {
@@ -38,11 +38,11 @@ func axpyF64Generic(acc, x []float64, k float64) {
 // least len(acc) values.
 func AxpyBytesF32(acc []float32, x []uint8, k float32) {
 	x = x[:len(acc)]
+	done := 0
 	if active == avx512 {
-		axpyBytesF32AVX512(acc, x, k)
-		return
+		done = axpyBytesF32AVX512(acc, x, k)
 	}
-	axpyBytesF32Generic(acc, x, k)
+	axpyBytesF32Generic(acc[done:], x[done:], k)
 }
 
 func axpyBytesF32Generic(acc []float32, x []uint8, k float32) {
@@ -67,25 +67,23 @@ func axpyBytesF32Generic(acc []float32, x []uint8, k float32) {
 func Lerp2x2(o, a0, a1, b0, b1 []float32, w *[4]float32) {
 	n := len(o)
 	a0, a1, b0, b1 = a0[:n], a1[:n], b0[:n], b1[:n]
-	if active == avx512 {
-		lerp2x2AVX512(o, a0, a1, b0, b1, w)
-		return
+	done := 0
+	if active == avx512 && n >= 16 { // shorter: all tail, and no call
+		done = lerp2x2AVX512(o, a0, a1, b0, b1, w)
 	}
-	lerp2x2Generic(o, a0, a1, b0, b1, w)
+	lerp2x2Generic(o[done:], a0[done:], a1[done:], b0[done:], b1[done:], w)
 }
 
+// lerp2x2Generic inlines into the entry (the anomaly map's upsampling
+// calls Lerp2x2 once per pixel with one channel, where a second call would
+// cost more than the arithmetic); the entry has sliced a0..b1 to len(o).
 func lerp2x2Generic(o, a0, a1, b0, b1 []float32, w *[4]float32) {
-	n := len(o)
-	a0, a1, b0, b1 = a0[:n], a1[:n], b0[:n], b1[:n]
 	for i := range o {
 		o[i] = lerp1(w, a0[i], a1[i], b0[i], b1[i])
 	}
 }
 
-// lerp1 is Lerp2x2 for one value. Vector kernels finish their tails with
-// it in their own loop: the patch map's upsampling calls Lerp2x2 once per
-// pixel with one channel, where a second call per pixel (to the generic
-// twin, which does not inline) costs more than the arithmetic.
+// lerp1 is Lerp2x2 for one value.
 func lerp1(w *[4]float32, a0, a1, b0, b1 float32) float32 {
 	a := float32(w[0]*a0) + float32(w[1]*a1)
 	b := float32(w[0]*b0) + float32(w[1]*b1)

@@ -20,11 +20,13 @@ func MulAccPixels(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int
 	}
 	// Bounds once, for the kernels.
 	acc, x, w = acc[:npix*c], x[:(npix-1)*xstride+c], w[:c]
+	done := 0
 	if active == avx512 {
-		mulAccPixelsAVX512(acc, x, w, c, npix, xstride, zx)
-		return
+		done = mulAccPixelsAVX512(acc, x, w, c, npix, xstride, zx)
 	}
-	mulAccPixelsGeneric(acc, x, w, c, npix, xstride, zx)
+	if done < npix {
+		mulAccPixelsGeneric(acc[done*c:], x[done*xstride:], w, c, npix-done, xstride, zx)
+	}
 }
 
 func mulAccPixelsGeneric(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32) {
@@ -41,11 +43,11 @@ func mulAccPixelsGeneric(acc []int32, x []int8, w []int32, c, npix, xstride int,
 // tap across channels); src must hold at least len(dst) values.
 func MaxInto(dst, src []int8) {
 	src = src[:len(dst)]
+	done := 0
 	if active == avx512 {
-		maxIntoAVX512(dst, src)
-		return
+		done = maxIntoAVX512(dst, src)
 	}
-	maxIntoGeneric(dst, src)
+	maxIntoGeneric(dst[done:], src[done:])
 }
 
 func maxIntoGeneric(dst, src []int8) {

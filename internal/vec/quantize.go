@@ -18,11 +18,13 @@ import "math"
 // reproduces. in must hold at least len(out) values.
 func QuantizeFloat(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) {
 	in = in[:len(out)]
+	done := 0
 	if active == avx512 {
-		quantizeAVX512(in, out, scale, zp, qmin, qmax, shift)
-		return
+		done = quantizeAVX512(in, out, scale, zp, qmin, qmax, shift)
 	}
-	quantizeGeneric(in, out, scale, zp, qmin, qmax, shift)
+	if done < len(out) {
+		quantizeGeneric(in[done:], out[done:], scale, zp, qmin, qmax, shift)
+	}
 }
 
 func quantizeGeneric(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) {

@@ -47,11 +47,13 @@ func (q *Requant) Rows(acc []int32, out []int8, rows int) {
 		return
 	}
 	acc, out = acc[:rows*n], out[:rows*n]
+	done := 0
 	if active == avx512 {
-		requantRowsAVX512(q, acc, out, rows)
-		return
+		done = requantRowsAVX512(q, acc, out, rows)
 	}
-	requantRowsGeneric(q, acc, out, rows)
+	if done < rows {
+		requantRowsGeneric(q, acc[done*n:], out[done*n:], rows-done)
+	}
 }
 
 // requantRowsGeneric assumes rows > 0, n = len(q.Mult) > 0 and

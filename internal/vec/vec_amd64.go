@@ -4,17 +4,21 @@ package vec
 
 import (
 	"math"
+	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
 
 //go:generate go run ../asmgen vec
 
-// The AVX-512 kernels (vec_amd64.s) work on whole vectors: each Go
-// function below hands its assembly the longest prefix it takes and
-// finishes the tail with the generic twin (or, for Lerp2x2, its
-// per-element function, which inlines), so that together they have the
-// generic twin's signature and contract.
+// The AVX-512 kernels (vec_amd64.s) work on whole vectors. Each Go
+// function below (xxxAVX512) takes the generic twin's arguments, hands its
+// assembly the longest prefix of whole vectors and returns the length it
+// did; the entry finishes the rest with the generic twin. They are small
+// enough to inline into the entries, so that a call costs what a call to
+// the assembly costs (unsafe.SliceData rather than &x[0]: the lengths are
+// checked by the entry and n > 0 here, and an index would cost the inliner
+// its panic path).
 
 // archImpls: the AVX-512 kernels where the CPU (and the OS, which must
 // save the ZMM and mask registers; x/sys/cpu checks both) has AVX-512F and
@@ -75,70 +79,73 @@ func maxInto(dst, src *int8, n int)
 //go:noescape
 func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)
 
-func axpyF64AVX512(acc, x []float64, k float64) {
-	n8 := len(acc) &^ 7
-	if n8 > 0 {
-		axpyF64(&acc[0], &x[0], n8, k)
+func axpyF64AVX512(acc, x []float64, k float64) int {
+	n := len(acc) &^ 7
+	if n > 0 {
+		axpyF64(unsafe.SliceData(acc), unsafe.SliceData(x), n, k)
 	}
-	axpyF64Generic(acc[n8:], x[n8:], k)
+	return n
 }
 
-func axpyBytesF32AVX512(acc []float32, x []uint8, k float32) {
-	n16 := len(acc) &^ 15
-	if n16 > 0 {
-		axpyBytesF32(&acc[0], &x[0], n16, k)
+func axpyBytesF32AVX512(acc []float32, x []uint8, k float32) int {
+	n := len(acc) &^ 15
+	if n > 0 {
+		axpyBytesF32(unsafe.SliceData(acc), unsafe.SliceData(x), n, k)
 	}
-	axpyBytesF32Generic(acc[n16:], x[n16:], k)
+	return n
 }
 
-func lerp2x2AVX512(o, a0, a1, b0, b1 []float32, w *[4]float32) {
-	n16 := len(o) &^ 15
-	if n16 > 0 {
-		lerp2x2(&o[0], &a0[0], &a1[0], &b0[0], &b1[0], n16, w)
+func lerp2x2AVX512(o, a0, a1, b0, b1 []float32, w *[4]float32) int {
+	n := len(o) &^ 15
+	if n > 0 {
+		lerp2x2(unsafe.SliceData(o), unsafe.SliceData(a0), unsafe.SliceData(a1), unsafe.SliceData(b0), unsafe.SliceData(b1), n, w)
 	}
-	for i := n16; i < len(o); i++ {
-		o[i] = lerp1(w, a0[i], a1[i], b0[i], b1[i])
-	}
+	return n
 }
 
-func quantizeAVX512(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) {
-	n16 := len(out) &^ 15
-	if n16 > 0 {
+func quantizeAVX512(in []float32, out []int8, scale float32, zp, qmin, qmax, shift int32) int {
+	n := len(out) &^ 15
+	if n > 0 {
 		prm := [5]int32{int32(math.Float32bits(scale)), zp, qmin, qmax, shift}
-		quantizeF32(&in[0], &out[0], n16, &prm)
+		quantizeF32(unsafe.SliceData(in), unsafe.SliceData(out), n, &prm)
 	}
-	quantizeGeneric(in[n16:], out[n16:], scale, zp, qmin, qmax, shift)
+	return n
 }
 
-func addLUTAVX512(a, b, out, lut []int8) {
-	n16 := len(out) &^ 15
-	if n16 > 0 {
-		addLUT(&a[0], &b[0], &out[0], n16, &lut[:lutSize][0])
+func addLUTAVX512(a, b, out, lut []int8) int {
+	n := len(out) &^ 15
+	if n > 0 {
+		addLUT(unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(out), n, unsafe.SliceData(lut[:lutSize]))
 	}
-	addLUTGeneric(a[n16:], b[n16:], out[n16:], lut)
+	return n
 }
 
-func mulAccPixelsAVX512(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32) {
+// mulAccPixelsAVX512 does every pixel when c is a multiple of 16, none
+// otherwise.
+func mulAccPixelsAVX512(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int32) int {
 	if c%16 != 0 {
-		mulAccPixelsGeneric(acc, x, w, c, npix, xstride, zx)
-		return
+		return 0
 	}
-	mulAccPixels(&acc[0], &x[0], &w[0], c, npix, xstride, zx)
+	mulAccPixels(unsafe.SliceData(acc), unsafe.SliceData(x), unsafe.SliceData(w), c, npix, xstride, zx)
+	return npix
 }
 
-func maxIntoAVX512(dst, src []int8) {
-	n64 := len(dst) &^ 63
-	if n64 > 0 {
-		maxInto(&dst[0], &src[0], n64)
+func maxIntoAVX512(dst, src []int8) int {
+	n := len(dst) &^ 63
+	if n > 0 {
+		maxInto(unsafe.SliceData(dst), unsafe.SliceData(src), n)
 	}
-	maxIntoGeneric(dst[n64:], src[n64:])
+	return n
 }
 
-func requantRowsAVX512(q *Requant, acc []int32, out []int8, rows int) {
+// requantRowsAVX512 does every row (the kernel masks each row's last
+// step).
+func requantRowsAVX512(q *Requant, acc []int32, out []int8, rows int) int {
 	n := len(q.Mult)
 	// The fields are exported: a Requant not made by NewRequant must not
 	// let the kernel read past a short slice.
 	bias, left, right := q.Bias[:n], q.Left[:n], q.Right[:n]
 	zlh := [3]int32{q.Zo, q.Lo, q.Hi}
-	requantRows(&acc[0], &out[0], n, &bias[0], &q.Mult[0], &left[0], &right[0], &zlh, rows)
+	requantRows(unsafe.SliceData(acc), unsafe.SliceData(out), n, unsafe.SliceData(bias), &q.Mult[0], unsafe.SliceData(left), unsafe.SliceData(right), &zlh, rows)
+	return rows
 }
