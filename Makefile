@@ -48,12 +48,12 @@ test: deps lint test-core test-qemu test-deb test-cross test-accept test-tflite
 
 # Everything, with the race detector, without the cgo backend; then the
 # camera and the CLI without GoCV and without cgo (folder, sequence and
-# image sources on Go's decoders); then the kernels' users with -tags noasm
-# (the portable Go kernels only).
+# image sources on Go's decoders); then the kernel packages (qgemm, vec) and
+# their users with -tags noasm (the portable Go kernels only).
 test-core:
 	$(GO) test -race -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -short -tags nogocv ./camera/ ./cmd/linesight/
-	$(GO) test -count=1 -short -tags noasm ./internal/qgemm/ ./model/ ./bank/
+	$(GO) test -count=1 -short -tags noasm ./internal/qgemm/ ./internal/vec/ ./internal/rgb/ ./model/ ./model/engine/ ./bank/ ./patchcore/
 
 # The pure-Go packages' tests cross-compiled for arm64 (run under qemu as a
 # Cortex-A72 without dotprod and a Cortex-A76 with it) and armhf (GOARM=7).

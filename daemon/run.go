@@ -31,6 +31,7 @@ import (
 	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/trust"
+	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
 )
@@ -206,7 +207,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	avail, kern := qgemm.Kernels()
 	log.Info("linesight serving", "station", s.cfg.Station.ID, "camera", camera.Redact(s.cfg.Camera.Source), "bank", s.banks.current().Bank().Meta.Version,
 		"broker", brokerURL, "goarch", runtime.GOARCH, "cpus", runtime.NumCPU(), "threads", threads(s.cfg),
-		"gemm", kern, "gemm_available", avail, "elementwise", qgemm.VectorOps())
+		"cpu", qgemm.CPUFeatures(), "gemm", kern, "gemm_available", avail, "elementwise", vec.Kernel())
 
 	select {
 	case <-ctx.Done():

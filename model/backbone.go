@@ -10,8 +10,9 @@ import (
 
 // Backbone runs a model on one input and hands out named tensors: the taps
 // asked for (feature maps), or the model's outputs when none were asked for.
-// The pure-Go Interpreter and the optional TensorFlow Lite C backend
-// (package model/tflitec, build tag "tflite") both implement it.
+// The pure-Go engine (package model/engine) and the optional TensorFlow
+// Lite C backend (package model/tflitec, build tag "tflite") both implement
+// it.
 type Backbone interface {
 	// Input describes the input tensor.
 	Input() TensorInfo

@@ -11,7 +11,9 @@ import (
 // Describe writes a summary of m: description, inputs, outputs and operator
 // counts, and with tensors set every tensor of subgraph 0 with its index,
 // name, shape, type, quantization and producing operator, to choose taps from.
-func Describe(w io.Writer, m *tflite.Model, tensors bool) error {
+// supported lists the operators the Go engine runs with their newest
+// version (engine.SupportedOps); the others are marked as not supported.
+func Describe(w io.Writer, m *tflite.Model, tensors bool, supported map[tflite.BuiltinOp]int32) error {
 	sg := &m.Subgraphs[0]
 	fmt.Fprintf(w, "description: %s\n", m.Description)
 	fmt.Fprintf(w, "subgraphs: %d, tensors: %d, operators: %d, buffers: %d\n", len(m.Subgraphs), len(sg.Tensors), len(sg.Operators), len(m.Buffers))
@@ -29,7 +31,7 @@ func Describe(w io.Writer, m *tflite.Model, tensors bool) error {
 			name = "CUSTOM:" + oc.Custom
 		}
 		key := fmt.Sprintf("%s v%d", name, oc.Version)
-		if mv, ok := maxVersion[oc.Builtin]; !ok || oc.Version > mv || oc.Custom != "" {
+		if mv, ok := supported[oc.Builtin]; !ok || oc.Version > mv || oc.Custom != "" {
 			key += " (not supported by the Go engine)"
 		}
 		counts[key]++

@@ -12,6 +12,7 @@ import (
 	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -97,13 +98,13 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	rep.Train, rep.Holdout = splitHoldout(images, opts.Holdout, opts.Seed)
 
 	// One pool for the backbone, the coreset and the calibration (see
-	// model.Options.Pool); closed after the backbone.
+	// engine.Options.Pool); closed after the backbone.
 	pool := parallel.New(opts.Threads)
 	defer pool.Close()
 	open := opts.Open
 	if open == nil {
 		open = func(m *tflite.Model, taps []string, threads int) (model.Backbone, error) {
-			return model.NewInterpreter(m, model.Options{Pool: pool, Taps: taps})
+			return engine.NewInterpreter(m, engine.Options{Pool: pool, Taps: taps})
 		}
 	}
 	bb, err := open(m, opts.Taps, opts.Threads)

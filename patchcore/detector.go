@@ -13,6 +13,7 @@ import (
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -122,12 +123,12 @@ func Open(b *bank.Bank, mf *model.File, opts Options) (*Detector, error) {
 	}
 	threads := max(opts.Threads, 1)
 	// One pool for every stage, the backbone's operators included (see
-	// model.Options.Pool).
+	// engine.Options.Pool).
 	pool := parallel.New(threads)
 	open := opts.Open
 	if open == nil {
 		open = func(m *tflite.Model, taps []string, threads int) (model.Backbone, error) {
-			return model.NewInterpreter(m, model.Options{Pool: pool, Taps: taps})
+			return engine.NewInterpreter(m, engine.Options{Pool: pool, Taps: taps})
 		}
 	}
 	bb, err := open(mf.Model, meta.Model.Taps, threads)

@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/linesight/linesight/internal/parallel"
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -309,7 +309,7 @@ func upsampleRows(src []float32, w, h, c int, dst []float32, gw, gh, stride, lo,
 			// r1, o = wy0·a + wy1·b, every product rounded.
 			wt := [4]float32{tx.w0, tx.w1, ty.w0, ty.w1}
 			o := dst[(y*gw+x)*stride:][:c]
-			qgemm.Lerp2x2(o, r0[tx.i0*c:], r0[tx.i1*c:], r1[tx.i0*c:], r1[tx.i1*c:], &wt)
+			vec.Lerp2x2(o, r0[tx.i0*c:], r0[tx.i1*c:], r1[tx.i0*c:], r1[tx.i1*c:], &wt)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/linesight/linesight/internal/parallel"
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 )
 
 // Upsample resizes a single-channel sw×sh map to dw×dh bilinearly with
@@ -104,7 +104,7 @@ func (b *Blur) blurRows(lo, hi, worker int) {
 		acc := b.tmp[y*w : (y+1)*w]
 		clear(acc)
 		for k, kv := range b.kernel {
-			qgemm.AxpyF64(acc, ext[k:k+w], kv)
+			vec.AxpyF64(acc, ext[k:k+w], kv)
 		}
 	}
 }
@@ -118,7 +118,7 @@ func (b *Blur) blurCols(lo, hi, worker int) {
 		clear(acc)
 		for k, kv := range b.kernel {
 			src := reflect(y+k-r, h)
-			qgemm.AxpyF64(acc, b.tmp[src*w:(src+1)*w], kv)
+			vec.AxpyF64(acc, b.tmp[src*w:(src+1)*w], kv)
 		}
 		out := b.m[y*w : (y+1)*w]
 		for x, v := range acc {

@@ -16,7 +16,7 @@ mkdir -p "$out"
 for t in 1 2; do
   bin/linesight bench --threads $t --frames ${FRAMES:-100} --json >"$out/linesight-$t.json"
 done
-go test -run '^$' -bench 'InterpreterMobileNetV2' -benchtime 50x ./model/ >"$out/mnv2.txt"
+go test -run '^$' -bench 'InterpreterMobileNetV2' -benchtime 50x ./model/engine/ >"$out/mnv2.txt"
 # End to end on bottle: the shared tf2 MobileNetV2 and a 10% bank of the
 # good training photos (built once), on a test photo.
 mvtec=../shared/data/mvtec_ad/bottle

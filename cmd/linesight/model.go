@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/runner"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -50,7 +51,7 @@ func modelInfo(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return model.Describe(out, m, *tensors)
+	return model.Describe(out, m, *tensors, engine.SupportedOps())
 }
 
 func modelRun(args []string, out io.Writer) error {

@@ -21,7 +21,9 @@ import (
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/resnet"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/patchcore"
@@ -141,7 +143,7 @@ func SyntheticBank(mf *model.File, images int) (*bank.Bank, error) {
 	if err != nil {
 		return nil, err
 	}
-	ip, err := model.NewInterpreter(mf.Model, model.Options{Threads: 1, Taps: taps})
+	ip, err := engine.NewInterpreter(mf.Model, engine.Options{Threads: 1, Taps: taps})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +197,7 @@ func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []b
 		// The GEMM serves backbone and search; requantization, ADD,
 		// depthwise and pooling use the element-wise kernels.
 		Kernels: map[string]string{
-			"decode": "image/" + format, "preprocess": "go", "backbone": kern, "elementwise": qgemm.VectorOps(),
+			"decode": "image/" + format, "preprocess": "go", "backbone": kern, "elementwise": vec.Kernel(),
 			"embed": "go", "search": kern, "map": "go",
 		},
 		Stages:      map[string]StageStats{},
@@ -279,7 +281,7 @@ func quantileSorted(v []float64, q float64) float64 {
 // backboneMACs counts the detector's backbone work from its model when it
 // is the Go interpreter.
 func backboneMACs(d *patchcore.Detector) (int64, error) {
-	if ip, ok := d.Backbone().(*model.Interpreter); ok {
+	if ip, ok := d.Backbone().(*engine.Interpreter); ok {
 		return model.MACs(ip.Model()), nil
 	}
 	return 0, nil
@@ -289,7 +291,7 @@ func backboneMACs(d *patchcore.Detector) (int64, error) {
 // input the last frame left in the interpreter, so the report shows where
 // the backbone's time goes. It needs the Go interpreter.
 func Ops(d *patchcore.Detector, rep *Report, frames int) error {
-	ip, ok := d.Backbone().(*model.Interpreter)
+	ip, ok := d.Backbone().(*engine.Interpreter)
 	if !ok {
 		return fmt.Errorf("bench: per-operator times need the Go interpreter")
 	}

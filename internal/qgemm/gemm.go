@@ -40,22 +40,6 @@ func Gemm(m, n, k int, a []int8, lda int, b []int8, ldb int, c []int32, ldc int)
 // MaxK is the longest dot product the kernels accept: 128*128*MaxK < 2^31.
 const MaxK = 1 << 16
 
-// Dot returns the int32 dot product of two equal-length int8 vectors.
-func Dot(a, b []int8) int32 {
-	if len(b) < len(a) {
-		panic("qgemm: Dot with len(b) < len(a)")
-	}
-	b = b[:len(a)]
-	n32 := 0
-	var s int32
-	if hasVectorOps(chosen.name) {
-		if n32 = len(a) &^ 31; n32 > 0 {
-			s = dotAVX512(&a[0], &b[0], n32)
-		}
-	}
-	return s + dotRef(a[n32:], b[n32:])
-}
-
 // RowSums sets sums[i] to the sum of row i of the m×k matrix a.
 func RowSums(m, k int, a []int8, lda int, sums []int32) {
 	for i := 0; i < m; i++ {

@@ -2,9 +2,15 @@
 
 package qgemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
 
-//go:generate go run ./asmgen
+	"golang.org/x/sys/cpu"
+
+	"github.com/linesight/linesight/internal/vec"
+)
+
+//go:generate go run ../asmgen qgemm
 
 //go:noescape
 func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32, np int, mask uint16)
@@ -15,8 +21,10 @@ func vnniRowSums(a *int8, lda, k, rows int, out *int32)
 //go:noescape
 func avx2Kernel(a *[3]*int8, b *int16, kg2 int, c *[3]*int32, np int)
 
+// The VNNI implementation's search reductions use AVX-512F/BW, which
+// every VNNI machine has; AVX2's are the generic ones.
 var (
-	vnni = &impl{name: KernelAVX512VNNI, kAlign: 4, pack: packVNNI, gemm: gemmVNNI}
+	vnni = &impl{name: KernelAVX512VNNI, kAlign: 4, pack: packVNNI, gemm: gemmVNNI, avx512Search: true}
 	avx2 = &impl{name: KernelAVX2, kAlign: 2, pack: packAVX2, gemm: gemmAVX2}
 )
 
@@ -50,6 +58,7 @@ func packVNNI(p *Packed) {
 	flip := byte(0x80)
 	if p.offsetA {
 		flip = 0
+		p.rqBlk = requantBlock(p.rq)
 	}
 	kg := p.K / 4
 	nblk := (p.N + BlockCols - 1) / BlockCols
@@ -222,41 +231,50 @@ func peakLoop(name string, iters int) int64 {
 	return 0
 }
 
-// hasVectorOps reports whether the AVX-512 element-wise kernels
-// (requantization, ADD, multiply-accumulate, max, nearest scan, Dot) run
-// beside the chosen GEMM: with the VNNI kernel, whose machines all have the
-// AVX-512F/BW they need.
-func hasVectorOps(kernel string) bool { return kernel == KernelAVX512VNNI }
-
-//go:noescape
-func requantRows(acc *int32, out *int8, n int, bias, mult, left, right *int32, zlh *[3]int32, rows int)
-
+// argminLanes: for n a positive multiple of 16, per lane l the smallest
+// bn[j]−2·dot[j] over j ≡ l (mod 16) and the first j reaching it.
+//
 //go:noescape
 func argminLanes(dot, bn *int32, n int, val, idx *[16]int32)
 
-//go:noescape
-func maxInto(dst, src *int8, n int)
-
+// dotAVX512: the dot product of n int8 values, n a positive multiple of 32.
+//
 //go:noescape
 func dotAVX512(a, b *int8, n int) int32
 
-//go:noescape
-func quantizeF32(in *float32, out *int8, n int, prm *[5]int32)
+// dotVNNI is the dot product of the longest prefix of a and b in whole
+// steps of 32 (AVX-512), and that prefix's length; Dot adds the rest. It
+// assumes len(a) >= 32 and len(b) == len(a), and is small enough to inline
+// into Dot (unsafe.SliceData: an index would cost the inliner its panic
+// path).
+func dotVNNI(a, b []int8) (int32, int) {
+	n := len(a) &^ 31
+	return dotAVX512(unsafe.SliceData(a), unsafe.SliceData(b), n), n
+}
 
-//go:noescape
-func axpyF64(acc, x *float64, n int, k float64)
-
-//go:noescape
-func axpyBytesF32(acc *float32, x *uint8, n int, k float32)
-
-//go:noescape
-func lerp2x2(o, a0, a1, b0, b1 *float32, n int, w *[4]float32)
-
-//go:noescape
-func mulAccPixels(acc *int32, x *int8, w *int32, c, npix, xstride int, zx int32)
-
-//go:noescape
-func addLUT(a, b, out *int8, n int, lut *int8)
+// argminVNNI is argminRef with the whole steps of 16 in AVX-512: 16 lanes
+// of running minima, reduced with the lowest index on ties, then the tail.
+func argminVNNI(dot, bn []int32) (int32, int) {
+	n := len(dot)
+	best, bi := int32(0), -1
+	n16 := n &^ 15
+	if n16 > 0 {
+		var val, idx [16]int32
+		argminLanes(&dot[0], &bn[0], n16, &val, &idx)
+		for l := range 16 {
+			v, j := val[l], int(idx[l])
+			if bi < 0 || v < best || (v == best && j < bi) {
+				best, bi = v, j
+			}
+		}
+	}
+	for j := n16; j < n; j++ {
+		if d := bn[j] - 2*dot[j]; bi < 0 || d < best {
+			best, bi = d, j
+		}
+	}
+	return best, bi
+}
 
 //go:noescape
 func vnniArgmin(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, st *[6]*LaneMins, np int, mask uint16, bn, cols *int32)
@@ -303,10 +321,35 @@ func vnniBlock(cols int) (np int, mask uint16) {
 //go:noescape
 func vnniRequant(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, out *[6]*int8, np int, mask uint16, prm *int32, zlh *[3]int32)
 
+// requantBlock lays q's parameters out for the requantizing VNNI kernel
+// (GemmRowsRequant), per panel of 16 channels seven vectors it reads as
+// memory operands: bias, left shift, multiplier, the odd channels'
+// multipliers moved to the even lanes (VPMULDQ reads the low half of each
+// 64-bit lane), the rounding mask 2^right−1, the threshold mask>>1 and the
+// right shift. Lanes past the last channel stay zero.
+func requantBlock(q *vec.Requant) []int32 {
+	n := len(q.Mult)
+	np := (n + 15) / 16
+	blk := make([]int32, np*7*16)
+	for c := range n {
+		v := blk[(c/16)*7*16:]
+		l := c % 16
+		mask := int32(1)<<uint(q.Right[c]) - 1
+		v[l], v[16+l], v[32+l] = q.Bias[c], q.Left[c], q.Mult[c]
+		if l%2 == 1 {
+			v[48+l-1] = q.Mult[c]
+		}
+		v[64+l], v[80+l], v[96+l] = mask, mask>>1, q.Right[c]
+	}
+	return blk
+}
+
 // gemmRowsRequantVNNI is gemmVNNI over rows read in place in segments
 // (Rows), with A offset and B signed (PackOffsetA), so that no row sums
-// are needed, and each tile requantized into out by the kernel.
-func gemmRowsRequantVNNI(p *Packed, r *Rows, q *Requant, blk []int32, out []int8, ldo int) {
+// are needed, and each tile requantized into out by the kernel with the
+// parameters p was packed with.
+func gemmRowsRequantVNNI(p *Packed, r *Rows, out []int8, ldo int) {
+	q, blk := p.rq, p.rqBlk
 	m := len(r.AOff)
 	var (
 		ap      [vnniRows]*int8

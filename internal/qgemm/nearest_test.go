@@ -30,7 +30,7 @@ func TestNearestColsMatchesBruteForce(t *testing.T) {
 					}
 					cols[j] = int32(j)
 				}
-				p, err := packWith(im, sh.n, sh.k, b, sh.k, false)
+				p, err := packWith(im, sh.n, sh.k, b, sh.k, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -3,6 +3,8 @@ package qgemm
 import (
 	"fmt"
 	"os"
+
+	"github.com/linesight/linesight/internal/vec"
 )
 
 // BlockCols is the column granularity of GemmCols: a range must start at a
@@ -19,7 +21,8 @@ const (
 )
 
 // impl is one implementation of the packed GEMM: its own layout of B,
-// filled once by pack, and a gemm over a column range.
+// filled once by pack, and a gemm over a column range; and the search's
+// reductions (search.go) that go with it.
 type impl struct {
 	name string
 	// kAlign is the k granularity of the kernel: positions past the last
@@ -28,6 +31,10 @@ type impl struct {
 	kAlign int
 	pack   func(p *Packed)
 	gemm   func(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc int)
+	// avx512Search: Dot and ArgminBiased run their AVX-512 versions
+	// (dotVNNI, argminVNNI; called directly, not through a function
+	// value, so that their arguments do not escape).
+	avx512Search bool
 }
 
 var generic = &impl{name: KernelGeneric, kAlign: 1, pack: func(*Packed) {}, gemm: gemmGeneric}
@@ -53,16 +60,6 @@ func init() {
 	}
 }
 
-// VectorOps names the kernel behind the element-wise helpers (Requant,
-// AddQuant, MulAccPixels, MaxInto, ArgminBiased, Dot): the chosen GEMM's family
-// where it has them, else "generic".
-func VectorOps() string {
-	if hasVectorOps(chosen.name) {
-		return chosen.name
-	}
-	return KernelGeneric
-}
-
 // Kernels returns the names of the implementations this machine runs, best
 // first, and the one Pack uses.
 func Kernels() (available []string, used string) {
@@ -82,27 +79,33 @@ type Packed struct {
 	u8   []byte  // AVX-512 VNNI, SDOT and NEON layouts
 	i16  []int16 // AVX2 layout
 	// offsetA: packed for GemmRowsRequant, whose A rows hold offset
-	// bytes; the VNNI layout then keeps B signed (see PackOffsetA).
+	// bytes; the VNNI layout then keeps B signed (see PackOffsetA). rq is
+	// the requantization GemmRowsRequant applies, rqBlk its parameters
+	// laid out for the fused VNNI kernel (requantBlock).
 	offsetA bool
+	rq      *vec.Requant
+	rqBlk   []int32
 }
 
 // Pack copies b (n rows of k, stride ldb) into the chosen kernel's layout.
-func Pack(n, k int, b []int8, ldb int) (*Packed, error) { return packWith(chosen, n, k, b, ldb, false) }
+func Pack(n, k int, b []int8, ldb int) (*Packed, error) { return packWith(chosen, n, k, b, ldb, nil) }
 
 // PackOffsetA is Pack for GemmRowsRequant, whose A holds int8 values offset
-// by 128 (each stored as x+128, the byte x XOR 0x80; see OffsetCopy). With
-// A unsigned and B signed, VPDPBUSD needs no row sums: Σ (x+128)·w differs
-// from Σ x·w by 128·Σw, a per-column constant the caller folds into the
-// requantization's bias. k must be a multiple of KAlign. A Packed made
-// this way serves GemmRowsRequant only.
-func PackOffsetA(n, k int, b []int8, ldb int) (*Packed, error) {
+// by 128 (each stored as x+128, the byte x XOR 0x80; see OffsetCopy), and
+// whose output q requantizes (q has n channels). With A unsigned and B
+// signed, VPDPBUSD needs no row sums: Σ (x+128)·w differs from Σ x·w by
+// 128·Σw, a per-column constant the caller folds into q's biases. k must
+// be a multiple of KAlign. A Packed made this way serves GemmRowsRequant
+// only.
+func PackOffsetA(n, k int, b []int8, ldb int, q *vec.Requant) (*Packed, error) {
 	if k%chosen.kAlign != 0 {
 		return nil, fmt.Errorf("qgemm: PackOffsetA: k=%d is not a multiple of %d", k, chosen.kAlign)
 	}
-	return packWith(chosen, n, k, b, ldb, true)
+	return packWith(chosen, n, k, b, ldb, q)
 }
 
-func packWith(im *impl, n, k int, b []int8, ldb int, offsetA bool) (*Packed, error) {
+// packWith packs for im; q non-nil packs for GemmRowsRequant (PackOffsetA).
+func packWith(im *impl, n, k int, b []int8, ldb int, q *vec.Requant) (*Packed, error) {
 	if n < 0 || k < 0 {
 		return nil, fmt.Errorf("qgemm: negative size n=%d k=%d", n, k)
 	}
@@ -112,7 +115,10 @@ func packWith(im *impl, n, k int, b []int8, ldb int, offsetA bool) (*Packed, err
 	if n > 0 && (ldb < k || len(b) < (n-1)*ldb+k) {
 		return nil, fmt.Errorf("qgemm: Pack of %dx%d: ldb=%d, len(b)=%d too small", n, k, ldb, len(b))
 	}
-	p := &Packed{N: n, K: k, b: make([]int8, n*k), im: im, offsetA: offsetA}
+	if q != nil && len(q.Mult) != n {
+		return nil, fmt.Errorf("qgemm: PackOffsetA: requantization of %d channels for %d columns", len(q.Mult), n)
+	}
+	p := &Packed{N: n, K: k, b: make([]int8, n*k), im: im, offsetA: q != nil, rq: q}
 	for j := 0; j < n; j++ {
 		copy(p.b[j*k:(j+1)*k], b[j*ldb:j*ldb+k])
 	}

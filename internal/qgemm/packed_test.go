@@ -34,7 +34,7 @@ func check(t *testing.T, r *rand.Rand, m, n, k, mode int) {
 	fill(r, b, mode)
 	want := naive(m, n, k, a, lda, b, ldb)
 	for _, im := range impls {
-		p, err := packWith(im, n, k, b, ldb, false)
+		p, err := packWith(im, n, k, b, ldb, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func FuzzPackedGemm(f *testing.F) {
 		}
 		want := naive(m, n, k, a, k, b, k)
 		for _, im := range impls {
-			p, err := packWith(im, n, k, b, k, false)
+			p, err := packWith(im, n, k, b, k, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func TestPackedAllocatesNothing(t *testing.T) {
 	fill(r, b, 0)
 	c := make([]int32, m*n)
 	for _, im := range impls {
-		p, _ := packWith(im, n, k, b, k, false)
+		p, _ := packWith(im, n, k, b, k, nil)
 		if allocs := testing.AllocsPerRun(20, func() { _ = p.Gemm(m, a, k, c, n) }); allocs != 0 {
 			t.Errorf("%s: %.1f allocations per Gemm", im.name, allocs)
 		}
@@ -181,7 +181,7 @@ func BenchmarkPacked(b *testing.B) {
 		fill(r, bb, 0)
 		c := make([]int32, m*min(n, 1024))
 		for _, im := range impls {
-			p, _ := packWith(im, n, k, bb, k, false)
+			p, _ := packWith(im, n, k, bb, k, nil)
 			b.Run(fmt.Sprintf("%s/%dx%dx%d", im.name, m, n, k), func(b *testing.B) {
 				for range b.N {
 					for j0 := 0; j0 < n; j0 += 1024 {

@@ -31,7 +31,7 @@ func PeakGMACs(d time.Duration) float64 {
 	for i := range a {
 		a[i] = int8(i)
 	}
-	p, _ := packWith(chosen, n, k, b, k, false)
+	p, _ := packWith(chosen, n, k, b, k, nil)
 	var macs int64
 	t0 := time.Now()
 	for time.Since(t0) < d {

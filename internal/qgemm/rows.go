@@ -44,19 +44,16 @@ func (r *Rows) check(k int) error {
 }
 
 // GemmRowsRequant multiplies rows read in place by Bᵀ and requantizes
-// them: out row i (at out[i·ldo:], N values) = q's requantization of A
-// row i · Bᵀ, the row made of its segments (Rows). p must come
-// from PackOffsetA and r.A hold offset bytes (x+128, see OffsetCopy); q's
-// biases must include −128·Σw per column for that offset. q has p.N
-// channels. With the AVX-512 VNNI kernel the int32 tile is requantized in
-// registers; elsewhere each row is copied out, multiplied and requantized
-// apart, which allocates (see RowsInPlace).
-func (p *Packed) GemmRowsRequant(r *Rows, q *Requant, out []int8, ldo int) error {
+// them: out row i (at out[i·ldo:], N values) = the requantization p was
+// packed with (PackOffsetA) of A row i · Bᵀ, the row made of its segments
+// (Rows). p must come from PackOffsetA and r.A hold offset bytes (x+128,
+// see OffsetCopy); the requantization's biases must include −128·Σw per
+// column for that offset. With the AVX-512 VNNI kernel the int32 tile is
+// requantized in registers; elsewhere each row is copied out, multiplied
+// and requantized apart (vec.Requant), which allocates (see RowsInPlace).
+func (p *Packed) GemmRowsRequant(r *Rows, out []int8, ldo int) error {
 	if !p.offsetA {
 		return fmt.Errorf("qgemm: GemmRowsRequant needs B packed by PackOffsetA")
-	}
-	if len(q.Mult) != p.N {
-		return fmt.Errorf("qgemm: GemmRowsRequant: requantization of %d channels for %d columns", len(q.Mult), p.N)
 	}
 	m := len(r.AOff)
 	if err := r.check(p.K); err != nil {
@@ -71,12 +68,8 @@ func (p *Packed) GemmRowsRequant(r *Rows, q *Requant, out []int8, ldo int) error
 	// A B laid out for the VNNI kernel is read by the fused kernel only
 	// (k is a multiple of 4: PackOffsetA checked).
 	vnni := p.im.name == KernelAVX512VNNI
-	blk := q.blk
-	if vnni && blk == nil {
-		blk = q.requantBlock() // q was made while another kernel was chosen
-	}
 	if vnni && r.SegLen%4 == 0 {
-		gemmRowsRequantVNNI(p, r, q, blk, out, ldo)
+		gemmRowsRequantVNNI(p, r, out, ldo)
 		return nil
 	}
 	// Elsewhere: the rows copied out contiguously, then the kernel's own
@@ -93,7 +86,7 @@ func (p *Packed) GemmRowsRequant(r *Rows, q *Requant, out []int8, ldo int) error
 		for i := range aoff {
 			aoff[i] = int32(i * p.K)
 		}
-		gemmRowsRequantVNNI(p, &Rows{A: a, AOff: aoff, SegLen: p.K, Seg: 1}, q, blk, out, ldo)
+		gemmRowsRequantVNNI(p, &Rows{A: a, AOff: aoff, SegLen: p.K, Seg: 1}, out, ldo)
 		return nil
 	}
 	// Other kernels multiply signed A: the offset is taken back out of
@@ -114,7 +107,7 @@ func (p *Packed) GemmRowsRequant(r *Rows, q *Requant, out []int8, ldo int) error
 		for j, s := range colSum {
 			acc[j] += 128 * s
 		}
-		q.Row(acc, out[i*ldo:i*ldo+p.N])
+		p.rq.Row(acc, out[i*ldo:i*ldo+p.N])
 	}
 	return nil
 }

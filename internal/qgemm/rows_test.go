@@ -4,15 +4,17 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+
+	"github.com/linesight/linesight/internal/vec"
 )
 
 func TestGemmRowsRequantRejectsBadRows(t *testing.T) {
-	// k = 24: a multiple of every kernel's k granularity (PackOffsetA).
-	p, err := PackOffsetA(4, 24, make([]int8, 96), 24)
+	q, err := vec.NewRequant(make([]int32, 4), []int32{1 << 30, 1 << 30, 1 << 30, 1 << 30}, make([]int, 4), 0, -128, 127)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := NewRequant(make([]int32, 4), []int32{1 << 30, 1 << 30, 1 << 30, 1 << 30}, make([]int, 4), 0, -128, 127)
+	// k = 24: a multiple of every kernel's k granularity (PackOffsetA).
+	p, err := PackOffsetA(4, 24, make([]int8, 96), 24, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,7 @@ func TestGemmRowsRequantRejectsBadRows(t *testing.T) {
 		{A: a, AOff: []int32{-1}, SegLen: 8, Seg: 3, SegStride: 8},      // negative offset
 		{A: a, AOff: []int32{0, 1, 2}, SegLen: 8, Seg: 3, SegStride: 8}, // out too short
 	} {
-		if err := p.GemmRowsRequant(&r, q, out, 4); err == nil {
+		if err := p.GemmRowsRequant(&r, out, 4); err == nil {
 			t.Errorf("GemmRowsRequant accepted %+v", r)
 		}
 	}
@@ -32,11 +34,12 @@ func TestGemmRowsRequantRejectsBadRows(t *testing.T) {
 
 // TestGemmRowsRequantMatchesDefinition: the fused kernel (rows of offset
 // bytes in segments, B signed, requantized in registers) equals the plain
-// sum Σ (x+128)·w of the same rows followed by the definition of the
-// requantization, for every kernel, on row and column tails, extreme
-// values, exact rounding ties and left shifts; out is written only in its
-// rows' first N columns. Without the VNNI kernel the rows go through the
-// signed GEMM with 128·Σw added back, which this checks as well.
+// sum Σ (x+128)·w of the same rows followed by the requantization
+// (vec.Requant, whose every implementation equals its definition: vec's
+// tests), for every kernel, on row and column tails, extreme values, exact
+// rounding ties and left shifts; out is written only in its rows' first N
+// columns. Without the VNNI kernel the rows go through the signed GEMM
+// with 128·Σw added back, which this checks as well.
 func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewSource(12))
 	for _, im := range impls {
@@ -59,10 +62,6 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 				k := sh.segLen * sh.seg
 				b := make([]int8, sh.n*k)
 				fill(r, b, mode)
-				p, err := packWith(im, sh.n, k, b, k, true)
-				if err != nil {
-					t.Fatal(err)
-				}
 				bias, mult, shift := make([]int32, sh.n), make([]int32, sh.n), make([]int, sh.n)
 				for c := range sh.n {
 					bias[c] = int32(r.Intn(1<<20)) - 1<<19
@@ -82,7 +81,11 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 				if mode == 1 {
 					lo = zo // a ReLU's clamp
 				}
-				q, err := NewRequant(bias, mult, shift, zo, lo, hi)
+				q, err := vec.NewRequant(bias, mult, shift, zo, lo, hi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := packWith(im, sh.n, k, b, k, q)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -104,14 +107,14 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 						}
 						acc[j] = s
 					}
-					q.rowGeneric(acc, want[i*sh.n:(i+1)*sh.n])
+					q.Row(acc, want[i*sh.n:(i+1)*sh.n])
 				}
 				ldo := sh.n + 5
 				out := make([]int8, sh.m*ldo)
 				for i := range out {
 					out[i] = 0x5a // canary
 				}
-				if err := p.GemmRowsRequant(&rows, q, out, ldo); err != nil {
+				if err := p.GemmRowsRequant(&rows, out, ldo); err != nil {
 					t.Fatal(err)
 				}
 				for i := range sh.m {
@@ -136,15 +139,15 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 // TestOffsetPackedServesRequantOnly: a B packed for offset rows is refused
 // by the signed entry points, and the fused one refuses a signed B.
 func TestOffsetPackedServesRequantOnly(t *testing.T) {
-	off, err := PackOffsetA(16, 8, make([]int8, 128), 8)
+	q, err := vec.NewRequant(make([]int32, 16), []int32{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30}, make([]int, 16), 0, -128, 127)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := PackOffsetA(16, 8, make([]int8, 128), 8, q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	signed, err := Pack(16, 8, make([]int8, 128), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := NewRequant(make([]int32, 16), []int32{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30}, make([]int, 16), 0, -128, 127)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,14 +156,17 @@ func TestOffsetPackedServesRequantOnly(t *testing.T) {
 	if err := off.Gemm(1, a, 8, make([]int32, 16), 16); err == nil {
 		t.Error("Gemm accepted a B packed for offset rows")
 	}
-	if err := signed.GemmRowsRequant(&rows, q, make([]int8, 16), 16); err == nil {
+	if err := signed.GemmRowsRequant(&rows, make([]int8, 16), 16); err == nil {
 		t.Error("GemmRowsRequant accepted a signed B")
 	}
-	if err := off.GemmRowsRequant(&rows, q, make([]int8, 15), 16); err == nil {
+	if err := off.GemmRowsRequant(&rows, make([]int8, 15), 16); err == nil {
 		t.Error("GemmRowsRequant accepted a short out")
 	}
-	if _, err := PackOffsetA(4, 6, make([]int8, 24), 6); err == nil && KAlign() > 2 {
+	if _, err := PackOffsetA(4, 6, make([]int8, 24), 6, q); err == nil && KAlign() > 2 {
 		t.Error("PackOffsetA accepted k=6 with a kernel that works in groups of 4")
+	}
+	if _, err := PackOffsetA(15, 8, make([]int8, 120), 8, q); err == nil {
+		t.Error("PackOffsetA accepted a requantization of 16 channels for 15 columns")
 	}
 }
 
@@ -212,7 +218,7 @@ func FuzzGemmRowsRequant(f *testing.F) {
 			mult[c] = 1<<30 | int32(uint8(v(c+3)))<<22 | int32(uint8(v(c+4)))
 			shift[c] = int(uint8(v(c+5)))%20 - 16
 		}
-		q, err := NewRequant(bias, mult, shift, int32(v(1)), -128, 127)
+		q, err := vec.NewRequant(bias, mult, shift, int32(v(1)), -128, 127)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,15 +242,15 @@ func FuzzGemmRowsRequant(f *testing.F) {
 				}
 				acc[j] = s
 			}
-			q.rowGeneric(acc, want[i*n:(i+1)*n])
+			q.Row(acc, want[i*n:(i+1)*n])
 		}
 		for _, im := range impls {
-			p, err := packWith(im, n, k, b, k, true)
+			p, err := packWith(im, n, k, b, k, q)
 			if err != nil {
 				t.Fatal(err)
 			}
 			out := make([]int8, m*n)
-			if err := p.GemmRowsRequant(&rows, q, out, n); err != nil {
+			if err := p.GemmRowsRequant(&rows, out, n); err != nil {
 				t.Fatal(err)
 			}
 			for i := range out {
@@ -278,15 +284,15 @@ func BenchmarkGemmRowsRequant(b *testing.B) {
 		k := sh.kh * sh.seg
 		w := make([]int8, sh.cout*k)
 		fill(r, w, 0)
-		p, err := PackOffsetA(sh.cout, k, w, k)
-		if err != nil {
-			b.Fatal(err)
-		}
 		mult, shift := make([]int32, sh.cout), make([]int, sh.cout)
 		for c := range mult {
 			mult[c], shift[c] = 1<<30+int32(c), -9
 		}
-		q, err := NewRequant(make([]int32, sh.cout), mult, shift, 3, -128, 127)
+		q, err := vec.NewRequant(make([]int32, sh.cout), mult, shift, 3, -128, 127)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := PackOffsetA(sh.cout, k, w, k, q)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -305,7 +311,7 @@ func BenchmarkGemmRowsRequant(b *testing.B) {
 					r1 := min(m, r0+block)
 					part := rows
 					part.AOff = rows.AOff[r0:r1]
-					_ = p.GemmRowsRequant(&part, q, out[r0*sh.cout:r1*sh.cout], sh.cout)
+					_ = p.GemmRowsRequant(&part, out[r0*sh.cout:r1*sh.cout], sh.cout)
 				}
 			}
 			b.ReportMetric(float64(m)*float64(sh.cout)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/linesight/linesight/internal/parallel"
-	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/vec"
 )
 
 // Resizer scales images with a bilinear (triangle) filter whose support
@@ -95,7 +95,7 @@ func (r *Resizer) rows(lo, hi, worker int) {
 		clear(acc)
 		for k, w := range c.weights {
 			row := src.Pix[3*((r.y+c.start+k)*src.W+r.x):][:3*cw]
-			qgemm.AxpyBytesF32(acc, row, w)
+			vec.AxpyBytesF32(acc, row, w)
 		}
 		r.horizontal(acc, r.dst.Pix[3*r.dst.W*oy:3*r.dst.W*(oy+1)])
 	}

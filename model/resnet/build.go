@@ -12,6 +12,7 @@ import (
 
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/model/torchckpt"
 )
@@ -192,7 +193,7 @@ func calibrate(fm *tflite.Model, names []string, opts Options) (map[string]Range
 	if len(imgs) == 0 {
 		return nil, 0, fmt.Errorf("resnet: calibration needs images (--calib DIR) unless --float")
 	}
-	ip, err := model.NewInterpreter(fm, model.Options{Threads: opts.Threads, Taps: names})
+	ip, err := engine.NewInterpreter(fm, engine.Options{Threads: opts.Threads, Taps: names})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/linesight/linesight/internal/npy"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/model/torchckpt"
 )
@@ -161,7 +162,7 @@ func TestAgainstPyTorch(t *testing.T) {
 		if kind == "float" {
 			m = fm
 		}
-		ip, err := model.NewInterpreter(m, model.Options{Threads: 2})
+		ip, err := engine.NewInterpreter(m, engine.Options{Threads: 2})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/linesight/linesight/internal/npy"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/model/tflitec"
 )
@@ -41,7 +42,7 @@ type Result struct {
 func Open(m *tflite.Model, backend string, taps []string, threads int) (model.Backbone, error) {
 	switch backend {
 	case "", "go":
-		return model.NewInterpreter(m, model.Options{Threads: threads, Taps: taps})
+		return engine.NewInterpreter(m, engine.Options{Threads: threads, Taps: taps})
 	case "tflite":
 		return tflitec.New(m, taps, threads)
 	}

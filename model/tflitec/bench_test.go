@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkMobileNetV2(b *testing.B) {
 				b.Run(name[:len(name)-7]+"/"+backend+"/threads="+string(rune('0'+threads)), func(b *testing.B) {
 					var bb model.Backbone
 					if backend == "go" {
-						bb, err = model.NewInterpreter(m, model.Options{Threads: threads})
+						bb, err = engine.NewInterpreter(m, engine.Options{Threads: threads})
 					} else {
 						bb, err = New(m, nil, threads)
 					}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/internal/optest"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -103,7 +104,7 @@ func TestOracleSingleOps(t *testing.T) {
 				t.Fatalf("TFLite rejects the case: %v", err)
 			}
 			defer tfl.Close()
-			ip, err := model.NewInterpreter(c.Model, model.Options{Threads: 2})
+			ip, err := engine.NewInterpreter(c.Model, engine.Options{Threads: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +168,7 @@ func TestConformanceSharedModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tfl.Close()
-			ip, err := model.NewInterpreter(m, model.Options{Threads: 2, Taps: taps})
+			ip, err := engine.NewInterpreter(m, engine.Options{Threads: 2, Taps: taps})
 			if err != nil {
 				t.Fatal(err)
 			}

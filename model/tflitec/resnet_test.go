@@ -10,6 +10,7 @@ import (
 
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/resnet"
 	"github.com/linesight/linesight/model/tflite"
 )
@@ -49,7 +50,7 @@ func TestConformanceBuiltResNet18(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tfl.Close()
-	ip, err := model.NewInterpreter(m, model.Options{Threads: 2, Taps: taps})
+	ip, err := engine.NewInterpreter(m, engine.Options{Threads: 2, Taps: taps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func BenchmarkResNet18Layer3(b *testing.B) {
 		in[i] = byte(i * 7)
 	}
 	for _, threads := range []int{1, 2} {
-		ip, err := model.NewInterpreter(m, model.Options{Threads: threads})
+		ip, err := engine.NewInterpreter(m, engine.Options{Threads: threads})
 		if err != nil {
 			b.Fatal(err)
 		}

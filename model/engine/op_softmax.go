@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"fmt"
+	"github.com/linesight/linesight/internal/parallel"
+	"math"
+
+	"github.com/linesight/linesight/model/tflite"
+)
+
+func (ip *Interpreter) prepareSoftmax(op *tflite.Operator) (kernel, error) {
+	opt, ok := op.Options.(tflite.SoftmaxOptions)
+	if !ok {
+		return nil, fmt.Errorf("missing SoftmaxOptions")
+	}
+	ins, out, err := ip.ioTensors(op, 1)
+	if err != nil {
+		return nil, err
+	}
+	in := ins[0]
+	if err := checkSameType(in, out); err != nil {
+		return nil, err
+	}
+	if err := checkShape(out, in.shape); err != nil {
+		return nil, err
+	}
+	if len(in.shape) == 0 {
+		return nil, fmt.Errorf("%s is a scalar", in.where())
+	}
+	o := &softmaxOp{in: in, out: out, depth: in.shape[len(in.shape)-1], beta: opt.Beta}
+	if o.depth == 0 {
+		return nil, fmt.Errorf("%s has an empty last axis", in.where())
+	}
+	o.rows = in.n / o.depth
+	if in.typ == tflite.Float32 {
+		o.body = o.rowsFloat
+		return o, nil
+	}
+	if err := checkPerTensor(in); err != nil {
+		return nil, err
+	}
+	if err := checkPerTensor(out); err != nil {
+		return nil, err
+	}
+	// TFLite requires softmax outputs at scale 1/256 with zero point at the
+	// bottom of the type's range (0 for uint8, -128 for int8).
+	if out.scale != 1.0/256 || out.zp != -128 {
+		return nil, fmt.Errorf("%w: quantized SOFTMAX output must have scale 1/256 and zero point %d, has %g and %d",
+			ErrUnsupportedOp, map[bool]int{true: 0, false: -128}[out.u8], out.scale, out.fileZP())
+	}
+	// PreprocessSoftmaxScaling with 5 integer bits for the scaled difference.
+	const scaledDiffIntBits = 5
+	real := math.Min(float64(opt.Beta)*float64(in.scale)*float64(int64(1)<<(31-scaledDiffIntBits)), float64(int64(1)<<31-1))
+	o.mult, o.leftShift = quantizeMultiplier(real)
+	if o.leftShift < 0 {
+		return nil, fmt.Errorf("%w: softmax input scale %g too small", ErrUnsupportedOp, in.scale)
+	}
+	// CalculateInputRadius: differences below -radius give exp() = 0.
+	maxRescaled := float64(int64(1)<<scaledDiffIntBits-1) * float64(int64(1)<<(31-scaledDiffIntBits)) / float64(int64(1)<<o.leftShift)
+	o.diffMin = -int32(math.Floor(maxRescaled))
+	o.body = o.rowsQuant
+	return o, nil
+}
+
+// softmaxOp normalises the last axis. The quantized path is TFLite's
+// fixed-point softmax (gemmlowp exp on Q5.26 differences, sum in Q12.19,
+// reciprocal by Newton-Raphson), which the integer result must match.
+type softmaxOp struct {
+	in, out     *rtensor
+	depth, rows int
+	beta        float32
+	mult        int32
+	leftShift   int
+	diffMin     int32
+	body        func(lo, hi, worker int)
+}
+
+func (o *softmaxOp) run(p *parallel.Pool) { p.Run(o.rows, 1, o.body) }
+
+func (o *softmaxOp) rowsQuant(lo, hi, _ int) {
+	const accIntBits = 12
+	for r := lo; r < hi; r++ {
+		x := o.in.i8[r*o.depth : (r+1)*o.depth]
+		y := o.out.i8[r*o.depth : (r+1)*o.depth]
+		maxV := int32(-128)
+		for _, v := range x {
+			maxV = max(maxV, int32(v))
+		}
+		var sum int32 // Q12
+		for _, v := range x {
+			d := int32(v) - maxV
+			if d >= o.diffMin {
+				e := expOnNegativeValues(mulByQuantizedMultiplier(d, o.mult, o.leftShift), 5)
+				sum += fpMulPOTNeg(e, -accIntBits) // Rescale Q0 -> Q12
+			}
+		}
+		scale, bitsOverUnit := reciprocal(sum, accIntBits)
+		for i, v := range x {
+			d := int32(v) - maxV
+			out := int32(-128)
+			if d >= o.diffMin {
+				e := expOnNegativeValues(mulByQuantizedMultiplier(d, o.mult, o.leftShift), 5)
+				u := rdbpot(srdhm(scale, e), bitsOverUnit+31-8)
+				out = clamp32(u-128, -128, 127) // both uint8 (shifted) and int8 land here
+			}
+			y[i] = int8(out)
+		}
+	}
+}
+
+func (o *softmaxOp) rowsFloat(lo, hi, _ int) {
+	for r := lo; r < hi; r++ {
+		x := o.in.f32[r*o.depth : (r+1)*o.depth]
+		y := o.out.f32[r*o.depth : (r+1)*o.depth]
+		maxV := x[0]
+		for _, v := range x {
+			maxV = max(maxV, v)
+		}
+		var sum float32
+		for i, v := range x {
+			e := float32(math.Exp(float64((v - maxV) * o.beta)))
+			y[i] = e
+			sum += e
+		}
+		for i := range y {
+			y[i] /= sum
+		}
+	}
+}
