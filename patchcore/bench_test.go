@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 // TestBenchSynthetic runs the benchmark path end to end on a tiny frame
 // count: report complete, every stage timed, GMAC/s where they apply.
 func TestBenchSynthetic(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || testenv.Race {
 		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
 	}
 	m, raw, err := RandomResNet18(2)
@@ -72,7 +73,7 @@ func TestBenchSynthetic(t *testing.T) {
 // (preprocess to regions) allocates nothing, also when the frame fails and
 // has regions.
 func TestInspectAllocatesNothing(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || testenv.Race {
 		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
 	}
 	m, raw, err := RandomResNet18(2)

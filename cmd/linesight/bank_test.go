@@ -9,22 +9,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-const bottle = "../../../shared/data/mvtec_ad/bottle"
+	"github.com/linesight/linesight/internal/testenv"
+)
 
 // miniBottle links a few bottle images into an MVTec-layout folder: 10
 // good training images, 3 good and 3 broken test images with masks, and 2
 // contaminated ones whose masks are left out.
 func miniBottle(t *testing.T) string {
-	if raceEnabled || testing.Short() {
+	if testenv.Race || testing.Short() {
 		t.Skip("skipping the bank CLI run under -race or -short; `make test-accept` runs it")
 	}
-	if _, err := os.Stat(bottle); err != nil {
-		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
-	}
+	abs := testenv.SharedFile(t, "data/mvtec_ad/bottle")
 	dir := t.TempDir()
-	abs, _ := filepath.Abs(bottle)
 	link := func(from, to string) {
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			t.Fatal(err)
@@ -58,6 +55,7 @@ func runOK(t *testing.T, args ...string) string {
 
 func TestBankBuildEvalInspectLifecycle(t *testing.T) {
 	data := miniBottle(t)
+	mobilenet := sharedMobileNet(t)
 	work := t.TempDir()
 	db := filepath.Join(work, "banks.db")
 	out := runOK(t, "bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--ratio", "0.2", "--threads", "2")

@@ -65,3 +65,18 @@ func SharedFile(t testing.TB, rel string) string {
 	}
 	return p
 }
+
+// FindShared is SharedFile for callers that go on without the file (a
+// fuzz target's optional seeds): the absolute path of rel inside the shared
+// folder and whether it exists.
+func FindShared(rel string) (string, bool) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", false
+	}
+	p := filepath.Join(filepath.Dir(root), "shared", filepath.FromSlash(rel))
+	if _, err := os.Stat(p); err != nil {
+		return p, false
+	}
+	return p, true
+}

@@ -30,6 +30,12 @@ func TestSharedIsBesideTheRepository(t *testing.T) {
 	if p := SharedFile(t, "models/mobilenet_v2"); p != filepath.Join(dir, "models", "mobilenet_v2") {
 		t.Fatalf("SharedFile = %s", p)
 	}
+	if p, ok := FindShared("models/mobilenet_v2"); !ok || p != filepath.Join(dir, "models", "mobilenet_v2") {
+		t.Fatalf("FindShared = %s, %v", p, ok)
+	}
+	if _, ok := FindShared("no/such/file"); ok {
+		t.Fatal("FindShared found a file that does not exist")
+	}
 }
 
 // TestSharedFileSkipsWhenMissing runs SharedFile in a subtest on a name
