@@ -97,9 +97,12 @@ else
 	@echo "test-tflite: skipped (the TensorFlow Lite C library here is linux x86-64 only)"
 endif
 
+# gofmt, go.mod and go.sum as go mod tidy leaves them (direct dependencies
+# not marked indirect), and vet in the three build flavours.
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags noasm ./...
 	CGO_ENABLED=0 $(GO) vet -tags nogocv ./...
