@@ -3,9 +3,13 @@ GO        ?= go
 BIN       := bin/linesight
 TFLITE    := $(CURDIR)/.cache/tflite/package/tflite
 TFLITE_LIB:= $(TFLITE)/linux_x86_64
-# cgo flags for the TensorFlow Lite backend (build tag "tflite").
-TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
-             CGO_LDFLAGS="-L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)"
+# Where the C compiler and linker find the TensorFlow Lite backend (build
+# tag "tflite"): header and library search paths and the binary's run path.
+# They are given through gcc's and ld's own variables, not CGO_CFLAGS and
+# CGO_LDFLAGS, which the go command hashes into every cgo package's build:
+# those would make it compile GoCV's C++ again for the tflite builds.
+TFLITE_ENV:= CGO_ENABLED=1 CPATH="$(TFLITE)/include" LIBRARY_PATH="$(TFLITE_LIB)" \
+             LD_RUN_PATH="$(TFLITE_LIB)"
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
