@@ -24,8 +24,8 @@ type build struct {
 var corePatterns = []string{"./model/...", "./bank/...", "./patchcore/...", "./internal/..."}
 
 var (
-	// release is what cross/build.sh ships for amd64: cgo on (GoCV),
-	// default tags.
+	// release is what cross/build.sh ships for this machine's
+	// architecture: cgo on (GoCV), default tags.
 	release = build{"release", []string{"GOOS=linux", "CGO_ENABLED=1"}, nil, []string{"./..."}}
 	// withTFLite adds the optional cgo backend over TensorFlow Lite's C
 	// library (model/tflitec), the one cgo the core may use.
@@ -58,15 +58,14 @@ func load(t *testing.T, b build) *Graph {
 	t.Helper()
 	listed.once.Do(func() {
 		root := testenv.ModuleRoot(t)
-		all := allBuilds
-		graphs, errs := make([]*Graph, len(all)), make([]error, len(all))
+		graphs, errs := make([]*Graph, len(allBuilds)), make([]error, len(allBuilds))
 		var wg sync.WaitGroup
-		for i, b := range all {
+		for i, b := range allBuilds {
 			wg.Go(func() { graphs[i], errs[i] = List(root, b.env, b.tags, b.patterns...) })
 		}
 		wg.Wait()
 		listed.graphs, listed.errs = map[string]*Graph{}, map[string]error{}
-		for i, b := range all {
+		for i, b := range allBuilds {
 			listed.graphs[b.name], listed.errs[b.name] = graphs[i], errs[i]
 		}
 	})
