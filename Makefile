@@ -3,13 +3,23 @@ GO        ?= go
 BIN       := bin/linesight
 TFLITE    := $(CURDIR)/.cache/tflite/package/tflite
 TFLITE_LIB:= $(TFLITE)/linux_x86_64
-# cgo flags for the TensorFlow Lite backend (build tag "tflite").
-TFLITE_ENV:= CGO_ENABLED=1 CGO_CFLAGS="-I$(TFLITE)/include" \
-             CGO_LDFLAGS="-L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)"
+# Where the C compiler and linker find the TensorFlow Lite backend (build
+# tag "tflite"): header and library search paths and the binary's run path.
+# They are given through gcc's and ld's own variables, not CGO_CFLAGS and
+# CGO_LDFLAGS, which the go command hashes into every cgo package's build:
+# those would make it compile GoCV's C++ again for the tflite builds.
+TFLITE_ENV:= CGO_ENABLED=1 CPATH="$(TFLITE)/include" LIBRARY_PATH="$(TFLITE_LIB)" \
+             LD_RUN_PATH="$(TFLITE_LIB)"
 FUZZTIME  ?= 10s
 HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 
+# Targets of `make test` that run side by side (2 cores: while one target
+# waits on qemu, a GoCV C++ file, dpkg or a broker outage, another uses the
+# core).
+TEST_JOBS ?= 2
+
 .PHONY: bench-peer test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: deps-build deps-test deps-qemu deps-cross deps-tflite deps-generate
 
 all: build
 
@@ -21,43 +31,53 @@ build:
 # Release binaries (stripped, version-stamped): amd64 natively, arm64 and
 # armhf against Debian 12 sysroots (cross/sysroot.sh, cached in
 # ~/.cache/linesight/cross) with Debian's cross compilers.
-cross-amd64: deps
+cross-amd64: deps-cross
 	@cross/build.sh amd64
-cross-arm64: deps
+cross-arm64: deps-cross
 	@cross/build.sh arm64
-cross-armhf: deps
+cross-armhf: deps-cross
 	@cross/build.sh armhf
 
 # Debian packages for the three, in bin/.
 deb: cross-amd64 cross-arm64 cross-armhf
 	@for a in amd64 arm64 armhf; do cross/deb.sh $$a bin/linesight-$$a || exit 1; done
 
-# The quick start: a sample line served end to end (scripts/demo.sh).
+# The quick start: a sample line served end to end (scripts/demo.sh). It
+# needs nothing but Go: a static binary without GoCV (bin/linesight-demo).
 demo:
 	@scripts/demo.sh
 
 # The same binary with the TensorFlow Lite backend (--backend tflite).
-build-tflite: deps
+build-tflite: deps-build deps-tflite
 	$(TFLITE_ENV) $(GO) build -tags tflite -o $(BIN) ./cmd/linesight
 
+# What each target needs from Debian (and npm), installed when missing:
+# scripts/deps.sh GROUP. deps installs every group.
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh all
+deps-build deps-test deps-qemu deps-cross deps-tflite deps-generate:
+	@scripts/deps.sh $(@:deps-%=%)
 
-test: deps lint test-core test-qemu test-deb test-cross test-accept test-tflite
+# Everything CI runs: what the suite needs installed first (one apt-get
+# update and install), then the targets TEST_JOBS at a time, each one's
+# output printed when it ends. The longest chains start first.
+test:
+	@scripts/deps.sh test qemu cross tflite
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-core test-cross lint test-qemu test-accept test-deb test-tflite
 	@echo "make test: all passed"
 
 # Everything, with the race detector, without the cgo backend; then the
 # camera and the CLI without GoCV and without cgo (folder, sequence and
 # image sources on Go's decoders); then the kernel packages (qgemm, vec) and
 # their users with -tags noasm (the portable Go kernels only).
-test-core:
+test-core: deps-test
 	$(GO) test -race -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -short -tags nogocv ./camera/ ./cmd/linesight/
 	$(GO) test -count=1 -short -tags noasm ./internal/qgemm/ ./internal/vec/ ./internal/rgb/ ./model/ ./model/engine/ ./bank/ ./patchcore/
 
 # The pure-Go packages' tests cross-compiled for arm64 (run under qemu as a
 # Cortex-A72 without dotprod and a Cortex-A76 with it) and armhf (GOARM=7).
-test-qemu:
+test-qemu: deps-qemu
 	@cross/qemu-test.sh
 
 # The amd64 package installed, upgraded, rolled back, removed and purged
@@ -71,7 +91,7 @@ test-deb: cross-amd64
 # The cross-built arm64 and armhf binaries under qemu with their sysroots:
 # the same top-5 as amd64 on every shared photo and both MobileNetV2s, and
 # the same pixels from a video decoded by OpenCV.
-test-cross: cross-amd64 cross-arm64 cross-armhf
+test-cross: deps-cross cross-amd64 cross-arm64 cross-armhf
 	@LINESIGHT_CROSS=1 $(GO) test -count=1 -v -run Cross ./cross/ > bin/cross.log 2>&1; \
 	  rc=$$?; grep -E '^(cross:|--- |ok|FAIL)|_test.go|SKIP' bin/cross.log; exit $$rc
 
@@ -80,14 +100,14 @@ test-cross: cross-amd64 cross-arm64 cross-armhf
 # figures, int8 against float vectors, determinism), the bank CLI end to end,
 # the ResNet builder against PyTorch, and the daemon through MQTT: bottle end
 # to end (published scores = eval's) and a 60 s broker outage at 10 frames/s.
-test-accept:
+test-accept: deps-test
 	@mkdir -p bin
 	$(GO) test -p 1 -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|PyTorch|ModelBuildCommand|OutageOf60' ./patchcore/ ./cmd/linesight/ ./model/resnet/ ./daemon/ > bin/accept.log 2>&1; \
 	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|accept_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
 
 # The engine against the real TensorFlow Lite (x86-64 only): conformance on
 # the shared models and photos, and per-op models built with our writer.
-test-tflite:
+test-tflite: deps-tflite
 ifeq ($(HAVE_TFLITE),yes)
 	@mkdir -p bin
 	$(TFLITE_ENV) $(GO) test -count=1 -tags tflite -v -run 'Conformance|Oracle' ./model/tflitec/ > bin/conformance.log 2>&1; \
@@ -97,15 +117,18 @@ else
 	@echo "test-tflite: skipped (the TensorFlow Lite C library here is linux x86-64 only)"
 endif
 
+# gofmt, go.mod and go.sum as go mod tidy leaves them (direct dependencies
+# not marked indirect), and vet in the three build flavours.
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags noasm ./...
 	CGO_ENABLED=0 $(GO) vet -tags nogocv ./...
 
 # Benchmarks: engine at 1 and 2 threads beside the TensorFlow Lite C library.
-bench: deps
+bench: deps-tflite
 	$(TFLITE_ENV) $(GO) test -tags tflite -run '^$$' -bench . -benchmem ./internal/... ./model/...
 
 # linesight bench beside ONNX Runtime (../shared/peers) in one run, with ratios.
@@ -120,7 +143,7 @@ fuzz:
 	  done; done
 
 # Regenerates the flatbuffers Go code (needs Debian's flatc 2.0.8).
-generate:
+generate: deps-generate
 	$(GO) generate ./model/tflite
 
 clean:

@@ -2,11 +2,10 @@ module github.com/linesight/linesight
 
 go 1.26
 
-require github.com/google/flatbuffers v25.12.19+incompatible
-
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/google/flatbuffers v25.12.19+incompatible
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/prometheus/client_golang v1.20.5

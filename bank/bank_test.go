@@ -126,8 +126,35 @@ func TestQuantize(t *testing.T) {
 	}
 }
 
+// checkBoltWhenDone runs bbolt's own consistency check (every page
+// reachable once, the freelist, key order) on the database at path when
+// the test ends, after the test has closed its stores: a store that leaves
+// a damaged file behind fails the test even if it reads back fine.
+func checkBoltWhenDone(t *testing.T, path string) {
+	t.Helper()
+	t.Cleanup(func() {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Errorf("opening %s for bbolt's check: %v", path, err)
+			return
+		}
+		defer db.Close()
+		err = db.View(func(tx *bolt.Tx) error {
+			var errs []error
+			for err := range tx.Check() {
+				errs = append(errs, err)
+			}
+			return errors.Join(errs...)
+		})
+		if err != nil {
+			t.Errorf("bbolt check of %s: %v", path, err)
+		}
+	})
+}
+
 func TestStoreVersionsActivateRollback(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "banks.db")
+	checkBoltWhenDone(t, path)
 	st, err := OpenStore(path, false)
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +267,7 @@ func TestStoreRejectsCorruptBanks(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "b.db")
+			checkBoltWhenDone(t, path)
 			st, err := OpenStore(path, false)
 			if err != nil {
 				t.Fatal(err)

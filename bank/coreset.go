@@ -314,37 +314,3 @@ func (kc *kCenter) update(lo, hi int, g int32) {
 		pos = kc.prefix[s] + to
 	}
 }
-
-// selectPlain is the O(n·k) reference of the grouped algorithm, for tests.
-func selectPlain(p []int8, n, dim, k, first int) []int {
-	norm := make([]int64, n)
-	for i := range n {
-		norm[i] = int64(qgemm.Dot(p[i*dim:(i+1)*dim], p[i*dim:(i+1)*dim]))
-	}
-	mind := make([]int64, n)
-	for i := range mind {
-		mind[i] = math.MaxInt64
-	}
-	sel := []int{}
-	c := first
-	for {
-		sel = append(sel, c)
-		for i := range n {
-			d := norm[i] + norm[c] - 2*int64(qgemm.Dot(p[i*dim:(i+1)*dim], p[c*dim:(c+1)*dim]))
-			mind[i] = min(mind[i], d)
-		}
-		if len(sel) == k {
-			return sel
-		}
-		c = -1
-		var r int64
-		for i, d := range mind {
-			if d > r {
-				r, c = d, i
-			}
-		}
-		if c < 0 {
-			return sel
-		}
-	}
-}

@@ -2,11 +2,13 @@ package bank
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
 )
 
 // clustered returns n vectors of dim around a few centres, as patch
@@ -49,6 +51,41 @@ func TestSelectMatchesPlainGreedy(t *testing.T) {
 		want := selectPlain(x, c.n, c.dim, k, got[0])
 		if !slices.Equal(got, want) {
 			t.Errorf("n=%d dim=%d threads=%d: grouped selection differs from plain greedy\n got %v\nwant %v", c.n, c.dim, c.threads, got[:min(20, len(got))], want[:min(20, len(want))])
+		}
+	}
+}
+
+// selectPlain is the O(n·k) reference of the grouped algorithm: greedy
+// k-center on exact int8 distances, each new centre the farthest point.
+func selectPlain(p []int8, n, dim, k, first int) []int {
+	norm := make([]int64, n)
+	for i := range n {
+		norm[i] = int64(qgemm.Dot(p[i*dim:(i+1)*dim], p[i*dim:(i+1)*dim]))
+	}
+	mind := make([]int64, n)
+	for i := range mind {
+		mind[i] = math.MaxInt64
+	}
+	sel := []int{}
+	c := first
+	for {
+		sel = append(sel, c)
+		for i := range n {
+			d := norm[i] + norm[c] - 2*int64(qgemm.Dot(p[i*dim:(i+1)*dim], p[c*dim:(c+1)*dim]))
+			mind[i] = min(mind[i], d)
+		}
+		if len(sel) == k {
+			return sel
+		}
+		c = -1
+		var r int64
+		for i, d := range mind {
+			if d > r {
+				r, c = d, i
+			}
+		}
+		if c < 0 {
+			return sel
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 func TestKindOf(t *testing.T) {
@@ -121,9 +122,12 @@ func TestFolderSource(t *testing.T) {
 	dir := t.TempDir()
 	done := filepath.Join(t.TempDir(), "done")
 	cam, _, _ := start(t, Config{Source: "dir:" + dir, Settle: 400 * time.Millisecond, Poll: 20 * time.Millisecond, Done: "move:" + done})
+	// Arrival order is modification time: a.png came first.
+	now := time.Now()
 	writePNG(t, filepath.Join(dir, "a.png"), 8, 6, 1)
-	time.Sleep(20 * time.Millisecond)
+	setMtime(t, filepath.Join(dir, "a.png"), now.Add(-2*time.Second))
 	writePNG(t, filepath.Join(dir, "b.png"), 8, 6, 2)
+	setMtime(t, filepath.Join(dir, "b.png"), now.Add(-time.Second))
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
 	for _, tag := range []uint8{1, 2} {
 		f := next(t, cam, 3*time.Second)
@@ -134,15 +138,17 @@ func TestFolderSource(t *testing.T) {
 	}
 	// A corrupt file is skipped with a reason; the next good one still comes.
 	os.WriteFile(filepath.Join(dir, "c.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
+	setMtime(t, filepath.Join(dir, "c.png"), time.Now().Add(-time.Second)) // older than d.png
 	// A file written in two halves, the pause shorter than Settle, is read
 	// only once complete.
 	tmp := filepath.Join(t.TempDir(), "d.png")
 	writePNG(t, tmp, 64, 48, 4)
 	data, _ := os.ReadFile(tmp)
-	time.Sleep(30 * time.Millisecond) // c.png is older than d.png
 	f, _ := os.Create(filepath.Join(dir, "d.png"))
 	f.Write(data[:len(data)/2])
 	f.Sync()
+	// The writer's pause (part of the scenario, not a wait for the camera):
+	// a few polls see the half file, its size then changes again.
 	time.Sleep(60 * time.Millisecond)
 	f.Write(data[len(data)/2:])
 	f.Close()
@@ -273,7 +279,10 @@ func TestTriggeredLiveSkipsBufferedFrames(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go cam.Run(ctx)
-	time.Sleep(50 * time.Millisecond)
+	// The reader is slower than the exposures: once it has read a few
+	// frames, the driver's queue holds frames older than any trigger to come.
+	read := func() uint64 { return cam.Health().Read }
+	testenv.Eventually(t, 10*time.Second, func() bool { return read() >= 3 }, "the camera reads no frames from the driver")
 	for i := 0; i < 5; i++ {
 		tr := time.Now()
 		cam.Trigger()
@@ -285,7 +294,18 @@ func TestTriggeredLiveSkipsBufferedFrames(t *testing.T) {
 			t.Fatalf("trigger %d at %v got a frame exposed at %v (before the trigger)", i, tr, e)
 		}
 		f.Release()
-		time.Sleep(25 * time.Millisecond)
+		// Stale frames queue up again before the next trigger.
+		n := read()
+		testenv.Eventually(t, 10*time.Second, func() bool { return read() >= n+2 }, "the camera stopped reading from the driver")
+	}
+}
+
+// setMtime gives path the modification time mod (arrival order for the
+// folder source, without sleeping between writes).
+func setMtime(t *testing.T, path string, mod time.Time) {
+	t.Helper()
+	if err := os.Chtimes(path, mod, mod); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,6 +4,7 @@ package camera
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 // ffmpegVideo encodes 20 frames of ffmpeg's test pattern (160x120, 10 fps).
@@ -102,7 +104,8 @@ func TestGStreamerPipelineIsLive(t *testing.T) {
 	}
 	f.Release()
 	// A slow reader gets the newest frame; the ones in between are dropped.
-	time.Sleep(300 * time.Millisecond)
+	// The reader stays away until a few have been.
+	testenv.Eventually(t, 10*time.Second, func() bool { return cam.Health().Dropped >= 3 }, "no frame dropped while the reader was away")
 	f = next(t, cam, time.Second)
 	if age := time.Since(f.Time); age > 250*time.Millisecond {
 		t.Errorf("newest frame is %v old", age)
@@ -126,11 +129,12 @@ func TestReconnectsWhenTheSourceComesBack(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "late.avi")
 	cam, _, _ := start(t, Config{Source: p, BackoffMin: 20 * time.Millisecond, BackoffMax: 80 * time.Millisecond})
-	time.Sleep(200 * time.Millisecond)
-	h := cam.Health()
-	if h.Connected || h.Reconnects < 2 || h.LastError == "" {
-		t.Fatalf("while the file is missing: %+v", h)
-	}
+	testenv.WaitUntil(t, 10*time.Second, func() error {
+		if h := cam.Health(); h.Connected || h.Reconnects < 2 || h.LastError == "" {
+			return fmt.Errorf("while the file is missing, health %+v; want two reconnects and the error", h)
+		}
+		return nil
+	})
 	tmp := filepath.Join(t.TempDir(), "v.avi")
 	ffmpegVideo(t, tmp, "-c:v", "mjpeg")
 	if err := os.Rename(tmp, p); err != nil {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 // The binaries under test, built by `make test-cross` before it runs this
@@ -39,12 +41,11 @@ func sysroot(t *testing.T, arch string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// sharedDir is the shared folder beside the repository; the test skips
+// when it or its MobileNetV2 models are missing.
 func sharedDir(t *testing.T) string {
-	dir, _ := filepath.Abs(filepath.Join("..", "..", "shared"))
-	if _, err := os.Stat(filepath.Join(dir, "models", "mobilenet_v2")); err != nil {
-		t.Skip("skipping: ../shared (models and photos) is not beside the checkout")
-	}
-	return dir
+	testenv.SharedFile(t, "models/mobilenet_v2")
+	return testenv.Shared(t)
 }
 
 // target is one way of running a binary: natively, or under qemu-user as

@@ -3,33 +3,30 @@ package patchcore
 import (
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 )
 
-const shared = "../../shared"
-
 // heavy skips tests that run the backbone over a whole dataset where they
 // would take too long: under the race detector (make test-accept runs them
-// without it) and without ../shared.
-func heavy(t *testing.T) {
+// without it) and in -short mode. It returns MVTec AD bottle's folder, and
+// skips when the shared folder does not have it.
+func heavy(t *testing.T) string {
 	t.Helper()
-	if raceEnabled {
+	if testenv.Race {
 		t.Skip("skipping the MVTec bottle run under -race; `make test-accept` runs it without")
 	}
 	if testing.Short() {
 		t.Skip("skipping the MVTec bottle run in -short mode")
 	}
-	if _, err := os.Stat(filepath.Join(shared, "data/mvtec_ad/bottle")); err != nil {
-		t.Skipf("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout (%v)", err)
-	}
+	return testenv.SharedFile(t, "data/mvtec_ad/bottle")
 }
 
 func loadTF2(t *testing.T) *model.File {
-	mf, err := model.Load(filepath.Join(shared, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite"))
+	mf, err := model.Load(testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +37,8 @@ func loadTF2(t *testing.T) *model.File {
 // bottle/train/good with the tf2 MobileNetV2 and the defaults, evaluate on
 // bottle/test, and compare the int8 bank with float vectors.
 func TestBottleAcceptance(t *testing.T) {
-	heavy(t)
+	bottle := heavy(t)
 	mf := loadTF2(t)
-	bottle := filepath.Join(shared, "data/mvtec_ad/bottle")
 	imgs, err := ImageFiles(filepath.Join(bottle, "train/good"))
 	if err != nil {
 		t.Fatal(err)

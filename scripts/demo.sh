@@ -4,12 +4,17 @@
 # stains), builds a RANDOM-WEIGHT ResNet18 and a bank from the good parts,
 # starts `linesight serve` with the embedded MQTT broker and a folder camera,
 # feeds the test parts into the folder, and prints what a PLC would receive.
+#
+# It needs nothing but Go: the folder camera reads images with Go's decoders,
+# so the binary is built without GoCV and without cgo (-tags nogocv,
+# CGO_ENABLED=0: static), and the embedded broker is Go too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
-make --no-print-directory build
+scripts/deps.sh demo
+L=bin/linesight-demo
+echo "== building $L (static, no GoCV: the folder camera needs none)"
+CGO_ENABLED=0 go build -tags nogocv -ldflags "-X main.version=$(cross/version.sh)" -o "$L" ./cmd/linesight
 D=demo
-L=bin/linesight
 rm -rf "$D"
 mkdir -p "$D/incoming" "$D/maps"
 echo "== 1/5 a sample line"
@@ -18,9 +23,19 @@ echo "== 2/5 a backbone: ResNet18 with RANDOM weights (no download needed)"
 $L model build --random-init --seed 1 --calib "$D/line/train/good" --calib-count 30 --out "$D/resnet18-random.tflite"
 echo "== 3/5 a memory bank from the good parts"
 $L bank build --model "$D/resnet18-random.tflite" --images "$D/line/train/good" --db "$D/banks.db" --seed 1
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port prints a loopback port nothing listens on, drawn below Linux's
+# ephemeral range (32768-60999) so that no outgoing connection holds it.
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "demo: no free port in 20000-31999" >&2; return 1
+}
 MQTT_PORT=$(free_port)
 HTTP_PORT=$(free_port)
+while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT=$(free_port); done
 echo "== 4/5 serving: embedded broker on 127.0.0.1:$MQTT_PORT, camera = folder $D/incoming"
 $L serve --set station.id=demo --set camera.source="dir:$D/incoming" --set camera.folder.settle=100ms \
   --set camera.folder.done="move:$D/done" --set model.path="$D/resnet18-random.tflite" --set bank.db="$D/banks.db" \

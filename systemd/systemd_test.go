@@ -1,5 +1,3 @@
-// Package systemd holds Linesight's unit file; this test checks it with
-// systemd's own tools.
 package systemd
 
 import (

@@ -12,22 +12,18 @@ import (
 	"time"
 
 	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/testenv"
 )
-
-const bottle = "../../../shared/data/mvtec_ad/bottle"
 
 // miniBottle links a few bottle images into an MVTec-layout folder: 10
 // good training images, 3 good and 3 broken test images with masks, and 2
 // contaminated ones whose masks are left out.
 func miniBottle(t *testing.T) string {
-	if raceEnabled || testing.Short() {
+	if testenv.Race || testing.Short() {
 		t.Skip("skipping the bank CLI run under -race or -short; `make test-accept` runs it")
 	}
-	if _, err := os.Stat(bottle); err != nil {
-		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
-	}
+	abs := testenv.SharedFile(t, "data/mvtec_ad/bottle")
 	dir := t.TempDir()
-	abs, _ := filepath.Abs(bottle)
 	link := func(from, to string) {
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			t.Fatal(err)
@@ -61,6 +57,7 @@ func runOK(t *testing.T, args ...string) string {
 
 func TestBankBuildEvalInspectLifecycle(t *testing.T) {
 	data := miniBottle(t)
+	mobilenet := sharedMobileNet(t)
 	work := t.TempDir()
 	db := filepath.Join(work, "banks.db")
 	out := runOK(t, "bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--ratio", "0.2", "--threads", "2")
@@ -177,7 +174,7 @@ func TestBankBuildDoesNotHoldTheDatabase(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var out bytes.Buffer
-		done <- run([]string{"bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--threads", "1"}, &out)
+		done <- run([]string{"bank", "build", "--model", sharedMobileNet(t), "--images", filepath.Join(data, "train/good"), "--db", db, "--threads", "1"}, &out)
 	}()
 	for {
 		if _, err := os.Stat(db); err == nil {

@@ -3,19 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/linesight/linesight/internal/testenv"
 )
 
-const mobilenet = "../../../shared/models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite"
-
-func needShared(t *testing.T) {
-	if _, err := os.Stat(mobilenet); err != nil {
-		t.Skip("skipping: ../shared (models and photos) is not beside the checkout")
-	}
+// sharedMobileNet is the shared TF2 MobileNetV2 (int8 inside, uint8 in and
+// out); the test skips without it.
+func sharedMobileNet(t *testing.T) string {
+	return testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")
 }
 
 func TestHelpListsCommands(t *testing.T) {
@@ -34,9 +33,9 @@ func TestHelpListsCommands(t *testing.T) {
 }
 
 func TestModelRunCat(t *testing.T) {
-	needShared(t)
+	mobilenet := sharedMobileNet(t)
 	var out bytes.Buffer
-	if err := run([]string{"model", "run", mobilenet, "../../../shared/images/cat.bmp", "--json", "--top", "3"}, &out); err != nil {
+	if err := run([]string{"model", "run", mobilenet, testenv.SharedFile(t, "images/cat.bmp"), "--json", "--top", "3"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var res struct {
@@ -56,7 +55,7 @@ func TestModelRunCat(t *testing.T) {
 }
 
 func TestModelInfoTensors(t *testing.T) {
-	needShared(t)
+	mobilenet := sharedMobileNet(t)
 	var out bytes.Buffer
 	if err := run([]string{"model", "info", mobilenet, "--tensors"}, &out); err != nil {
 		t.Fatal(err)
@@ -70,13 +69,13 @@ func TestModelInfoTensors(t *testing.T) {
 
 // TestModelRunDumpLoadsInNumPy checks the .npy files with NumPy itself.
 func TestModelRunDumpLoadsInNumPy(t *testing.T) {
-	needShared(t)
+	mobilenet := sharedMobileNet(t)
 	if err := exec.Command("/usr/bin/python3", "-c", "import numpy").Run(); err != nil {
 		t.Skip("skipping: /usr/bin/python3 with numpy is not installed (make deps)")
 	}
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := run([]string{"model", "run", mobilenet, "../../../shared/images/cat.bmp", "--dump", dir, "--tap", "tfl.quantize"}, &out)
+	err := run([]string{"model", "run", mobilenet, testenv.SharedFile(t, "images/cat.bmp"), "--dump", dir, "--tap", "tfl.quantize"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +100,9 @@ print("ok")`
 }
 
 func TestModelRunTFLiteBackendWithoutTag(t *testing.T) {
-	needShared(t)
+	mobilenet := sharedMobileNet(t)
 	var out bytes.Buffer
-	err := run([]string{"model", "run", mobilenet, "../../../shared/images/cat.bmp", "--backend", "tflite"}, &out)
+	err := run([]string{"model", "run", mobilenet, testenv.SharedFile(t, "images/cat.bmp"), "--backend", "tflite"}, &out)
 	if err != nil && !strings.Contains(err.Error(), "built without") {
 		t.Fatalf("unexpected error: %v", err)
 	}

@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model/resnet"
 	"github.com/linesight/linesight/model/tflite"
 )
 
 func TestModelBuildCommand(t *testing.T) {
-	if raceEnabled || testing.Short() {
+	if testenv.Race || testing.Short() {
 		t.Skip("skipping model build under -race or -short (calibration runs the float graph); `make test-accept` runs it")
 	}
+	bottle := testenv.SharedFile(t, "data/mvtec_ad/bottle")
 	calibSrc, _ := filepath.Glob(filepath.Join(bottle, "train/good/00[0-2].png"))
-	if len(calibSrc) == 0 {
-		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
+	if len(calibSrc) != 3 {
+		t.Fatalf("%s/train/good has %d of the images 000-002", bottle, len(calibSrc))
 	}
 	dir := t.TempDir()
 	calib := filepath.Join(dir, "calib")

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/patchcore"
 )
 
 // TestBenchSynthetic runs the benchmark path end to end on a tiny frame
 // count: report complete, every stage timed, GMAC/s where they apply.
 func TestBenchSynthetic(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || testenv.Race {
 		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
 	}
 	mf, err := RandomResNet18(2)
@@ -73,7 +74,7 @@ func TestBenchSynthetic(t *testing.T) {
 // (preprocess to regions) allocates nothing, also when the frame fails and
 // has regions.
 func TestInspectAllocatesNothing(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || testenv.Race {
 		t.Skip("skipping: builds a ResNet18 (slow under -race/-short)")
 	}
 	mf, err := RandomResNet18(2)

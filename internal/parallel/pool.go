@@ -128,11 +128,6 @@ func (p *Pool) waitTask(w *worker, seen uint64) bool {
 	}
 }
 
-// postHook, when set (tests only), runs between publishing a task and
-// taking back the worker's parked state: it stretches the window in which
-// a delayed caller's wake-up lands in a later wait.
-var postHook func()
-
 // Run calls fn on contiguous ranges covering [0, n), with at least
 // minChunk elements per range so tiny loops stay on one thread. Worker ids
 // are in [0, threads): fn may index per-worker scratch with them. Run must
@@ -197,14 +192,8 @@ func (p *Pool) dispatch(workers int, fn func(lo, hi, worker int), chunk, n int) 
 	p.pending.Store(int32(workers - 1))
 	for i := 1; i < workers; i++ {
 		w := p.workers[i-1]
-		w.fn, w.lo, w.hi = fn, i*chunk, min((i+1)*chunk, n)
-		w.seq.Add(1) // publishes the fields above
-		if postHook != nil {
-			postHook()
-		}
-		if w.state.CompareAndSwap(parked, awake) {
-			w.wake <- struct{}{}
-		}
+		w.post(fn, i*chunk, min((i+1)*chunk, n))
+		w.wakeIfParked()
 	}
 	fn(0, min(chunk, n), 0)
 	for i := 0; p.pending.Load() != 0; i++ {
@@ -223,8 +212,24 @@ func (p *Pool) Close() {
 		return
 	}
 	for _, w := range p.workers {
-		if w.state.CompareAndSwap(parked, awake) {
-			w.wake <- struct{}{}
-		}
+		w.wakeIfParked()
+	}
+}
+
+// post hands w the task fn(lo, hi): the fields first, then the sequence
+// number, whose increment publishes them to the worker.
+func (w *worker) post(fn func(lo, hi, worker int), lo, hi int) {
+	w.fn, w.lo, w.hi = fn, lo, hi
+	w.seq.Add(1)
+}
+
+// wakeIfParked takes back w's parked state and, if w was parked, sends it
+// the wake token. A caller descheduled between post and this call may find
+// w parked again after w saw the task by itself, ran it and gave up
+// spinning: the token then ends a later wait with no task in it, which
+// waitTask takes as spurious.
+func (w *worker) wakeIfParked() {
+	if w.state.CompareAndSwap(parked, awake) {
+		w.wake <- struct{}{}
 	}
 }

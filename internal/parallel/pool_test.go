@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 // TestRunCoversEveryElementOnce checks that ranges are contiguous, disjoint,
@@ -42,16 +44,32 @@ func TestRunCoversEveryElementOnce(t *testing.T) {
 	}
 }
 
-// TestRunAfterWorkersPark runs loops with pauses longer than the spin time,
-// so workers park between them and must be woken, and back to back, so the
-// spinning path is taken too.
+// parkedCount counts p's workers that have given up spinning.
+func parkedCount(p *Pool) int {
+	n := 0
+	for _, w := range p.workers {
+		if w.state.Load() == parked {
+			n++
+		}
+	}
+	return n
+}
+
+// waitParked waits until at least n of p's workers have parked.
+func waitParked(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() bool { return parkedCount(p) >= n }, "idle workers do not park")
+}
+
+// TestRunAfterWorkersPark runs loops after every worker has parked, so
+// they must be woken, and back to back, so the spinning path is taken too.
 func TestRunAfterWorkersPark(t *testing.T) {
 	p := New(4)
 	defer p.Close()
 	var total atomic.Int64
 	for round := range 40 {
 		if round%4 == 0 {
-			time.Sleep(2 * spinFor)
+			waitParked(t, p, len(p.workers))
 		}
 		p.Run(1000, 1, func(lo, hi, _ int) { total.Add(int64(hi - lo)) })
 	}
@@ -84,17 +102,12 @@ func TestCloseStopsWorkers(t *testing.T) {
 	before := runtime.NumGoroutine()
 	p := New(4)
 	p.Run(100, 1, func(int, int, int) {})
-	time.Sleep(2 * spinFor) // some park
-	p.Run(100, 1, func(int, int, int) {})
-	p.Close() // some still spin
-	p.Close() // twice is harmless
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, %d before New", runtime.NumGoroutine(), before)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitParked(t, p, 1)
+	p.Run(2, 1, func(int, int, int) {}) // wakes one; the others stay parked
+	p.Close()                           // the woken one still spins
+	p.Close()                           // twice is harmless
+	testenv.Eventually(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"the workers' goroutines are still there after Close")
 }
 
 // TestRunAllocatesNothing: dispatch is per frame and per operator.
@@ -109,19 +122,35 @@ func TestRunAllocatesNothing(t *testing.T) {
 }
 
 // TestDelayedCallerWakeUp: a caller delayed between posting a task and
-// taking back the worker's parked state (longer than the worker needs to
-// run the task, spin and park again) leaves a wake token for a later wait.
-// The worker must treat it as a spurious wake-up, not as the end of the
-// pool: the next Run would then wait for ever.
+// taking back the worker's parked state, for longer than the worker needs
+// to see the task by itself, run it, spin and park again, sends its wake
+// token into a later wait. The worker must take it as a spurious wake-up,
+// not as the end of the pool (as it once did, under -race on CI): the next
+// Run would wait for ever for a worker that is gone.
+//
+// The test plays that caller with dispatch's two halves, post and
+// wakeIfParked, and waits between them until the worker has parked again,
+// so every round takes the path instead of when the scheduler happens to.
 func TestDelayedCallerWakeUp(t *testing.T) {
-	postHook = func() { time.Sleep(3 * spinFor) }
-	defer func() { postHook = nil }()
 	p := New(2)
 	defer p.Close()
-	for round := range 20 {
-		if round%2 == 0 {
-			time.Sleep(2 * spinFor) // let the worker park
-		}
+	w := p.workers[0]
+	for round := range 5 {
+		// The worker is kept busy on a first task, so that it is awake
+		// when the second is posted and takes it without a wake-up.
+		started, release := make(chan struct{}), make(chan struct{})
+		var ran atomic.Bool
+		p.pending.Store(2)
+		w.post(func(int, int, int) { close(started); <-release }, 0, 0)
+		w.wakeIfParked()
+		<-started
+		w.post(func(int, int, int) { ran.Store(true) }, 0, 0) // the delayed caller posts...
+		close(release)
+		testenv.Eventually(t, 10*time.Second, func() bool {
+			return ran.Load() && p.pending.Load() == 0 && w.state.Load() == parked
+		}, "the worker did not run the second task and park")
+		w.wakeIfParked() // ...and wakes the worker only now, in its next wait.
+
 		done := make(chan struct{})
 		go func() {
 			p.Run(2, 1, func(int, int, int) {})
@@ -130,7 +159,7 @@ func TestDelayedCallerWakeUp(t *testing.T) {
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: Run did not return (the worker is gone)", round)
+			t.Fatalf("round %d: Run did not return after a late wake-up (the worker is gone)", round)
 		}
 	}
 }

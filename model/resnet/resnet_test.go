@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"maps"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,13 +13,12 @@ import (
 
 	"github.com/linesight/linesight/internal/npy"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/model/torchckpt"
 )
-
-const bottle = "../../../shared/data/mvtec_ad/bottle"
 
 func TestStateDictMismatchesAreNamed(t *testing.T) {
 	arch := Archs["resnet18"]
@@ -92,12 +90,10 @@ func python(t *testing.T) string {
 // randomised BatchNorm statistics) in int8 and float, and compares layer2
 // and layer3 with torch's on bottle images.
 func TestAgainstPyTorch(t *testing.T) {
-	if raceEnabled || testing.Short() {
+	if testenv.Race || testing.Short() {
 		t.Skip("skipping the PyTorch comparison under -race or -short (calibration runs the float graph); `make test-accept` runs it")
 	}
-	if _, err := os.Stat(bottle); err != nil {
-		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
-	}
+	bottle := testenv.SharedFile(t, "data/mvtec_ad/bottle")
 	py := python(t)
 	dir := t.TempDir()
 	zipPath, legacyPath := filepath.Join(dir, "r18.pth"), filepath.Join(dir, "r18_legacy.pth")

@@ -8,12 +8,16 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/linesight/linesight/internal/testenv"
 )
 
+// sharedModels are the real MobileNetV2 files of the shared folder; the
+// test skips without them.
 func sharedModels(t testing.TB) []string {
-	paths, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "models", "mobilenet_v2", "*.tflite"))
+	paths, _ := filepath.Glob(filepath.Join(testenv.SharedFile(t, "models/mobilenet_v2"), "*.tflite"))
 	if len(paths) == 0 {
-		t.Skip("skipping: ../shared/models/mobilenet_v2 is not beside the checkout")
+		t.Skip("skipping: the shared folder's models/mobilenet_v2 holds no .tflite file")
 	}
 	return paths
 }
@@ -266,7 +270,11 @@ func TestVerifierBudgetStopsSharedReferences(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	seed, _ := Write(small())
 	f.Add(seed)
-	paths, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "models", "mobilenet_v2", "*.tflite"))
+	// The real models seed the corpus where the shared folder is at hand.
+	var paths []string
+	if dir, ok := testenv.FindShared("models/mobilenet_v2"); ok {
+		paths, _ = filepath.Glob(filepath.Join(dir, "*.tflite"))
+	}
 	for _, p := range paths {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)

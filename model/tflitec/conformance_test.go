@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/internal/optest"
@@ -131,12 +131,11 @@ func TestOracleSingleOps(t *testing.T) {
 	fmt.Printf("oracle: %d single-op models, %d identical to TensorFlow Lite %s on 4 random inputs each\n", len(cases), exact, Version())
 }
 
+// sharedDir is the shared folder beside the repository; the test skips
+// when it or its MobileNetV2 models are missing.
 func sharedDir(t testing.TB) string {
-	dir := filepath.Join("..", "..", "..", "shared")
-	if _, err := os.Stat(filepath.Join(dir, "models", "mobilenet_v2")); err != nil {
-		t.Skip("skipping: ../shared (models and photos) is not beside the checkout")
-	}
-	return dir
+	testenv.SharedFile(t, "models/mobilenet_v2")
+	return testenv.Shared(t)
 }
 
 // TestConformanceSharedModels runs both shared MobileNetV2 models on every

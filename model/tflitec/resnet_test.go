@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/engine"
 	"github.com/linesight/linesight/model/resnet"
@@ -19,8 +20,8 @@ import (
 // calibrated on a few bottle images, written and read back through our
 // file writer and reader as a user's file would be.
 func builtResNet18(t testing.TB, float bool) (*tflite.Model, []string) {
-	shared := sharedDir(t)
-	calib, _ := filepath.Glob(filepath.Join(shared, "data/mvtec_ad/bottle/train/good/0[0-4]0.png"))
+	bottle := testenv.SharedFile(t, "data/mvtec_ad/bottle")
+	calib, _ := filepath.Glob(filepath.Join(bottle, "train/good/0[0-4]0.png"))
 	m, _, err := resnet.Build(resnet.RandomStateDict(resnet.Archs["resnet18"], 1), resnet.Options{
 		Calib: calib, Random: true, Source: "random-init", Threads: 2, Float: float})
 	if err != nil {
@@ -33,7 +34,7 @@ func builtResNet18(t testing.TB, float bool) (*tflite.Model, []string) {
 	if m, err = tflite.Read(raw); err != nil {
 		t.Fatal(err)
 	}
-	test, _ := filepath.Glob(filepath.Join(shared, "data/mvtec_ad/bottle/test/*/00[0-1].png"))
+	test, _ := filepath.Glob(filepath.Join(bottle, "test/*/00[0-1].png"))
 	return m, test
 }
 

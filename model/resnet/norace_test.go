@@ -1,5 +1,0 @@
-//go:build !race
-
-package resnet
-
-const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package patchcore
-
-const raceEnabled = false
