@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/patchcore"
 )
 
 func heavy(t *testing.T) {
-	if raceEnabled || testing.Short() {
+	if testenv.Race || testing.Short() {
 		t.Skip("skipping a long run under -race or -short; `make test-accept` runs it")
 	}
 }
@@ -29,21 +30,21 @@ func heavy(t *testing.T) {
 func TestOutageOf60sAt10FPS(t *testing.T) {
 	heavy(t)
 	s := newFixture(t)
-	mq := startMosquitto(t)
+	mq := testenv.Mosquitto(t)
 	img, _ := patchcore.ImageFiles(filepath.Join(s.line, "test/good"))
-	cfg := s.config(t, mq.url(), "camera.source="+img[0], "camera.max_fps=10", "maps.policy=never")
-	rec := record(t, mq.url())
+	cfg := s.config(t, mq.URL(), "camera.source="+img[0], "camera.max_fps=10", "maps.policy=never")
+	rec := record(t, mq.URL())
 	run(t, cfg)
 	rec.waitFor(t, "first results", 30*time.Second, func() bool { return len(rec.results()) >= 5 })
-	mq.stop()
+	mq.Stop()
 	rec.sub.Close()
 	before := len(rec.results())
 	lastBefore := rec.results()[before-1].Seq
 	t0 := time.Now()
 	time.Sleep(60 * time.Second)
-	mq.restart()
+	mq.Restart()
 	outage := time.Since(t0)
-	rec2 := record(t, mq.url())
+	rec2 := record(t, mq.URL())
 	// Wait until results caught up with the live ones again.
 	var rs []mqtt.Result
 	rec2.waitFor(t, "the outage's results", 120*time.Second, func() bool {
@@ -76,11 +77,9 @@ func TestOutageOf60sAt10FPS(t *testing.T) {
 // `linesight eval` computes for the same bank.
 func TestBottleEndToEnd(t *testing.T) {
 	heavy(t)
-	bottle := "../../shared/data/mvtec_ad/bottle"
-	if _, err := os.Stat(bottle); err != nil {
-		t.Skip("skipping: ../shared/data/mvtec_ad/bottle is not beside the checkout")
-	}
-	mf, err := model.Load(sharedModel)
+	bottle := testenv.SharedFile(t, "data/mvtec_ad/bottle")
+	modelPath := testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")
+	mf, err := model.Load(modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +88,7 @@ func TestBottleEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &fixture{dir: t.TempDir()}
+	s := &fixture{dir: t.TempDir(), model: modelPath}
 	s.in, s.db = filepath.Join(s.dir, "in"), filepath.Join(s.dir, "banks.db")
 	os.MkdirAll(s.in, 0o755)
 	st, err := bank.OpenStore(s.db, false)
@@ -110,9 +109,9 @@ func TestBottleEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mq := startMosquitto(t)
-	rec := record(t, mq.url())
-	run(t, s.config(t, mq.url(), "maps.policy=fail"))
+	mq := testenv.Mosquitto(t)
+	rec := record(t, mq.URL())
+	run(t, s.config(t, mq.URL(), "maps.policy=fail"))
 	var labels []bool
 	for _, im := range ev.Images {
 		data, _ := os.ReadFile(im.Path)
@@ -153,7 +152,7 @@ func TestWatchdogThroughABrokerOutage(t *testing.T) {
 		outage = d
 	}
 	s := newFixture(t)
-	mq := startMosquitto(t)
+	mq := testenv.Mosquitto(t)
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -176,14 +175,14 @@ func TestWatchdogThroughABrokerOutage(t *testing.T) {
 			}
 		}
 	}()
-	cfg := s.config(t, mq.url(), "camera.mode=triggered")
+	cfg := s.config(t, mq.URL(), "camera.mode=triggered")
 	run(t, cfg)
 	select {
 	case <-pings:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no WATCHDOG=1 with the broker up")
 	}
-	mq.stop()
+	mq.Stop()
 	t0 := time.Now()
 	last, worst, n := t0, time.Duration(0), 0
 	for time.Since(t0) < outage {
@@ -198,6 +197,6 @@ func TestWatchdogThroughABrokerOutage(t *testing.T) {
 	if _, code := getHealth(cfg.HTTP.Listen); code != 503 {
 		t.Errorf("/healthz %d during the outage, want 503 (broker down)", code)
 	}
-	mq.restart()
+	mq.Restart()
 	t.Logf("broker away %v: %d WATCHDOG=1, longest gap %v (interval %v)", outage, n, worst.Round(time.Millisecond), interval)
 }

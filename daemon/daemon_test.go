@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -22,101 +21,18 @@ import (
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/sampleline"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/patchcore"
 )
 
-const sharedModel = "../../shared/models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite"
-
-// mosquitto is a real broker on a free loopback port, restartable on the
-// same port (for outages).
-type mosquitto struct {
-	t    *testing.T
-	port int
-	conf string
-	cmd  *exec.Cmd
-}
-
-// freePort returns a port free now, for a server the test starts later.
-// It is drawn below Linux's ephemeral range (32768-60999): a port the
-// kernel hands out for ":0" is also a candidate source port for the
-// outgoing connections of tests running in parallel, and CI once saw one
-// taken in between ("bind: address already in use").
-func freePort(t *testing.T) int {
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no free port in 20000-31999")
-	return 0
-}
-
-func startMosquitto(t *testing.T) *mosquitto {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto"} {
-			if _, e := os.Stat(p); e == nil {
-				bin = p
-			}
-		}
-	}
-	if bin == "" {
-		t.Skip("skipping: mosquitto is not installed (make deps installs it)")
-	}
-	m := &mosquitto{t: t, port: freePort(t)}
-	m.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
-	os.WriteFile(m.conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", m.port)), 0o644)
-	m.start(bin)
-	t.Cleanup(m.stop)
-	return m
-}
-
-func (m *mosquitto) start(bin string) {
-	m.cmd = exec.Command(bin, "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", m.addr()); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	m.t.Fatal("mosquitto did not start")
-}
-
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
-
-func (m *mosquitto) stop() {
-	if m.cmd != nil && m.cmd.Process != nil {
-		m.cmd.Process.Kill()
-		m.cmd.Wait()
-		m.cmd = nil
-	}
-}
-
-func (m *mosquitto) restart() {
-	bin := "mosquitto"
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		bin = p
-	} else {
-		bin = "/usr/sbin/mosquitto"
-	}
-	m.start(bin)
-}
 
 // station is a bank built from a sample line with the shared MobileNetV2,
 // and a folder camera.
 type fixture struct {
 	dir, line, in, db string
+	model             string // the shared tf2 MobileNetV2
 	fed               int // files written so far: names stay unique
 }
 
@@ -124,14 +40,11 @@ func newFixture(t *testing.T) *fixture {
 	if testing.Short() {
 		t.Skip("skipping the daemon integration tests in -short mode")
 	}
-	if _, err := os.Stat(sharedModel); err != nil {
-		t.Skip("skipping: ../shared (models) is not beside the checkout")
-	}
-	mf, err := model.Load(sharedModel)
+	s := &fixture{dir: t.TempDir(), model: testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")}
+	mf, err := model.Load(s.model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &fixture{dir: t.TempDir()}
 	s.line, s.in, s.db = filepath.Join(s.dir, "line"), filepath.Join(s.dir, "in"), filepath.Join(s.dir, "banks.db")
 	os.MkdirAll(s.in, 0o755)
 	if err := sampleline.Write(s.line, sampleline.Counts{Train: 10, TestGood: 3, PerDefect: 2}, 3); err != nil {
@@ -173,7 +86,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (s *fixture) config(t *testing.T, broker string, sets ...string) *config.Loaded {
 	base := []string{"station.id=t1", "camera.source=dir:" + s.in, "camera.folder.settle=50ms", "camera.folder.poll=20ms",
-		"model.path=" + sharedModel, "bank.db=" + s.db, "mqtt.broker=" + broker, fmt.Sprintf("http.listen=127.0.0.1:%d", freePort(t)),
+		"model.path=" + s.model, "bank.db=" + s.db, "mqtt.broker=" + broker, fmt.Sprintf("http.listen=127.0.0.1:%d", testenv.FreePort(t)), "bank.allow_unsigned=true",
 		"maps.policy=always", "model.threads=2"}
 	l, err := config.Load("", append(base, sets...))
 	if err != nil {
@@ -286,9 +199,9 @@ func run(t *testing.T, cfg *config.Loaded) (stop func()) {
 
 func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	s := newFixture(t)
-	mq := startMosquitto(t)
-	rec := record(t, mq.url())
-	cfg := s.config(t, mq.url())
+	mq := testenv.Mosquitto(t)
+	rec := record(t, mq.URL())
+	cfg := s.config(t, mq.URL())
 	stop := run(t, cfg)
 	rec.waitFor(t, "online status", 10*time.Second, func() bool {
 		rec.mu.Lock()
@@ -333,7 +246,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	}
 	rec.mu.Unlock()
 	// A late subscriber (a PLC after a restart) gets the retained values.
-	late := record(t, mq.url())
+	late := record(t, mq.URL())
 	late.waitFor(t, "retained verdict, score and status", 5*time.Second, func() bool {
 		late.mu.Lock()
 		defer late.mu.Unlock()
@@ -378,7 +291,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	if r := cmd("threshold", `{"id":"t1","set":-3}`); r["ok"] != false {
 		t.Errorf("negative threshold accepted: %v", r)
 	}
-	if r := cmd("threshold", `{"id":"t2","set":123.5}`); r["ok"] != true || r["result"].(map[string]any)["threshold"] != 123.5 {
+	if r := cmd("threshold", `{"id":"t2","set":40.5}`); r["ok"] != true || r["result"].(map[string]any)["threshold"] != 40.5 {
 		t.Errorf("threshold set reply %v", r)
 	}
 	if r := cmd("trigger", `{"id":"g"}`); r["ok"] != false {
@@ -396,7 +309,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	s.feed(t, 1, 0)
 	rec.waitFor(t, "a result from bank 2 with the override", 30*time.Second, func() bool {
 		rs := rec.results()
-		return len(rs) == 7 && rs[6].BankVersion == 2 && rs[6].Threshold == 123.5 && rs[6].Verdict == "PASS"
+		return len(rs) == 7 && rs[6].BankVersion == 2 && rs[6].Threshold == 40.5 && rs[6].Verdict == "PASS"
 	})
 	if r := cmd("bank/rollback", `{"id":"r"}`); r["ok"] != true || r["result"].(map[string]any)["version"] != 1.0 {
 		t.Errorf("bank/rollback: %v", r)
@@ -424,7 +337,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 		}
 	}
 	// The broker goes away: health says so with 503.
-	mq.stop()
+	mq.Stop()
 	rec.waitFor(t, "healthz 503 without the broker", 10*time.Second, func() bool {
 		r, err := http.Get("http://" + cfg.HTTP.Listen + "/healthz")
 		if err != nil {
@@ -436,7 +349,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	rec.mu.Lock()
 	seen := len(rec.msgs["linesight/t1/status"])
 	rec.mu.Unlock()
-	mq.restart()
+	mq.Restart()
 	rec.waitFor(t, "online again after the broker came back", 30*time.Second, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
@@ -454,19 +367,19 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 
 func TestBrokerOutageLosesNoResult(t *testing.T) {
 	s := newFixture(t)
-	mq := startMosquitto(t)
-	cfg := s.config(t, mq.url(), "maps.policy=fail")
+	mq := testenv.Mosquitto(t)
+	cfg := s.config(t, mq.URL(), "maps.policy=fail")
 	run(t, cfg)
-	rec := record(t, mq.url())
+	rec := record(t, mq.URL())
 	s.feed(t, 3, 30*time.Millisecond)
 	rec.waitFor(t, "3 results", 30*time.Second, func() bool { return len(rec.results()) == 3 })
 	// The broker goes away while frames keep coming.
-	mq.stop()
+	mq.Stop()
 	rec.sub.Close()
 	s.feed(t, 12, 100*time.Millisecond)
 	time.Sleep(2 * time.Second)
-	mq.restart()
-	rec2 := record(t, mq.url())
+	mq.Restart()
+	rec2 := record(t, mq.URL())
 	rec2.waitFor(t, "the 12 results from the outage", 60*time.Second, func() bool { return len(rec2.results()) >= 12 })
 	rs := rec2.results()
 	for i, r := range rs[:12] {
@@ -477,18 +390,15 @@ func TestBrokerOutageLosesNoResult(t *testing.T) {
 }
 
 func TestLastWillOnKilledDaemon(t *testing.T) {
-	if _, err := os.Stat(sharedModel); err != nil || testing.Short() {
-		t.Skip("skipping: needs ../shared and not -short")
-	}
 	s := newFixture(t)
-	mq := startMosquitto(t)
+	mq := testenv.Mosquitto(t)
 	bin := filepath.Join(t.TempDir(), "linesight")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/linesight").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	rec := record(t, mq.url())
+	rec := record(t, mq.URL())
 	args := []string{"serve"}
-	for _, kv := range []string{"station.id=t1", "camera.source=dir:" + s.in, "model.path=" + sharedModel, "bank.db=" + s.db, "mqtt.broker=" + mq.url(), "http.listen="} {
+	for _, kv := range []string{"station.id=t1", "camera.source=dir:" + s.in, "model.path=" + s.model, "bank.db=" + s.db, "mqtt.broker=" + mq.URL(), "http.listen="} {
 		args = append(args, "--set", kv)
 	}
 	cmd := exec.Command(bin, args...)
@@ -536,22 +446,15 @@ func TestTLSAndPassword(t *testing.T) {
 	sh(pw, "-c", "-b", p("passwd"), "station", "s3cret")
 	os.WriteFile(p("password"), []byte("s3cret\n"), 0o600)
 
-	mq := &mosquitto{t: t, port: freePort(t), conf: p("mosquitto.conf")}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous false\npassword_file %s\n",
-		mq.port, p("ca.pem"), p("srv.pem"), p("srv.key"), p("passwd"))
+	conf := []string{"cafile " + p("ca.pem"), "certfile " + p("srv.pem"), "keyfile " + p("srv.key"),
+		"allow_anonymous false", "password_file " + p("passwd")}
 	if os.Geteuid() == 0 {
 		// As root, mosquitto drops to its own user, which cannot read the
 		// test's private temp dir; keep root for the test broker.
-		conf += "user root\n"
+		conf = append(conf, "user root")
 	}
-	os.WriteFile(mq.conf, []byte(conf), 0o644)
-	bin, _ := exec.LookPath("mosquitto")
-	if bin == "" {
-		bin = "/usr/sbin/mosquitto"
-	}
-	mq.start(bin)
-	t.Cleanup(mq.stop)
-	url := fmt.Sprintf("ssl://127.0.0.1:%d", mq.port)
+	mq := testenv.Mosquitto(t, conf...)
+	url := fmt.Sprintf("ssl://127.0.0.1:%d", mq.Port())
 
 	caPEM, _ := os.ReadFile(p("ca.pem"))
 	pool := x509.NewCertPool()
@@ -569,17 +472,11 @@ func TestTLSAndPassword(t *testing.T) {
 	defer sub.Close()
 	run(t, s.config(t, url, "mqtt.tls.ca="+p("ca.pem"), "mqtt.username=station", "mqtt.password_file="+p("password")))
 	s.feed(t, 2, 50*time.Millisecond)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, 30*time.Second, func() bool {
 		mu.Lock()
-		n := results
-		mu.Unlock()
-		if n == 2 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("no results over TLS with a password")
+		defer mu.Unlock()
+		return results == 2
+	}, "two results over TLS with a password")
 }
 
 // TestSystemdNotifyAndFreeBankDatabase: READY after loading, WATCHDOG
@@ -606,7 +503,7 @@ func TestSystemdNotifyAndFreeBankDatabase(t *testing.T) {
 			msgs <- string(buf[:n])
 		}
 	}()
-	stop := run(t, s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", freePort(t))))
+	stop := run(t, s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", testenv.FreePort(t))))
 	expect := func(want string) {
 		t.Helper()
 		deadline := time.After(20 * time.Second)

@@ -18,6 +18,7 @@ import (
 	"github.com/linesight/linesight/camera"
 	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/internal/trust"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/mqtt"
@@ -34,7 +35,7 @@ func TestRunStopsEverythingItStarted(t *testing.T) {
 	s := newFixture(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
-	cfg := s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", freePort(t)))
+	cfg := s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", testenv.FreePort(t)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, quiet) }()
@@ -50,7 +51,7 @@ func TestRunStopsEverythingItStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	cfg = s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", freePort(t)), "http.listen="+taken.Addr().String())
+	cfg = s.config(t, "embedded", fmt.Sprintf("mqtt.embedded_listen=127.0.0.1:%d", testenv.FreePort(t)), "http.listen="+taken.Addr().String())
 	if err := Run(context.Background(), cfg, quiet); err == nil || !strings.Contains(err.Error(), "http.listen") {
 		t.Fatalf("Run with a taken HTTP port = %v, want an http.listen error", err)
 	}
@@ -139,7 +140,7 @@ func TestCommandsWithoutABroker(t *testing.T) {
 	}
 	bankThreshold := s.banks.current().Bank().Meta.Threshold.Value
 
-	if _, err := s.command("explode", req(`{}`)); err == nil || !strings.Contains(err.Error(), "bank/activate, bank/rollback, status, threshold, trigger") {
+	if _, err := s.command("explode", req(`{}`)); err == nil || !strings.Contains(err.Error(), "bank/activate, bank/push, bank/rollback, status, threshold, trigger") {
 		t.Errorf("unknown command: %v", err)
 	}
 	if _, err := s.command(mqtt.CmdTrigger, req(`{}`)); err == nil || !strings.Contains(err.Error(), "continuous") {
@@ -153,12 +154,12 @@ func TestCommandsWithoutABroker(t *testing.T) {
 	if th, over := s.banks.current().Threshold(); th != bankThreshold || over {
 		t.Errorf("refused thresholds changed it to %v (override %v)", th, over)
 	}
-	res, err := s.command(mqtt.CmdThreshold, req(`{"set":123.5}`))
-	if want := (mqtt.ThresholdReply{Threshold: 123.5, BankThreshold: bankThreshold, Override: true}); err != nil || res != want {
+	res, err := s.command(mqtt.CmdThreshold, req(`{"set":40.5}`))
+	if want := (mqtt.ThresholdReply{Threshold: 40.5, BankThreshold: bankThreshold, Override: true}); err != nil || res != want {
 		t.Errorf("threshold set: %+v, %v; want %+v", res, err, want)
 	}
 	st, _ := s.command(mqtt.CmdStatus, req(`{}`))
-	if o := st.(mqtt.Status).ThresholdOverride; o == nil || *o != 123.5 {
+	if o := st.(mqtt.Status).ThresholdOverride; o == nil || *o != 40.5 {
 		t.Errorf("status threshold_override %v", o)
 	}
 
@@ -179,7 +180,7 @@ func TestCommandsWithoutABroker(t *testing.T) {
 		t.Fatal("no bank waiting after bank/activate")
 	}
 	det := s.banks.current()
-	if th, _ := det.Threshold(); det.Bank().Meta.Version != 2 || th != 123.5 {
+	if th, _ := det.Threshold(); det.Bank().Meta.Version != 2 || th != 40.5 {
 		t.Errorf("after activation: version %d, threshold %v", det.Bank().Meta.Version, th)
 	}
 	var r patchcore.Result
@@ -187,7 +188,7 @@ func TestCommandsWithoutABroker(t *testing.T) {
 	if err := det.InspectInto(img, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Threshold != 123.5 || r.Fail != (r.Score > 123.5) {
+	if r.Threshold != 40.5 || r.Fail != (r.Score > 40.5) {
 		t.Errorf("the detector's verdict ignores the override: %+v", r)
 	}
 	if res, err := s.command(mqtt.CmdBankRollback, req(`{}`)); err != nil || res != (mqtt.VersionReply{Version: 1}) {

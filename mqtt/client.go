@@ -78,15 +78,16 @@ type Options struct {
 
 // Client is a connection to the broker.
 type Client struct {
-	opts      Options
-	limit     *rateLimit
-	c         paho.Client
-	base      string
-	wake      chan struct{}
-	published atomic.Uint64
-	mu        sync.Mutex
-	done      chan struct{}
-	wg        sync.WaitGroup
+	opts       Options
+	limit      *rateLimit
+	c          paho.Client
+	base       string
+	wake       chan struct{}
+	published  atomic.Uint64
+	subscribed atomic.Bool // the broker confirmed the subscriptions of this connection
+	mu         sync.Mutex
+	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // Topic returns <prefix>/<station>/<name>.
@@ -122,18 +123,28 @@ func New(opts Options) *Client {
 	}
 	po.SetOnConnectHandler(func(pc paho.Client) {
 		opts.Log.Info("mqtt connected", "broker", opts.Broker)
+		// Wait for the broker to take the subscriptions before saying the
+		// station is online: a command sent after that must be heard.
+		var subs []paho.Token
 		if opts.Command != nil {
-			pc.Subscribe(c.Topic(TopicCommandPrefix+"#"), 1, c.onCommand)
+			subs = append(subs, pc.Subscribe(c.Topic(TopicCommandPrefix+"#"), 1, c.onCommand))
 		}
 		for filter, h := range opts.Handlers {
-			pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
+			subs = append(subs, pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) }))
 		}
+		for _, tok := range subs {
+			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+				opts.Log.Warn("mqtt subscription not confirmed", "err", tok.Error())
+			}
+		}
+		c.subscribed.Store(true)
 		if opts.OnConnect != nil {
 			go opts.OnConnect()
 		}
 		c.kick()
 	})
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		c.subscribed.Store(false)
 		opts.Log.Warn("mqtt connection lost", "err", err)
 	})
 	c.c = paho.NewClient(po)
@@ -150,6 +161,10 @@ func (c *Client) Start() {
 
 // Connected reports whether the broker connection is up.
 func (c *Client) Connected() bool { return c.c.IsConnectionOpen() }
+
+// Ready reports a connection whose subscriptions the broker has confirmed:
+// from then on commands and handled topics are heard.
+func (c *Client) Ready() bool { return c.Connected() && c.subscribed.Load() }
 
 // Published counts messages the broker acknowledged (QoS>0) or took (QoS 0).
 func (c *Client) Published() uint64 { return c.published.Load() }

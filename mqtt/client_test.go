@@ -124,7 +124,7 @@ func startClient(t *testing.T, broker string, ob *Outbox, cmd func(string, Reque
 	c := New(Options{Broker: broker, ClientID: "t-" + t.Name(), Prefix: "p", Station: "s1", QoS: 1, Outbox: ob, Log: quiet,
 		Offline: []byte(`{"state":"offline"}`), Command: cmd})
 	c.Start()
-	waitUntil(t, 10*time.Second, "the client to connect", c.Connected)
+	waitUntil(t, 10*time.Second, "the client to connect", c.Ready)
 	return c
 }
 

@@ -55,7 +55,7 @@ func newStation(t *testing.T, broker string) *station {
 		Handlers: map[string]func(string, []byte){TopicPushPrefix + "+" + TopicBlockSuffix: s.r.Block}})
 	s.c = c
 	c.Start()
-	waitUntil(t, 10*time.Second, "the station to connect", c.Connected)
+	waitUntil(t, 10*time.Second, "the station to connect", c.Ready)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.r.Run(ctx); close(done) }()
