@@ -27,13 +27,12 @@ import (
 	"github.com/linesight/linesight/patchcore"
 )
 
-
-// station is a bank built from a sample line with the shared MobileNetV2,
+// fixture is a bank built from a sample line with the shared MobileNetV2,
 // and a folder camera.
 type fixture struct {
 	dir, line, in, db string
 	model             string // the shared tf2 MobileNetV2
-	fed               int // files written so far: names stay unique
+	fed               int    // files written so far: names stay unique
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -331,7 +330,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0"} {
+	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0", `linesight_outbox_dropped_total{reason="full"} 0`, `linesight_outbox_dropped_total{reason="write"} 0`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -78,7 +78,7 @@ func (s *station) handler() http.Handler {
 	s.metrics.reg.MustRegister(
 		gauge("linesight_outbox_results", "Results waiting in the outbox.", func() float64 { r, _ := s.outbox.Len(); return float64(r) }),
 		gauge("linesight_outbox_maps", "Maps waiting in the outbox.", func() float64 { _, m := s.outbox.Len(); return float64(m) }),
-		counter("linesight_outbox_dropped_total", "Messages dropped from a full outbox.", func() float64 { r, m := s.outbox.Dropped(); return float64(r + m) }),
+		outboxDrops{s.outbox},
 		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
 		counter("linesight_camera_dropped_total", "Captured frames dropped by the frame buffer's policy (queue.size, queue.drop).", func() float64 { return float64(s.cam.Health().Dropped) }),
 		gauge("linesight_bank_version", "Active bank version.", func() float64 { return float64(s.banks.current().Bank().Meta.Version) }),
@@ -183,5 +183,23 @@ func (s *station) watchdog(ctx context.Context) {
 			continue
 		}
 		sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+	}
+}
+
+// outboxDrops counts dropped messages by reason (full: the oldest made
+// room; write: the outbox could not be written, e.g. a full disk), so an
+// alert can tell a long outage from a failing disk.
+type outboxDrops struct{ ob *mqtt.Outbox }
+
+var outboxDropsDesc = prometheus.NewDesc("linesight_outbox_dropped_total",
+	"Messages dropped from the outbox, by reason: full (over max_results/max_maps, the oldest went) or write (the outbox could not be written).",
+	[]string{"reason"}, nil)
+
+func (d outboxDrops) Describe(ch chan<- *prometheus.Desc) { ch <- outboxDropsDesc }
+
+func (d outboxDrops) Collect(ch chan<- prometheus.Metric) {
+	by := d.ob.DroppedBy()
+	for _, reason := range []string{mqtt.DropFull, mqtt.DropWrite} {
+		ch <- prometheus.MustNewConstMetric(outboxDropsDesc, prometheus.CounterValue, float64(by[reason]), reason)
 	}
 }
