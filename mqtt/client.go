@@ -253,22 +253,7 @@ func (c *Client) flusher() {
 		if ob == nil {
 			continue
 		}
-		for c.Connected() {
-			m, err := ob.Peek()
-			if err != nil {
-				c.opts.Log.Error("mqtt outbox", "err", err)
-				break
-			}
-			if m == nil {
-				break
-			}
-			if err := c.send(m, 5*time.Second); err != nil {
-				break
-			}
-			if err := ob.Remove(m); err != nil {
-				c.opts.Log.Error("mqtt outbox", "err", err)
-				break
-			}
+		for c.Connected() && c.flush(ob) {
 			select {
 			case <-c.done:
 				return
@@ -276,6 +261,43 @@ func (c *Client) flusher() {
 			}
 		}
 	}
+}
+
+// flushBatch is how many queued messages are in flight at once: the broker
+// acknowledges them in order, and one disk sync removes them all.
+const flushBatch = 256
+
+// flush sends the oldest queued messages and removes those the broker
+// acknowledged, in order up to the first that failed. It reports whether
+// to go on (a whole batch went and more may be queued).
+func (c *Client) flush(ob *Outbox) bool {
+	ms, err := ob.Peek(flushBatch)
+	if err != nil {
+		c.opts.Log.Error("mqtt outbox", "err", err)
+	}
+	if len(ms) == 0 {
+		return err != nil // damaged entries were dropped: look again
+	}
+	toks := make([]paho.Token, len(ms))
+	for i, m := range ms {
+		toks[i] = c.c.Publish(m.Topic, c.opts.QoS, m.Retained, m.Payload)
+	}
+	done := len(ms)
+	deadline := time.Now().Add(5*time.Second + time.Duration(len(ms))*time.Millisecond)
+	for i, t := range toks {
+		if !t.WaitTimeout(time.Until(deadline)) || t.Error() != nil {
+			done = i
+			break
+		}
+	}
+	c.published.Add(uint64(done))
+	if done > 0 {
+		if err := ob.Remove(ms[:done]...); err != nil {
+			c.opts.Log.Error("mqtt outbox", "err", err)
+			return false
+		}
+	}
+	return done == len(ms)
 }
 
 // onCommand parses cmd/<name> and replies on cmd/<name>/reply. A malformed

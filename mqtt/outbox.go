@@ -31,6 +31,8 @@ type Outbox struct {
 const (
 	DropFull  = "full"  // over max_results or max_maps: the oldest went
 	DropWrite = "write" // the outbox could not be written (disk full, I/O error)
+	// DropDamaged: an entry in the file did not decode (a damaged disk).
+	DropDamaged = "damaged"
 )
 
 // Kinds of outbox entries.
@@ -236,47 +238,79 @@ func (o *Outbox) Dropped() (results, maps uint64) {
 	return o.dropped[KindResult], o.dropped[KindMap]
 }
 
-// Peek returns the oldest message, or nil.
-func (o *Outbox) Peek() (*Message, error) {
-	var m *Message
+// Peek returns up to n of the oldest messages, oldest first. An entry that
+// does not decode (a damaged file) is deleted and counted as dropped for
+// DropDamaged: left in place it would block every message behind it.
+func (o *Outbox) Peek(n int) ([]*Message, error) {
+	var ms []*Message
+	var bad [][]byte
 	err := o.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bucketOutbox).Cursor().First()
-		if k == nil {
-			return nil
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(ms) < n; k, v = c.Next() {
+			m, err := decode(k, v)
+			if err != nil {
+				bad = append(bad, append([]byte(nil), k...))
+				continue
+			}
+			ms = append(ms, m)
 		}
-		var err error
-		m, err = decode(k, v)
-		return err
+		return nil
 	})
-	return m, err
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: outbox: %w", err)
+	}
+	if len(bad) > 0 {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		err := o.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range bad {
+				if err := tx.Bucket(bucketOutbox).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		o.reasons[DropDamaged] += uint64(len(bad))
+		o.dropped[KindResult] += uint64(len(bad)) // its kind is unknown: count it where it matters most
+		o.recount()
+		if err != nil {
+			o.failing = err
+			return ms, fmt.Errorf("mqtt: outbox: removing %d damaged entries: %w", len(bad), err)
+		}
+		return ms, fmt.Errorf("mqtt: outbox: %d damaged entries dropped", len(bad))
+	}
+	return ms, nil
 }
 
-// Remove deletes a delivered message.
-func (o *Outbox) Remove(m *Message) error {
+// Remove deletes delivered messages, in one transaction (one disk sync for
+// a whole batch: one per message would cap the drain rate below the frame
+// rate of a fast station, and a backlog would never clear).
+func (o *Outbox) Remove(ms ...*Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	removed := false
+	var gone [2]int
 	err := o.db.Update(func(tx *bolt.Tx) error {
-		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], m.Key)
 		b := tx.Bucket(bucketOutbox)
-		if b.Get(k[:]) == nil {
-			return nil // dropped meanwhile
+		var k [8]byte
+		for _, m := range ms {
+			binary.BigEndian.PutUint64(k[:], m.Key)
+			if b.Get(k[:]) == nil {
+				continue // dropped meanwhile
+			}
+			if err := b.Delete(k[:]); err != nil {
+				return err
+			}
+			gone[m.Kind&1]++
 		}
-		removed = true
-		return b.Delete(k[:])
+		return nil
 	})
 	if err != nil {
 		o.failing = err
+		o.recount()
 		return fmt.Errorf("mqtt: outbox: %w", err)
 	}
-	if removed {
-		if m.Kind == KindMap {
-			o.maps--
-		} else {
-			o.results--
-		}
-	}
+	o.results -= gone[KindResult]
+	o.maps -= gone[KindMap]
 	return nil
 }
 

@@ -46,17 +46,62 @@ func TestOutboxOrderAndDropPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	for i := 3; i < 8; i++ {
-		m, err := o.Peek()
-		if err != nil || m == nil || m.Topic != fmt.Sprintf("r%d", i) || string(m.Payload) != m.Topic {
-			t.Fatalf("peek %d: %+v %v", i, m, err)
+	for i := 3; i < 8; i += 2 {
+		ms, err := o.Peek(2)
+		if err != nil || len(ms) != min(2, 8-i) {
+			t.Fatalf("peek at %d: %d messages, %v", i, len(ms), err)
 		}
-		if err := o.Remove(m); err != nil {
+		for j, m := range ms {
+			if m.Topic != fmt.Sprintf("r%d", i+j) || string(m.Payload) != m.Topic {
+				t.Fatalf("peek at %d: %+v", i+j, m)
+			}
+		}
+		if err := o.Remove(ms...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if m, _ := o.Peek(); m != nil {
-		t.Fatalf("left over %+v", m)
+	if ms, _ := o.Peek(10); len(ms) != 0 {
+		t.Fatalf("left over %+v", ms[0])
+	}
+	if r, m := o.Len(); r != 0 || m != 0 {
+		t.Fatalf("len %d results %d maps after removing all", r, m)
+	}
+}
+
+// TestOutboxDamagedEntry: an entry that does not decode is dropped (and
+// counted) instead of blocking every message queued behind it. (Before,
+// the flusher stopped at it for good.)
+func TestOutboxDamagedEntry(t *testing.T) {
+	o, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		if err := o.Add(&Message{Topic: name, Payload: []byte(name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Damage the first entry as a bad sector would.
+	err = o.db.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketOutbox).Cursor().First()
+		return tx.Bucket(bucketOutbox).Put(k, []byte{0, 0, 0xff})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := o.Peek(10)
+	if err == nil || len(ms) != 2 || ms[0].Topic != "b" || ms[1].Topic != "c" {
+		t.Fatalf("peek past a damaged entry: %d messages, %v", len(ms), err)
+	}
+	if d := o.DroppedBy()[DropDamaged]; d != 1 {
+		t.Fatalf("%d dropped as damaged, want 1", d)
+	}
+	if ms, err := o.Peek(10); err != nil || len(ms) != 2 {
+		t.Fatalf("second peek: %d messages, %v", len(ms), err)
+	}
+	if r, _ := o.Len(); r != 2 {
+		t.Fatalf("%d results queued, want 2", r)
 	}
 }
 
