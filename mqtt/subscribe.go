@@ -29,15 +29,38 @@ func SubscribeAll(broker, clientID string, topics []string, t *tls.Config, user,
 	if t != nil {
 		po.SetTLSConfig(t)
 	}
+	// Subscribe returns once the broker confirmed the subscriptions: a
+	// tool that publishes a command next must hear its reply.
+	subscribed := make(chan error, 1)
 	po.SetOnConnectHandler(func(c paho.Client) {
+		var err error
 		for _, topic := range topics {
-			c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { fn(m.Topic(), m.Payload(), m.Retained()) })
+			tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { fn(m.Topic(), m.Payload(), m.Retained()) })
+			if !tok.WaitTimeout(10*time.Second) && err == nil {
+				err = fmt.Errorf("mqtt: subscribing to %s on %s: no answer", topic, broker)
+			} else if tok.Error() != nil && err == nil {
+				err = fmt.Errorf("mqtt: subscribing to %s on %s: %w", topic, broker, tok.Error())
+			}
+		}
+		select {
+		case subscribed <- err:
+		default: // a reconnection: nobody waits
 		}
 	})
 	c := paho.NewClient(po)
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("mqtt: connecting to %s: %v", broker, tok.Error())
+	}
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			c.Disconnect(0)
+			return nil, err
+		}
+	case <-time.After(15 * time.Second):
+		c.Disconnect(0)
+		return nil, fmt.Errorf("mqtt: subscribing on %s: no answer", broker)
 	}
 	return &Subscriber{c: c}, nil
 }
