@@ -97,7 +97,8 @@ test-cross: deps-cross cross-amd64 cross-arm64 cross-armhf
 
 # The heavy runs, without the race detector (too slow for whole datasets):
 # PatchCore on MVTec AD bottle with the shared MobileNetV2 (acceptance
-# figures, int8 against float vectors, determinism), the bank CLI end to end,
+# figures, int8 against float vectors, determinism), the bank CLI end to end
+# and `linesight cmd` against a station with trusted keys,
 # the ResNet builder against PyTorch, and the daemon through MQTT: bottle end
 # to end (published scores = eval's) and a 60 s broker outage at 10 frames/s.
 test-accept: deps-test
