@@ -127,8 +127,15 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	if obPath == "" {
 		obPath = filepath.Join(filepath.Dir(s.cfg.Bank.DB), "outbox.db")
 	}
-	if s.outbox, err = mqtt.OpenOutbox(obPath, s.cfg.MQTT.Outbox.MaxResults, s.cfg.MQTT.Outbox.MaxMaps); err != nil {
+	// A damaged outbox must not keep the station down: it is moved aside
+	// (its queued results stay in it for recovery) and a new one started.
+	var aside string
+	if s.outbox, aside, err = mqtt.OpenOrRecoverOutbox(obPath, s.cfg.MQTT.Outbox.MaxResults, s.cfg.MQTT.Outbox.MaxMaps); err != nil {
 		return err
+	}
+	if aside != "" {
+		log.Error("the outbox file was damaged: moved aside, started a new one; results still queued in it were not sent, and seq continues above every number it handed out",
+			"damaged", aside, "outbox", obPath)
 	}
 	lc.started("outbox", func() { s.outbox.Close() })
 

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Outbox keeps messages that could not be published while the broker was
@@ -25,7 +28,14 @@ type Outbox struct {
 	dropped    [2]uint64         // results, maps
 	reasons    map[string]uint64 // drops by reason: DropFull, DropWrite
 	failing    error             // the last write's error, nil once one succeeds
+	floor      uint64            // Lease never hands out numbers at or below it
 }
+
+// ErrDamaged: the outbox file is damaged (OpenOutbox checked it).
+var ErrDamaged = errors.New("mqtt: the outbox file is damaged")
+
+// floorKey holds the counters' floor in bucketCounters (see SetFloor).
+var floorKey = []byte("\x00floor")
 
 // Why messages were dropped.
 const (
@@ -45,12 +55,52 @@ var bucketOutbox = []byte("outbox")
 
 // OpenOutbox opens (or creates) the outbox file.
 func OpenOutbox(path string, maxResults, maxMaps int) (*Outbox, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	var db *bolt.DB
+	// bbolt maps the file and trusts its page pointers: a damaged file
+	// would fault the process. Opening and checking it here turns that into
+	// ErrDamaged before the station relies on it.
+	err := guard(func() error {
+		if err := shortFile(path); err != nil {
+			return err
+		}
+		var err error
+		if db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second}); err != nil {
+			if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+				return fmt.Errorf("%w: %v", ErrDamaged, err)
+			}
+			return err
+		}
+		return db.View(func(tx *bolt.Tx) error {
+			if fi, err := os.Stat(path); err == nil && tx.Size() > fi.Size() {
+				return fmt.Errorf("%w: %d bytes, its pages need %d (truncated)", ErrDamaged, fi.Size(), tx.Size())
+			}
+			// Read every entry here (a bad page pointer faults in this
+			// goroutine, under guard), then bbolt's own page check.
+			err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+				return b.ForEach(func(_, _ []byte) error { return nil })
+			})
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrDamaged, err)
+			}
+			for e := range tx.Check() {
+				return fmt.Errorf("%w: %v", ErrDamaged, e)
+			}
+			return nil
+		})
+	})
 	if err != nil {
+		if db != nil {
+			db.Close()
+		}
 		return nil, fmt.Errorf("mqtt: outbox %s: %w", path, err)
 	}
 	o := &Outbox{db: db, maxResults: maxResults, maxMaps: maxMaps, reasons: map[string]uint64{}}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if c := tx.Bucket(bucketCounters); c != nil {
+			if v := c.Get(floorKey); len(v) == 8 {
+				o.floor = binary.BigEndian.Uint64(v)
+			}
+		}
 		b, err := tx.CreateBucketIfNotExists(bucketOutbox)
 		if err != nil {
 			return err
@@ -69,6 +119,104 @@ func OpenOutbox(path string, maxResults, maxMaps int) (*Outbox, error) {
 		return nil, fmt.Errorf("mqtt: outbox %s: %w", path, err)
 	}
 	return o, nil
+}
+
+// OpenOrRecoverOutbox is OpenOutbox; when the file is damaged it is moved
+// aside (kept for recovery, named in aside) and a new outbox started, whose
+// counters begin above the wall clock in milliseconds: the numbers handed
+// out from the damaged file are unknown, and a station cannot have handed
+// out more than one per millisecond since 1970, so none is reused.
+func OpenOrRecoverOutbox(path string, maxResults, maxMaps int) (o *Outbox, aside string, err error) {
+	o, err = OpenOutbox(path, maxResults, maxMaps)
+	if !errors.Is(err, ErrDamaged) {
+		return o, "", err
+	}
+	aside = path + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, "", fmt.Errorf("%w (moving it aside: %v)", err, rerr)
+	}
+	if o, err = OpenOutbox(path, maxResults, maxMaps); err != nil {
+		return nil, aside, err
+	}
+	if err := o.SetFloor(uint64(time.Now().UnixMilli())); err != nil {
+		o.Close()
+		return nil, aside, err
+	}
+	return o, aside, nil
+}
+
+// SetFloor makes every counter of Lease continue above floor (persisted).
+func (o *Outbox) SetFloor(floor uint64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	floor = max(floor, o.floor)
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketCounters)
+		if err != nil {
+			return err
+		}
+		return b.Put(floorKey, binary.BigEndian.AppendUint64(nil, floor))
+	})
+	if err != nil {
+		return fmt.Errorf("mqtt: outbox counters: %w", err)
+	}
+	o.floor = floor
+	return nil
+}
+
+// shortFile checks a bbolt file's length against the page count its meta
+// pages claim, before bbolt maps it: bbolt reads its freelist while
+// opening, and on a truncated file that faults past the end of the file,
+// inside bolt.Open, after it locked the file (a lock no error path would
+// release). The layout: two meta pages, each a 16-byte page header, then
+// magic, version, page size (uint32s at 16, 20, 24) and the high-water
+// page id (uint64 at 56).
+func shortFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a new outbox
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	var hdr [64]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("%w: %d bytes, too short for a database", ErrDamaged, fi.Size())
+	}
+	const magic = 0xED0CDAED
+	pageSize := int64(binary.LittleEndian.Uint32(hdr[24:]))
+	if binary.LittleEndian.Uint32(hdr[16:]) != magic || pageSize < 512 || pageSize > 1<<20 {
+		return nil // bbolt reports a bad first meta page itself, without faulting
+	}
+	need := int64(0)
+	for i := int64(0); i < 2; i++ {
+		var m [64]byte
+		if _, err := f.ReadAt(m[:], i*pageSize); err != nil || binary.LittleEndian.Uint32(m[16:]) != magic {
+			continue
+		}
+		need = max(need, int64(binary.LittleEndian.Uint64(m[56:]))*pageSize)
+	}
+	if need > fi.Size() {
+		return fmt.Errorf("%w: %d bytes, its pages need %d (truncated)", ErrDamaged, fi.Size(), need)
+	}
+	return nil
+}
+
+// guard runs f, turning a panic or a memory fault inside it into an error
+// wrapping ErrDamaged.
+func guard(f func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w (%v)", ErrDamaged, r)
+		}
+	}()
+	return f()
 }
 
 // Close closes the file.
@@ -323,6 +471,9 @@ var (
 // first: numbers handed out are never handed out again, across restarts
 // and crashes (a crash skips at most the rest of a lease).
 func (o *Outbox) Lease(name string, n uint64) (uint64, error) {
+	o.mu.Lock()
+	floor := o.floor
+	o.mu.Unlock()
 	var first uint64
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketCounters)
@@ -332,7 +483,7 @@ func (o *Outbox) Lease(name string, n uint64) (uint64, error) {
 		if v := b.Get([]byte(name)); len(v) == 8 {
 			first = binary.BigEndian.Uint64(v)
 		}
-		first++
+		first = max(first, floor) + 1
 		return b.Put([]byte(name), binary.BigEndian.AppendUint64(nil, first+n-1))
 	})
 	if err != nil {
