@@ -18,7 +18,7 @@ HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 # core).
 TEST_JOBS ?= 2
 
-.PHONY: bench-peer test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: fuzz-brief bench-peer test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 .PHONY: deps-build deps-test deps-qemu deps-cross deps-tflite deps-generate
 
 all: build
@@ -63,7 +63,7 @@ deps-build deps-test deps-qemu deps-cross deps-tflite deps-generate:
 # output printed when it ends. The longest chains start first.
 test:
 	@scripts/deps.sh test qemu cross tflite
-	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-core test-cross lint test-qemu test-accept test-deb test-tflite
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-core test-cross lint test-qemu test-accept test-deb test-tflite fuzz-brief
 	@echo "make test: all passed"
 
 # Everything, with the race detector, without the cgo backend; then the
@@ -135,6 +135,19 @@ bench: deps-tflite
 # linesight bench beside ONNX Runtime (../shared/peers) in one run, with ratios.
 bench-peer: deps
 	@scripts/bench-peer.sh
+
+# Every parser of outside input fuzzed for FUZZ_BRIEF each (one worker),
+# starting from its seeds and its corpus in testdata/fuzz: part of make
+# test, so a parser that panics on a near miss of its seeds fails CI.
+FUZZ_BRIEF ?= 4s
+FUZZ_PARSERS = ./model/tflite:FuzzRead ./model/torchckpt:FuzzLoad ./config:FuzzParse ./mqtt:FuzzOutboxEntry \
+  ./mqtt:FuzzTransferMessages ./daemon:FuzzCommandPayload ./bank:FuzzReadBundle ./bank:FuzzDecodeBank \
+  ./bank:FuzzStoreValues ./internal/rgb:FuzzDecode ./internal/trust:FuzzParseKeys
+fuzz-brief: deps-test
+	@for pt in $(FUZZ_PARSERS); do \
+	  pkg=$${pt%%:*}; t=$${pt##*:}; \
+	  out=$$($(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_BRIEF) -parallel 1 $$pkg 2>&1) || { echo "fuzz $$pkg $$t failed:"; echo "$$out"; exit 1; }; \
+	done; echo "fuzz-brief: $(words $(FUZZ_PARSERS)) parsers fuzzed for $(FUZZ_BRIEF) each, no failure"
 
 # Each fuzz target for FUZZTIME.
 fuzz:
