@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -404,14 +405,24 @@ func TestLastWillOnKilledDaemon(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	rec.waitFor(t, "online", 20*time.Second, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		ps := rec.msgs["linesight/t1/status"]
 		return len(ps) > 0 && strings.Contains(string(ps[len(ps)-1]), `"online"`)
 	})
+	// SIGHUP (a closed terminal, `systemctl kill -s HUP`) must not end the
+	// station: Go's default for it is to exit with status 129, no drain.
+	cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case err := <-exited:
+		t.Fatalf("the station ended on SIGHUP: %v", err)
+	case <-time.After(time.Second):
+	}
 	cmd.Process.Kill() // no chance to say goodbye: the broker sends the will
-	cmd.Wait()
+	<-exited
 	rec.waitFor(t, "the last will (offline)", 20*time.Second, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
