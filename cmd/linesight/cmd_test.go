@@ -36,7 +36,7 @@ func TestCmdSignedCommands(t *testing.T) {
 
 	cfg, err := config.Load("", []string{"station.id=c1", "camera.source=dir:" + filepath.Join(line, "test/good"), "camera.mode=triggered",
 		"model.path=" + mobilenet, "bank.db=" + db, "bank.trusted_keys=" + filepath.Join(work, "keys/signing.pub"),
-		"mqtt.broker=" + mq.URL(), "http.listen=", "model.threads=1"})
+		"mqtt.broker=" + mq.URL(), fmt.Sprintf("http.listen=127.0.0.1:%d", testenv.FreePort(t)), "model.threads=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
