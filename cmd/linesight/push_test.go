@@ -64,10 +64,15 @@ func TestPushToServingStations(t *testing.T) {
 		imgs, _ := filepath.Glob(filepath.Join(line, "test/good/*"))
 		img = imgs[0]
 	}
-	for _, st := range []struct{ id, broker string }{{"p1", plant.URL()}, {"p2", cell.URL()}} {
+	// p1 looks at a defective part (its bank says FAIL), p2 at a good one.
+	defects, _ := filepath.Glob(filepath.Join(line, "test/scratch/*"))
+	if len(defects) == 0 {
+		t.Fatal("the sample line has no scratch images")
+	}
+	for _, st := range []struct{ id, broker, img string }{{"p1", plant.URL(), defects[0]}, {"p2", cell.URL(), img}} {
 		db := filepath.Join(work, st.id+".db")
 		build(db, 1)
-		cfg, err := config.Load("", []string{"station.id=" + st.id, "camera.source=" + img, "camera.max_fps=20",
+		cfg, err := config.Load("", []string{"station.id=" + st.id, "camera.source=" + st.img, "camera.max_fps=20",
 			"model.path=" + mobilenet, "bank.db=" + db, "bank.trusted_keys=" + filepath.Join(keys, "signing.pub"),
 			"mqtt.broker=" + st.broker, "mqtt.outbox.path=" + filepath.Join(work, st.id+".outbox"), fmt.Sprintf("http.listen=127.0.0.1:%d", testenv.FreePort(t)), "model.threads=1", "maps.policy=never"})
 		if err != nil {
@@ -121,10 +126,10 @@ func TestPushToServingStations(t *testing.T) {
 	damaged := filepath.Join(work, "damaged.bundle")
 	os.WriteFile(damaged, data, 0o644)
 
-	push := func(file, stations string) ([]pushResult, error) {
+	push := func(file, stations string, more ...string) ([]pushResult, error) {
 		var out bytes.Buffer
-		err := run([]string{"bank", "push", file, "--broker", plant.URL(), "--station", stations, "--activate", "--json",
-			"--sign", filepath.Join(keys, "signing.key"), "--timeout", "60s", "--continue"}, &out)
+		err := run(append([]string{"bank", "push", file, "--broker", plant.URL(), "--station", stations, "--activate", "--json",
+			"--sign", filepath.Join(keys, "signing.key"), "--timeout", "60s", "--continue"}, more...), &out)
 		var rs []pushResult
 		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			var r pushResult
@@ -172,5 +177,47 @@ func TestPushToServingStations(t *testing.T) {
 	rs, err = push(older, "p1")
 	if err == nil || len(rs) != 1 || rs[0].Check != "serial" {
 		t.Errorf("push of an older serial: %+v, %v; want refused by the serial check", rs, err)
+	}
+
+	// Canary: the next 10 frames scored with both banks. A bank rebuilt
+	// from the same good parts keeps p1's verdicts and is promoted; a bank
+	// that learnt p1's defect as good flips them and is not.
+	v := version("p1")
+	same := filepath.Join(work, "same.db")
+	build(same, 3)
+	taught := filepath.Join(work, "taught")
+	os.MkdirAll(taught, 0o755)
+	goods, _ := filepath.Glob(filepath.Join(line, "train/good/*"))
+	for i, f := range append(goods, defects[0], defects[0], defects[0]) {
+		b, _ := os.ReadFile(f)
+		os.WriteFile(filepath.Join(taught, fmt.Sprintf("%03d%s", i, filepath.Ext(f))), b, 0o644)
+	}
+	wrong := filepath.Join(work, "wrong.db")
+	runOK(t, "bank", "build", "--model", mobilenet, "--images", taught, "--db", wrong, "--threads", "2")
+	for _, c := range []struct {
+		db      string
+		serial  string
+		promote bool
+	}{{same, "1003", true}, {wrong, "1004", false}} {
+		file := filepath.Join(work, "canary-"+c.serial+".bundle")
+		runOK(t, "bank", "export", "--db", c.db, "--out", file, "--sign", filepath.Join(keys, "signing.key"), "--serial", c.serial)
+		rs, err := push(file, "p1", "--canary", "10", "--max-flips", "0")
+		if len(rs) != 1 || rs[0].Canary == nil {
+			t.Fatalf("canary push: %+v, %v", rs, err)
+		}
+		r, rep := rs[0], rs[0].Canary
+		t.Logf("canary (promote expected %v): %s, %d frames, %d flips, correlation %.3f", c.promote, r.Result, rep.Frames, rep.Flips, rep.Correlation)
+		if rep.Frames != 10 {
+			t.Errorf("canary scored %d frames, want 10", rep.Frames)
+		}
+		now := version("p1")
+		if c.promote {
+			if err != nil || r.Result != mqtt.StateDone || rep.Flips != 0 || now <= v {
+				t.Errorf("the canary did not promote a bank that keeps the verdicts: %+v %+v, %v; serving %v (was %v)", r, rep, err, now, v)
+			}
+			v = now
+		} else if err == nil || r.Check != "canary" || rep.Flips == 0 || now != v {
+			t.Errorf("the canary promoted a bank that flips verdicts: %+v %+v, %v; serving %v (was %v)", r, rep, err, now, v)
+		}
 	}
 }
