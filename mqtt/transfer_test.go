@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 // station is a client with a Receiver, as the daemon wires them; got
@@ -76,8 +78,23 @@ func randomFile(n int) []byte {
 // the broker is restarted half-way; the station asks only for the blocks it
 // lacks (none arrives twice), and the tool gets the final state.
 func TestPushAcrossABrokerRestart(t *testing.T) {
-	b, h := listen(t, "127.0.0.1:0")
-	st := newStation(t, b.URL())
+	t.Run("embedded", func(t *testing.T) {
+		b, h := listen(t, "127.0.0.1:0")
+		pushAcrossARestart(t, b.URL(), func() { b.Close(); listen(t, b.Addr) }, func(transfer string) int {
+			return len(h.on("p/s1/push/" + transfer + "/block"))
+		})
+	})
+	t.Run("mosquitto", func(t *testing.T) {
+		mq := testenv.Mosquitto(t)
+		pushAcrossARestart(t, mq.URL(), func() { mq.Kill(); mq.Restart() }, nil)
+	})
+}
+
+// pushAcrossARestart pushes 301 blocks and restarts the broker (restart)
+// a third of the way; blocks counts the block messages the first broker
+// carried, when it can.
+func pushAcrossARestart(t *testing.T, url string, restart func(), blocks func(transfer string) int) {
+	st := newStation(t, url)
 	file := randomFile(300*MinBlockSize + 123)
 	var states []TransferState
 	p := &Push{Prefix: "p", Station: "s1", BlockSize: MinBlockSize, Activate: true, OfferEvery: 200 * time.Millisecond,
@@ -88,16 +105,15 @@ func TestPushAcrossABrokerRestart(t *testing.T) {
 	}
 	res := make(chan outcome, 1)
 	go func() {
-		s, err := p.Send(context.Background(), Dial{Broker: b.URL(), ClientID: "tool"}, file)
+		s, err := p.Send(context.Background(), Dial{Broker: url, ClientID: "tool"}, file)
 		res <- outcome{s, err}
 	}()
 	waitUntil(t, 20*time.Second, "a third of the blocks", func() bool {
 		s := st.r.State()
 		return s != nil && s.Received > 100
 	})
-	b.Close()
 	before := st.r.State().Received
-	listen(t, b.Addr)
+	restart()
 	var o outcome
 	select {
 	case o = <-res:
@@ -113,8 +129,12 @@ func TestPushAcrossABrokerRestart(t *testing.T) {
 	if st.r.repeats != 0 {
 		t.Errorf("%d blocks the station held were sent again", st.r.repeats)
 	}
-	t.Logf("%d of 301 blocks before the restart; %d state reports; %d block messages at the first broker",
-		before, len(states), len(h.on("p/s1/push/"+p.Transfer+"/block")))
+	if blocks != nil {
+		t.Logf("%d of 301 blocks before the restart; %d state reports; %d block messages at the first broker",
+			before, len(states), blocks(p.Transfer))
+	} else {
+		t.Logf("%d of 301 blocks before the restart; %d state reports", before, len(states))
+	}
 	if ents, _ := os.ReadDir(st.r.dir); len(ents) != 0 {
 		t.Errorf("staging not cleaned up: %v", ents)
 	}
