@@ -331,7 +331,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0", `linesight_outbox_dropped_total{reason="full"} 0`, `linesight_outbox_dropped_total{reason="write"} 0`} {
+	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0", `linesight_outbox_dropped_total{reason="full"} 0`, `linesight_outbox_dropped_total{reason="write"} 0`, `linesight_outbox_dropped_total{reason="damaged"} 0`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -187,19 +187,20 @@ func (s *station) watchdog(ctx context.Context) {
 }
 
 // outboxDrops counts dropped messages by reason (full: the oldest made
-// room; write: the outbox could not be written, e.g. a full disk), so an
-// alert can tell a long outage from a failing disk.
+// room; write: the outbox could not be written, e.g. a full disk;
+// damaged: an entry did not decode), so an alert can tell a long outage
+// from a failing disk.
 type outboxDrops struct{ ob *mqtt.Outbox }
 
 var outboxDropsDesc = prometheus.NewDesc("linesight_outbox_dropped_total",
-	"Messages dropped from the outbox, by reason: full (over max_results/max_maps, the oldest went) or write (the outbox could not be written).",
+	"Messages dropped from the outbox, by reason: full (over max_results/max_maps, the oldest went), write (the outbox could not be written) or damaged (an entry in the file did not decode).",
 	[]string{"reason"}, nil)
 
 func (d outboxDrops) Describe(ch chan<- *prometheus.Desc) { ch <- outboxDropsDesc }
 
 func (d outboxDrops) Collect(ch chan<- prometheus.Metric) {
 	by := d.ob.DroppedBy()
-	for _, reason := range []string{mqtt.DropFull, mqtt.DropWrite} {
+	for _, reason := range []string{mqtt.DropFull, mqtt.DropWrite, mqtt.DropDamaged} {
 		ch <- prometheus.MustNewConstMetric(outboxDropsDesc, prometheus.CounterValue, float64(by[reason]), reason)
 	}
 }

@@ -88,11 +88,19 @@ func (p *Push) Send(ctx context.Context, d Dial, file []byte) (TransferState, er
 	defer sub.Close()
 
 	offerJSON, _ := json.Marshal(o)
-	payload := offerJSON
-	if p.Command != nil {
-		if payload, err = p.Command(offerJSON); err != nil {
-			return TransferState{}, err
+	// The command is made anew for every offer: a signed one carries a
+	// fresh time and nonce, so an offer repeated because the reply was
+	// slow or lost is not refused as a replay of the first (the station
+	// answers a repeated offer of a running transfer with its state).
+	command := func() ([]byte, error) {
+		if p.Command == nil {
+			return offerJSON, nil
 		}
+		return p.Command(offerJSON)
+	}
+	payload, err := command()
+	if err != nil {
+		return TransferState{}, err
 	}
 	var reqID string
 	var req struct {
@@ -104,6 +112,9 @@ func (p *Push) Send(ctx context.Context, d Dial, file []byte) (TransferState, er
 	offer := func() {
 		if err := sub.Publish(base+TopicCommandPrefix+CmdBankPush, 1, false, payload); err != nil {
 			p.report(TransferState{Transfer: p.Transfer, State: "offering", Reason: err.Error()})
+		}
+		if next, err := command(); err == nil {
+			payload = next
 		}
 	}
 	offer()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,4 +249,44 @@ func FuzzTransferMessages(f *testing.F) {
 			t.Fatalf("offer %+v passes its check", of)
 		}
 	})
+}
+
+// TestRepeatedOffersAreMadeAnew: while a station does not answer, the
+// offer is repeated, each time through Push.Command, so that a signed offer
+// carries a fresh nonce and a repeat is not refused as a replay. (Before,
+// the first payload was sent again byte for byte.)
+func TestRepeatedOffersAreMadeAnew(t *testing.T) {
+	b, _ := listen(t, "127.0.0.1:0")
+	var mu sync.Mutex
+	var offers []string
+	sub, err := Subscribe(b.URL(), "silent-station", "p/s1/cmd/"+CmdBankPush, nil, "", "", func(_ string, p []byte, _ bool) {
+		mu.Lock()
+		offers = append(offers, string(p))
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	n := 0
+	p := &Push{Prefix: "p", Station: "s1", BlockSize: MinBlockSize, OfferEvery: 50 * time.Millisecond,
+		Command: func(offer []byte) ([]byte, error) {
+			n++
+			return json.Marshal(map[string]any{"id": "x", "nonce": n})
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	p.Send(ctx, Dial{Broker: b.URL(), ClientID: "tool"}, randomFile(3*MinBlockSize))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(offers) < 3 {
+		t.Fatalf("%d offers heard in 400 ms at one per 50 ms", len(offers))
+	}
+	seen := map[string]bool{}
+	for _, o := range offers {
+		if seen[o] {
+			t.Fatalf("an offer was repeated byte for byte: %s", o)
+		}
+		seen[o] = true
+	}
 }
