@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -107,9 +108,19 @@ func InfoOf(m *tflite.Model, i int) TensorInfo {
 // "a/relu6;a/batch_norm;..."), so a name that equals one ';'-separated part
 // of exactly one tensor's name finds that tensor too: users can write the
 // short, readable part.
+//
+// "#N" is tensor N by index (as `model info --tensors` numbers them), since
+// converter-made names run to hundreds of characters.
 func FindTensor(m *tflite.Model, name string) (int, error) {
 	if name == "" {
 		return 0, fmt.Errorf("model: empty tensor name")
+	}
+	if rest, ok := strings.CutPrefix(name, "#"); ok {
+		i, err := strconv.Atoi(rest)
+		if err != nil || i < 0 || i >= len(m.Subgraphs[0].Tensors) {
+			return 0, fmt.Errorf("model: tensor index %q: the model has tensors #0..#%d", name, len(m.Subgraphs[0].Tensors)-1)
+		}
+		return i, nil
 	}
 	exact, part := -1, -1
 	for i := range m.Subgraphs[0].Tensors {

@@ -298,7 +298,55 @@ func DefaultTaps(m *tflite.Model) ([]string, error) {
 			return slices.Clone(c), nil
 		}
 	}
-	return nil, fmt.Errorf("patchcore: no default taps for this model; choose two feature maps with --taps (see `linesight model info --tensors`)")
+	taps, err := AutoTaps(m)
+	if err != nil {
+		return nil, fmt.Errorf("patchcore: no default taps for this model and %w; choose two feature maps with --taps (see `linesight model info --tensors`)", err)
+	}
+	return taps, nil
+}
+
+// AutoTaps picks two feature maps of an unknown backbone by stride: at 1/8
+// and 1/16 of the input's height (PatchCore's mid-level features, as
+// layer2 and layer3 of a ResNet), the deepest tensor at each: the output
+// of the last ADD at that size (a residual block's output) if there is
+// one, else the last 4-D tensor any operator writes at that size. They are
+// named "#index" (see model.FindTensor).
+func AutoTaps(m *tflite.Model) ([]string, error) {
+	sg := &m.Subgraphs[0]
+	if len(sg.Inputs) != 1 {
+		return nil, fmt.Errorf("automatic taps need a model with one input, this one has %d", len(sg.Inputs))
+	}
+	in := sg.Tensors[sg.Inputs[0]].Shape
+	if len(in) != 4 || in[1] < 16 {
+		return nil, fmt.Errorf("automatic taps need an NHWC image input, this one is %v", in)
+	}
+	var taps []string
+	for _, stride := range []int32{8, 16} {
+		h := (in[1] + stride - 1) / stride
+		last, lastAdd := -1, -1
+		for _, op := range sg.Operators {
+			isAdd := int(op.OpcodeIndex) < len(m.OperatorCodes) && m.OperatorCodes[op.OpcodeIndex].Builtin == tflite.OpAdd
+			for _, o := range op.Outputs {
+				if o < 0 || int(o) >= len(sg.Tensors) {
+					continue
+				}
+				if sh := sg.Tensors[o].Shape; len(sh) == 4 && sh[1] == h {
+					last = int(o)
+					if isAdd {
+						lastAdd = int(o)
+					}
+				}
+			}
+		}
+		if lastAdd >= 0 {
+			last = lastAdd
+		}
+		if last < 0 {
+			return nil, fmt.Errorf("no tensor at 1/%d of the input height (%d rows)", stride, h)
+		}
+		taps = append(taps, fmt.Sprintf("#%d", last))
+	}
+	return taps, nil
 }
 
 var knownTaps = [][]string{

@@ -53,7 +53,7 @@ func bankBuild(args []string, out io.Writer) error {
 	fs.Float64Var(&o.Ratio, "ratio", 0.1, "share of patches kept by the coreset")
 	fs.IntVar(&o.Max, "max", 0, "cap on the coreset size (0 = none)")
 	fs.Float64Var(&o.Holdout, "holdout", 0.1, "share of good images held out to calibrate the threshold")
-	taps := fs.String("taps", "", "comma-separated feature-map tensors, finest first (default: the model's known taps)")
+	taps := fs.String("taps", "", "comma-separated feature-map tensors (names, or #index from `model info --tensors`), finest first; auto picks them by stride (default: the model's known taps, else auto)")
 	seed := fs.Uint64("seed", 0, "seed for the holdout split, coreset start and projections")
 	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "threads")
 	fs.Float64Var(&o.Crop, "crop", 0, "centre-crop fraction of the shorter side before resizing (0 = whole frame)")
@@ -73,12 +73,17 @@ func bankBuild(args []string, out io.Writer) error {
 		return errors.New("usage: linesight bank build --model FILE --images DIR --db FILE [--ratio 0.1] [--holdout 0.1] [--taps a,b] [--seed S]")
 	}
 	o.Seed = *seed
-	if *taps != "" {
+	if *taps != "" && *taps != "auto" {
 		o.Taps = strings.Split(*taps, ",")
 	}
 	mf, err := model.Load(*modelPath)
 	if err != nil {
 		return err
+	}
+	if *taps == "auto" {
+		if o.Taps, err = patchcore.AutoTaps(mf.Model); err != nil {
+			return fmt.Errorf("bank build --taps auto: %w", err)
+		}
 	}
 	files, err := patchcore.ImageFiles(*images)
 	if err != nil {
