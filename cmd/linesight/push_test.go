@@ -23,8 +23,8 @@ import (
 // TestPushToServingStations: `linesight bank push` to two serving
 // stations that trust one key, one on a broker limited to 128 KiB packets
 // (mosquitto's max_packet_size), the other on a second mosquitto bridged to
-// the first, as a cell broker chained to a plant broker. Unsigned, untrusted
-// and replayed bundles are refused with the check named, and the station
+// the first, as a cell broker chained to a plant broker. Unsigned, untrusted,
+// wrong-model and replayed bundles are refused with the check named, and the station
 // keeps serving its bank; a damaged file is refused before it is sent; a
 // signed push with --activate reaches both, their status shows the new
 // version, and results keep flowing during the transfer.
@@ -121,6 +121,13 @@ func TestPushToServingStations(t *testing.T) {
 	older := export("older.bundle", "--sign", filepath.Join(keys, "signing.key"), "--serial", "999")
 	unsigned := export("unsigned.bundle", "--serial", "1001")
 	untrusted := export("untrusted.bundle", "--sign", filepath.Join(other, "signing.key"), "--serial", "1002")
+	// A bank made with another backbone (the TF1 MobileNetV2, automatic
+	// taps), pushed without it.
+	otherModel := filepath.Join(work, "tf1.db")
+	runOK(t, "bank", "build", "--model", testenv.SharedFile(t, "models/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite"), "--taps", "auto",
+		"--images", filepath.Join(line, "train/good"), "--db", otherModel, "--threads", "2")
+	wrongModel := filepath.Join(work, "wrong-model.bundle")
+	runOK(t, "bank", "export", "--db", otherModel, "--out", wrongModel, "--sign", filepath.Join(keys, "signing.key"), "--serial", "1005")
 	data, _ := os.ReadFile(good)
 	data[len(data)/2] ^= 0x40
 	damaged := filepath.Join(work, "damaged.bundle")
@@ -142,7 +149,7 @@ func TestPushToServingStations(t *testing.T) {
 	if _, err := push(damaged, "p1"); err == nil {
 		t.Errorf("a damaged bundle was pushed")
 	}
-	for _, c := range []struct{ file, check string }{{unsigned, "unsigned"}, {untrusted, "untrusted"}} {
+	for _, c := range []struct{ file, check string }{{unsigned, "unsigned"}, {untrusted, "untrusted"}, {wrongModel, "model"}} {
 		rs, err := push(c.file, "p1")
 		if err == nil || len(rs) != 1 || rs[0].Result != mqtt.StateRefused || rs[0].Check != c.check {
 			t.Errorf("push of the %s bundle: %+v, %v; want refused by the %q check", c.check, rs, err, c.check)
