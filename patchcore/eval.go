@@ -32,10 +32,18 @@ type EvalResult struct {
 		F1        float64   `json:"f1"`
 		Confusion Confusion `json:"confusion"`
 	} `json:"f1_optimal"`
-	PixelImages int         `json:"pixel_images"`
-	NoMask      []string    `json:"no_mask,omitempty"` // defective images without a mask
-	BankVersion uint64      `json:"bank_version"`
-	Images      []EvalImage `json:"-"`
+	// Tradeoff is the escape rate at false-reject rates of 0, 1, 2 and 5%
+	// of the good test parts; Calibrated is where the bank's threshold
+	// landed on the same data.
+	Tradeoff   []TradeoffPoint `json:"tradeoff"`
+	Calibrated TradeoffPoint   `json:"calibrated"`
+	// PixelUnavailable says why the pixel metrics (PixelAUROC, AUPRO) were
+	// not computed; they are 0 then.
+	PixelUnavailable string      `json:"pixel_unavailable,omitempty"`
+	PixelImages      int         `json:"pixel_images"`
+	NoMask           []string    `json:"no_mask,omitempty"` // defective images without a mask
+	BankVersion      uint64      `json:"bank_version"`
+	Images           []EvalImage `json:"-"`
 }
 
 // EvalImage is one scored test image.
@@ -132,7 +140,23 @@ func Evaluate(ctx context.Context, d Scorer, dir string, opts EvalOptions) (*Eva
 	res.F1 = res.Confusion.F1()
 	res.F1Optimal.Threshold, res.F1Optimal.F1 = BestF1(scores, labels)
 	res.F1Optimal.Confusion = ConfusionAt(scores, labels, res.F1Optimal.Threshold)
+	if res.Tradeoff, err = Tradeoff(scores, labels, []float64{0, 0.01, 0.02, 0.05}); err != nil {
+		return nil, err
+	}
+	res.Calibrated = OperatingPoint(scores, labels, res.Threshold)
 	g := tests[0].Geometry
+	masked := 0
+	for _, t := range tests {
+		if t.Defective && t.Mask != nil {
+			masked++
+		}
+	}
+	if masked == 0 {
+		// Labels without masks: the common case in factories. The image
+		// metrics stand on their own.
+		res.PixelUnavailable = "no defective image has a mask (ground_truth/<type>/<name>_mask.png)"
+		return res, nil
+	}
 	if res.PixelAUROC, err = PixelAUROC(maps, masks); err != nil {
 		return nil, fmt.Errorf("patchcore: pixel AUROC of %s: %w", dir, err)
 	}

@@ -320,3 +320,52 @@ func ROC(scores []float64, labels []bool) (fpr, tpr []float64) {
 	}
 	return fpr, tpr
 }
+
+// TradeoffPoint is one operating point: at Threshold, the share of good
+// parts rejected (FRR) and of defective parts passed (Escape).
+type TradeoffPoint struct {
+	TargetFRR float64 `json:"target_frr"`
+	Threshold float64 `json:"threshold"`
+	FRR       float64 `json:"frr"`
+	Escape    float64 `json:"escape"`
+}
+
+// Tradeoff returns, for each target false-reject rate, the lowest
+// threshold that rejects at most that share of the good parts (with n good
+// scores and target p, the (⌊p·n⌋+1)-th highest good score: parts fail
+// above the threshold) and the escape rate there. It needs both classes.
+func Tradeoff(scores []float64, labels []bool, targets []float64) ([]TradeoffPoint, error) {
+	var good, bad []float64
+	for i, s := range scores {
+		if labels[i] {
+			bad = append(bad, s)
+		} else {
+			good = append(good, s)
+		}
+	}
+	if len(good) == 0 || len(bad) == 0 {
+		return nil, fmt.Errorf("patchcore: the trade-off needs good and defective images (%d good, %d defective)", len(good), len(bad))
+	}
+	slices.Sort(good)
+	out := make([]TradeoffPoint, len(targets))
+	for j, p := range targets {
+		k := min(int(math.Floor(p*float64(len(good))+1e-9)), len(good)-1)
+		t := good[len(good)-1-k]
+		out[j] = OperatingPoint(scores, labels, t)
+		out[j].TargetFRR = p
+	}
+	return out, nil
+}
+
+// OperatingPoint is the false-reject and escape rates at threshold t.
+func OperatingPoint(scores []float64, labels []bool, t float64) TradeoffPoint {
+	c := ConfusionAt(scores, labels, t)
+	p := TradeoffPoint{Threshold: t}
+	if n := c.FP + c.TN; n > 0 {
+		p.FRR = float64(c.FP) / float64(n)
+	}
+	if n := c.TP + c.FN; n > 0 {
+		p.Escape = float64(c.FN) / float64(n)
+	}
+	return p
+}

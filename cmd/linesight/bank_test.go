@@ -98,8 +98,19 @@ func TestBankBuildEvalInspectLifecycle(t *testing.T) {
 		t.Errorf("report: roc.png %v, %d overlays (want 8)", err, len(overlays))
 	}
 	text := runOK(t, "eval", "--db", db, "--data", data)
-	if !strings.Contains(text, "image AUROC") || !strings.Contains(text, "2 defective images have no mask") {
+	if !strings.Contains(text, "image AUROC") || !strings.Contains(text, "2 defective images have no mask") ||
+		!strings.Contains(text, "at most  5% false rejects") || !strings.Contains(text, "the calibrated threshold:") {
 		t.Errorf("eval text output:\n%s", text)
+	}
+	// Labels without masks (the common case in factories): the image
+	// metrics, and the pixel metrics said to be unavailable. (Before, eval
+	// failed: "AUROC needs both classes".)
+	noMasks := filepath.Join(work, "nomasks")
+	os.MkdirAll(noMasks, 0o755)
+	os.Symlink(filepath.Join(data, "test"), filepath.Join(noMasks, "test"))
+	text = runOK(t, "eval", "--db", db, "--data", noMasks)
+	if !strings.Contains(text, "image AUROC") || !strings.Contains(text, "pixel AUROC and AUPRO unavailable") {
+		t.Errorf("eval without masks:\n%s", text)
 	}
 
 	img := filepath.Join(data, "test/broken_large/000.png")

@@ -187,8 +187,17 @@ func evalCmd(args []string, out io.Writer) error {
 	c := res.Confusion
 	fmt.Fprintf(out, "bank version %d on %s: %d test images (%d defective)\n", res.BankVersion, *data, res.NTest, c.TP+c.FN)
 	fmt.Fprintf(out, "  image AUROC  %.4f\n", res.ImageAUROC)
-	fmt.Fprintf(out, "  pixel AUROC  %.4f   (%d images with known masks)\n", res.PixelAUROC, res.PixelImages)
-	fmt.Fprintf(out, "  AUPRO@30%%    %.4f\n", res.AUPRO)
+	if res.PixelUnavailable != "" {
+		fmt.Fprintf(out, "  pixel AUROC and AUPRO unavailable: %s\n", res.PixelUnavailable)
+	} else {
+		fmt.Fprintf(out, "  pixel AUROC  %.4f   (%d images with known masks)\n", res.PixelAUROC, res.PixelImages)
+		fmt.Fprintf(out, "  AUPRO@30%%    %.4f\n", res.AUPRO)
+	}
+	fmt.Fprintf(out, "  false rejects (good parts failed) against escapes (defects passed), on these images:\n")
+	for _, p := range res.Tradeoff {
+		fmt.Fprintf(out, "    at most %2.0f%% false rejects: threshold %.4f, %5.1f%% false rejects, %5.1f%% escapes\n", 100*p.TargetFRR, p.Threshold, 100*p.FRR, 100*p.Escape)
+	}
+	fmt.Fprintf(out, "    the calibrated threshold:    %.4f, %5.1f%% false rejects, %5.1f%% escapes\n", res.Calibrated.Threshold, 100*res.Calibrated.FRR, 100*res.Calibrated.Escape)
 	fmt.Fprintf(out, "  at the calibrated threshold %.4f: F1 %.4f\n", res.Threshold, res.F1)
 	fmt.Fprintf(out, "               predicted FAIL  predicted PASS\n")
 	fmt.Fprintf(out, "    defective  %14d  %14d\n", c.TP, c.FN)
