@@ -153,7 +153,7 @@ func (p *Push) Send(ctx context.Context, d Dial, file []byte) (TransferState, er
 				for _, b := range blocks {
 					end := min(len(file), (b+1)*p.BlockSize)
 					// A block that does not get through is asked for again.
-					_ = sub.Publish(base+PushTopic(p.Transfer, TopicBlockSuffix), 1, false, EncodeBlock(b, file[b*p.BlockSize:end]))
+					sub.Send(base+PushTopic(p.Transfer, TopicBlockSuffix), 1, false, EncodeBlock(b, file[b*p.BlockSize:end]))
 				}
 			case strings.HasSuffix(m.topic, TopicStateSuffix):
 				var st TransferState

@@ -22,7 +22,11 @@ func Subscribe(broker, clientID, topic string, t *tls.Config, user, pass string,
 // are renewed whenever the connection is.
 func SubscribeAll(broker, clientID string, topics []string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
 	po := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetCleanSession(true).
-		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectTimeout(5 * time.Second)
+		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectTimeout(5 * time.Second).
+		// Tools publish again themselves (a push re-sends the blocks the
+		// station asks for again); paho's own re-send on reconnect races
+		// with its writer (see noResendStore).
+		SetStore(noResendStore{paho.NewMemoryStore()})
 	if user != "" {
 		po.SetUsername(user).SetPassword(pass)
 	}
@@ -72,6 +76,14 @@ func (s *Subscriber) Publish(topic string, qos byte, retained bool, payload []by
 		return fmt.Errorf("mqtt: publish to %s timed out", topic)
 	}
 	return t.Error()
+}
+
+// Send queues one message without waiting for the broker's
+// acknowledgement, for messages the receiver asks for again when they do
+// not arrive (a push's blocks): waiting on each would stall behind the
+// ones a broken connection took with it.
+func (s *Subscriber) Send(topic string, qos byte, retained bool, payload []byte) {
+	s.c.Publish(topic, qos, retained, payload)
 }
 
 // Close disconnects.
