@@ -21,7 +21,20 @@ func Subscribe(broker, clientID, topic string, t *tls.Config, user, pass string,
 // SubscribeAll is Subscribe to several topic filters; the subscriptions
 // are renewed whenever the connection is.
 func SubscribeAll(broker, clientID string, topics []string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
-	po := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetCleanSession(true).
+	return subscribe(true, broker, clientID, topics, t, user, pass, fn)
+}
+
+// SubscribeSession is Subscribe with a persistent session (MQTT clean
+// session off): while the subscriber is away, or a broker with persistence
+// restarts, the broker keeps what it took for it and delivers it on
+// reconnect, as a PLC/SCADA gateway that must not miss a result is set up.
+// clientID must be stable across reconnects for that.
+func SubscribeSession(broker, clientID, topic string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
+	return subscribe(false, broker, clientID, []string{topic}, t, user, pass, fn)
+}
+
+func subscribe(clean bool, broker, clientID string, topics []string, t *tls.Config, user, pass string, fn func(topic string, payload []byte, retained bool)) (*Subscriber, error) {
+	po := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetCleanSession(clean).
 		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectTimeout(5 * time.Second).
 		// Tools publish again themselves (a push re-sends the blocks the
 		// station asks for again); paho's own re-send on reconnect races
