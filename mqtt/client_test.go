@@ -217,10 +217,14 @@ func TestCommandRepliesAndCloseDrains(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.Close(ctx, []byte(`{"state":"offline"}`))
+	// The broker acknowledged everything before Close returned; its hook
+	// (OnPublished) records each message a moment later.
+	waitUntil(t, 5*time.Second, "20 results at the broker", func() bool { return len(h.on("p/s1/result")) >= 20 })
 	if got := h.on("p/s1/result"); len(got) != 20 || got[19] != "19" {
 		t.Errorf("Close delivered %d of 20 queued results: %v", len(got), got)
 	}
-	if st := h.on("p/s1/status"); len(st) == 0 || st[len(st)-1] != `{"state":"offline"}` {
+	waitUntil(t, 5*time.Second, "the offline status at the broker", func() bool { return len(h.on("p/s1/status")) > 0 })
+	if st := h.on("p/s1/status"); st[len(st)-1] != `{"state":"offline"}` {
 		t.Errorf("status after Close: %q", st)
 	}
 	checkDB(t, ob)
