@@ -28,16 +28,17 @@ const DefaultPath = "/etc/linesight/linesight.yaml"
 
 // Config is the whole configuration.
 type Config struct {
-	Station Station `yaml:"station"`
-	Camera  Camera  `yaml:"camera"`
-	Model   Model   `yaml:"model"`
-	Bank    Bank    `yaml:"bank"`
-	Scoring Scoring `yaml:"scoring"`
-	Maps    Maps    `yaml:"maps"`
-	Queue   Queue   `yaml:"queue"`
-	MQTT    MQTT    `yaml:"mqtt"`
-	HTTP    HTTP    `yaml:"http"`
-	Log     Log     `yaml:"log"`
+	Station  Station  `yaml:"station"`
+	Camera   Camera   `yaml:"camera"`
+	Model    Model    `yaml:"model"`
+	Bank     Bank     `yaml:"bank"`
+	Scoring  Scoring  `yaml:"scoring"`
+	Maps     Maps     `yaml:"maps"`
+	Queue    Queue    `yaml:"queue"`
+	Evidence Evidence `yaml:"evidence"`
+	MQTT     MQTT     `yaml:"mqtt"`
+	HTTP     HTTP     `yaml:"http"`
+	Log      Log      `yaml:"log"`
 }
 
 // Station identifies the inspection station.
@@ -139,6 +140,14 @@ type Outbox struct {
 	MaxMaps    int    `yaml:"max_maps"`
 }
 
+// Evidence is the ring of the last inspected frames kept on disk with
+// their results, addressable by seq (cmd/bank/append takes parts from it).
+type Evidence struct {
+	Dir    string `yaml:"dir"`    // "" = an "evidence" folder beside the bank database
+	Frames int    `yaml:"frames"` // frames kept, 0 = no evidence ring
+	MaxMB  int    `yaml:"max_mb"` // bytes kept, in MiB
+}
+
 // HTTP is the health and metrics endpoint.
 type HTTP struct {
 	Listen string `yaml:"listen"` // "" disables it
@@ -174,10 +183,11 @@ func Defaults() Config {
 		Station: Station{ID: "station-1"},
 		Camera: Camera{Mode: cam.Mode.String(), Folder: Folder{Settle: Duration(cam.Settle), Poll: Duration(cam.Poll), Done: cam.Done},
 			Backoff: Duration(cam.BackoffMax), MaxPixels: cam.MaxPixels},
-		Model: Model{Path: "/var/lib/linesight/backbone.tflite"},
-		Bank:  Bank{DB: "/var/lib/linesight/banks.db"},
-		Maps:  Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
-		Queue: Queue{Size: 4, Drop: cam.Drop},
+		Model:    Model{Path: "/var/lib/linesight/backbone.tflite"},
+		Bank:     Bank{DB: "/var/lib/linesight/banks.db"},
+		Maps:     Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
+		Queue:    Queue{Size: 4, Drop: cam.Drop},
+		Evidence: Evidence{Frames: 200, MaxMB: 512},
 		MQTT: MQTT{Broker: "embedded", Embedded: "127.0.0.1:1883", Prefix: "linesight", QoS: 1,
 			Outbox: Outbox{MaxResults: 100000, MaxMaps: 200}},
 		HTTP: HTTP{Listen: "127.0.0.1:9090"},
@@ -450,6 +460,12 @@ func (l *Loaded) Validate() error {
 	if c.MQTT.Outbox.MaxResults < 0 || c.MQTT.Outbox.MaxMaps < 0 {
 		bad("mqtt.outbox.max_results", "negative outbox size")
 	}
+	if c.Evidence.Frames < 0 || c.Evidence.Frames > 1000000 {
+		bad("evidence.frames", "%d outside 0..1000000", c.Evidence.Frames)
+	}
+	if c.Evidence.Frames > 0 && (c.Evidence.MaxMB < 1 || c.Evidence.MaxMB > 1<<20) {
+		bad("evidence.max_mb", "%d outside 1..1048576", c.Evidence.MaxMB)
+	}
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
 	if len(es) == 0 {
@@ -495,6 +511,14 @@ func (c *Config) CameraConfig() (camera.Config, error) {
 		return cc, es
 	}
 	return cc, nil
+}
+
+// EvidenceDir is where the evidence ring keeps its frames.
+func (c *Config) EvidenceDir() string {
+	if c.Evidence.Dir != "" {
+		return c.Evidence.Dir
+	}
+	return filepath.Join(filepath.Dir(c.Bank.DB), "evidence")
 }
 
 // ModelsDir is where pushed backbones are kept.

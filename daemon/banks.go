@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -46,7 +47,15 @@ type banks struct {
 func openBanks(cfg *config.Config, mf *model.File, threads int, log *slog.Logger) (*banks, error) {
 	b := &banks{db: cfg.Bank.DB, models: cfg.ModelsDir(), threads: threads, log: log, override: cfg.Scoring.Threshold,
 		loaded: map[string]*model.File{mf.SHA256: mf}}
+	if _, err := os.Stat(b.db); errors.Is(err, fs.ErrNotExist) {
+		log.Warn("NO BANK YET: the bank database does not exist; serving without inspection until a bank is taught (cmd/bank/enroll), pushed or built", "db", b.db)
+		return b, nil
+	}
 	det, err := b.load(0)
+	if errors.Is(err, bank.ErrNotFound) {
+		log.Warn("NO BANK YET: no active bank in the database; serving without inspection until a bank is taught (cmd/bank/enroll), pushed or activated", "db", b.db, "why", err)
+		return b, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +63,17 @@ func openBanks(cfg *config.Config, mf *model.File, threads int, log *slog.Logger
 	return b, nil
 }
 
-// current is the detector in use. Only the pipeline inspects with it.
+// current is the detector in use, nil while the station has no bank yet
+// (it reports needs-bank). Only the pipeline inspects with it.
 func (b *banks) current() *patchcore.Detector { return b.cur.Load() }
+
+// version is the version of the bank in use, 0 when there is none.
+func (b *banks) version() uint64 {
+	if det := b.cur.Load(); det != nil {
+		return det.Bank().Meta.Version
+	}
+	return 0
+}
 
 // load opens the database briefly (read-only, so the CLI can use it while
 // the daemon runs), loads version v (0: the active one) and makes a
@@ -119,6 +137,9 @@ func (b *banks) haveModel(sha string) bool {
 
 // modelOf is the backbone the detector in use runs.
 func (b *banks) modelOf(det *patchcore.Detector) *model.File {
+	if det == nil {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.loaded[det.Bank().Meta.Model.SHA256]
@@ -130,8 +151,14 @@ func (b *banks) offer(det *patchcore.Detector) uint64 {
 	if b.next != nil {
 		b.next.Close()
 	}
-	b.next = det
 	v := det.Bank().Meta.Version
+	if b.cur.CompareAndSwap(nil, det) {
+		// No bank in use (needs-bank): no frame can be inside a detector,
+		// so it takes over now rather than at the next frame.
+		b.log.Info("bank version loaded and in use: the station inspects from now on", "version", v)
+		return v
+	}
+	b.next = det
 	b.log.Info("bank version loaded; swapping in between frames", "version", v)
 	return v
 }
@@ -162,7 +189,9 @@ func (b *banks) swapIn() bool {
 	if next == nil {
 		return false
 	}
-	b.cur.Swap(next).Close()
+	if old := b.cur.Swap(next); old != nil {
+		old.Close()
+	}
 	return true
 }
 
@@ -171,7 +200,7 @@ func (b *banks) pendingVersion() uint64 {
 	if b.next != nil {
 		return b.next.Bank().Meta.Version
 	}
-	return b.cur.Load().Bank().Meta.Version
+	return b.version()
 }
 
 // activate loads version v, checks it against the model, and only then
@@ -254,6 +283,9 @@ func (b *banks) follow() {
 	v, err := b.activeVersion()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err != nil && b.cur.Load() == nil && b.next == nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, bank.ErrNotFound)) {
+		err = nil // no bank yet: needs-bank says so, the file is not broken
+	}
 	if (err == nil) != (b.dbErr == nil) {
 		if err != nil {
 			b.log.Error("bank database unusable; serving the bank loaded", "db", b.db, "err", err)
@@ -301,7 +333,9 @@ func (b *banks) setThreshold(t float64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.override = t
-	b.cur.Load().SetThreshold(t)
+	if det := b.cur.Load(); det != nil {
+		det.SetThreshold(t)
+	}
 	if b.next != nil {
 		b.next.SetThreshold(t)
 	}
@@ -319,5 +353,7 @@ func (b *banks) close() {
 		b.canary.stop(errors.New("the station is stopping"))
 		b.canary = nil
 	}
-	b.cur.Load().Close()
+	if det := b.cur.Load(); det != nil {
+		det.Close()
+	}
 }

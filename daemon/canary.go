@@ -34,6 +34,9 @@ func (b *banks) startCanary(det *patchcore.Detector, n int) (*canary, error) {
 	if b.canary != nil {
 		return nil, errors.New("a canary is already running")
 	}
+	if b.cur.Load() == nil {
+		return nil, errors.New("this station has no bank yet to compare with; push without a canary")
+	}
 	b.canary = &canary{det: det, want: n, done: make(chan struct{})}
 	return b.canary, nil
 }

@@ -26,21 +26,31 @@ func thresholdBounds(m *bank.Meta) (lo, hi float64) {
 
 // commands are the MQTT commands the station takes (mqtt.Cmd*), by name.
 // Each takes the request and, for state-changing ones, the authorized body.
-func (s *station) commands() map[string]func(req mqtt.Request, body []byte) (any, error) {
-	return map[string]func(mqtt.Request, []byte) (any, error){
+func (s *station) commands() map[string]func(call) (any, error) {
+	return map[string]func(call) (any, error){
 		mqtt.CmdTrigger:      s.cmdTrigger,
 		mqtt.CmdStatus:       s.cmdStatus,
 		mqtt.CmdThreshold:    s.cmdThreshold,
 		mqtt.CmdBankActivate: s.cmdActivate,
 		mqtt.CmdBankRollback: s.cmdRollback,
 		mqtt.CmdBankPush:     s.cmdPush,
+		mqtt.CmdBankEnroll:   s.cmdEnroll,
 	}
 }
 
 // stateChanging are the commands that can change pass/fail: they must be
 // signed by a trusted key (or the station must allow unsigned changes), and
 // are audited.
-var stateChanging = map[string]bool{mqtt.CmdThreshold: true, mqtt.CmdBankActivate: true, mqtt.CmdBankRollback: true}
+var stateChanging = map[string]bool{mqtt.CmdThreshold: true, mqtt.CmdBankActivate: true, mqtt.CmdBankRollback: true,
+	mqtt.CmdBankEnroll: true, mqtt.CmdBankAppend: true}
+
+// call is one command to run: the request, its authorized body (nil for
+// commands that change nothing) and who sent it.
+type call struct {
+	req  mqtt.Request
+	body []byte
+	who  string
+}
 
 // command answers cmd/<name>: what it returns is the reply's result, its
 // error the reply's error. A malformed, unknown or unauthorized command
@@ -57,12 +67,12 @@ func (s *station) command(name string, req mqtt.Request) (any, error) {
 		return nil, fmt.Errorf("unknown command %q (%s)", name, strings.Join(names, ", "))
 	}
 	if !stateChanging[name] {
-		return h(req, nil)
+		return h(call{req: req, who: "mqtt"})
 	}
 	body, who, err := s.authorize(name, req)
 	if err == nil {
 		var res any
-		if res, err = h(req, body); err == nil {
+		if res, err = h(call{req: req, body: body, who: who}); err == nil {
 			s.audit(bank.AuditEntry{Action: "command", Who: who, Result: bank.AuditOK, Detail: name + " " + string(body)})
 			return res, nil
 		}
@@ -76,7 +86,7 @@ func (s *station) commandRefused(name, reason string) {
 	s.audit(bank.AuditEntry{Action: "command", Who: "mqtt", Result: bank.AuditRefused, Reason: reason, Detail: name})
 }
 
-func (s *station) cmdTrigger(mqtt.Request, []byte) (any, error) {
+func (s *station) cmdTrigger(call) (any, error) {
 	if s.cam.Mode() != camera.Triggered {
 		return nil, errors.New("the camera is in continuous mode; set camera.mode: triggered")
 	}
@@ -86,16 +96,19 @@ func (s *station) cmdTrigger(mqtt.Request, []byte) (any, error) {
 	return mqtt.TriggerReply{Triggered: true}, nil
 }
 
-func (s *station) cmdStatus(mqtt.Request, []byte) (any, error) {
+func (s *station) cmdStatus(call) (any, error) {
 	return s.status(mqtt.StateOnline), nil
 }
 
-func (s *station) cmdThreshold(_ mqtt.Request, body []byte) (any, error) {
+func (s *station) cmdThreshold(c call) (any, error) {
 	var p mqtt.ThresholdRequest
-	if err := strictDecode(body, &p); err != nil {
+	if err := strictDecode(c.body, &p); err != nil {
 		return nil, fmt.Errorf("threshold: %v", err)
 	}
 	det := s.banks.current()
+	if det == nil {
+		return nil, errNeedsBank
+	}
 	switch {
 	case p.Reset && p.Set != nil:
 		return nil, errors.New(`threshold: "set" and "reset" together; send one`)
@@ -113,9 +126,9 @@ func (s *station) cmdThreshold(_ mqtt.Request, body []byte) (any, error) {
 	return mqtt.ThresholdReply{Threshold: t, BankThreshold: det.Bank().Meta.Threshold.Value, Override: override}, nil
 }
 
-func (s *station) cmdActivate(_ mqtt.Request, body []byte) (any, error) {
+func (s *station) cmdActivate(c call) (any, error) {
 	var p mqtt.ActivateRequest
-	if err := strictDecode(body, &p); err != nil || p.Version == 0 {
+	if err := strictDecode(c.body, &p); err != nil || p.Version == 0 {
 		return nil, errors.New(`bank/activate: want {"id": ..., "version": N}`)
 	}
 	v, err := s.banks.activate(p.Version)
@@ -125,8 +138,8 @@ func (s *station) cmdActivate(_ mqtt.Request, body []byte) (any, error) {
 	return mqtt.VersionReply{Version: v}, nil
 }
 
-func (s *station) cmdRollback(_ mqtt.Request, body []byte) (any, error) {
-	if err := strictDecode(body, &struct{}{}); err != nil {
+func (s *station) cmdRollback(c call) (any, error) {
+	if err := strictDecode(c.body, &struct{}{}); err != nil {
 		return nil, fmt.Errorf("bank/rollback takes no fields: %v", err)
 	}
 	v, err := s.banks.rollback()

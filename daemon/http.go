@@ -50,6 +50,9 @@ func (m *metrics) observe(verdict string, t *patchcore.Timing, queued, total tim
 	m.stages.WithLabelValues("total").Observe(total.Seconds())
 }
 
+// errNeedsBank: the station runs but has no bank to inspect with.
+var errNeedsBank = errors.New(mqtt.StateNeedsBank + ": no bank to inspect with yet; teach one (cmd/bank/enroll, linesight enroll), push one or activate one")
+
 // healthy returns why the station is unhealthy, or nil.
 func (s *station) healthy() error {
 	h := s.cam.Health()
@@ -60,6 +63,8 @@ func (s *station) healthy() error {
 		return errors.New("camera stalled")
 	case !s.client.Connected():
 		return errors.New("MQTT broker not connected")
+	case s.banks.current() == nil:
+		return errNeedsBank
 	}
 	if err := s.banks.dbError(); err != nil {
 		return fmt.Errorf("serving the bank loaded, but the bank database is unusable: %w", err)
@@ -81,7 +86,20 @@ func (s *station) handler() http.Handler {
 		outboxDrops{s.outbox},
 		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
 		counter("linesight_camera_dropped_total", "Captured frames dropped by the frame buffer's policy (queue.size, queue.drop).", func() float64 { return float64(s.cam.Health().Dropped) }),
-		gauge("linesight_bank_version", "Active bank version.", func() float64 { return float64(s.banks.current().Bank().Meta.Version) }),
+		gauge("linesight_bank_version", "Active bank version.", func() float64 { return float64(s.banks.version()) }),
+		gauge("linesight_evidence_frames", "Frames kept in the evidence ring.", func() float64 {
+			if s.evidence == nil {
+				return 0
+			}
+			n, _, _, _ := s.evidence.stats()
+			return float64(n)
+		}),
+		counter("linesight_evidence_skipped_total", "Inspected frames not kept in the evidence ring because its writer was behind.", func() float64 {
+			if s.evidence == nil {
+				return 0
+			}
+			return float64(s.evidence.skipped.Load())
+		}),
 		gauge("linesight_bank_db_ok", "1 while the bank database file is there and readable, 0 when it is gone or damaged.", func() float64 {
 			if s.banks.dbError() != nil {
 				return 0
@@ -102,7 +120,7 @@ func (s *station) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		age = time.Since(time.Unix(0, t)).Seconds()
 	}
 	body := map[string]any{"ok": err == nil, "camera": cameraStatus(s.cam.Health()), "broker_connected": s.client.Connected(),
-		"bank_version": s.banks.current().Bank().Meta.Version, "last_frame_age_s": age}
+		"bank_version": s.banks.version(), "last_frame_age_s": age, "state": s.state()}
 	if err != nil {
 		body["error"] = err.Error()
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -124,9 +142,16 @@ func (s *station) status(state string) mqtt.Status {
 	if state != mqtt.StateOnline {
 		return st
 	}
+	st.State = s.state()
 	st.Model = &mqtt.ModelStatus{Path: s.model.Path, SHA256: s.model.SHA256}
-	if s.banks != nil {
-		det := s.banks.current()
+	if e := s.enrollState(); e != nil {
+		st.Enroll = e
+	}
+	if s.evidence != nil {
+		n, bytes, lo, hi := s.evidence.stats()
+		st.Evidence = &mqtt.EvidenceStatus{Frames: n, Bytes: bytes, Oldest: lo, Newest: hi, Skipped: s.evidence.skipped.Load()}
+	}
+	if det := s.banks.current(); det != nil {
 		if mf := s.banks.modelOf(det); mf != nil {
 			st.Model = &mqtt.ModelStatus{Path: mf.Path, SHA256: mf.SHA256}
 		}
@@ -146,6 +171,14 @@ func (s *station) status(state string) mqtt.Status {
 		st.Transfer = s.recv.State()
 	}
 	return st
+}
+
+// state is StateOnline, or StateNeedsBank while there is no bank.
+func (s *station) state() string {
+	if s.banks == nil || s.banks.current() == nil {
+		return mqtt.StateNeedsBank
+	}
+	return mqtt.StateOnline
 }
 
 func (s *station) statusJSON(state string) []byte {

@@ -52,6 +52,11 @@ func (p *pipeline) run(ctx context.Context) {
 		if p.s.banks.swapIn() {
 			p.s.publishStatus()
 		}
+		p.s.offerEnroll(f.Image)
+		if p.s.banks.current() == nil {
+			f.Release() // needs-bank: nothing to inspect with yet
+			continue
+		}
 		if p.inspect(f, &r) {
 			p.s.banks.scoreCanary(f.Image, &r)
 		}
@@ -109,6 +114,9 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	}
 	verdict := res.Verdict
 	payload, _ := json.Marshal(res)
+	if s.evidence != nil {
+		s.evidence.add(f.Seq, f.Image, payload)
+	}
 	s.client.Publish(mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicResult, Payload: payload},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicVerdict, Retained: true, Payload: []byte(verdict)},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicScore, Retained: true, Payload: []byte(strconv.FormatFloat(r.Score, 'g', 6, 64))})

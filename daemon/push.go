@@ -92,7 +92,8 @@ func strictDecode(body []byte, v any) error {
 }
 
 // cmdPush takes a bank push offer (mqtt.CmdBankPush).
-func (s *station) cmdPush(req mqtt.Request, _ []byte) (any, error) {
+func (s *station) cmdPush(c call) (any, error) {
+	req := c.req
 	body, who, err := s.authorize(mqtt.CmdBankPush, req)
 	if err == nil {
 		var o mqtt.Offer

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -63,6 +64,11 @@ type station struct {
 	nonces  *trust.Nonces
 	recv    *mqtt.Receiver
 	pushWho sync.Map
+
+	// The station teaching itself: the evidence ring of the last frames
+	// (nil when evidence.frames is 0) and teach mode.
+	evidence *evidence
+	teach    teach
 }
 
 // nonceWindow is how old (or how far ahead of this station's clock) a
@@ -83,9 +89,14 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	s := &station{cfg: &cfg.Config, log: log, metrics: newMetrics(), started: time.Now()}
 	failed := make(chan error, 1) // a subsystem that cannot go on
 
-	// Model and bank first: without them there is nothing to serve.
+	// Model and bank first. Without a model there is nothing to serve;
+	// without a bank yet (a fresh install) the station serves and says
+	// needs-bank until one is taught, pushed or activated.
 	if s.model, err = model.Load(s.cfg.Model.Path); err != nil {
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.cfg.Bank.DB), 0o750); err != nil {
+		return fmt.Errorf("bank.db: %w", err)
 	}
 	if s.banks, err = openBanks(s.cfg, s.model, threads(s.cfg), log); err != nil {
 		return err
@@ -138,6 +149,19 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 			"damaged", aside, "outbox", obPath)
 	}
 	lc.started("outbox", func() { s.outbox.Close() })
+
+	if n := s.cfg.Evidence.Frames; n > 0 {
+		if s.evidence, err = openEvidence(s.cfg.EvidenceDir(), n, int64(s.cfg.Evidence.MaxMB)<<20, log); err != nil {
+			return err
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.evidence.run(stop)
+		}()
+		lc.started("evidence writer", func() { close(stop); <-done })
+	}
 
 	// Camera.
 	camCfg, err := s.cfg.CameraConfig()
@@ -202,6 +226,13 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	// The frame path. Stops run in reverse: the camera stops first (no new
 	// frames), the pipeline then inspects what was captured, the map
 	// encoder finishes last.
+	// Teach mode runs under ctx; stopping waits for an enrollment to end
+	// (a build stops at its next image).
+	tctx, tcancel := context.WithCancel(ctx)
+	s.teach.mu.Lock()
+	s.teach.ctx = tctx
+	s.teach.mu.Unlock()
+	lc.started("teach mode", func() { tcancel(); s.teach.wg.Wait() })
 	s.pipe = newPipeline(s)
 	lc.spawn(ctx, "map encoder", s.pipe.encodeMaps, nil)
 	lc.spawnDraining(ctx, "pipeline", s.pipe.run, drainTimeout)
@@ -212,7 +243,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 
 	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
 	avail, kern := qgemm.Kernels()
-	log.Info("linesight serving", "station", s.cfg.Station.ID, "camera", camera.Redact(s.cfg.Camera.Source), "bank", s.banks.current().Bank().Meta.Version,
+	log.Info("linesight serving", "station", s.cfg.Station.ID, "camera", camera.Redact(s.cfg.Camera.Source), "bank", s.banks.version(), "state", s.state(),
 		"broker", brokerURL, "goarch", runtime.GOARCH, "cpus", runtime.NumCPU(), "threads", threads(s.cfg),
 		"cpu", qgemm.CPUFeatures(), "gemm", kern, "gemm_available", avail, "elementwise", vec.Kernel())
 

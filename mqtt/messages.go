@@ -106,11 +106,15 @@ type MapRef struct {
 const (
 	StateOnline  = "online"
 	StateOffline = "offline"
+	// StateNeedsBank: connected, but there is no bank to inspect with yet
+	// (a fresh install); frames are not inspected until one is taught
+	// (CmdBankEnroll), pushed or activated.
+	StateNeedsBank = "needs-bank"
 )
 
 // Status is the station's retained state.
 type Status struct {
-	State   string `json:"state"` // StateOnline or StateOffline
+	State   string `json:"state"` // StateOnline, StateNeedsBank or StateOffline
 	Station string `json:"station"`
 	Version string `json:"version"` // Linesight's version
 	Time    string `json:"time"`    // RFC 3339, UTC
@@ -121,6 +125,10 @@ type Status struct {
 	// ThresholdOverride is the operator's threshold (cmd/threshold or
 	// scoring.threshold), absent when the bank's is in force.
 	ThresholdOverride *float64 `json:"threshold_override,omitempty"`
+	// Evidence is what the evidence ring holds (absent when it is off).
+	Evidence *EvidenceStatus `json:"evidence,omitempty"`
+	// Enroll is teach mode's current or last run since the start.
+	Enroll *EnrollState `json:"enroll,omitempty"`
 	// Transfer is the current or last bank push.
 	Transfer *TransferState `json:"transfer,omitempty"`
 }
@@ -183,6 +191,8 @@ const (
 	CmdThreshold    = "threshold"     // ThresholdRequest; reply ThresholdReply
 	CmdBankActivate = "bank/activate" // ActivateRequest; reply VersionReply
 	CmdBankRollback = "bank/rollback" // no fields; reply VersionReply
+	CmdBankEnroll   = "bank/enroll"   // EnrollRequest; replies EnrollState (several: progress, then done or failed)
+	CmdBankAppend   = "bank/append"   // AppendRequest; reply AppendReply
 	// CmdBankPush (transfer.go) offers a bundle: Offer; reply TransferState.
 )
 
@@ -231,4 +241,78 @@ type ActivateRequest struct {
 // VersionReply names the bank version now active.
 type VersionReply struct {
 	Version uint64 `json:"version"`
+}
+
+// EvidenceStatus describes the evidence ring: the last inspected frames
+// kept on disk with their results, by seq (cmd/bank/append takes them).
+type EvidenceStatus struct {
+	Frames  int    `json:"frames"`
+	Bytes   int64  `json:"bytes"`
+	Oldest  uint64 `json:"oldest_seq"`
+	Newest  uint64 `json:"newest_seq"`
+	Skipped uint64 `json:"skipped"` // frames not kept since the start: the writer was behind
+}
+
+// EnrollRequest starts teach mode: the station takes its next Count frames
+// (in triggered mode, one per trigger) as good parts, builds a bank from
+// them with its model and the recipe of the bank in use (the defaults when
+// it has none), calibrates it, stores it as a new version and, with
+// Activate, puts it in use. Inspection goes on with the bank in use
+// meanwhile.
+type EnrollRequest struct {
+	Count    int    `json:"count"`     // 2..1000
+	Activate bool   `json:"activate"`  // put the new bank in use when built
+	Note     string `json:"note"`      // stored with the bank
+	Timeout  int    `json:"timeout_s"` // give up when the frames have not come in this long (0 = 1 hour)
+}
+
+// Enrollment states.
+const (
+	EnrollCapturing = "capturing" // taking frames
+	EnrollBuilding  = "building"  // embedding, coreset, calibration
+	EnrollDone      = "done"      // stored (and active with activate)
+	EnrollFailed    = "failed"    // see Error; nothing changed
+)
+
+// EnrollState is the progress of teach mode: the replies to
+// cmd/bank/enroll carry it, and Status.Enroll shows the current or last one.
+type EnrollState struct {
+	ID       string `json:"id"`
+	State    string `json:"state"` // EnrollCapturing ... EnrollFailed
+	Captured int    `json:"captured"`
+	Count    int    `json:"count"`
+	// Stage, Done and Total are the build's progress while building
+	// (stages "embed", "coreset", "calibrate").
+	Stage   string `json:"stage,omitempty"`
+	Done    int    `json:"done,omitempty"`
+	Total   int    `json:"total,omitempty"`
+	Version uint64 `json:"version,omitempty"` // the stored bank, when done
+	Active  bool   `json:"active,omitempty"`
+	// Threshold and ExpectedFRR are the new bank's calibrated threshold and
+	// the false-reject rate its rule expects, when done.
+	Threshold   float64 `json:"threshold,omitempty"`
+	ExpectedFRR float64 `json:"expected_frr,omitempty"`
+	Error       string  `json:"error,omitempty"`
+	Started     string  `json:"started"` // RFC 3339, UTC
+}
+
+// AppendRequest names frames of the evidence ring (by seq) that were good
+// parts: their patches the bank does not cover yet are added to it.
+type AppendRequest struct {
+	Seqs     []uint64 `json:"seqs"`
+	Activate *bool    `json:"activate"` // default true
+	Note     string   `json:"note"`
+}
+
+// AppendReply tells what cmd/bank/append did.
+type AppendReply struct {
+	Version      uint64    `json:"version"`
+	Active       bool      `json:"active"`
+	From         uint64    `json:"from_version"`
+	Added        int       `json:"patches_added"`
+	Vectors      int       `json:"vectors"` // in the new bank
+	Threshold    float64   `json:"threshold"`
+	OldThreshold float64   `json:"old_threshold"`
+	Before       []float64 `json:"scores_before"` // of the appended frames, old bank
+	After        []float64 `json:"scores_after"`  // and new bank
 }

@@ -46,49 +46,17 @@ func cmdCmd(args []string, out io.Writer) error {
 	if len(pos) == 3 {
 		body = []byte(pos[2])
 	}
-	var fields map[string]any
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return fmt.Errorf("cmd: the command's fields must be a JSON object: %q", body)
-	}
-	var n [8]byte
-	rand.Read(n[:])
-	id := hex.EncodeToString(n[:])
-	var payload []byte
-	if *sign != "" {
-		signer, err := trust.LoadSigner(*sign)
-		if err != nil {
-			return err
-		}
-		var compact bytes.Buffer
-		json.Compact(&compact, body)
-		payload, _ = json.Marshal(map[string]any{"id": id, "signed": signer.SignCommand(station, name, compact.Bytes(), time.Now())})
-	} else {
-		fields["id"] = id
-		payload, _ = json.Marshal(fields)
-	}
-
-	topic := *prefix + "/" + station + "/" + mqtt.TopicCommandPrefix + name
-	replies := make(chan mqtt.Reply, 16)
-	raw := make(chan []byte, 16)
-	sub, err := broker.subscribe(fmt.Sprintf("linesight-cmd-%d-%s", os.Getpid(), id[:6]), topic+mqtt.TopicReplySuffix, func(_ string, p []byte, retained bool) {
-		var r mqtt.Reply
-		if retained || json.Unmarshal(p, &r) != nil || r.ID != id {
-			return // an old or someone else's reply
-		}
-		replies <- r
-		raw <- append([]byte(nil), p...)
-	})
+	cs, err := sendCommand(broker, *prefix, station, name, body, *sign)
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-	if err := sub.Publish(topic, 1, false, payload); err != nil {
-		return err
-	}
+	defer cs.close()
 	select {
-	case r := <-replies:
+	case p := <-cs.replies:
+		var r mqtt.Reply
+		json.Unmarshal(p, &r)
 		var pretty bytes.Buffer
-		json.Indent(&pretty, <-raw, "", "  ")
+		json.Indent(&pretty, p, "", "  ")
 		fmt.Fprintln(out, pretty.String())
 		if !r.OK {
 			return fmt.Errorf("cmd: %s refused %s: %s", station, name, r.Error)
@@ -97,4 +65,60 @@ func cmdCmd(args []string, out io.Writer) error {
 	case <-time.After(*timeout):
 		return fmt.Errorf("cmd: no reply from %s to %s within %v (is the station online, and the prefix %q right?)", station, name, *timeout, *prefix)
 	}
+}
+
+// sentCommand is a command sent, waiting for its replies.
+type sentCommand struct {
+	id      string
+	sub     *mqtt.Subscriber
+	replies chan []byte // the raw replies with this command's id
+}
+
+func (c *sentCommand) close() { c.sub.Close() }
+
+// sendCommand subscribes to cmd/<name>/reply, then publishes cmd/<name>
+// with body's fields and a fresh id, signed with the key in sign when it
+// is not "". Replies with the command's id arrive on replies.
+func sendCommand(broker *brokerFlags, prefix, station, name string, body []byte, sign string) (*sentCommand, error) {
+	var fields map[string]any
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, fmt.Errorf("cmd: the command's fields must be a JSON object: %q", body)
+	}
+	var n [8]byte
+	rand.Read(n[:])
+	id := hex.EncodeToString(n[:])
+	var payload []byte
+	if sign != "" {
+		signer, err := trust.LoadSigner(sign)
+		if err != nil {
+			return nil, err
+		}
+		var compact bytes.Buffer
+		json.Compact(&compact, body)
+		payload, _ = json.Marshal(map[string]any{"id": id, "signed": signer.SignCommand(station, name, compact.Bytes(), time.Now())})
+	} else {
+		fields["id"] = id
+		payload, _ = json.Marshal(fields)
+	}
+	topic := prefix + "/" + station + "/" + mqtt.TopicCommandPrefix + name
+	c := &sentCommand{id: id, replies: make(chan []byte, 64)}
+	sub, err := broker.subscribe(fmt.Sprintf("linesight-cmd-%d-%s", os.Getpid(), id[:6]), topic+mqtt.TopicReplySuffix, func(_ string, p []byte, retained bool) {
+		var r mqtt.Reply
+		if retained || json.Unmarshal(p, &r) != nil || r.ID != id {
+			return // an old or someone else's reply
+		}
+		select {
+		case c.replies <- append([]byte(nil), p...):
+		default: // progress nobody reads yet; the last reply matters
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.sub = sub
+	if err := sub.Publish(topic, 1, false, payload); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return c, nil
 }

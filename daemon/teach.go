@@ -1,0 +1,269 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/mqtt"
+	"github.com/linesight/linesight/patchcore"
+)
+
+// Teach mode (cmd/bank/enroll): the station takes its next frames as good
+// parts, writes them to a folder beside the bank database, builds a bank
+// from them on the device with the model and recipe in use, stores it as a
+// new version and, when asked, activates it. The pipeline keeps inspecting
+// with the bank in use; it only hands copies of its frames over. One
+// enrollment runs at a time.
+
+// Limits of an enrollment.
+const (
+	enrollMin     = 2
+	enrollMax     = 1000
+	enrollTimeout = time.Hour
+	enrollSlots   = 4 // frames waiting to be written; more are not taken
+)
+
+// enrollment is a running teach mode.
+type enrollment struct {
+	req  mqtt.EnrollRequest
+	who  string
+	dir  string
+	imgs chan *rgb.Image // frames to write, from the pipeline
+	free chan *rgb.Image
+
+	mu    sync.Mutex
+	state mqtt.EnrollState
+}
+
+// teach holds the current or last enrollment.
+type teach struct {
+	mu   sync.Mutex
+	cur  *enrollment // running, nil when none
+	last *enrollment // the last one, for the status
+	ctx  context.Context
+	wg   sync.WaitGroup
+}
+
+// enrollState is the current or last enrollment's state for the status.
+func (s *station) enrollState() *mqtt.EnrollState {
+	s.teach.mu.Lock()
+	e := s.teach.last
+	s.teach.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.state
+	return &st
+}
+
+// cmdEnroll starts teach mode; its first reply says it started, later
+// replies with the same id report progress and the outcome.
+func (s *station) cmdEnroll(c call) (any, error) {
+	req := c.req
+	var p mqtt.EnrollRequest
+	if err := strictDecode(c.body, &p); err != nil {
+		return nil, fmt.Errorf("bank/enroll: %v", err)
+	}
+	if p.Count < enrollMin || p.Count > enrollMax {
+		return nil, fmt.Errorf("bank/enroll: count %d outside %d..%d", p.Count, enrollMin, enrollMax)
+	}
+	if p.Timeout < 0 {
+		return nil, fmt.Errorf("bank/enroll: timeout_s %d is negative", p.Timeout)
+	}
+	s.teach.mu.Lock()
+	defer s.teach.mu.Unlock()
+	if s.teach.cur != nil {
+		return nil, fmt.Errorf("bank/enroll: enrollment %q is still running", s.teach.cur.state.ID)
+	}
+	if s.teach.ctx == nil || s.teach.ctx.Err() != nil {
+		return nil, errors.New("bank/enroll: the station is stopping")
+	}
+	dir := filepath.Join(filepath.Dir(s.cfg.Bank.DB), "enroll")
+	// What a previous enrollment left (it stopped with the station).
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("bank/enroll: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("bank/enroll: %w", err)
+	}
+	e := &enrollment{req: p, who: c.who, dir: dir, imgs: make(chan *rgb.Image, enrollSlots), free: make(chan *rgb.Image, enrollSlots),
+		state: mqtt.EnrollState{ID: req.ID, State: mqtt.EnrollCapturing, Count: p.Count, Started: time.Now().UTC().Format(time.RFC3339)}}
+	for range enrollSlots {
+		e.free <- &rgb.Image{}
+	}
+	s.teach.cur, s.teach.last = e, e
+	s.teach.wg.Add(1)
+	go func() {
+		defer s.teach.wg.Done()
+		s.enroll(s.teach.ctx, e)
+	}()
+	s.log.Info("teach mode: taking the next frames as good parts", "id", req.ID, "count", p.Count, "activate", p.Activate,
+		"triggered", s.cam.Mode() == camera.Triggered)
+	go s.publishStatus()
+	return e.snapshot(), nil
+}
+
+func (e *enrollment) snapshot() mqtt.EnrollState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state
+}
+
+func (e *enrollment) update(f func(*mqtt.EnrollState)) mqtt.EnrollState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f(&e.state)
+	return e.state
+}
+
+// offerEnroll gives a copy of a frame to the running enrollment, if any.
+// It never waits: when the writer is behind, the frame is not taken.
+func (s *station) offerEnroll(img *rgb.Image) {
+	s.teach.mu.Lock()
+	e := s.teach.cur
+	s.teach.mu.Unlock()
+	if e == nil {
+		return
+	}
+	select {
+	case buf := <-e.free:
+		buf.Ensure(img.W, img.H)
+		copy(buf.Pix, img.Pix)
+		e.imgs <- buf
+	default:
+	}
+}
+
+// enroll runs one enrollment to its end and reports it.
+func (s *station) enroll(ctx context.Context, e *enrollment) {
+	st, err := s.runEnroll(ctx, e)
+	if err != nil {
+		st = e.update(func(st *mqtt.EnrollState) { st.State, st.Error = mqtt.EnrollFailed, err.Error() })
+		s.log.Error("teach mode failed; nothing changed", "id", st.ID, "err", err)
+		s.audit(bank.AuditEntry{Action: "enroll", Who: e.who, Result: bank.AuditFailed, Reason: err.Error(),
+			Detail: fmt.Sprintf("%d of %d frames", st.Captured, st.Count)})
+	}
+	s.teach.mu.Lock()
+	s.teach.cur = nil
+	s.teach.mu.Unlock()
+	os.RemoveAll(e.dir)
+	s.enrollReply(st)
+	s.publishStatus()
+}
+
+// enrollReply publishes st as a reply to cmd/bank/enroll.
+func (s *station) enrollReply(st mqtt.EnrollState) {
+	raw, _ := json.Marshal(mqtt.Reply{ID: st.ID, OK: st.State != mqtt.EnrollFailed, Error: st.Error, Result: st})
+	if err := s.client.PublishNow(mqtt.TopicCommandPrefix+mqtt.CmdBankEnroll+mqtt.TopicReplySuffix, false, raw); err != nil {
+		s.log.Warn("enroll progress not published", "err", err)
+	}
+}
+
+func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollState, error) {
+	wait := enrollTimeout
+	if e.req.Timeout > 0 {
+		wait = time.Duration(e.req.Timeout) * time.Second
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	paths := make([]string, 0, e.req.Count)
+	step := max(1, e.req.Count/10)
+	for len(paths) < e.req.Count {
+		var img *rgb.Image
+		select {
+		case <-ctx.Done():
+			return e.snapshot(), errors.New("the station stopped during enrollment")
+		case <-deadline.C:
+			return e.snapshot(), fmt.Errorf("only %d of %d frames came within %v", len(paths), e.req.Count, wait)
+		case img = <-e.imgs:
+		}
+		path := filepath.Join(e.dir, fmt.Sprintf("%04d.png", len(paths)))
+		_, err := writePNG(path, img)
+		e.free <- img
+		if err != nil {
+			return e.snapshot(), fmt.Errorf("frame %d: %w", len(paths)+1, err)
+		}
+		paths = append(paths, path)
+		st := e.update(func(st *mqtt.EnrollState) { st.Captured = len(paths) })
+		if len(paths)%step == 0 || len(paths) == e.req.Count {
+			s.enrollReply(st)
+			s.publishStatus()
+		}
+	}
+	// The frames are in: stop taking them, build.
+	s.teach.mu.Lock()
+	s.teach.cur = nil
+	s.teach.mu.Unlock()
+	s.enrollReply(e.update(func(st *mqtt.EnrollState) { st.State = mqtt.EnrollBuilding }))
+	s.publishStatus()
+
+	mf := s.model
+	var opts patchcore.BuildOptions
+	if det := s.banks.current(); det != nil {
+		// The recipe of the bank in use, with its backbone: re-teaching
+		// after a product change keeps what the station was set up with.
+		meta := det.Bank().Meta
+		opts.Recipe = recipeOf(&meta)
+		if m := s.banks.modelOf(det); m != nil {
+			mf = m
+		}
+	}
+	opts.Threads = threads(s.cfg)
+	opts.Note = e.req.Note
+	if opts.Note == "" {
+		opts.Note = "taught on the station (cmd/bank/enroll " + e.state.ID + ")"
+	}
+	last := time.Now()
+	opts.Progress = func(stage string, done, total int) {
+		st := e.update(func(st *mqtt.EnrollState) { st.Stage, st.Done, st.Total = stage, done, total })
+		if time.Since(last) > time.Second || done == total {
+			last = time.Now()
+			s.enrollReply(st)
+		}
+	}
+	bk, rep, err := patchcore.Build(ctx, mf, paths, opts)
+	if err != nil {
+		return e.snapshot(), err
+	}
+	det, err := s.banks.prepare(bk)
+	if err != nil {
+		return e.snapshot(), err
+	}
+	detail := fmt.Sprintf("%d frames taught on the station, %d patches, %d kept", len(paths), rep.Patches, rep.Selected)
+	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
+		return st.Apply(bank.Change{Put: bk, Activate: e.req.Activate,
+			Audit: &bank.AuditEntry{Action: "enroll", Who: e.who, Result: bank.AuditOK, Detail: detail}})
+	})
+	if err != nil {
+		det.Close()
+		return e.snapshot(), err
+	}
+	s.publishAudit(bank.AuditEntry{Action: "enroll", Who: e.who, Version: v, Result: bank.AuditOK, Detail: detail})
+	if e.req.Activate {
+		s.banks.offerLoaded(det)
+	} else {
+		det.Close()
+	}
+	th := bk.Meta.Threshold
+	st := e.update(func(st *mqtt.EnrollState) {
+		st.State, st.Version, st.Active, st.Threshold = mqtt.EnrollDone, v, e.req.Activate, th.Value
+	})
+	s.log.Info("teach mode: bank stored", "version", v, "active", e.req.Activate, "threshold", th.Value, "frames", len(paths))
+	return st, nil
+}
+
+// recipeOf is the recipe bank m was built with (TEMPORARY until patchcore has it).
+func recipeOf(m *bank.Meta) patchcore.Recipe {
+	return patchcore.Recipe{Taps: m.Model.Taps, Crop: m.Preprocess.Crop, Project: m.Embed.Project, Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma}
+}
