@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -307,7 +309,7 @@ func TestBankEncodingRoundTripAndDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got.Vectors, b.Vectors) || got.Meta.Version != 7 || got.Meta.Threshold != b.Meta.Threshold {
+	if !slices.Equal(got.Vectors, b.Vectors) || got.Meta.Version != 7 || !reflect.DeepEqual(got.Meta.Threshold, b.Meta.Threshold) {
 		t.Fatal("bundle does not round-trip")
 	}
 	raw := buf.Bytes()
@@ -558,4 +560,47 @@ func FuzzStoreValues(f *testing.F) {
 		st.AuditLog(0)
 		st.Check()
 	})
+}
+
+// TestValidateBoundsCalibration: one case per rule on the calibration
+// fields (kept scores, target and expected false-reject rates, folds,
+// coverage radius); a bank without them (written before they existed) is
+// valid.
+func TestValidateBoundsCalibration(t *testing.T) {
+	ok := testMeta(8)
+	ok.Format, ok.Count, ok.SHA256 = FormatVersion, 1, strings.Repeat("cd", 32)
+	ok.Threshold.Scores, ok.Threshold.MapMaxima = []float64{1, 2}, []float64{3, 4}
+	ok.Threshold.Target, ok.Threshold.ExpectedFRR, ok.Threshold.Folds, ok.Coreset.Radius = 0.01, 0.01, 5, 2.5
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	old := testMeta(8)
+	old.Format, old.Count, old.SHA256 = FormatVersion, 1, strings.Repeat("cd", 32)
+	if err := old.Validate(); err != nil {
+		t.Fatalf("a bank without calibration scores: %v", err)
+	}
+	for _, c := range []struct {
+		field string
+		f     func(m *Meta)
+	}{
+		{"threshold.scores[1]", func(m *Meta) { m.Threshold.Scores[1] = math.NaN() }},
+		{"threshold.scores[0]", func(m *Meta) { m.Threshold.Scores[0] = -1 }},
+		{"threshold.map_maxima[0]", func(m *Meta) { m.Threshold.MapMaxima[0] = math.Inf(1) }},
+		{"threshold.map_maxima", func(m *Meta) { m.Threshold.MapMaxima = m.Threshold.MapMaxima[:1] }},
+		{"threshold.scores", func(m *Meta) {
+			m.Threshold.Scores, m.Threshold.MapMaxima = make([]float64, MaxScores+1), nil
+		}},
+		{"threshold.target_frr", func(m *Meta) { m.Threshold.Target = 1 }},
+		{"threshold.expected_frr", func(m *Meta) { m.Threshold.ExpectedFRR = -0.1 }},
+		{"threshold.folds", func(m *Meta) { m.Threshold.Folds = -1 }},
+		{"coreset.radius", func(m *Meta) { m.Coreset.Radius = math.NaN() }},
+	} {
+		m := ok
+		m.Threshold.Scores, m.Threshold.MapMaxima = slices.Clone(ok.Threshold.Scores), slices.Clone(ok.Threshold.MapMaxima)
+		c.f(&m)
+		err := m.Validate()
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.field+":") {
+			t.Errorf("%s: Validate = %v", c.field, err)
+		}
+	}
 }

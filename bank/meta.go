@@ -110,6 +110,10 @@ type Coreset struct {
 	ProjectDim int     `json:"project_dim"` // 0: selected on the vectors themselves
 	Patches    int     `json:"patches"`     // candidates
 	Seconds    float64 `json:"seconds"`
+	// Radius is the coverage radius in feature units: the largest distance
+	// from a candidate patch to its nearest bank vector (the k-center
+	// radius). 0 in banks written before it was recorded.
+	Radius float64 `json:"radius,omitempty"`
 }
 
 // Images counts the good images used.
@@ -119,10 +123,14 @@ type Images struct {
 	HoldoutFiles []string `json:"holdout_files,omitempty"`
 }
 
+// MaxScores bounds the calibration scores a bank keeps
+// (Threshold.Scores, Threshold.MapMaxima).
+const MaxScores = 1 << 16
+
 // Threshold is the pass/fail decision and how it was calibrated.
 type Threshold struct {
-	Rule       string  `json:"rule"`        // "max-margin", "quantile" or "sigma"
-	Param      float64 `json:"param"`       // margin, quantile or k
+	Rule       string  `json:"rule"`        // "tail", "max-margin", "quantile" or "sigma"
+	Param      float64 `json:"param"`       // target false-reject rate, margin, quantile or k
 	Value      float64 `json:"value"`       // image score above which a part fails
 	Pixel      float64 `json:"pixel"`       // anomaly-map value above which a pixel is anomalous
 	Width      float64 `json:"width"`       // logistic width of the normalized score
@@ -130,6 +138,21 @@ type Threshold struct {
 	PixelStats Stats   `json:"pixel_stats"` // holdout per-image map maxima
 	// F1 is the F1-optimal threshold when labelled defects were given.
 	F1 *F1Threshold `json:"f1,omitempty"`
+
+	// Target is the target false-reject rate of the "tail" rule (its Param).
+	Target float64 `json:"target_frr,omitempty"`
+	// ExpectedFRR is the share of good parts expected to fail at Value:
+	// Target for "tail", the tail model's estimate for the other rules.
+	ExpectedFRR float64 `json:"expected_frr,omitempty"`
+	// Folds is the number of out-of-fold calibration folds; 0 means a
+	// single held-out share (Images.Holdout).
+	Folds int `json:"folds,omitempty"`
+	// Scores are the calibration image scores themselves (good images
+	// each scored by a bank that did not learn from them), and MapMaxima
+	// the largest anomaly-map value of each, in the same order. Absent in
+	// banks written before they were kept.
+	Scores    []float64 `json:"scores,omitempty"`
+	MapMaxima []float64 `json:"map_maxima,omitempty"`
 }
 
 // F1Threshold is a threshold chosen on labelled data.
@@ -196,6 +219,28 @@ func (m *Meta) Validate() error {
 		return bad("threshold.pixel", "%v", m.Threshold.Pixel)
 	case !finite(m.Threshold.Width) || m.Threshold.Width <= 0:
 		return bad("threshold.width", "%v is not positive", m.Threshold.Width)
+	case !finite(m.Threshold.Target) || m.Threshold.Target < 0 || m.Threshold.Target >= 1:
+		return bad("threshold.target_frr", "%v outside [0, 1)", m.Threshold.Target)
+	case !finite(m.Threshold.ExpectedFRR) || m.Threshold.ExpectedFRR < 0 || m.Threshold.ExpectedFRR > 1:
+		return bad("threshold.expected_frr", "%v outside [0, 1]", m.Threshold.ExpectedFRR)
+	case m.Threshold.Folds < 0 || m.Threshold.Folds > MaxScores:
+		return bad("threshold.folds", "%d outside 0..%d", m.Threshold.Folds, MaxScores)
+	case len(m.Threshold.Scores) > MaxScores:
+		return bad("threshold.scores", "%d scores, at most %d", len(m.Threshold.Scores), MaxScores)
+	case len(m.Threshold.MapMaxima) != 0 && len(m.Threshold.MapMaxima) != len(m.Threshold.Scores):
+		return bad("threshold.map_maxima", "%d maxima for %d scores", len(m.Threshold.MapMaxima), len(m.Threshold.Scores))
+	case !finite(m.Coreset.Radius) || m.Coreset.Radius < 0:
+		return bad("coreset.radius", "%v is not a finite number >= 0", m.Coreset.Radius)
+	}
+	for _, f := range []struct {
+		name string
+		v    []float64
+	}{{"threshold.scores", m.Threshold.Scores}, {"threshold.map_maxima", m.Threshold.MapMaxima}} {
+		for i, x := range f.v {
+			if !finite(x) || x < 0 {
+				return bad(fmt.Sprintf("%s[%d]", f.name, i), "%v is not a finite number >= 0", x)
+			}
+		}
 	}
 	dims := 0
 	for i, d := range m.Embed.TapDims {

@@ -2,10 +2,12 @@ package patchcore
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"path/filepath"
 	"testing"
 
+	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 )
@@ -49,8 +51,9 @@ func TestBottleAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 	th := b.Meta.Threshold
-	t.Logf("bank: %d patches -> %d vectors of %d; embed %.1fs, coreset %.1fs, calibrate %.1fs; threshold %.4f (held-out max %.4f), pixel %.4f",
-		rep.Patches, rep.Selected, b.Meta.Dim, rep.EmbedTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), th.Value, th.Stats.Max, th.Pixel)
+	t.Logf("bank: %d patches -> %d vectors of %d; embed %.1fs, folds %.1fs, coreset %.1fs, calibrate %.1fs; threshold %.4f (%s %g, expected false-reject rate %.4f; %d calibration scores %.4f..%.4f), pixel %.4f",
+		rep.Patches, rep.Selected, b.Meta.Dim, rep.EmbedTime.Seconds(), rep.FoldTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(),
+		th.Value, th.Rule, th.Param, th.ExpectedFRR, th.Stats.N, th.Stats.Min, th.Stats.Max, th.Pixel)
 	d, err := Open(b, mf, Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +68,10 @@ func TestBottleAcceptance(t *testing.T) {
 	if res.ImageAUROC < 0.995 || res.PixelAUROC < 0.975 || res.AUPRO < 0.90 {
 		t.Errorf("below the acceptance line (image >= 0.995, pixel >= 0.975, AUPRO >= 0.90)")
 	}
-	if c.FP != 0 || c.FN > 3 {
-		t.Errorf("at the calibrated threshold %d good parts fail (want 0) and %d defective parts pass (want <= 3)", c.FP, c.FN)
+	// The tail rule targets 1% of good parts failing: of bottle's 20 good
+	// test parts at most 1 may.
+	if c.FP > 1 || c.FN > 3 {
+		t.Errorf("at the calibrated threshold %d good parts fail (want <= 1) and %d defective parts pass (want <= 3)", c.FP, c.FN)
 	}
 
 	fres, err := Evaluate(ctx, &floatScorer{d: d, vecs: rep.floatVectors}, bottle, EvalOptions{})
@@ -85,8 +90,83 @@ func TestBottleAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b2.Meta.SHA256 != b.Meta.SHA256 || b2.Meta.Threshold != b.Meta.Threshold {
+	if b2.Meta.SHA256 != b.Meta.SHA256 || !sameJSON(b2.Meta.Threshold, b.Meta.Threshold) {
 		t.Errorf("rebuild with the same seed (1 thread instead of 2) differs: vectors %s vs %s, threshold %v vs %v",
 			b2.Meta.SHA256[:12], b.Meta.SHA256[:12], b2.Meta.Threshold.Value, b.Meta.Threshold.Value)
+	}
+}
+
+// sameJSON says whether a and b encode to the same JSON.
+func sameJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// TestBottleThresholdTable: banks from the first 10, 20, 50 and all 209
+// good training images of bottle with the defaults (tail rule, 1% target,
+// 5 out-of-fold folds): of the 20 good test parts at most 1 may fail, and
+// none of the 63 defective ones may pass.
+func TestBottleThresholdTable(t *testing.T) {
+	bottle := heavy(t)
+	mf := loadTF2(t)
+	train, err := ImageFiles(filepath.Join(bottle, "train/good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := ImageFiles(filepath.Join(bottle, "test/good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defects []string
+	for _, kind := range []string{"broken_large", "broken_small", "contamination"} {
+		d, err := ImageFiles(filepath.Join(bottle, "test", kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defects = append(defects, d...)
+	}
+	ctx := context.Background()
+	t.Logf("%-6s %-10s %-14s %-10s %-12s %s", "bank", "good fail", "defects pass", "threshold", "expected FRR", "out-of-fold scores")
+	for _, n := range []int{10, 20, 50, len(train)} {
+		b, rep, err := Build(ctx, mf, train[:n], BuildOptions{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(b, mf, Options{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// count scores paths: how many get verdict fail, and the score
+		// nearest the wrong side (the largest when fail, else the smallest).
+		count := func(paths []string, fail bool) (k int, worst float64) {
+			var r Result
+			for _, p := range paths {
+				img, err := rgb.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := d.InspectInto(img, &r); err != nil {
+					t.Fatal(err)
+				}
+				if r.Fail == fail {
+					k++
+				}
+				if worst == 0 || (fail && r.Score > worst) || (!fail && r.Score < worst) {
+					worst = r.Score
+				}
+			}
+			return k, worst
+		}
+		gf, gmax := count(good, true)
+		dp, dmin := count(defects, false)
+		d.Close()
+		th := b.Meta.Threshold
+		t.Logf("%-6d %2d of %-4d %2d of %-8d %-10.4f %-12.4f %d in %.4f..%.4f (good test max %.4f, defect min %.4f; build %.1fs)",
+			n, gf, len(good), dp, len(defects), th.Value, th.ExpectedFRR, th.Stats.N, th.Stats.Min, th.Stats.Max, gmax, dmin,
+			(rep.EmbedTime + rep.FoldTime + rep.CoresetTime + rep.CalibrateTime).Seconds())
+		if gf > 1 || dp > 0 {
+			t.Errorf("bank of %d: %d good parts fail (want <= 1), %d defective parts pass (want 0)", n, gf, dp)
+		}
 	}
 }

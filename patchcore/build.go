@@ -3,6 +3,7 @@ package patchcore
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -18,21 +19,25 @@ import (
 
 // BuildOptions configures Build. Zero values take the defaults noted.
 type BuildOptions struct {
-	Recipe             // how frames become scores; stored in the bank
-	Ratio      float64 // coreset share, default 0.1
-	Max        int     // coreset cap, 0 = none
-	Holdout    float64 // share of good images held out for the threshold, default 0.1
+	Recipe         // how frames become scores; stored in the bank
+	Ratio  float64 // coreset share, default 0.1
+	Max    int     // coreset cap, 0 = none
+	// Folds is the number of out-of-fold calibration folds, default
+	// DefaultFolds, at most the number of images; SingleHoldout calibrates
+	// on one held-out share (Holdout) instead.
+	Folds      int
+	Holdout    float64 // share held out when Folds is SingleHoldout, default 0.1
 	Seed       uint64
 	CoresetDim int     // random projection for the coreset, default 128
-	Rule       string  // threshold rule, default "max-margin"
+	Rule       string  // threshold rule, default "tail"
 	Param      float64 // rule parameter, default DefaultParam(Rule)
 	Threads    int
 	Open       func(m *tflite.Model, taps []string, threads int) (model.Backbone, error)
-	// Progress reports stages "embed", "coreset" and "calibrate".
+	// Progress reports stages "embed", "coreset", "fold" and "calibrate".
 	Progress func(stage string, done, total int)
 	Note     string
 	// Defects are labelled defective images, optional: with them the bank
-	// also records the F1-optimal threshold over them and the held-out good
+	// also records the F1-optimal threshold over them and the calibration
 	// images (Threshold.F1). The calibrated rule stays in force.
 	Defects []string
 
@@ -41,10 +46,20 @@ type BuildOptions struct {
 	keepFloat bool
 }
 
+// DefaultFolds is the default number of out-of-fold calibration folds.
+const DefaultFolds = 5
+
+// SingleHoldout as BuildOptions.Folds calibrates on one held-out share of
+// the images, which the bank does not learn from.
+const SingleHoldout = -1
+
 func (o *BuildOptions) defaults() {
 	o.Recipe.defaults()
 	if o.Ratio == 0 {
 		o.Ratio = 0.1
+	}
+	if o.Folds == 0 {
+		o.Folds = DefaultFolds
 	}
 	if o.Holdout == 0 {
 		o.Holdout = 0.1
@@ -53,7 +68,7 @@ func (o *BuildOptions) defaults() {
 		o.CoresetDim = 128
 	}
 	if o.Rule == "" {
-		o.Rule = RuleMaxMargin
+		o.Rule = RuleTail
 	}
 	if o.Param == 0 {
 		o.Param = DefaultParam(o.Rule)
@@ -63,29 +78,53 @@ func (o *BuildOptions) defaults() {
 
 // BuildReport tells what Build did.
 type BuildReport struct {
+	// Train are the images the bank learnt from; Holdout the images held
+	// out for the threshold (none with folds: the bank learns from all).
 	Train, Holdout []string
+	Folds          int // out-of-fold folds, 0 with a single hold-out
 	Patches        int
 	Selected       int
 	EmbedTime      time.Duration
-	CoresetTime    time.Duration
+	CoresetTime    time.Duration // the final bank's coreset
+	FoldTime       time.Duration // the fold banks' coresets and scoring
 	CalibrateTime  time.Duration
-	HoldoutScores  []float64
+	// HoldoutScores are the calibration scores: each image scored by a
+	// bank that did not learn from it (out-of-fold, or held out), in the
+	// order of the images given (Holdout's order with a single hold-out).
+	HoldoutScores []float64
 
 	floatVectors []float32 // the selected vectors before int8 quantization (keepFloat)
 }
 
-// Build makes a bank from good images: it holds out a seeded share for the
-// threshold, embeds the rest, selects the coreset, quantizes it to int8 and
-// calibrates the threshold on the held-out images. The bank records mf's
-// fingerprint, and its path as a hint.
+// Build makes a bank from good images and calibrates its threshold on
+// scores of good images the scoring bank did not learn from.
+//
+// By default (Folds > 0) it embeds every image once, splits the images into
+// seeded folds, and for each fold selects a coreset from the other folds'
+// patches exactly as a bank built from those images alone would be (their
+// own int8 scale, the same seed) and scores the fold's images against it:
+// n images give n out-of-fold scores. The bank itself is then built from
+// all images. With Folds = SingleHoldout it holds out a seeded share
+// instead, builds the bank from the rest and scores the held-out images.
+// The bank records mf's fingerprint, and its path as a hint.
 func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptions) (*bank.Bank, *BuildReport, error) {
 	m := mf.Model
 	opts.defaults()
 	if len(images) < 2 {
 		return nil, nil, fmt.Errorf("patchcore: a bank needs at least 2 good images (1 to learn, 1 to calibrate); got %d", len(images))
 	}
-	if !(opts.Holdout > 0 && opts.Holdout < 1) {
-		return nil, nil, fmt.Errorf("patchcore: holdout %v outside (0, 1)", opts.Holdout)
+	if opts.Folds == SingleHoldout {
+		if !(opts.Holdout > 0 && opts.Holdout < 1) {
+			return nil, nil, fmt.Errorf("patchcore: holdout %v outside (0, 1)", opts.Holdout)
+		}
+	} else if opts.Folds < 2 {
+		return nil, nil, fmt.Errorf("patchcore: %d calibration folds; use at least 2, or SingleHoldout", opts.Folds)
+	}
+	if len(images) > bank.MaxScores {
+		return nil, nil, fmt.Errorf("patchcore: %d images, a bank calibrates on at most %d", len(images), bank.MaxScores)
+	}
+	if _, err := applyRule(opts.Rule, opts.Param, []float64{1, 2}); err != nil {
+		return nil, nil, err // a bad rule fails before minutes of work
 	}
 	if len(opts.Taps) == 0 {
 		taps, err := DefaultTaps(m)
@@ -95,7 +134,12 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		opts.Taps = taps
 	}
 	rep := &BuildReport{}
-	rep.Train, rep.Holdout = splitHoldout(images, opts.Holdout, opts.Seed)
+	if opts.Folds == SingleHoldout {
+		rep.Train, rep.Holdout = splitHoldout(images, opts.Holdout, opts.Seed)
+	} else {
+		opts.Folds = min(opts.Folds, len(images))
+		rep.Train, rep.Folds = images, opts.Folds
+	}
 
 	// One pool for the backbone, the coreset and the calibration (see
 	// engine.Options.Pool); closed after the backbone.
@@ -124,9 +168,10 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	gw, gh := emb.Grid()
 	dim, cells := emb.Dim(), gw*gh
 
-	// Embed the training images.
+	// Embed the training images, each once.
 	t0 := time.Now()
 	feats := make([]float32, 0, len(rep.Train)*cells*dim)
+	sizes := make([][2]int, len(rep.Train))
 	for i, path := range rep.Train {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("patchcore: build stopped: %w", err)
@@ -146,75 +191,130 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 			return nil, nil, err
 		}
 		feats = append(feats, v...)
+		sizes[i] = [2]int{img.W, img.H}
 		if opts.Progress != nil {
 			opts.Progress("embed", i+1, len(rep.Train))
 		}
 	}
 	rep.EmbedTime = time.Since(t0)
-	n := len(feats) / dim
-	rep.Patches = n
-
-	// Quantize with one scale that clips nothing, then select the coreset.
-	scale := bank.ScaleFor(feats)
-	q := make([]int8, len(feats))
-	bank.Quantize(feats, scale, q)
-	t1 := time.Now()
-	var prog func(done, total int)
-	if opts.Progress != nil {
-		prog = func(done, total int) { opts.Progress("coreset", done, total) }
-	}
-	sel, err := bank.Select(ctx, q, n, dim, bank.CoresetOptions{
-		Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed, ProjectDim: opts.CoresetDim, Pool: pool, Progress: prog,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	rep.CoresetTime = time.Since(t1)
-	rep.Selected = len(sel)
-	vecs := make([]int8, len(sel)*dim)
-	for k, i := range sel {
-		copy(vecs[k*dim:(k+1)*dim], q[i*dim:(i+1)*dim])
-	}
-	if opts.keepFloat {
-		rep.floatVectors = make([]float32, len(sel)*dim)
-		for k, i := range sel {
-			copy(rep.floatVectors[k*dim:(k+1)*dim], feats[i*dim:(i+1)*dim])
-		}
-	}
-	feats, q = nil, nil
+	per := cells * dim
 
 	coresetDim := opts.CoresetDim
 	if coresetDim >= dim {
 		coresetDim = 0
 	}
-	meta := bank.Meta{
-		Created: time.Now().UTC().Truncate(time.Second),
-		Note:    opts.Note,
-		Model:   bank.ModelRef{Path: mf.Path, SHA256: mf.SHA256},
-		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed,
-			ProjectDim: coresetDim, Patches: n, Seconds: rep.CoresetTime.Seconds()},
-		Images:    bank.Images{Train: len(rep.Train), Holdout: len(rep.Holdout)},
-		Scale:     scale,
-		Threshold: bank.Threshold{Rule: opts.Rule, Param: opts.Param, Value: 1, Pixel: 1, Width: 1},
+	// newBank makes the bank that images with patch vectors f would give.
+	newBank := func(f []float32, prog func(done, total int)) (*bank.Bank, []int8, error) {
+		n := len(f) / dim
+		// Quantize with one scale that clips nothing, then select the coreset.
+		scale := bank.ScaleFor(f)
+		q := make([]int8, len(f))
+		bank.Quantize(f, scale, q)
+		t1 := time.Now()
+		sel, err := bank.Select(ctx, q, n, dim, bank.CoresetOptions{
+			Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed, ProjectDim: coresetDim, Pool: pool, Progress: prog,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		vecs := make([]int8, len(sel)*dim)
+		for k, i := range sel {
+			copy(vecs[k*dim:(k+1)*dim], q[i*dim:(i+1)*dim])
+		}
+		meta := bank.Meta{
+			Created: time.Now().UTC().Truncate(time.Second),
+			Note:    opts.Note,
+			Model:   bank.ModelRef{Path: mf.Path, SHA256: mf.SHA256},
+			Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed,
+				ProjectDim: coresetDim, Patches: n, Seconds: time.Since(t1).Seconds()},
+			Images:    bank.Images{Train: n / cells},
+			Scale:     scale,
+			Threshold: bank.Threshold{Rule: opts.Rule, Param: opts.Param, Value: 1, Pixel: 1, Width: 1},
+		}
+		opts.Recipe.Stamp(&meta, in, emb, opts.Seed)
+		b, err := bank.New(meta, vecs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if opts.keepFloat {
+			rep.floatVectors = make([]float32, len(sel)*dim)
+			for k, i := range sel {
+				copy(rep.floatVectors[k*dim:(k+1)*dim], f[i*dim:(i+1)*dim])
+			}
+		}
+		return b, q, nil
 	}
-	opts.Recipe.Stamp(&meta, in, emb, opts.Seed)
-	for _, h := range rep.Holdout {
-		meta.Images.HoldoutFiles = append(meta.Images.HoldoutFiles, filepath.Base(h))
+
+	// Out-of-fold scores: fold k's images against a bank of the others.
+	var scores, maxima []float64
+	var r Result
+	if rep.Folds > 0 {
+		t1 := time.Now()
+		scores, maxima = make([]float64, len(rep.Train)), make([]float64, len(rep.Train))
+		fold := assignFolds(len(rep.Train), rep.Folds, opts.Seed)
+		rest := make([]float32, 0, len(feats))
+		for k := range rep.Folds {
+			rest = rest[:0]
+			for i := range rep.Train {
+				if fold[i] != k {
+					rest = append(rest, feats[i*per:(i+1)*per]...)
+				}
+			}
+			fb, _, err := newBank(rest, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			d, err := newDetector(fb, bb, pool)
+			if err != nil {
+				return nil, nil, err
+			}
+			for i := range rep.Train {
+				if fold[i] != k {
+					continue
+				}
+				if err := d.scoreVecs(feats[i*per:(i+1)*per], sizes[i][0], sizes[i][1], &r); err != nil {
+					return nil, nil, fmt.Errorf("patchcore: %s: %w", rep.Train[i], err)
+				}
+				scores[i], maxima[i] = r.Score, float64(slices.Max(r.Map))
+			}
+			if opts.Progress != nil {
+				opts.Progress("fold", k+1, rep.Folds)
+			}
+		}
+		rep.FoldTime = time.Since(t1)
 	}
-	b, err := bank.New(meta, vecs)
+
+	// The bank.
+	t1 := time.Now()
+	var prog func(done, total int)
+	if opts.Progress != nil {
+		prog = func(done, total int) { opts.Progress("coreset", done, total) }
+	}
+	b, q, err := newBank(feats, prog)
 	if err != nil {
 		return nil, nil, err
 	}
+	rep.CoresetTime = time.Since(t1)
+	rep.Patches, rep.Selected = b.Meta.Coreset.Patches, b.Meta.Count
+	feats = nil
+	b.Meta.Coreset.Radius, err = coverageRadius(b, q, cells, pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	q = nil
+	b.Meta.Images.Holdout = len(rep.Holdout)
+	for _, h := range rep.Holdout {
+		b.Meta.Images.HoldoutFiles = append(b.Meta.Images.HoldoutFiles, filepath.Base(h))
+	}
 
-	// Calibrate on the held-out images with the bank as it will score.
+	// Calibrate with the bank as it will score: on the held-out images, or
+	// on the out-of-fold scores.
 	t2 := time.Now()
 	// The detector borrows bb and pool, which the defers above close.
 	d, err := newDetector(b, bb, pool)
 	if err != nil {
 		return nil, nil, err
 	}
-	scores, maxima := make([]float64, 0, len(rep.Holdout)), make([]float64, 0, len(rep.Holdout))
-	var r Result
 	for i, path := range rep.Holdout {
 		img, err := rgb.ReadFile(path)
 		if err != nil {
@@ -233,6 +333,7 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	if err != nil {
 		return nil, nil, err
 	}
+	th.Folds = rep.Folds
 	if len(opts.Defects) > 0 {
 		all := slices.Clone(scores)
 		labels := make([]bool, len(scores), len(scores)+len(opts.Defects))
@@ -259,6 +360,37 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		return nil, nil, err
 	}
 	return b, rep, nil
+}
+
+// assignFolds puts n images into k seeded folds of sizes differing by at
+// most one: fold[i] is image i's fold.
+func assignFolds(n, k int, seed uint64) []int {
+	rng := rand.New(rand.NewPCG(seed, 0x666f6c6473)) // "folds"
+	fold := make([]int, n)
+	for j, i := range rng.Perm(n) {
+		fold[i] = j % k
+	}
+	return fold
+}
+
+// coverageRadius is the largest distance, in feature units, from any of
+// the candidate patches q (cells per image) to its nearest vector of b:
+// the radius of the k-center cover b is.
+func coverageRadius(b *bank.Bank, q []int8, cells int, pool *parallel.Pool) (float64, error) {
+	dim := b.Meta.Dim
+	n := len(q) / dim
+	s := bank.NewSearcher(b, pool)
+	defer s.Close()
+	d2, nn := make([]int32, cells), make([]int32, cells)
+	var big int32
+	for lo := 0; lo < n; lo += cells {
+		m := min(cells, n-lo)
+		if err := s.Nearest(q[lo*dim:(lo+m)*dim], m, d2[:m], nn[:m]); err != nil {
+			return 0, err
+		}
+		big = max(big, slices.Max(d2[:m]))
+	}
+	return math.Sqrt(float64(big)) * float64(b.Meta.Scale), nil
 }
 
 // splitHoldout returns the images kept for the bank and the seeded share

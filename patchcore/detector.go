@@ -237,6 +237,24 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 	if err := d.embedFrame(img, r); err != nil {
 		return err
 	}
+	return d.scoreEmbedded(img.W, img.H, r)
+}
+
+// scoreVecs scores patch vectors embedded earlier (by this bank's recipe)
+// from a frame of fw×fh pixels, as InspectInto would score that frame:
+// Build and Append embed each image once and score it against several
+// banks.
+func (d *Detector) scoreVecs(vecs []float32, fw, fh int, r *Result) error {
+	if len(vecs) != len(d.q) {
+		return fmt.Errorf("patchcore: %d embedded values, the bank's grid needs %d", len(vecs), len(d.q))
+	}
+	d.vecs = vecs
+	d.pool.Run(len(vecs), 8192, d.quantFn)
+	return d.scoreEmbedded(fw, fh, r)
+}
+
+// scoreEmbedded scores the frame whose int8 patch vectors are in d.q.
+func (d *Detector) scoreEmbedded(fw, fh int, r *Result) error {
 	t := time.Now()
 	if err := d.search.Nearest(d.q, len(d.patch), d.d2, d.nn); err != nil {
 		return err
@@ -251,7 +269,7 @@ func (d *Detector) InspectInto(img *rgb.Image, r *Result) error {
 		score = d.reweight(best, sStar)
 	}
 	r.Timing[StageSearch] = time.Since(t)
-	d.finish(img, r, score, sStar)
+	d.finish(fw, fh, r, score, sStar)
 	return nil
 }
 
@@ -290,14 +308,14 @@ func (d *Detector) patchMax() (int, float64) {
 
 // finish turns the patch scores in d.patch and the image score into the
 // anomaly map, the regions and the verdict.
-func (d *Detector) finish(img *rgb.Image, r *Result, score, sStar float64) {
+func (d *Detector) finish(fw, fh int, r *Result, score, sStar float64) {
 	t := time.Now()
 	gw, gh := d.emb.Grid()
 	iw, ih := d.inW, d.inH
 	Upsample(d.patch, gw, gh, d.amap, iw, ih)
 	d.blur.Apply(d.amap, iw, ih)
-	x, y, cw, ch := rgb.CenterCrop(img.W, img.H, d.meta.Preprocess.Crop)
-	r.Geometry = Geometry{FrameW: img.W, FrameH: img.H, X: x, Y: y, W: cw, H: ch, InW: iw, InH: ih}
+	x, y, cw, ch := rgb.CenterCrop(fw, fh, d.meta.Preprocess.Crop)
+	r.Geometry = Geometry{FrameW: fw, FrameH: fh, X: x, Y: y, W: cw, H: ch, InW: iw, InH: ih}
 	r.Regions, d.lab = r.Geometry.regionsInto(d.amap, d.meta.Threshold.Pixel, d.lab, &d.rb)
 	r.Map = d.amap
 	r.Timing[StageMap] = time.Since(t)

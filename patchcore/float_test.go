@@ -30,7 +30,7 @@ func (f *floatScorer) InspectInto(img *rgb.Image, r *Result) error {
 	if d.meta.Score.Image == ImageEq7 {
 		score = f.reweight(best, sStar)
 	}
-	d.finish(img, r, score, sStar)
+	d.finish(img.W, img.H, r, score, sStar)
 	return nil
 }
 

@@ -68,3 +68,43 @@ func TestTailRuleMeansWhatItSays(t *testing.T) {
 		}
 	}
 }
+
+// TestTailRuleInCalibrate: scores 1, e, e² (log mean 1, log sd 1): the
+// tail rule at p = 5% is exp(1 + t_{0.95,2}·√(4/3)) = 79.1788 (see
+// TestTailThresholdByHand); the bank keeps the scores, the target and the
+// expected rate. For max-margin on the same scores (t = 1.1·e² = 8.128)
+// the expected rate is the tail model's: 1 − F_2((ln 8.128 − 1)/√(4/3)) =
+// 1 − F_2(0.9482) = 0.2215 (F_2(x) = 1/2 + x/(2√(2 + x²))).
+func TestTailRuleInCalibrate(t *testing.T) {
+	s := []float64{1, math.E, math.E * math.E}
+	th, err := Calibrate(RuleTail, 0.05, s, s)
+	if err != nil || math.Abs(th.Value-79.1788) > 1e-3 || th.Pixel != th.Value || th.Target != 0.05 || th.ExpectedFRR != 0.05 || len(th.Scores) != 3 || len(th.MapMaxima) != 3 {
+		t.Fatalf("tail: %+v, %v", th, err)
+	}
+	th, err = Calibrate(RuleMaxMargin, 1.1, s, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := (math.Log(1.1*math.E*math.E) - 1) / math.Sqrt(4.0/3)
+	want := 0.5 - x/(2*math.Sqrt(2+x*x))
+	if math.Abs(th.ExpectedFRR-want) > 1e-9 || math.Abs(want-0.2215) > 1e-4 || th.Target != 0 {
+		t.Errorf("max-margin: expected false-reject rate %v, want %v (target %v)", th.ExpectedFRR, want, th.Target)
+	}
+	// The estimate inverts the rule.
+	for _, p := range []float64{0.001, 0.01, 0.2} {
+		v, _ := TailThreshold(s, p)
+		if got := ExpectedFRR(s, v); math.Abs(got-p) > 1e-9*max(1, p) {
+			t.Errorf("ExpectedFRR at the tail threshold for %v = %v", p, got)
+		}
+	}
+	// Without the model: the share of scores above t.
+	if got := ExpectedFRR([]float64{0, 1, 2, 3}, 1.5); got != 0.5 {
+		t.Errorf("empirical rate %v, want 0.5", got)
+	}
+	// A map maximum of 0 has no logarithm: the pixel threshold falls back
+	// to the largest maximum instead of failing the calibration.
+	th, err = Calibrate(RuleTail, 0.01, s, []float64{0, 2, 3})
+	if err != nil || th.Pixel != 3 {
+		t.Errorf("pixel threshold with a zero map maximum: %v, %v", th.Pixel, err)
+	}
+}

@@ -52,13 +52,15 @@ func bankBuild(args []string, out io.Writer) error {
 	var o patchcore.BuildOptions
 	fs.Float64Var(&o.Ratio, "ratio", 0.1, "share of patches kept by the coreset")
 	fs.IntVar(&o.Max, "max", 0, "cap on the coreset size (0 = none)")
-	fs.Float64Var(&o.Holdout, "holdout", 0.1, "share of good images held out to calibrate the threshold")
+	fs.IntVar(&o.Folds, "folds", patchcore.DefaultFolds, "out-of-fold calibration: score each of K folds of the good images against a bank of the others (at most the number of images); 0 = hold out a share instead (--holdout)")
+	fs.Float64Var(&o.Holdout, "holdout", 0.1, "with --folds 0: share of good images held out to calibrate the threshold")
 	taps := fs.String("taps", "", "comma-separated feature-map tensors (names, or #index from `model info --tensors`), finest first; auto picks them by stride (default: the model's known taps, else auto)")
 	seed := fs.Uint64("seed", 0, "seed for the holdout split, coreset start and projections")
 	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "threads")
 	fs.Float64Var(&o.Crop, "crop", 0, "centre-crop fraction of the shorter side before resizing (0 = whole frame)")
-	fs.StringVar(&o.Rule, "rule", patchcore.RuleMaxMargin, "threshold rule: max-margin, quantile or sigma")
-	fs.Float64Var(&o.Param, "param", 0, "threshold rule parameter (default: 1.1, 0.99 or 4 by rule)")
+	fs.StringVar(&o.Rule, "rule", patchcore.RuleTail, "threshold rule: tail (set by --target-frr), max-margin, quantile or sigma")
+	fs.Float64Var(&o.Param, "param", 0, "parameter of the max-margin, quantile or sigma rule (default: 1.1, 0.99 or 4 by rule)")
+	targetFRR := fs.Float64("target-frr", 0, "tail rule: the share of good parts allowed to fail, in (0, 0.5) (default 0.01)")
 	fs.IntVar(&o.CoresetDim, "coreset-dim", 128, "random projection dimension for coreset selection")
 	fs.IntVar(&o.Project, "project", 0, "project patch vectors to this many dimensions (0 = keep)")
 	fs.StringVar(&o.Image, "image-score", "eq7", "image score: eq7 (re-weighted, b neighbours) or max")
@@ -70,7 +72,10 @@ func bankBuild(args []string, out io.Writer) error {
 		return err
 	}
 	if *modelPath == "" || *images == "" || *db == "" {
-		return errors.New("usage: linesight bank build --model FILE --images DIR --db FILE [--ratio 0.1] [--holdout 0.1] [--taps a,b] [--seed S]")
+		return errors.New("usage: linesight bank build --model FILE --images DIR --db FILE [--target-frr 0.01] [--folds 5] [--ratio 0.1] [--taps a,b] [--seed S]")
+	}
+	if err := thresholdFlags(&o, fs, *targetFRR); err != nil {
+		return err
 	}
 	o.Seed = *seed
 	if *taps != "" && *taps != "auto" {
@@ -135,17 +140,60 @@ func bankBuild(args []string, out io.Writer) error {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	mt := &b.Meta
 	fmt.Fprintf(out, "bank version %d stored in %s%s\n", v, *db, map[bool]string{true: "", false: " and activated"}[*noActivate])
-	fmt.Fprintf(out, "  images     %d for the bank, %d held out for the threshold\n", len(rep.Train), len(rep.Holdout))
+	if rep.Folds > 0 {
+		fmt.Fprintf(out, "  images     %d for the bank; threshold from %d out-of-fold scores (%d folds)\n", len(rep.Train), len(rep.HoldoutScores), rep.Folds)
+	} else {
+		fmt.Fprintf(out, "  images     %d for the bank, %d held out for the threshold\n", len(rep.Train), len(rep.Holdout))
+	}
 	fmt.Fprintf(out, "  patches    %d (%dx%d grid, %d-d, taps %s)\n", rep.Patches, mt.Embed.GridW, mt.Embed.GridH, mt.Dim, strings.Join(mt.Model.Taps, ", "))
 	fmt.Fprintf(out, "  bank       %d vectors (%.1f%%), %.1f MiB int8, scale %.4g\n", rep.Selected, 100*float64(rep.Selected)/float64(rep.Patches), float64(len(b.Vectors))/(1<<20), mt.Scale)
-	fmt.Fprintf(out, "  threshold  %.4f (%s %g; held-out scores %.4f..%.4f, mean %.4f), pixel %.4f\n", mt.Threshold.Value, mt.Threshold.Rule, mt.Threshold.Param,
-		mt.Threshold.Stats.Min, mt.Threshold.Stats.Max, mt.Threshold.Stats.Mean, mt.Threshold.Pixel)
+	printThreshold(out, &mt.Threshold)
 	if f := mt.Threshold.F1; f != nil {
-		fmt.Fprintf(out, "  F1-optimal threshold %.4f (F1 %.4f over %d held-out good and %d defective images; not in force)\n", f.Value, f.F1, len(rep.Holdout), f.Defects)
+		fmt.Fprintf(out, "  F1-optimal threshold %.4f (F1 %.4f over %d calibration good and %d defective images; not in force)\n", f.Value, f.F1, len(rep.HoldoutScores), f.Defects)
 	}
-	fmt.Fprintf(out, "  time       %.1fs (embed %.1fs, coreset %.1fs, calibrate %.1fs), peak memory %d MiB\n", time.Since(start).Seconds(),
-		rep.EmbedTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), ru.Maxrss/1024)
+	fmt.Fprintf(out, "  time       %.1fs (embed %.1fs, folds %.1fs, coreset %.1fs, calibrate %.1fs), peak memory %d MiB\n", time.Since(start).Seconds(),
+		rep.EmbedTime.Seconds(), rep.FoldTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), ru.Maxrss/1024)
 	return nil
+}
+
+// thresholdFlags applies --folds 0 and --target-frr to o: the target is
+// the tail rule's parameter, and an error with any other rule.
+func thresholdFlags(o *patchcore.BuildOptions, fs *flag.FlagSet, targetFRR float64) error {
+	if o.Folds == 0 {
+		o.Folds = patchcore.SingleHoldout
+	} else if o.Folds < 2 {
+		return fmt.Errorf("bank build: --folds %d: use at least 2 folds, or 0 for a single hold-out (--holdout)", o.Folds)
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "target-frr" })
+	if !set {
+		if o.Rule == patchcore.RuleTail && o.Param != 0 {
+			return errors.New("bank build: the tail rule takes its target with --target-frr, not --param")
+		}
+		return nil
+	}
+	if o.Rule != patchcore.RuleTail {
+		return fmt.Errorf("bank build: --target-frr sets the tail rule's target false-reject rate; --rule %s takes --param instead", o.Rule)
+	}
+	if !(targetFRR > 0 && targetFRR < 0.5) {
+		return fmt.Errorf("bank build: --target-frr %v outside (0, 0.5)", targetFRR)
+	}
+	o.Param = targetFRR
+	return nil
+}
+
+// printThreshold writes a bank's threshold and how it was calibrated.
+func printThreshold(out io.Writer, th *bank.Threshold) {
+	rule := fmt.Sprintf("%s %g", th.Rule, th.Param)
+	if th.Rule == patchcore.RuleTail {
+		rule = fmt.Sprintf("tail, target false-reject rate %.4g", th.Target)
+	}
+	fmt.Fprintf(out, "  threshold  %.4f (%s; expected false-reject rate %.4g), pixel %.4f\n", th.Value, rule, th.ExpectedFRR, th.Pixel)
+	from := "held-out scores"
+	if th.Folds > 0 {
+		from = fmt.Sprintf("out-of-fold scores, %d folds", th.Folds)
+	}
+	fmt.Fprintf(out, "  calibrated on %d %s: %.4f..%.4f, mean %.4f\n", th.Stats.N, from, th.Stats.Min, th.Stats.Max, th.Stats.Mean)
 }
 
 func dbFlag(fs *flag.FlagSet) *string {

@@ -61,7 +61,8 @@ func TestBankBuildEvalInspectLifecycle(t *testing.T) {
 	work := t.TempDir()
 	db := filepath.Join(work, "banks.db")
 	out := runOK(t, "bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--ratio", "0.2", "--threads", "2")
-	for _, want := range []string{"bank version 1 stored", "activated", "9 for the bank, 1 held out", "7056 (28x28 grid, 96-d", "threshold"} {
+	for _, want := range []string{"bank version 1 stored", "activated", "10 for the bank; threshold from 10 out-of-fold scores (5 folds)", "7840 (28x28 grid, 96-d",
+		"tail, target false-reject rate 0.01; expected false-reject rate 0.01", "calibrated on 10 out-of-fold scores, 5 folds"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bank build output lacks %q:\n%s", want, out)
 		}
@@ -205,5 +206,30 @@ func TestBankBuildDoesNotHoldTheDatabase(t *testing.T) {
 	st.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBankBuildThresholdFlags: --target-frr belongs to the tail rule, the
+// old rules keep --param, and --folds 1 is refused; all before any work.
+func TestBankBuildThresholdFlags(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "b.db")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rule", "max-margin", "--target-frr", "0.01"}, "--rule max-margin takes --param"},
+		{[]string{"--target-frr", "0.7"}, "--target-frr 0.7 outside (0, 0.5)"},
+		{[]string{"--param", "0.05"}, "takes its target with --target-frr"},
+		{[]string{"--folds", "1"}, "--folds 1: use at least 2 folds"},
+	} {
+		args := append([]string{"bank", "build", "--model", "missing.tflite", "--images", t.TempDir(), "--db", db}, c.args...)
+		var out bytes.Buffer
+		err := run(args, &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error mentioning %q", c.args, err, c.want)
+		}
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("refused builds touched the database: %v", err)
 	}
 }
