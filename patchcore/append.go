@@ -1,0 +1,301 @@
+package patchcore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/model"
+)
+
+// AppendOptions configures Append.
+type AppendOptions struct {
+	Threads int
+	// Progress reports stages "embed", "cover" and "calibrate".
+	Progress func(stage string, done, total int)
+	Note     string // the new version's note; empty keeps the bank's
+}
+
+// AppendReport tells what Append did.
+type AppendReport struct {
+	Images  int // images appended
+	Patches int // their patches
+	Added   int // patches added to the bank
+	// Radius is the coverage radius used (feature units); RadiusFallback
+	// says it was estimated because the bank did not record one.
+	Radius         float64
+	RadiusFallback bool
+	// Before and After are the appended images' scores against the old
+	// and the new bank; LeaveOneOut each one's score against the old bank
+	// plus the other appended images' added patches (the calibration
+	// scores it contributes).
+	Before, After, LeaveOneOut []float64
+	// OldThreshold and NewThreshold are the image thresholds of the two
+	// banks; Recalibrated is false when the old bank kept no calibration
+	// scores, and the threshold was kept as it was.
+	OldThreshold, NewThreshold float64
+	Recalibrated               bool
+}
+
+// Append grows bank b with good images and returns the new bank (b is not
+// changed). The images are embedded with b's recipe (Open checks that mf is
+// b's model). Their patches that b already covers (nearest bank vector
+// within the coverage radius r, bank.Coreset.Radius) are dropped; the rest
+// extend the coreset greedily as k-center selection would: the patch
+// farthest from the bank joins it (int8 with b's scale, clipped), until
+// every appended patch is within r. The threshold is recalibrated with b's
+// rule on b's kept calibration scores (still honest: they came from banks
+// that did not learn from their images, and the bank only grows) plus each
+// appended image's leave-one-out score (against b plus the other appended
+// images' added patches).
+//
+// Banks written before the radius was recorded use the smallest distance
+// between two of their vectors: in greedy k-center selection that is the
+// distance at which the last centre was chosen, the radius just before it,
+// so a slight overestimate of the final radius. Banks without kept scores
+// keep their threshold (AppendReport.Recalibrated is false).
+func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, opts AppendOptions) (*bank.Bank, *AppendReport, error) {
+	if len(images) == 0 {
+		return nil, nil, fmt.Errorf("patchcore: append needs at least 1 image")
+	}
+	if len(b.Meta.Threshold.Scores)+len(images) > bank.MaxScores {
+		return nil, nil, fmt.Errorf("patchcore: %d kept scores and %d images exceed %d", len(b.Meta.Threshold.Scores), len(images), bank.MaxScores)
+	}
+	d, err := Open(b, mf, Options{Threads: opts.Threads})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Close()
+	meta := &b.Meta
+	dim := meta.Dim
+	gw, gh := d.Grid()
+	cells := gw * gh
+	per := cells * dim
+	rep := &AppendReport{Images: len(images), Patches: len(images) * cells, OldThreshold: meta.Threshold.Value}
+
+	// Embed once: the float vectors (to score against other banks) and
+	// their int8 form with b's scale; the score against b on the way.
+	feats := make([]float32, 0, len(images)*per)
+	q := make([]int8, 0, len(images)*per)
+	sizes := make([][2]int, len(images))
+	var r Result
+	for i, path := range images {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("patchcore: append stopped: %w", err)
+		}
+		img, err := rgb.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := d.InspectInto(img, &r); err != nil {
+			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
+		}
+		feats, q = append(feats, d.vecs...), append(q, d.q...)
+		sizes[i] = [2]int{img.W, img.H}
+		rep.Before = append(rep.Before, r.Score)
+		if opts.Progress != nil {
+			opts.Progress("embed", i+1, len(images))
+		}
+	}
+
+	rep.Radius = meta.Coreset.Radius
+	if !(rep.Radius > 0) {
+		rep.Radius, rep.RadiusFallback = smallestSpacing(b, d.pool), true
+	}
+	added, err := cover(ctx, b, q, cells, rep.Radius, d.pool, opts.Progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Added = len(added)
+
+	// bankWith is b plus the added patches of the images keep says.
+	bankWith := func(keep func(img int) bool) (*bank.Bank, error) {
+		vecs := slices.Clone(b.Vectors)
+		for _, i := range added {
+			if keep(i / cells) {
+				vecs = append(vecs, q[i*dim:(i+1)*dim]...)
+			}
+		}
+		m := cloneMeta(meta)
+		return bank.New(m, vecs)
+	}
+	nb, err := bankWith(func(int) bool { return true })
+	if err != nil {
+		return nil, nil, err
+	}
+	nd, err := newDetector(nb, d.bb, d.pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	addedBy := make([]int, len(images))
+	for _, i := range added {
+		addedBy[i/cells]++
+	}
+	maxima := make([]float64, len(images))
+	for i := range images {
+		if err := nd.scoreVecs(feats[i*per:(i+1)*per], sizes[i][0], sizes[i][1], &r); err != nil {
+			return nil, nil, err
+		}
+		rep.After = append(rep.After, r.Score)
+		loo, mx := r.Score, float64(slices.Max(r.Map))
+		if addedBy[i] > 0 {
+			// Image i's own patches are in nb: score it without them.
+			lb, err := bankWith(func(img int) bool { return img != i })
+			if err != nil {
+				return nil, nil, err
+			}
+			ld, err := newDetector(lb, d.bb, d.pool)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := ld.scoreVecs(feats[i*per:(i+1)*per], sizes[i][0], sizes[i][1], &r); err != nil {
+				return nil, nil, err
+			}
+			loo, mx = r.Score, float64(slices.Max(r.Map))
+		}
+		rep.LeaveOneOut, maxima[i] = append(rep.LeaveOneOut, loo), mx
+		if opts.Progress != nil {
+			opts.Progress("calibrate", i+1, len(images))
+		}
+	}
+
+	m := &nb.Meta
+	m.Created = time.Now().UTC().Truncate(time.Second)
+	if opts.Note != "" {
+		m.Note = opts.Note
+	}
+	m.Origin = nil
+	m.Images.Train += len(images)
+	m.Coreset.Patches += rep.Patches
+	m.Coreset.Radius = rep.Radius
+	if old := meta.Threshold; len(old.Scores) > 0 && len(old.MapMaxima) == len(old.Scores) {
+		th, err := Calibrate(old.Rule, old.Param, append(slices.Clone(old.Scores), rep.LeaveOneOut...),
+			append(slices.Clone(old.MapMaxima), maxima...))
+		if err != nil {
+			return nil, nil, err
+		}
+		th.Folds = old.Folds
+		m.Threshold, rep.Recalibrated = th, true
+	}
+	rep.NewThreshold = m.Threshold.Value
+	if err := m.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return nb, rep, nil
+}
+
+// cloneMeta copies m, its slices included, as an unversioned bank's.
+func cloneMeta(m *bank.Meta) bank.Meta {
+	c := *m
+	c.Version = 0
+	c.Model.Taps = slices.Clone(m.Model.Taps)
+	c.Embed.TapDims = slices.Clone(m.Embed.TapDims)
+	c.Images.HoldoutFiles = slices.Clone(m.Images.HoldoutFiles)
+	c.Threshold.Scores = slices.Clone(m.Threshold.Scores)
+	c.Threshold.MapMaxima = slices.Clone(m.Threshold.MapMaxima)
+	if m.Threshold.F1 != nil {
+		f := *m.Threshold.F1
+		c.Threshold.F1 = &f
+	}
+	return c
+}
+
+// cover returns the patches of q (int8 with b's scale, cells per image) to
+// add so that every one is within radius of b or of an added one: greedy
+// k-center continued from b's vectors (the farthest patch joins, lowest
+// index on ties), in the order chosen.
+func cover(ctx context.Context, b *bank.Bank, q []int8, cells int, radius float64, pool *parallel.Pool, progress func(string, int, int)) ([]int, error) {
+	dim := b.Meta.Dim
+	n := len(q) / dim
+	s := bank.NewSearcher(b, pool)
+	defer s.Close()
+	mind := make([]int64, n)
+	d2, nn := make([]int32, cells), make([]int32, cells)
+	for lo := 0; lo < n; lo += cells {
+		m := min(cells, n-lo)
+		if err := s.Nearest(q[lo*dim:(lo+m)*dim], m, d2[:m], nn[:m]); err != nil {
+			return nil, err
+		}
+		for i, v := range d2[:m] {
+			mind[lo+i] = int64(v)
+		}
+	}
+	norm := make([]int64, n)
+	for i := range n {
+		v := q[i*dim : (i+1)*dim]
+		norm[i] = int64(qgemm.Dot(v, v))
+	}
+	// Within the radius: |x − c|·scale <= radius, in int8 units squared
+	// (the radius came from an integer squared distance: the margin keeps
+	// rounding from putting that very distance outside).
+	r := radius / float64(b.Meta.Scale)
+	limit := int64(math.Floor(r * r * (1 + 1e-9)))
+	over := 0
+	for _, v := range mind {
+		if v > limit {
+			over++
+		}
+	}
+	var added []int
+	for {
+		c := 0
+		for i := range mind {
+			if mind[i] > mind[c] {
+				c = i
+			}
+		}
+		if mind[c] <= limit {
+			return added, nil
+		}
+		if len(added)%32 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("patchcore: append stopped: %w", err)
+			}
+		}
+		added = append(added, c)
+		cv := q[c*dim : (c+1)*dim]
+		pool.Run(n, 2048, func(lo, hi, _ int) {
+			for i := lo; i < hi; i++ {
+				if mind[i] == 0 {
+					continue
+				}
+				d := norm[i] + norm[c] - 2*int64(qgemm.Dot(q[i*dim:(i+1)*dim], cv))
+				mind[i] = min(mind[i], d)
+			}
+		})
+		if progress != nil {
+			progress("cover", len(added), over) // at most over are added
+		}
+	}
+}
+
+// smallestSpacing is the smallest distance between two of b's vectors, in
+// feature units (0 for a bank of one vector).
+func smallestSpacing(b *bank.Bank, pool *parallel.Pool) float64 {
+	n := b.Meta.Count
+	best := int64(math.MaxInt64)
+	var mu sync.Mutex
+	pool.Run(n, 64, func(lo, hi, _ int) {
+		local := int64(math.MaxInt64)
+		for i := lo; i < hi; i++ {
+			for j := i + 1; j < n; j++ {
+				d := int64(b.Norms[i]) + int64(b.Norms[j]) - 2*int64(qgemm.Dot(b.Row(i), b.Row(j)))
+				local = min(local, d)
+			}
+		}
+		mu.Lock()
+		best = min(best, local)
+		mu.Unlock()
+	})
+	if best == math.MaxInt64 {
+		return 0
+	}
+	return math.Sqrt(float64(best)) * float64(b.Meta.Scale)
+}
