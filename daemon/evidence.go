@@ -278,8 +278,10 @@ func (e *evidence) dropLocked(seq uint64) {
 }
 
 // frames returns the image files and results of the frames seqs, or an
-// error naming the ones the ring does not hold.
-func (e *evidence) frames(seqs []uint64) ([]string, []mqtt.Result, error) {
+// error naming the ones the ring does not hold. With dst, the image files
+// are linked (or copied) into dst first, so that the ring may drop them
+// while the caller works.
+func (e *evidence) frames(seqs []uint64, dst string) ([]string, []mqtt.Result, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var missing []string
@@ -299,13 +301,34 @@ func (e *evidence) frames(seqs []uint64) ([]string, []mqtt.Result, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		paths, results = append(paths, filepath.Join(e.dir, evidenceName(q, ".png"))), append(results, r)
+		path := filepath.Join(e.dir, evidenceName(q, ".png"))
+		if dst != "" {
+			keep := filepath.Join(dst, evidenceName(q, ".png"))
+			if err := linkOrCopy(path, keep); err != nil {
+				return nil, nil, fmt.Errorf("evidence: frame %d: %w", q, err)
+			}
+			path = keep
+		}
+		paths, results = append(paths, path), append(results, r)
 	}
 	if len(missing) > 0 {
 		lo, hi := e.rangeLocked()
 		return nil, nil, fmt.Errorf("evidence: frames %s are not kept (the ring holds %d frames, %d..%d)", strings.Join(missing, ", "), len(e.entries), lo, hi)
 	}
 	return paths, results, nil
+}
+
+// linkOrCopy makes dst the same file as src: a hard link, or a copy where
+// links are not possible (another file system).
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, raw, 0o640)
 }
 
 func (e *evidence) rangeLocked() (lo, hi uint64) {

@@ -44,10 +44,10 @@ func TestEvidenceRing(t *testing.T) {
 	if n, _, lo, hi := e.stats(); n != 3 || lo != 3 || hi != 5 {
 		t.Fatalf("ring of 3 after 5 frames: %d frames, %d..%d", n, lo, hi)
 	}
-	if _, _, err := e.frames([]uint64{2, 4}); err == nil || !strings.Contains(err.Error(), "frames 2 are not kept") {
+	if _, _, err := e.frames([]uint64{2, 4}, ""); err == nil || !strings.Contains(err.Error(), "frames 2 are not kept") {
 		t.Errorf("a frame gone from the ring: %v", err)
 	}
-	paths, results, err := e.frames([]uint64{4, 5})
+	paths, results, err := e.frames([]uint64{4, 5}, t.TempDir())
 	if err != nil || len(paths) != 2 || results[0].Seq != 4 {
 		t.Fatalf("frames 4, 5: %v %v %v", paths, results, err)
 	}

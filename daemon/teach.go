@@ -257,7 +257,7 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 	}
 	th := bk.Meta.Threshold
 	st := e.update(func(st *mqtt.EnrollState) {
-		st.State, st.Version, st.Active, st.Threshold = mqtt.EnrollDone, v, e.req.Activate, th.Value
+		st.State, st.Version, st.Active, st.Threshold, st.ExpectedFRR = mqtt.EnrollDone, v, e.req.Activate, th.Value, th.ExpectedFRR
 	})
 	s.log.Info("teach mode: bank stored", "version", v, "active", e.req.Activate, "threshold", th.Value, "frames", len(paths))
 	return st, nil
