@@ -27,6 +27,7 @@ import (
 func init() {
 	commands = append(commands,
 		command{"bank build", "build a memory bank from good images, calibrate its threshold, store and activate it", bankBuild},
+		command{"bank append", "grow a bank with more good images: add the patches it does not cover, recalibrate, store (and activate) a new version", bankAppend},
 		command{"bank list", "list the bank versions in a database", bankList},
 		command{"bank info", "show a bank version's metadata (default: the active one)", bankInfo},
 		command{"bank activate", "make a bank version active", bankActivate},
@@ -153,6 +154,102 @@ func bankBuild(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  time       %.1fs (embed %.1fs, folds %.1fs, coreset %.1fs, calibrate %.1fs), peak memory %d MiB\n", time.Since(start).Seconds(),
 		rep.EmbedTime.Seconds(), rep.FoldTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(), ru.Maxrss/1024)
+	return nil
+}
+
+func bankAppend(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank append", flag.ContinueOnError)
+	fs.SetOutput(out)
+	db := fs.String("db", "", "bank database file (required)")
+	images := fs.String("images", "", "folder of good images to append (required)")
+	modelPath := fs.String("model", "", "backbone .tflite file (default: the path the bank recorded; its SHA-256 must match)")
+	version := fs.Uint64("version", 0, "bank version to grow (default: the active one)")
+	var o patchcore.AppendOptions
+	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "threads")
+	fs.StringVar(&o.Note, "note", "", "free text stored with the new version (default: the bank's)")
+	noActivate := fs.Bool("no-activate", false, "store without activating")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *db == "" || *images == "" {
+		return errors.New("usage: linesight bank append --db FILE --images DIR [--model FILE] [--version N] [--no-activate] [--note TEXT]")
+	}
+	files, err := patchcore.ImageFiles(*images)
+	if err != nil {
+		return err
+	}
+	st, err := openRO(*db)
+	if err != nil {
+		return err
+	}
+	v := *version
+	if v == 0 {
+		if v, err = st.ActiveVersion(); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	b, err := st.Get(v)
+	st.Close() // not held during the work: a serving station goes on
+	if err != nil {
+		return err
+	}
+	path := *modelPath
+	if path == "" {
+		path = b.Meta.Model.Path
+	}
+	mf, err := model.Load(path)
+	if err != nil {
+		return fmt.Errorf("bank append: model of bank %d: %w (give it with --model)", v, err)
+	}
+	if mf.SHA256 != b.Meta.Model.SHA256 {
+		return fmt.Errorf("bank append: %s has SHA-256 %s, bank %d was built with %s", path, mf.SHA256[:12], v, b.Meta.Model.SHA256[:12])
+	}
+
+	ctx, cancel := signalContext()
+	defer cancel()
+	bars := map[string]*progress.Bar{}
+	o.Progress = func(stage string, done, total int) {
+		b := bars[stage]
+		if b == nil {
+			b = progress.New(os.Stderr, stage)
+			bars[stage] = b
+		}
+		b.Update(done, total)
+	}
+	start := time.Now()
+	nb, rep, err := patchcore.Append(ctx, mf, b, files, o)
+	if err != nil {
+		return err
+	}
+	e := &bank.AuditEntry{Action: "append", Who: "cli:" + whoami(), Result: bank.AuditOK,
+		Detail: fmt.Sprintf("%d images from %s appended to version %d: %d patches added", len(files), *images, v, rep.Added)}
+	if st, err = bank.OpenStore(*db, false); err != nil {
+		return err
+	}
+	defer st.Close()
+	nv, err := st.Apply(bank.Change{Put: nb, Activate: !*noActivate, Audit: e})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "bank version %d (version %d + %d images) stored in %s%s\n", nv, v, len(files), *db, map[bool]string{true: "", false: " and activated"}[*noActivate])
+	radius := fmt.Sprintf("%.4f", rep.Radius)
+	if rep.RadiusFallback {
+		radius += " (estimated: the bank did not record one)"
+	}
+	fmt.Fprintf(out, "  patches    %d added of %d (coverage radius %s)\n", rep.Added, rep.Patches, radius)
+	fmt.Fprintf(out, "  bank       %d -> %d vectors\n", b.Meta.Count, nb.Meta.Count)
+	kept := ""
+	if !rep.Recalibrated {
+		kept = " (kept: the bank has no calibration scores to recalibrate with)"
+	}
+	fmt.Fprintf(out, "  recalibrated %.4f -> %.4f%s\n", rep.OldThreshold, rep.NewThreshold, kept)
+	printThreshold(out, &nb.Meta.Threshold)
+	fmt.Fprintf(out, "  scores     image: before, after, leave-one-out\n")
+	for i, f := range files {
+		fmt.Fprintf(out, "    %s: %.4f, %.4f, %.4f\n", filepath.Base(f), rep.Before[i], rep.After[i], rep.LeaveOneOut[i])
+	}
+	fmt.Fprintf(out, "  time       %.1fs\n", time.Since(start).Seconds())
 	return nil
 }
 

@@ -233,3 +233,85 @@ func TestBankBuildThresholdFlags(t *testing.T) {
 		t.Errorf("refused builds touched the database: %v", err)
 	}
 }
+
+// TestBankAppend: a bank of 10 bottle parts grows by 2 good test parts: a
+// new active version, the patches added, sizes, thresholds and the parts'
+// scores printed, an "append" entry in the audit log; --no-activate keeps
+// the active version; a model that is not the bank's is refused.
+func TestBankAppend(t *testing.T) {
+	data := miniBottle(t)
+	mobilenet := sharedMobileNet(t)
+	work := t.TempDir()
+	db := filepath.Join(work, "banks.db")
+	runOK(t, "bank", "build", "--model", mobilenet, "--images", filepath.Join(data, "train/good"), "--db", db, "--ratio", "0.2", "--threads", "2")
+	more := filepath.Join(work, "more")
+	if err := os.MkdirAll(more, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"000.png", "001.png"} {
+		if err := os.Symlink(filepath.Join(data, "test/good", f), filepath.Join(more, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := runOK(t, "bank", "append", "--db", db, "--images", more, "--threads", "2", "--note", "two more")
+	for _, want := range []string{"bank version 2 (version 1 + 2 images) stored", "activated", "added of 1568 (coverage radius", "recalibrated ", " -> ",
+		"calibrated on 12 out-of-fold scores, 5 folds", "000.png: ", "001.png: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bank append output lacks %q:\n%s", want, out)
+		}
+	}
+	var meta bank.Meta
+	if err := json.Unmarshal([]byte(runOK(t, "bank", "info", "--db", db)), &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.Version != 2 || meta.Images.Train != 12 || len(meta.Threshold.Scores) != 12 || meta.Note != "two more" || !(meta.Coreset.Radius > 0) {
+		t.Errorf("active bank after append: version %d, %d images, %d scores, note %q, radius %v", meta.Version, meta.Images.Train, len(meta.Threshold.Scores), meta.Note, meta.Coreset.Radius)
+	}
+	if h := runOK(t, "bank", "history", "--db", db); !strings.Contains(h, "append") {
+		t.Errorf("audit log lacks the append:\n%s", h)
+	}
+
+	runOK(t, "bank", "append", "--db", db, "--images", more, "--version", "1", "--no-activate", "--threads", "2")
+	if err := json.Unmarshal([]byte(runOK(t, "bank", "info", "--db", db)), &meta); err != nil || meta.Version != 2 {
+		t.Errorf("--no-activate: active version %d, %v", meta.Version, err)
+	}
+
+	other := filepath.Join(work, "other.tflite")
+	raw, err := os.ReadFile(mobilenet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, append(raw, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := run([]string{"bank", "append", "--db", db, "--images", more, "--model", other}, &buf); err == nil || !strings.Contains(err.Error(), "was built with") {
+		t.Errorf("append with another model: %v", err)
+	}
+}
+
+// TestBankAppendUsage: missing flags and an empty database are refused
+// with a message, and the database is left as it was.
+func TestBankAppendUsage(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"bank", "append", "--db", "x.db"}, &out); err == nil || !strings.Contains(err.Error(), "usage: linesight bank append") {
+		t.Errorf("no --images: %v", err)
+	}
+	db := filepath.Join(t.TempDir(), "empty.db")
+	st, err := bank.OpenStore(db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"bank", "append", "--db", db, "--images", t.TempDir()}, &out); err == nil {
+		t.Error("append to a database without banks accepted")
+	}
+	after, _ := os.ReadFile(db)
+	if !bytes.Equal(before, after) {
+		t.Error("a refused append changed the database")
+	}
+}
