@@ -32,10 +32,21 @@ func TailThreshold(scores []float64, p float64) (float64, error) {
 	if !(p > 0 && p < 0.5) {
 		return 0, fmt.Errorf("patchcore: target false-reject rate %v outside (0, 0.5)", p)
 	}
-	var mean float64
+	mean, sd, err := logMoments(scores)
+	if err != nil {
+		return 0, err
+	}
+	k := StudentTQuantile(1-p, float64(n-1)) * math.Sqrt(1+1/float64(n))
+	return math.Exp(mean + k*sd), nil
+}
+
+// logMoments is the mean and the standard deviation (n − 1 in the
+// denominator) of the logarithms of at least 2 positive finite scores.
+func logMoments(scores []float64) (mean, sd float64, err error) {
+	n := len(scores)
 	for _, s := range scores {
 		if !(s > 0) || math.IsInf(s, 0) {
-			return 0, fmt.Errorf("patchcore: the tail rule needs positive scores, got %v", s)
+			return 0, 0, fmt.Errorf("patchcore: the tail rule needs positive scores, got %v", s)
 		}
 		mean += math.Log(s)
 	}
@@ -45,9 +56,7 @@ func TailThreshold(scores []float64, p float64) (float64, error) {
 		d := math.Log(s) - mean
 		ss += d * d
 	}
-	sd := math.Sqrt(ss / float64(n-1))
-	k := StudentTQuantile(1-p, float64(n-1)) * math.Sqrt(1+1/float64(n))
-	return math.Exp(mean + k*sd), nil
+	return mean, math.Sqrt(ss / float64(n-1)), nil
 }
 
 // StudentTQuantile is the q-quantile of Student's t distribution with nu

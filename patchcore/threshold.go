@@ -104,21 +104,8 @@ func ExpectedFRR(scores []float64, t float64) float64 {
 	if n < 2 || !(t > 0) || math.IsInf(t, 0) {
 		return empirical()
 	}
-	var m float64
-	for _, s := range scores {
-		if !(s > 0) || math.IsInf(s, 0) {
-			return empirical()
-		}
-		m += math.Log(s)
-	}
-	m /= float64(n)
-	var ss float64
-	for _, s := range scores {
-		d := math.Log(s) - m
-		ss += d * d
-	}
-	sd := math.Sqrt(ss / float64(n-1))
-	if !(sd > 0) {
+	m, sd, err := logMoments(scores)
+	if err != nil || !(sd > 0) {
 		return empirical()
 	}
 	z := (math.Log(t) - m) / (sd * math.Sqrt(1+1/float64(n)))

@@ -111,15 +111,7 @@ func bankBuild(args []string, out io.Writer) error {
 
 	ctx, cancel := signalContext()
 	defer cancel()
-	bars := map[string]*progress.Bar{}
-	o.Progress = func(stage string, done, total int) {
-		b := bars[stage]
-		if b == nil {
-			b = progress.New(os.Stderr, stage)
-			bars[stage] = b
-		}
-		b.Update(done, total)
-	}
+	o.Progress = stageBars()
 	start := time.Now()
 	b, rep, err := patchcore.Build(ctx, mf, files, o)
 	if err != nil {
@@ -208,15 +200,7 @@ func bankAppend(args []string, out io.Writer) error {
 
 	ctx, cancel := signalContext()
 	defer cancel()
-	bars := map[string]*progress.Bar{}
-	o.Progress = func(stage string, done, total int) {
-		b := bars[stage]
-		if b == nil {
-			b = progress.New(os.Stderr, stage)
-			bars[stage] = b
-		}
-		b.Update(done, total)
-	}
+	o.Progress = stageBars()
 	start := time.Now()
 	nb, rep, err := patchcore.Append(ctx, mf, b, files, o)
 	if err != nil {
@@ -251,6 +235,19 @@ func bankAppend(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  time       %.1fs\n", time.Since(start).Seconds())
 	return nil
+}
+
+// stageBars reports progress on stderr with one bar per stage.
+func stageBars() func(stage string, done, total int) {
+	bars := map[string]*progress.Bar{}
+	return func(stage string, done, total int) {
+		b := bars[stage]
+		if b == nil {
+			b = progress.New(os.Stderr, stage)
+			bars[stage] = b
+		}
+		b.Update(done, total)
+	}
 }
 
 // thresholdFlags applies --folds 0 and --target-frr to o: the target is
