@@ -134,8 +134,8 @@ type Threshold struct {
 	Value      float64 `json:"value"`       // image score above which a part fails
 	Pixel      float64 `json:"pixel"`       // anomaly-map value above which a pixel is anomalous
 	Width      float64 `json:"width"`       // logistic width of the normalized score
-	Stats      Stats   `json:"stats"`       // holdout image scores
-	PixelStats Stats   `json:"pixel_stats"` // holdout per-image map maxima
+	Stats      Stats   `json:"stats"`       // calibration image scores
+	PixelStats Stats   `json:"pixel_stats"` // their per-image map maxima
 	// F1 is the F1-optimal threshold when labelled defects were given.
 	F1 *F1Threshold `json:"f1,omitempty"`
 

@@ -20,7 +20,7 @@ import (
 //     (linear interpolation); a share 1−q of good parts is expected to fail.
 //   - "sigma" (param k): t = mean + k·std.
 //
-// The same rule, applied to the largest anomaly-map value of each held-out
+// The same rule, applied to the largest anomaly-map value of each calibration
 // image, gives the pixel threshold for regions.
 const (
 	RuleTail      = "tail"

@@ -56,7 +56,7 @@ func bankBuild(args []string, out io.Writer) error {
 	fs.IntVar(&o.Folds, "folds", patchcore.DefaultFolds, "out-of-fold calibration: score each of K folds of the good images against a bank of the others (at most the number of images); 0 = hold out a share instead (--holdout)")
 	fs.Float64Var(&o.Holdout, "holdout", 0.1, "with --folds 0: share of good images held out to calibrate the threshold")
 	taps := fs.String("taps", "", "comma-separated feature-map tensors (names, or #index from `model info --tensors`), finest first; auto picks them by stride (default: the model's known taps, else auto)")
-	seed := fs.Uint64("seed", 0, "seed for the holdout split, coreset start and projections")
+	seed := fs.Uint64("seed", 0, "seed for the folds (or holdout split), coreset start and projections")
 	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "threads")
 	fs.Float64Var(&o.Crop, "crop", 0, "centre-crop fraction of the shorter side before resizing (0 = whole frame)")
 	fs.StringVar(&o.Rule, "rule", patchcore.RuleTail, "threshold rule: tail (set by --target-frr), max-margin, quantile or sigma")
