@@ -185,3 +185,26 @@ func readImage(t testing.TB, path string) *rgb.Image {
 	}
 	return img
 }
+
+// TestSingleHoldoutStillWorks: Folds = SingleHoldout is today's calibration:
+// a seeded share held out, the bank learns from the rest, the threshold
+// comes from the held-out scores alone.
+func TestSingleHoldoutStillWorks(t *testing.T) {
+	mf := tinyModel(t)
+	imgs := tinyParts(t, t.TempDir(), 0, 10)
+	b, rep, err := Build(context.Background(), mf, imgs, BuildOptions{Recipe: Recipe{Taps: tinyTaps}, Folds: SingleHoldout, Holdout: 0.3, Ratio: 0.25, Threads: 2,
+		Rule: RuleMaxMargin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := b.Meta.Threshold
+	if len(rep.Holdout) != 3 || len(rep.Train) != 7 || rep.Folds != 0 || th.Folds != 0 || b.Meta.Images.Train != 7 || b.Meta.Images.Holdout != 3 || len(th.Scores) != 3 {
+		t.Fatalf("%d held out, %d train, folds %d/%d, %d scores", len(rep.Holdout), len(rep.Train), rep.Folds, th.Folds, len(th.Scores))
+	}
+	if th.Value != 1.1*slices.Max(th.Scores) || th.Target != 0 || th.ExpectedFRR != ExpectedFRR(th.Scores, th.Value) {
+		t.Errorf("max-margin threshold %+v", th)
+	}
+	if _, _, err := Build(context.Background(), mf, imgs, BuildOptions{Recipe: Recipe{Taps: tinyTaps}, Folds: 1}); err == nil {
+		t.Error("1 fold accepted")
+	}
+}
