@@ -604,3 +604,23 @@ func TestValidateBoundsCalibration(t *testing.T) {
 		}
 	}
 }
+
+// TestMostScoresFitTheMetadata: a bank keeping MaxScores scores and map
+// maxima of the longest decimal form is stored and read back.
+func TestMostScoresFitTheMetadata(t *testing.T) {
+	m := testMeta(8)
+	m.Format, m.Count, m.SHA256 = FormatVersion, 1, strings.Repeat("cd", 32)
+	for range MaxScores {
+		m.Threshold.Scores = append(m.Threshold.Scores, 1.2345678901234567e-300)
+		m.Threshold.MapMaxima = append(m.Threshold.MapMaxima, 1.7976931348623157e+308)
+	}
+	data, err := encodeMeta(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeMeta(data)
+	if err != nil || len(got.Threshold.Scores) != MaxScores {
+		t.Fatalf("%d bytes of metadata: %v", len(data), err)
+	}
+	t.Logf("%d scores and maxima: %d bytes of metadata (limit %d)", MaxScores, len(data), maxMetaBytes)
+}

@@ -124,8 +124,9 @@ type Images struct {
 }
 
 // MaxScores bounds the calibration scores a bank keeps
-// (Threshold.Scores, Threshold.MapMaxima).
-const MaxScores = 1 << 16
+// (Threshold.Scores, Threshold.MapMaxima): so many, of any value, still
+// fit the stored metadata's size limit (tested).
+const MaxScores = 10000
 
 // Threshold is the pass/fail decision and how it was calibrated.
 type Threshold struct {
