@@ -53,8 +53,9 @@ type AppendReport struct {
 // every appended patch is within r. The threshold is recalibrated with b's
 // rule on b's kept calibration scores (still honest: they came from banks
 // that did not learn from their images, and the bank only grows) plus each
-// appended image's leave-one-out score (against b plus the other appended
-// images' added patches).
+// appended image's leave-one-out score: against the bank that appending
+// the other images alone would give (b plus their own cover, which may
+// differ from their share of the joint cover).
 //
 // Banks written before the radius was recorded use the smallest distance
 // between two of their vectors: in greedy k-center selection that is the
@@ -109,24 +110,26 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 	if !(rep.Radius > 0) {
 		rep.Radius, rep.RadiusFallback = smallestSpacing(b, d.pool), true
 	}
-	added, err := cover(ctx, b, q, cells, rep.Radius, d.pool, opts.Progress)
+	cov, err := newCoverage(b, q, cells, d.pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	added, err := cov.cover(ctx, rep.Radius, -1, opts.Progress)
 	if err != nil {
 		return nil, nil, err
 	}
 	rep.Added = len(added)
 
-	// bankWith is b plus the added patches of the images keep says.
-	bankWith := func(keep func(img int) bool) (*bank.Bank, error) {
+	// bankWith is b plus the patches added.
+	bankWith := func(added []int) (*bank.Bank, error) {
 		vecs := slices.Clone(b.Vectors)
 		for _, i := range added {
-			if keep(i / cells) {
-				vecs = append(vecs, q[i*dim:(i+1)*dim]...)
-			}
+			vecs = append(vecs, q[i*dim:(i+1)*dim]...)
 		}
 		m := cloneMeta(meta)
 		return bank.New(m, vecs)
 	}
-	nb, err := bankWith(func(int) bool { return true })
+	nb, err := bankWith(added)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,8 +149,15 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 		rep.After = append(rep.After, r.Score)
 		loo, mx := r.Score, float64(slices.Max(r.Map))
 		if addedBy[i] > 0 {
-			// Image i's own patches are in nb: score it without them.
-			lb, err := bankWith(func(img int) bool { return img != i })
+			// Image i's own patches are in nb: score it against the bank
+			// appending the other images alone would give (their cover
+			// without image i, which may take patches of theirs that
+			// image i's covered in the joint cover).
+			others, err := cov.cover(ctx, rep.Radius, i, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			lb, err := bankWith(others)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -212,11 +222,31 @@ func cloneMeta(m *bank.Meta) bank.Meta {
 // k-center continued from b's vectors (the farthest patch joins, lowest
 // index on ties), in the order chosen.
 func cover(ctx context.Context, b *bank.Bank, q []int8, cells int, radius float64, pool *parallel.Pool, progress func(string, int, int)) ([]int, error) {
+	c, err := newCoverage(b, q, cells, pool)
+	if err != nil {
+		return nil, err
+	}
+	return c.cover(ctx, radius, -1, progress)
+}
+
+// coverage is what greedy covering starts from: every appended patch's
+// squared distance to the bank (int8 units) and its squared norm. One
+// search against the bank serves the cover of all images and the cover of
+// each leave-one-out set.
+type coverage struct {
+	b           *bank.Bank
+	q           []int8
+	cells       int
+	mind0, norm []int64
+	pool        *parallel.Pool
+}
+
+func newCoverage(b *bank.Bank, q []int8, cells int, pool *parallel.Pool) (*coverage, error) {
 	dim := b.Meta.Dim
 	n := len(q) / dim
 	s := bank.NewSearcher(b, pool)
 	defer s.Close()
-	mind := make([]int64, n)
+	c := &coverage{b: b, q: q, cells: cells, mind0: make([]int64, n), norm: make([]int64, n), pool: pool}
 	d2, nn := make([]int32, cells), make([]int32, cells)
 	for lo := 0; lo < n; lo += cells {
 		m := min(cells, n-lo)
@@ -224,13 +254,27 @@ func cover(ctx context.Context, b *bank.Bank, q []int8, cells int, radius float6
 			return nil, err
 		}
 		for i, v := range d2[:m] {
-			mind[lo+i] = int64(v)
+			c.mind0[lo+i] = int64(v)
 		}
 	}
-	norm := make([]int64, n)
 	for i := range n {
 		v := q[i*dim : (i+1)*dim]
-		norm[i] = int64(qgemm.Dot(v, v))
+		c.norm[i] = int64(qgemm.Dot(v, v))
+	}
+	return c, nil
+}
+
+// cover is the greedy cover of the appended patches, without those of
+// image skip (-1: all images): the patches that join the bank, in order.
+func (cv *coverage) cover(ctx context.Context, radius float64, skip int, progress func(string, int, int)) ([]int, error) {
+	b, q, cells, pool, norm := cv.b, cv.q, cv.cells, cv.pool, cv.norm
+	dim := b.Meta.Dim
+	n := len(q) / dim
+	mind := slices.Clone(cv.mind0)
+	if skip >= 0 {
+		for i := skip * cells; i < (skip+1)*cells; i++ {
+			mind[i] = 0 // never chosen, never updated: as if absent
+		}
 	}
 	// Within the radius: |x − c|·scale <= radius, in int8 units squared
 	// (the radius came from an integer squared distance: the margin keeps

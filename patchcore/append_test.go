@@ -2,6 +2,7 @@ package patchcore
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -102,4 +103,50 @@ func TestAppendByHand(t *testing.T) {
 	if math.Abs(rep2.Radius-spacing) > 1e-9*spacing {
 		t.Errorf("fallback radius %v, smallest spacing %v", rep2.Radius, spacing)
 	}
+}
+
+// TestAppendLeaveOneOut: each appended image's calibration score is its
+// score against the bank that appending the other images alone gives,
+// for two parts with the same new feature, which in a joint cover share
+// the added patches (so the score against the joint cover without one's
+// own additions would be too high).
+func TestAppendLeaveOneOut(t *testing.T) {
+	mf := tinyModel(t)
+	dir := t.TempDir()
+	imgs := tinyParts(t, dir, 0, 6)
+	ctx := context.Background()
+	b, _, err := Build(ctx, mf, imgs, BuildOptions{Recipe: Recipe{Taps: tinyTaps}, Folds: 3, Ratio: 0.25, Seed: 2, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spots []string
+	for i, seed := range []uint64{100, 103, 60} {
+		p := filepath.Join(dir, fmt.Sprintf("spot%d.png", i))
+		tinyPart(t, p, seed, 10)
+		spots = append(spots, p)
+	}
+	_, rep, err := Append(ctx, mf, b, spots, AppendOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range spots {
+		others := slices.Delete(slices.Clone(spots), i, i+1)
+		ob, _, err := Append(ctx, mf, b, others, AppendOptions{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(ob, mf, Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := d.Inspect(readImage(t, spots[i]))
+		d.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Score != rep.LeaveOneOut[i] {
+			t.Errorf("image %d: leave-one-out score %v, against the bank of the others %v (before %v, after %v)", i, rep.LeaveOneOut[i], r.Score, rep.Before[i], rep.After[i])
+		}
+	}
+	t.Logf("before %v, leave-one-out %v, after %v", rep.Before, rep.LeaveOneOut, rep.After)
 }
