@@ -105,8 +105,8 @@ test-cross: deps-cross cross-amd64 cross-arm64 cross-armhf
 # to end (published scores = eval's) and a 60 s broker outage at 10 frames/s.
 test-accept: deps-test
 	@mkdir -p bin
-	$(GO) test -p 1 -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|BankAppend|PyTorch|ModelBuildCommand|OutageOf60|CmdSigned|PushToServing|Kill9' ./patchcore/ ./cmd/linesight/ ./model/resnet/ ./daemon/ > bin/accept.log 2>&1; \
-	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|accept_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
+	$(GO) test -p 1 -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|BankAppend|TeachAStation|PyTorch|ModelBuildCommand|OutageOf60|CmdSigned|PushToServing|Kill9' ./patchcore/ ./cmd/linesight/ ./model/resnet/ ./daemon/ > bin/accept.log 2>&1; \
+	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|accept_test.go|teach_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
 
 # The engine against the real TensorFlow Lite (x86-64 only): conformance on
 # the shared models and photos, and per-op models built with our writer.

@@ -35,6 +35,7 @@ func (s *station) commands() map[string]func(call) (any, error) {
 		mqtt.CmdBankRollback: s.cmdRollback,
 		mqtt.CmdBankPush:     s.cmdPush,
 		mqtt.CmdBankEnroll:   s.cmdEnroll,
+		mqtt.CmdBankAppend:   s.cmdAppend,
 	}
 }
 

@@ -214,7 +214,7 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 		// The recipe of the bank in use, with its backbone: re-teaching
 		// after a product change keeps what the station was set up with.
 		meta := det.Bank().Meta
-		opts.Recipe = recipeOf(&meta)
+		opts.Recipe = patchcore.RecipeOf(&meta)
 		if m := s.banks.modelOf(det); m != nil {
 			mf = m
 		}
@@ -263,7 +263,91 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 	return st, nil
 }
 
-// recipeOf is the recipe bank m was built with (TEMPORARY until patchcore has it).
-func recipeOf(m *bank.Meta) patchcore.Recipe {
-	return patchcore.Recipe{Taps: m.Model.Taps, Crop: m.Preprocess.Crop, Project: m.Embed.Project, Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma}
+// appendMax bounds the frames one cmd/bank/append takes.
+const appendMax = 200
+
+// cmdAppend adds the frames seqs of the evidence ring, which an operator
+// says were good parts, to the bank in use: their patches the bank does
+// not cover yet are added, the threshold is recalibrated, and the result
+// is stored as a new version and (unless activate is false) put in use.
+func (s *station) cmdAppend(c call) (any, error) {
+	var p mqtt.AppendRequest
+	if err := strictDecode(c.body, &p); err != nil {
+		return nil, fmt.Errorf("bank/append: %v", err)
+	}
+	if len(p.Seqs) == 0 || len(p.Seqs) > appendMax {
+		return nil, fmt.Errorf("bank/append: want 1..%d frames in \"seqs\", got %d", appendMax, len(p.Seqs))
+	}
+	seen := map[uint64]bool{}
+	for _, q := range p.Seqs {
+		if seen[q] {
+			return nil, fmt.Errorf("bank/append: frame %d named twice", q)
+		}
+		seen[q] = true
+	}
+	if s.evidence == nil {
+		return nil, errors.New("bank/append: this station keeps no frames (evidence.frames: 0); append images with `linesight bank append` instead")
+	}
+	det := s.banks.current()
+	if det == nil {
+		return nil, fmt.Errorf("bank/append: %w", errNeedsBank)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(s.cfg.Bank.DB), "append-")
+	if err != nil {
+		return nil, fmt.Errorf("bank/append: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	paths, results, err := s.evidence.frames(p.Seqs, dir)
+	if err != nil {
+		return nil, fmt.Errorf("bank/append: %w", err)
+	}
+	for _, r := range results {
+		if r.BankVersion != det.Bank().Meta.Version {
+			s.log.Info("bank/append: a frame was inspected by another bank version", "seq", r.Seq, "bank", r.BankVersion)
+		}
+	}
+	mf := s.banks.modelOf(det)
+	if mf == nil {
+		return nil, errors.New("bank/append: the backbone of the bank in use is not loaded")
+	}
+	old := det.Bank()
+	ctx := s.teach.context()
+	nb, rep, err := patchcore.Append(ctx, mf, old, paths, patchcore.AppendOptions{Threads: threads(s.cfg), Note: p.Note})
+	if err != nil {
+		return nil, fmt.Errorf("bank/append: %w", err)
+	}
+	ndet, err := s.banks.prepare(nb)
+	if err != nil {
+		return nil, fmt.Errorf("bank/append: %w", err)
+	}
+	activate := p.Activate == nil || *p.Activate
+	detail := fmt.Sprintf("frames %v of the evidence ring appended to version %d: %d patches added", p.Seqs, old.Meta.Version, rep.Added)
+	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
+		return st.Apply(bank.Change{Put: nb, Activate: activate,
+			Audit: &bank.AuditEntry{Action: "append", Who: c.who, Result: bank.AuditOK, Detail: detail}})
+	})
+	if err != nil {
+		ndet.Close()
+		return nil, fmt.Errorf("bank/append: %w", err)
+	}
+	s.publishAudit(bank.AuditEntry{Action: "append", Who: c.who, Version: v, Result: bank.AuditOK, Detail: detail})
+	if activate {
+		s.banks.offerLoaded(ndet)
+	} else {
+		ndet.Close()
+	}
+	go s.publishStatus()
+	return mqtt.AppendReply{Version: v, Active: activate, From: old.Meta.Version, Added: rep.Added, Vectors: nb.Meta.Count,
+		Threshold: nb.Meta.Threshold.Value, OldThreshold: old.Meta.Threshold.Value, Before: rep.Before, After: rep.After}, nil
+}
+
+// context is what teach mode and appends run under: cancelled when the
+// station stops.
+func (t *teach) context() context.Context {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx == nil {
+		return context.Background()
+	}
+	return t.ctx
 }

@@ -26,6 +26,13 @@ const (
 // writes it, with everything this build fixes (resize filter, pixel format,
 // pooling, upsampling, distance, map border) and everything the model
 // decides (input size, grid, tap widths), into a bank's metadata;
+// RecipeOf is the recipe bank metadata m was built with: re-teaching a
+// station builds its new bank the way its current one was built.
+func RecipeOf(m *bank.Meta) Recipe {
+	return Recipe{Taps: slices.Clone(m.Model.Taps), Crop: m.Preprocess.Crop, Project: m.Embed.Project,
+		Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma}
+}
+
 // CheckRecipe refuses a bank this build would score differently. Both are
 // the only places that write or read those fields.
 type Recipe struct {

@@ -1,0 +1,270 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linesight/linesight/internal/sampleline"
+	"github.com/linesight/linesight/internal/testenv"
+	"github.com/linesight/linesight/mqtt"
+	"github.com/linesight/linesight/patchcore"
+)
+
+// relabelled draws a product change on a good part: a printed label on
+// the belt beside the washer, which the old bank has never seen.
+func relabelled(t *testing.T, src, dst string) {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(im.Bounds())
+	draw.Draw(img, img.Bounds(), im, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(6, 6, 58, 30), &image.Uniform{color.RGBA{235, 235, 225, 255}}, image.Point{}, draw.Src)
+	for x := 10; x < 54; x += 6 { // a bar code
+		draw.Draw(img, image.Rect(x, 10, x+2, 26), &image.Uniform{color.RGBA{20, 20, 20, 255}}, image.Point{}, draw.Src)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(out, img); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+}
+
+// TestTeachAStationFromNothing commissions a station over MQTT (against
+// mosquitto): it starts without a bank and says needs-bank, is taught 20
+// good parts from its own camera, inspects; two frames of a product
+// change fail, are appended by seq, and the product change then passes
+// while defects still fail; a restart keeps the evidence ring.
+func TestTeachAStationFromNothing(t *testing.T) {
+	heavy(t) // under -race, building the bank in 5 folds takes minutes
+	dir := t.TempDir()
+	f := &fixture{dir: dir, line: filepath.Join(dir, "line"), in: filepath.Join(dir, "in"), db: filepath.Join(dir, "state", "banks.db"),
+		model: testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")}
+	os.MkdirAll(f.in, 0o755)
+	if err := sampleline.Write(f.line, sampleline.Counts{Train: 20, TestGood: 6, PerDefect: 2}, 11); err != nil {
+		t.Fatal(err)
+	}
+	put := func(src string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(f.in, fmt.Sprintf("%04d.png", f.fed)), b, 0o644)
+		f.fed++
+		time.Sleep(40 * time.Millisecond)
+	}
+	mq := testenv.Mosquitto(t)
+	rec := record(t, mq.URL())
+	cfg := f.config(t, mq.URL(), "maps.policy=never", "evidence.frames=50")
+	stop := run(t, cfg)
+
+	lastStatus := func() mqtt.Status {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		var st mqtt.Status
+		if ps := rec.msgs["linesight/t1/status"]; len(ps) > 0 {
+			json.Unmarshal(ps[len(ps)-1], &st)
+		}
+		return st
+	}
+	rec.waitFor(t, "needs-bank status", 10*time.Second, func() bool { return lastStatus().State == mqtt.StateNeedsBank })
+	if h, code := getHealth(cfg.HTTP.Listen); code != 503 || h["state"] != mqtt.StateNeedsBank || !strings.Contains(fmt.Sprint(h["error"]), "needs-bank") {
+		t.Errorf("health without a bank: %d %v", code, h)
+	}
+
+	replies := func(name, id string) []mqtt.Reply {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		var out []mqtt.Reply
+		for _, p := range rec.msgs["linesight/t1/cmd/"+name+"/reply"] {
+			var r mqtt.Reply
+			if json.Unmarshal(p, &r) == nil && r.ID == id {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	asked := 0
+	askStatus := func() mqtt.Status {
+		t.Helper()
+		asked++
+		id := fmt.Sprintf("s%d", asked)
+		if err := rec.sub.Publish("linesight/t1/cmd/status", 1, false, []byte(`{"id":"`+id+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitFor(t, "a status reply", 10*time.Second, func() bool { return len(replies("status", id)) > 0 })
+		var st mqtt.Status
+		raw, _ := json.Marshal(replies("status", id)[0].Result)
+		json.Unmarshal(raw, &st)
+		return st
+	}
+	enrollState := func(r mqtt.Reply) mqtt.EnrollState {
+		var st mqtt.EnrollState
+		raw, _ := json.Marshal(r.Result)
+		json.Unmarshal(raw, &st)
+		return st
+	}
+	if err := rec.sub.Publish("linesight/t1/cmd/bank/enroll", 1, false, []byte(`{"id":"e1","count":20,"activate":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "the enroll command's first reply", 10*time.Second, func() bool { return len(replies("bank/enroll", "e1")) > 0 })
+	if r := replies("bank/enroll", "e1")[0]; !r.OK || enrollState(r).State != mqtt.EnrollCapturing {
+		t.Fatalf("enroll reply %+v", r)
+	}
+	train, _ := patchcore.ImageFiles(filepath.Join(f.line, "train/good"))
+	for _, p := range train {
+		put(p)
+	}
+	var done mqtt.EnrollState
+	rec.waitFor(t, "the enrollment to end", 3*time.Minute, func() bool {
+		rs := replies("bank/enroll", "e1")
+		done = enrollState(rs[len(rs)-1])
+		return done.State == mqtt.EnrollDone || done.State == mqtt.EnrollFailed
+	})
+	if done.State != mqtt.EnrollDone || done.Version != 1 || !done.Active || done.Captured != 20 || done.Threshold <= 0 {
+		t.Fatalf("enrollment ended %+v", done)
+	}
+	var stages []string
+	for _, r := range replies("bank/enroll", "e1") {
+		if st := enrollState(r); st.State == mqtt.EnrollBuilding && st.Stage != "" && (len(stages) == 0 || stages[len(stages)-1] != st.Stage) {
+			stages = append(stages, st.Stage)
+		}
+	}
+	t.Logf("taught: version %d, threshold %.4f, expected false-reject rate %g, %d progress replies, build stages %v",
+		done.Version, done.Threshold, done.ExpectedFRR, len(replies("bank/enroll", "e1")), stages)
+	rec.waitFor(t, "online status with bank 1", 10*time.Second, func() bool {
+		st := lastStatus()
+		return st.State == mqtt.StateOnline && st.Bank != nil && st.Bank.Version == 1
+	})
+	if n := len(rec.results()); n != 0 {
+		t.Errorf("%d results while the station had no bank", n)
+	}
+
+	// Inspect: good parts, defects and two parts of a product change.
+	type sent struct{ kind, file string }
+	var feed []sent
+	goods, _ := patchcore.ImageFiles(filepath.Join(f.line, "test/good"))
+	for _, g := range goods[:4] {
+		feed = append(feed, sent{"good", g})
+	}
+	for _, d := range sampleline.Defects {
+		ds, _ := patchcore.ImageFiles(filepath.Join(f.line, "test", d))
+		for _, p := range ds {
+			feed = append(feed, sent{d, p})
+		}
+	}
+	variant := func(i int) string {
+		p := filepath.Join(dir, fmt.Sprintf("variant-%d.png", i))
+		relabelled(t, goods[i], p)
+		return p
+	}
+	feed = append(feed, sent{"variant", variant(4)}, sent{"variant", variant(5)})
+	inspect := func(batch []sent) []mqtt.Result {
+		t.Helper()
+		before := len(rec.results())
+		for _, s := range batch {
+			put(s.file)
+		}
+		rec.waitFor(t, fmt.Sprintf("%d results", len(batch)), 60*time.Second, func() bool { return len(rec.results()) >= before+len(batch) })
+		return rec.results()[before:]
+	}
+	res := inspect(feed)
+	var variantSeqs []uint64
+	for i, r := range res {
+		switch k := feed[i].kind; {
+		case k == "variant":
+			variantSeqs = append(variantSeqs, r.Seq)
+			if r.Verdict != mqtt.Fail {
+				t.Errorf("a product-change part passed the bank taught before it (score %.4f, threshold %.4f)", r.Score, r.Threshold)
+			}
+		case k == "good":
+			if r.Verdict != mqtt.Pass {
+				t.Logf("good part seq %d fails: score %.4f, threshold %.4f", r.Seq, r.Score, r.Threshold)
+			}
+		default:
+			if r.Verdict != mqtt.Fail {
+				t.Errorf("a %s passed: seq %d score %.4f threshold %.4f", k, r.Seq, r.Score, r.Threshold)
+			}
+		}
+		t.Logf("seq %d %-8s %s score %.4f", r.Seq, feed[i].kind, r.Verdict, r.Score)
+	}
+
+	// The operator says the two product-change frames were good parts.
+	rec.waitFor(t, "the evidence ring to hold them", 10*time.Second, func() bool {
+		ev := askStatus().Evidence
+		return ev != nil && ev.Newest >= variantSeqs[1]
+	})
+	body := fmt.Sprintf(`{"id":"a1","seqs":[%d,%d]}`, variantSeqs[0], variantSeqs[1])
+	if err := rec.sub.Publish("linesight/t1/cmd/bank/append", 1, false, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "the append reply", 60*time.Second, func() bool { return len(replies("bank/append", "a1")) > 0 })
+	ar := replies("bank/append", "a1")[0]
+	var app mqtt.AppendReply
+	raw, _ := json.Marshal(ar.Result)
+	json.Unmarshal(raw, &app)
+	if !ar.OK || app.Version != 2 || !app.Active || app.Added == 0 || app.From != 1 {
+		t.Fatalf("append reply %+v (%+v)", ar, app)
+	}
+	t.Logf("appended seqs %v: %d patches added (%d vectors), scores %v -> %v, threshold %.4f -> %.4f",
+		variantSeqs, app.Added, app.Vectors, app.Before, app.After, app.OldThreshold, app.Threshold)
+
+	// The product change now passes; defects still fail.
+	var again []sent
+	for i := range 2 {
+		again = append(again, sent{"variant", variant(i)})
+	}
+	for _, d := range sampleline.Defects {
+		ds, _ := patchcore.ImageFiles(filepath.Join(f.line, "test", d))
+		for _, p := range ds {
+			again = append(again, sent{d, p})
+		}
+	}
+	for i, r := range inspect(again) {
+		t.Logf("after append: seq %d %-8s %s score %.4f threshold %.4f (bank %d)", r.Seq, again[i].kind, r.Verdict, r.Score, r.Threshold, r.BankVersion)
+		if r.BankVersion != 2 {
+			t.Errorf("seq %d scored by bank %d", r.Seq, r.BankVersion)
+		}
+		if want := map[bool]string{true: mqtt.Pass, false: mqtt.Fail}[again[i].kind == "variant"]; r.Verdict != want {
+			t.Errorf("after append, a %s part: %s (score %.4f, threshold %.4f)", again[i].kind, r.Verdict, r.Score, r.Threshold)
+		}
+	}
+
+	// A restart keeps the evidence ring (and the taught bank).
+	var before *mqtt.EvidenceStatus
+	rec.waitFor(t, "every result in the evidence ring", 10*time.Second, func() bool {
+		before = askStatus().Evidence
+		last := rec.results()[len(rec.results())-1]
+		return before != nil && before.Newest == last.Seq
+	})
+	stop()
+	rec.waitFor(t, "the offline status", 10*time.Second, func() bool { return lastStatus().State == mqtt.StateOffline })
+	run(t, cfg)
+	rec.waitFor(t, "online again with bank 2 and the same evidence", 15*time.Second, func() bool {
+		st := lastStatus()
+		if st.State == mqtt.StateOnline {
+			st = askStatus()
+		}
+		return st.State == mqtt.StateOnline && st.Bank != nil && st.Bank.Version == 2 && st.Evidence != nil &&
+			st.Evidence.Oldest == before.Oldest && st.Evidence.Newest == before.Newest && st.Evidence.Frames == before.Frames
+	})
+	t.Logf("evidence ring across the restart: %d frames (%d..%d), %.1f MiB", before.Frames, before.Oldest, before.Newest, float64(before.Bytes)/(1<<20))
+}
