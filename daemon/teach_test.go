@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -267,4 +268,86 @@ func TestTeachAStationFromNothing(t *testing.T) {
 			st.Evidence.Oldest == before.Oldest && st.Evidence.Newest == before.Newest && st.Evidence.Frames == before.Frames
 	})
 	t.Logf("evidence ring across the restart: %d frames (%d..%d), %.1f MiB", before.Frames, before.Oldest, before.Newest, float64(before.Bytes)/(1<<20))
+}
+
+// TestEnrollAndAppendCommands runs teach mode and append through the
+// station's command handlers, without a broker (and so under -race too):
+// the refusals that change nothing, an enrollment of 3 frames handed over
+// as the pipeline would, and an append of evidence frames by seq.
+func TestEnrollAndAppendCommands(t *testing.T) {
+	f := newFixture(t)
+	s := commandStation(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.teach.ctx = ctx
+	t.Cleanup(func() { cancel(); s.teach.wg.Wait() })
+	req := func(id, payload string) mqtt.Request {
+		r := mqtt.Request{ID: id, Raw: json.RawMessage(payload)}
+		return r
+	}
+	for _, bad := range []string{`{"count":1}`, `{"count":1001}`, `{"count":3,"timeout_s":-1}`, `{"count":3,"extra":1}`, `{"count":"3"}`} {
+		if _, err := s.command(mqtt.CmdBankEnroll, req("b", bad)); err == nil {
+			t.Errorf("enroll %s accepted", bad)
+		}
+	}
+	if s.teach.last != nil {
+		t.Fatal("a refused enrollment started")
+	}
+	res, err := s.command(mqtt.CmdBankEnroll, req("e1", `{"count":3,"activate":true,"note":"taught in a test"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := res.(mqtt.EnrollState); st.State != mqtt.EnrollCapturing || st.Count != 3 || st.ID != "e1" {
+		t.Errorf("first reply %+v", st)
+	}
+	if _, err := s.command(mqtt.CmdBankEnroll, req("e2", `{"count":3}`)); err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("a second enrollment while one runs: %v", err)
+	}
+	img := f.image(t)
+	for range 3 {
+		s.offerEnroll(img)
+		time.Sleep(50 * time.Millisecond) // the writer takes each before the next
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	var st *mqtt.EnrollState
+	for {
+		if st = s.enrollState(); st.State == mqtt.EnrollDone || st.State == mqtt.EnrollFailed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.State != mqtt.EnrollDone || st.Captured != 3 || st.Version != 4 || !st.Active {
+		t.Fatalf("enrollment ended %+v", st)
+	}
+	s.banks.swapIn()
+	if v := s.banks.version(); v != 4 {
+		t.Errorf("bank in use %d after enrolling version 4", v)
+	}
+
+	// Append: refused without an evidence ring, for frames it does not
+	// hold, and for a frame named twice; then taken.
+	if _, err := s.command(mqtt.CmdBankAppend, req("a0", `{"seqs":[1]}`)); err == nil || !strings.Contains(err.Error(), "evidence.frames") {
+		t.Errorf("append without an evidence ring: %v", err)
+	}
+	if s.evidence, err = openEvidence(t.TempDir(), 10, 1<<30, quiet); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(mqtt.Result{Seq: 7})
+	s.evidence.add(7, img, raw)
+	s.evidence.write(<-s.evidence.jobs)
+	for _, bad := range []string{`{"seqs":[]}`, `{"seqs":[7,7]}`, `{"seqs":[8]}`, `{"seqs":[7],"activate":"yes"}`} {
+		if _, err := s.command(mqtt.CmdBankAppend, req("a1", bad)); err == nil {
+			t.Errorf("append %s accepted", bad)
+		}
+	}
+	res, err = s.command(mqtt.CmdBankAppend, req("a2", `{"seqs":[7],"activate":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ar := res.(mqtt.AppendReply); ar.Version != 5 || ar.Active || ar.From != 4 || len(ar.Before) != 1 || len(ar.After) != 1 {
+		t.Errorf("append reply %+v", ar)
+	}
+	s.banks.swapIn()
+	if v := s.banks.version(); v != 4 {
+		t.Errorf("bank in use %d after appending without activating", v)
+	}
 }
