@@ -137,9 +137,11 @@ func TestBottleThresholdTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var rejected []string // good test parts that fail
 		// count scores paths: how many get verdict fail, and the score
 		// nearest the wrong side (the largest when fail, else the smallest).
 		count := func(paths []string, fail bool) (k int, worst float64) {
+			rejected = nil
 			var r Result
 			for _, p := range paths {
 				img, err := rgb.ReadFile(p)
@@ -152,6 +154,9 @@ func TestBottleThresholdTable(t *testing.T) {
 				if r.Fail == fail {
 					k++
 				}
+				if r.Fail {
+					rejected = append(rejected, p)
+				}
 				if worst == 0 || (fail && r.Score > worst) || (!fail && r.Score < worst) {
 					worst = r.Score
 				}
@@ -159,6 +164,7 @@ func TestBottleThresholdTable(t *testing.T) {
 			return k, worst
 		}
 		gf, gmax := count(good, true)
+		falseRejects := rejected
 		dp, dmin := count(defects, false)
 		d.Close()
 		th := b.Meta.Threshold
@@ -167,6 +173,28 @@ func TestBottleThresholdTable(t *testing.T) {
 			(rep.EmbedTime + rep.FoldTime + rep.CoresetTime + rep.CalibrateTime).Seconds())
 		if gf > 1 || dp > 0 {
 			t.Errorf("bank of %d: %d good parts fail (want <= 1), %d defective parts pass (want 0)", n, gf, dp)
+		}
+		if n != 20 || len(falseRejects) == 0 {
+			continue
+		}
+		// An operator appends the 20-part bank's false rejects: they pass
+		// afterwards, and no defect passes.
+		nb, arep, err := Append(ctx, mf, b, falseRejects, AppendOptions{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err = Open(nb, mf, Options{Threads: 2}); err != nil {
+			t.Fatal(err)
+		}
+		af, _ := count(falseRejects, true)
+		gf2, _ := count(good, true)
+		dp2, dmin2 := count(defects, false)
+		d.Close()
+		t.Logf("bank of 20 + its %d false rejects appended: %d patches added, scores %.4f -> %.4f, threshold %.4f -> %.4f; "+
+			"they fail %d, good parts fail %d of %d, defects pass %d of %d (defect min %.4f)",
+			len(falseRejects), arep.Added, arep.Before, arep.After, arep.OldThreshold, arep.NewThreshold, af, gf2, len(good), dp2, len(defects), dmin2)
+		if af > 0 || dp2 > 0 {
+			t.Errorf("after appending the false rejects: %d of them still fail, %d defects pass", af, dp2)
 		}
 	}
 }
