@@ -144,7 +144,8 @@ bench-peer: deps
 FUZZ_BRIEF ?= 4s
 FUZZ_PARSERS = ./model/tflite:FuzzRead ./model/torchckpt:FuzzLoad ./config:FuzzParse ./mqtt:FuzzOutboxEntry \
   ./mqtt:FuzzTransferMessages ./daemon:FuzzCommandPayload ./bank:FuzzReadBundle ./bank:FuzzDecodeBank \
-  ./bank:FuzzStoreValues ./internal/rgb:FuzzDecode ./internal/trust:FuzzParseKeys ./daemon:FuzzEvidenceResult
+  ./bank:FuzzStoreValues ./internal/rgb:FuzzDecode ./internal/trust:FuzzParseKeys ./daemon:FuzzEvidenceResult \
+  ./camera:FuzzJPEGStream
 fuzz-brief: deps-test
 	@for pt in $(FUZZ_PARSERS); do \
 	  pkg=$${pt%%:*}; t=$${pt##*:}; \
