@@ -624,3 +624,52 @@ func TestMostScoresFitTheMetadata(t *testing.T) {
 	}
 	t.Logf("%d scores and maxima: %d bytes of metadata (limit %d)", MaxScores, len(data), maxMetaBytes)
 }
+
+// TestTruncatedDatabaseKeepsNoLock: copies of a database cut short at
+// every page boundary are refused as corrupt (or open, when only unused
+// space was cut), and refusing one leaves no lock behind: the same process
+// opens it again and gets the same answer, not "locked by another
+// process". (bbolt faulted inside Open on some, after locking the file;
+// the cut at 8 KiB did so before the length was checked first.)
+func TestTruncatedDatabaseKeepsNoLock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "banks.db")
+	st, err := OpenStore(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := st.PutActive(randomBank(t, uint64(i), 2000, 64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	good, _ := os.ReadFile(path)
+	refused := 0
+	for c := 4096; c < len(good); c += 4096 {
+		cut := filepath.Join(dir, fmt.Sprintf("cut%d.db", c))
+		os.WriteFile(cut, good[:c], 0o600)
+		var first error
+		for try := range 2 {
+			for _, ro := range []bool{true, false} {
+				s, err := OpenStore(cut, ro)
+				if err == nil {
+					s.Close()
+				}
+				if try == 0 && ro {
+					first = err
+				}
+				if (err == nil) != (first == nil) || (err != nil && (!errors.Is(err, ErrCorrupt) || strings.Contains(err.Error(), "locked"))) {
+					t.Fatalf("cut at %d of %d bytes, try %d, read-only %v: %v (first: %v)", c, len(good), try, ro, err, first)
+				}
+			}
+		}
+		if first != nil {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("no cut copy was refused")
+	}
+	t.Logf("%d of %d cut copies refused, each twice with the same clear error", refused, len(good)/4096-1)
+}

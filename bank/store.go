@@ -11,6 +11,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/linesight/linesight/internal/boltfile"
 )
 
 // Store keeps bank versions in a bbolt database:
@@ -52,6 +54,9 @@ type Activation struct {
 func OpenStore(path string, readOnly bool) (*Store, error) {
 	var db *bolt.DB
 	err := guard(func() error {
+		if err := boltfile.CheckLength(path); err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
 		var err error
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: readOnly})
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/linesight/linesight/internal/boltfile"
 )
 
 // Outbox keeps messages that could not be published while the broker was
@@ -60,8 +62,8 @@ func OpenOutbox(path string, maxResults, maxMaps int) (*Outbox, error) {
 	// would fault the process. Opening and checking it here turns that into
 	// ErrDamaged before the station relies on it.
 	err := guard(func() error {
-		if err := shortFile(path); err != nil {
-			return err
+		if err := boltfile.CheckLength(path); err != nil {
+			return fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
 		var err error
 		if db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second}); err != nil {
@@ -161,49 +163,6 @@ func (o *Outbox) SetFloor(floor uint64) error {
 		return fmt.Errorf("mqtt: outbox counters: %w", err)
 	}
 	o.floor = floor
-	return nil
-}
-
-// shortFile checks a bbolt file's length against the page count its meta
-// pages claim, before bbolt maps it: bbolt reads its freelist while
-// opening, and on a truncated file that faults past the end of the file,
-// inside bolt.Open, after it locked the file (a lock no error path would
-// release). The layout: two meta pages, each a 16-byte page header, then
-// magic, version, page size (uint32s at 16, 20, 24) and the high-water
-// page id (uint64 at 56).
-func shortFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // a new outbox
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() == 0 {
-		return err
-	}
-	var hdr [64]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		return fmt.Errorf("%w: %d bytes, too short for a database", ErrDamaged, fi.Size())
-	}
-	const magic = 0xED0CDAED
-	pageSize := int64(binary.LittleEndian.Uint32(hdr[24:]))
-	if binary.LittleEndian.Uint32(hdr[16:]) != magic || pageSize < 512 || pageSize > 1<<20 {
-		return nil // bbolt reports a bad first meta page itself, without faulting
-	}
-	need := int64(0)
-	for i := int64(0); i < 2; i++ {
-		var m [64]byte
-		if _, err := f.ReadAt(m[:], i*pageSize); err != nil || binary.LittleEndian.Uint32(m[16:]) != magic {
-			continue
-		}
-		need = max(need, int64(binary.LittleEndian.Uint64(m[56:]))*pageSize)
-	}
-	if need > fi.Size() {
-		return fmt.Errorf("%w: %d bytes, its pages need %d (truncated)", ErrDamaged, fi.Size(), need)
-	}
 	return nil
 }
 
