@@ -55,6 +55,10 @@ type Health struct {
 	Read       uint64    `json:"frames_read"`
 	Dropped    uint64    `json:"frames_dropped"`
 	Skipped    uint64    `json:"files_skipped"`
+	// Resyncs: places where a streamed source (exec:, pipe:) was not a
+	// clean sequence of frames (garbage, a cut or oversized frame, a frame
+	// that did not decode) and reading went on at the next frame.
+	Resyncs uint64 `json:"resyncs,omitempty"`
 	// Stalled: a live source is open but sent nothing for ReadTimeout.
 	Stalled   bool   `json:"stalled"`
 	LastError string `json:"last_error,omitempty"`
@@ -95,6 +99,21 @@ type Camera struct {
 	ready   *Frame // recorded: frame read on demand
 	lastOut time.Time
 	closed  bool
+
+	resyncLogged bool
+}
+
+// resynced counts a resynchronisation of a streamed source; the first is
+// logged, the others are only counted (Health.Resyncs).
+func (c *Camera) resynced(reason string) {
+	c.mu.Lock()
+	c.health.Resyncs++
+	first := !c.resyncLogged
+	c.resyncLogged = true
+	c.mu.Unlock()
+	if first {
+		c.log.Warn("camera: frame stream resynchronised; later ones are counted in health (resyncs)", "reason", reason)
+	}
 }
 
 // New prepares a camera for cfg; Run starts reading. log may be nil.
@@ -125,10 +144,12 @@ func New(cfg Config, log *slog.Logger) (*Camera, error) {
 		c.open = newSequenceDriver
 	case KindImage:
 		c.open = newImageDriver
+	case KindExec, KindPipe:
+		c.open = func(cfg Config, log *slog.Logger) (driver, error) { return newStreamDriver(cfg, log, c.resynced) }
 	default:
 		c.open = newGoCVDriver
 	}
-	if c.kind != KindDir && c.kind != KindSequence && c.kind != KindImage && !haveGoCV {
+	if !c.kind.pureGo() && !haveGoCV {
 		return nil, fmt.Errorf("%w (source %q is a %s)", ErrNoGoCV, Redact(cfg.Source), c.kind)
 	}
 	return c, nil

@@ -10,12 +10,27 @@
 //	parts/img_%04d.png         an image sequence (printf pattern)
 //	part.png                   a still image (the same frame every time)
 //	line.mp4                   a video file
+//	exec:COMMAND ARGS...       a command writing JPEG (or raw) frames to stdout
+//	pipe:/run/cam.fifo         a named pipe receiving the same
 //
 // Devices, streams, pipelines and video files go through GoCV (OpenCV);
-// folders, sequences and still images use Go's decoders (PNG, JPEG, BMP), so
-// they also work in a build with the tag "nogocv" and CGO_ENABLED=0.
+// folders, sequences, still images, commands and named pipes use Go's
+// decoders (PNG, JPEG, BMP), so they also work in a build with the tag
+// "nogocv" and CGO_ENABLED=0.
 //
-// Live sources (devices, streams, pipelines) are read as fast as they
+// A command (exec:) is started without a shell (its arguments are split as
+// a shell would, quotes included) in its own process group; its standard
+// output is a stream of concatenated JPEG images (gst-launch-1.0 ... !
+// jpegenc ! fdsink fd=1, ffmpeg ... -f mjpeg -, rpicam-vid --codec mjpeg -o
+// -) or of raw frames of ExecWidth x ExecHeight (ExecFormat rgb24, bgr24,
+// gray8). Its standard error goes to the log. When it exits, or sends no
+// frame for ReadTimeout, it is stopped and started again with the
+// reconnection backoff; stopping it is SIGTERM to its group, then SIGKILL
+// after a second. A stream that is cut mid-frame, carries garbage between
+// frames or a frame larger than MaxPixels allows is resynchronised at the
+// next image (Health.Resyncs), never buffered without bound.
+//
+// Live sources (devices, streams, pipelines, commands, named pipes) are read as fast as they
 // deliver, so that the driver's buffers stay empty, into one bounded buffer
 // (Config.Queue frames, default 1) with one drop policy: by default the
 // oldest waiting frame goes, so a reader that falls behind gets recent
@@ -78,11 +93,20 @@ const (
 	KindSequence Kind = "sequence"
 	KindImage    Kind = "image"
 	KindVideo    Kind = "video"
+	KindExec     Kind = "exec"
+	KindPipe     Kind = "pipe"
 )
 
 // Live reports whether frames arrive on their own (and stale ones should
 // be dropped) rather than being read on demand.
-func (k Kind) Live() bool { return k == KindDevice || k == KindURL || k == KindPipeline }
+func (k Kind) Live() bool {
+	return k == KindDevice || k == KindURL || k == KindPipeline || k == KindExec || k == KindPipe
+}
+
+// pureGo reports whether the kind is read without GoCV.
+func (k Kind) pureGo() bool {
+	return k == KindDir || k == KindSequence || k == KindImage || k == KindExec || k == KindPipe
+}
 
 // ROI is a region of interest in frame pixels (zero: the whole frame).
 type ROI struct{ X, Y, W, H int }
@@ -150,10 +174,15 @@ type Config struct {
 	// ReadTimeout declares a live source stalled when no frame came for this
 	// long.
 	ReadTimeout time.Duration
-	// MaxPixels refuses image files (folders, sequences, stills) larger
-	// than this many pixels before decoding them: a small file can declare
-	// a huge image.
+	// MaxPixels refuses image files (folders, sequences, stills) and
+	// streamed frames (exec:, pipe:) larger than this many pixels before
+	// decoding them: a small file can declare a huge image.
 	MaxPixels int
+	// Command and named pipe sources: the stream's format, ExecJPEG
+	// (concatenated JPEG images, the default) or raw frames of
+	// ExecWidth x ExecHeight pixels (ExecRGB24, ExecBGR24, ExecGray8).
+	ExecFormat            string
+	ExecWidth, ExecHeight int
 	// Memory, when set, keeps frame numbers and the folder files read
 	// across restarts (the daemon keeps them in its outbox): Seq is then
 	// never reused, and a folder's files are not read twice.
@@ -167,6 +196,25 @@ type Memory interface {
 	// Remember records a key; Seen reports whether it was recorded.
 	Remember(key string) error
 	Seen(key string) bool
+}
+
+// Stream formats of command and named pipe sources.
+const (
+	ExecJPEG  = "jpeg"
+	ExecRGB24 = "rgb24"
+	ExecBGR24 = "bgr24"
+	ExecGray8 = "gray8"
+)
+
+// execBytesPerPixel is the size of a raw format's pixel (0: not raw).
+func execBytesPerPixel(format string) int {
+	switch format {
+	case ExecRGB24, ExecBGR24:
+		return 3
+	case ExecGray8:
+		return 1
+	}
+	return 0
 }
 
 // DefaultConfig is the configuration where nothing is said: the one place
@@ -183,6 +231,7 @@ func DefaultConfig() Config {
 		BackoffMax:  30 * time.Second,
 		ReadTimeout: 5 * time.Second,
 		MaxPixels:   50_000_000,
+		ExecFormat:  ExecJPEG,
 	}
 }
 
@@ -212,6 +261,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxPixels == 0 {
 		c.MaxPixels = d.MaxPixels
+	}
+	if c.ExecFormat == "" {
+		c.ExecFormat = d.ExecFormat
 	}
 }
 
@@ -245,7 +297,44 @@ func (c *Config) Validate() error {
 		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	if strings.TrimSpace(c.Source) == "" {
-		bad("Source", "no frame source (a device, URL, pipeline, dir:PATH, pattern, image or video file)")
+		bad("Source", "no frame source (a device, URL, pipeline, dir:PATH, exec:COMMAND, pipe:PATH, pattern, image or video file)")
+	}
+	switch k := KindOf(c.Source); k {
+	case KindExec:
+		if args, err := SplitCommand(strings.TrimPrefix(strings.TrimSpace(c.Source), "exec:")); err != nil {
+			bad("Source", "%v", err)
+		} else if len(args) == 0 {
+			bad("Source", "exec: without a command")
+		}
+	case KindPipe:
+		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(c.Source), "pipe:")) == "" {
+			bad("Source", "pipe: without a path")
+		}
+	}
+	switch bpp := execBytesPerPixel(c.ExecFormat); {
+	case c.ExecFormat == "" || c.ExecFormat == ExecJPEG:
+	case bpp == 0:
+		bad("ExecFormat", "%q is not jpeg, rgb24, bgr24 or gray8", c.ExecFormat)
+	default:
+		if c.ExecWidth <= 0 {
+			bad("ExecWidth", "raw %s frames need their width", c.ExecFormat)
+		}
+		if c.ExecHeight <= 0 {
+			bad("ExecHeight", "raw %s frames need their height", c.ExecFormat)
+		}
+		limit := c.MaxPixels
+		if limit == 0 {
+			limit = DefaultConfig().MaxPixels
+		}
+		if c.ExecWidth > 0 && c.ExecHeight > 0 && (c.ExecWidth > limit || c.ExecHeight > limit || c.ExecWidth*c.ExecHeight > limit) {
+			bad("ExecWidth", "%dx%d frames are more than max pixels (%d)", c.ExecWidth, c.ExecHeight, limit)
+		}
+	}
+	if c.ExecWidth < 0 {
+		bad("ExecWidth", "%d is negative", c.ExecWidth)
+	}
+	if c.ExecHeight < 0 {
+		bad("ExecHeight", "%d is negative", c.ExecHeight)
 	}
 	if c.Mode != Continuous && c.Mode != Triggered {
 		bad("Mode", "unknown mode %d", c.Mode)
@@ -306,6 +395,10 @@ var imageExt = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".bmp"
 func KindOf(src string) Kind {
 	s := strings.TrimSpace(src)
 	switch {
+	case strings.HasPrefix(s, "exec:"):
+		return KindExec
+	case strings.HasPrefix(s, "pipe:"):
+		return KindPipe
 	case strings.HasPrefix(s, "dir:"):
 		return KindDir
 	case strings.Contains(s, "appsink") && strings.Contains(s, "!"):

@@ -113,6 +113,30 @@ func TestCameraSectionCheckedByCamera(t *testing.T) {
 	}
 }
 
+// TestCameraExecKeys: exec:/pipe: sources' stream format and raw frame
+// size reach camera.Config and are checked there, under their paths.
+func TestCameraExecKeys(t *testing.T) {
+	yml := "camera:\n  source: \"exec:ffmpeg 'unterminated\"\n  exec:\n    format: rgb24\n    height: 480\n"
+	l, err := Parse("c.yaml", []byte(yml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Validate()
+	for _, want := range []string{"camera.source (line 2)", "camera.exec.width", "unterminated single quote"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v; want an error naming %q", err, want)
+		}
+	}
+	l, err = Parse("ok.yaml", []byte("camera:\n  source: exec:ffmpeg -f rawvideo -\n  exec:\n    format: gray8\n    width: 640\n    height: 480\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := l.CameraConfig()
+	if err != nil || cc.ExecFormat != camera.ExecGray8 || cc.ExecWidth != 640 || cc.ExecHeight != 480 || camera.KindOf(cc.Source) != camera.KindExec {
+		t.Errorf("CameraConfig = %+v, %v", cc, err)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	ex, _ := os.ReadFile("linesight.example.yaml")
 	f.Add(ex, "camera.source=x")
