@@ -431,3 +431,22 @@ func BenchmarkDecodeJPEG720p(b *testing.B) {
 		}
 	}
 }
+
+// Triggered mode and the ROI work on a command's frames as on any live
+// source: the frame for a trigger was captured after it, cropped.
+func TestExecTriggeredWithROI(t *testing.T) {
+	need(t, "ffmpeg")
+	cam, _, _ := start(t, Config{Source: "exec:ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=160x120:rate=30 -f mjpeg -",
+		Mode: Triggered, ROI: ROI{X: 10, Y: 20, W: 64, H: 32}})
+	for i := 0; i < 3; i++ {
+		at := time.Now()
+		if err := cam.Trigger(); err != nil {
+			t.Fatal(err)
+		}
+		f := next(t, cam, 5*time.Second)
+		if f.Image.W != 64 || f.Image.H != 32 || f.start.Before(at) {
+			t.Errorf("trigger %d: a %dx%d frame begun %v after the trigger", i, f.Image.W, f.Image.H, f.start.Sub(at))
+		}
+		f.Release()
+	}
+}

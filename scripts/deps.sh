@@ -16,7 +16,8 @@
 #             python3-numpy/-scipy/-sklearn/-torch (the PatchCore and
 #             builder references: gaussian_filter, roc_auc_score,
 #             avg_pool2d/interpolate, torch checkpoints), ffmpeg and
-#             GStreamer (test videos and pipelines), mosquitto (the real
+#             GStreamer with jpegenc (-good: test videos, pipelines, the
+#             exec: camera source's streams), mosquitto (the real
 #             broker of the MQTT tests, started by the tests on free ports)
 #   qemu      qemu-user-static: runs the arm64 and armhf test binaries
 #   cross     build and qemu, plus the cross compilers that build the arm64
@@ -31,7 +32,7 @@ cd "$(dirname "$0")/.."
 declare -A group=(
   [demo]=""
   [build]="libopencv-dev"
-  [test]="libopencv-dev python3-numpy python3-scipy python3-sklearn python3-torch ffmpeg gstreamer1.0-plugins-base gstreamer1.0-tools mosquitto"
+  [test]="libopencv-dev python3-numpy python3-scipy python3-sklearn python3-torch ffmpeg gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto"
   [qemu]="qemu-user-static"
   [cross]="libopencv-dev qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf"
   [tflite]=""
