@@ -260,6 +260,7 @@ func (c *Camera) session(ctx context.Context) (got bool, err error) {
 	c.mu.Unlock()
 	c.log.Info("camera source open", "backend", info.Backend, "width", info.Width, "height", info.Height, "fps", info.FPS)
 	live := c.kind.Live()
+	sized := false
 	for {
 		if ctx.Err() != nil || (!live && !c.waitDemand(ctx)) {
 			return got, ctx.Err()
@@ -275,6 +276,15 @@ func (c *Camera) session(ctx context.Context) (got bool, err error) {
 				return got, fmt.Errorf("%s ended", c.cfg.ID)
 			}
 			return got, err
+		}
+		if !sized {
+			// Streams (exec:, pipe:) say their size with their first frame.
+			sized = true
+			c.mu.Lock()
+			if c.health.Width == 0 {
+				c.health.Width, c.health.Height = img.W, img.H
+			}
+			c.mu.Unlock()
 		}
 		if err := c.crop(img); err != nil {
 			c.put(img)

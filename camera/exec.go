@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -101,6 +102,9 @@ type streamDriver struct {
 	waitErr error
 	stderr  *os.File
 	logged  sync.WaitGroup // the stderr logger
+	// stopping: Close has begun; what the command says about its broken
+	// pipe then is not news (logged at Debug).
+	stopping atomic.Bool
 }
 
 func newStreamDriver(cfg Config, log *slog.Logger, resync func(string)) (driver, error) {
@@ -204,7 +208,9 @@ func (d *streamDriver) logStderr(name string) {
 				}
 				start, n, suppressed = now, 0, 0
 			}
-			if n++; n <= stderrBurst {
+			if d.stopping.Load() {
+				d.log.Debug("camera: command stderr while stopping", "command", name, "line", string(bytes.ToValidUTF8(line, []byte("?"))))
+			} else if n++; n <= stderrBurst {
 				d.log.Warn("camera: command stderr", "command", name, "line", string(bytes.ToValidUTF8(line, []byte("?"))))
 			} else {
 				suppressed++
@@ -229,7 +235,8 @@ func (d *streamDriver) Read(ctx context.Context, dst *rgb.Image) error {
 	if err := d.r.SetReadDeadline(time.Now().Add(d.cfg.ReadTimeout)); err != nil {
 		return fmt.Errorf("camera: %s cannot time its reads: %w", d.kind, err)
 	}
-	stop := context.AfterFunc(ctx, func() { d.r.SetReadDeadline(time.Unix(1, 0)) })
+	r := d.r // Close may clear d.r while this runs
+	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	for {
 		err := d.readFrame(dst)
@@ -327,8 +334,17 @@ func (d *streamDriver) exitStatus() string {
 
 // Close stops the command (SIGTERM to its process group, SIGKILL to it
 // after stopGrace, and SIGKILL to what is left of the group once the
-// command is gone) and closes the pipes.
+// command is gone) and closes the pipes. Its stdout is closed first: a
+// command blocked writing a frame nobody reads gets EPIPE at once rather
+// than waiting for SIGKILL (ffmpeg finishes its write before it looks at
+// SIGTERM).
 func (d *streamDriver) Close() error {
+	d.stopping.Store(true)
+	var err error
+	if d.r != nil {
+		err = d.r.Close()
+		d.r = nil
+	}
 	if d.cmd != nil {
 		pgid := d.cmd.Process.Pid
 		syscall.Kill(-pgid, syscall.SIGTERM)
@@ -345,10 +361,5 @@ func (d *streamDriver) Close() error {
 		d.logged.Wait()
 		d.cmd = nil
 	}
-	if d.r != nil {
-		err := d.r.Close()
-		d.r = nil
-		return err
-	}
-	return nil
+	return err
 }

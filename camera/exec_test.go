@@ -227,7 +227,9 @@ func TestExecKilledCommandRestarts(t *testing.T) {
 // one that ignores SIGTERM, and what it started, are killed a second later.
 func TestExecCancelStopsTheCommand(t *testing.T) {
 	need(t, "ffmpeg")
-	cam, cancel, done := start(t, Config{Source: "exec:ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=160x120:rate=30 -f mjpeg -"})
+	// Without -re ffmpeg writes as fast as it can: once the camera stops
+	// reading, it is blocked writing to a full pipe.
+	cam, cancel, done := start(t, Config{Source: "exec:ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=640x480:rate=30 -f mjpeg -"})
 	next(t, cam, 5*time.Second).Release()
 	pids := children(t, "ffmpeg")
 	if len(pids) != 1 {
@@ -240,7 +242,11 @@ func TestExecCancelStopsTheCommand(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("Run did not return within a second of cancel")
 	}
-	t.Logf("cancel to Run's return, ffmpeg stopped: %v", time.Since(t0).Round(time.Millisecond))
+	took := time.Since(t0)
+	t.Logf("cancel to Run's return, ffmpeg stopped: %v", took.Round(time.Millisecond))
+	if took > stopGrace/2 {
+		t.Errorf("ffmpeg took %v to stop; it should not need SIGKILL", took)
+	}
 	if alive(pids[0]) || alive(-pids[0]) {
 		t.Errorf("ffmpeg (pid %d) or its group is still there", pids[0])
 	}
@@ -266,7 +272,7 @@ func TestExecCancelStopsTheCommand(t *testing.T) {
 	case <-time.After(stopGrace + time.Second):
 		t.Fatal("Run did not return within two seconds of cancel")
 	}
-	took := time.Since(t0)
+	took = time.Since(t0)
 	t.Logf("cancel to Run's return, a command ignoring SIGTERM killed: %v", took.Round(time.Millisecond))
 	if took < stopGrace {
 		t.Errorf("stopped after %v; the command ignoring SIGTERM had %v", took, stopGrace)
