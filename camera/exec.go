@@ -95,7 +95,7 @@ type streamDriver struct {
 
 	r     *os.File // stdout's read end, or the FIFO
 	split *jpegSplitter
-	raw   []byte
+	raw   []byte // a raw frame, or a JPEG frame given Huffman tables
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been waited for
@@ -288,10 +288,10 @@ func (d *streamDriver) readFrame(dst *rgb.Image) error {
 		rawToRGB(d.cfg.ExecFormat, d.raw, dst.Pix)
 		return nil
 	}
-	frame, err := d.split.Next()
-	if err != nil {
+	if _, err := d.split.Next(); err != nil {
 		return err
 	}
+	frame := d.split.huffmanTables(&d.raw)
 	img, err := rgb.DecodeLimit(bytes.NewReader(frame), d.cfg.MaxPixels)
 	if err != nil {
 		return badFrame{err}

@@ -456,3 +456,50 @@ func TestExecTriggeredWithROI(t *testing.T) {
 		f.Release()
 	}
 }
+
+// stripDHT removes a JPEG's DHT segments, as USB cameras' MJPEG has none.
+func stripDHT(t *testing.T, jpg []byte) []byte {
+	out := []byte{0xFF, 0xD8}
+	for i := 2; i+4 <= len(jpg); {
+		if jpg[i+1] == markSOS {
+			return append(out, jpg[i:]...)
+		}
+		n := int(jpg[i+2])<<8 | int(jpg[i+3])
+		if jpg[i+1] != markDHT {
+			out = append(out, jpg[i:i+2+n]...)
+		}
+		i += 2 + n
+	}
+	t.Fatal("no SOS")
+	return nil
+}
+
+// Frames without Huffman tables (USB cameras' MJPEG) get the standard
+// ones and decode as the frame with its tables did.
+func TestExecFramesWithoutHuffmanTables(t *testing.T) {
+	whole := testJPEG(t, 64, 48, 80) // Go's encoder: the standard tables
+	bare := stripDHT(t, whole)
+	if len(bare) >= len(whole) {
+		t.Fatal("nothing stripped")
+	}
+	if _, err := rgb.Decode(bytes.NewReader(bare)); err == nil {
+		t.Fatal("Go decodes a JPEG without Huffman tables; the test proves nothing")
+	}
+	want, err := rgb.Decode(bytes.NewReader(whole))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bare.mjpeg")
+	os.WriteFile(path, cat(bare, whole, bare), 0o644)
+	cam, _, _ := start(t, Config{Source: "exec:cat " + path, Queue: 4, Drop: DropNewest, BackoffMin: time.Hour})
+	for i := 0; i < 3; i++ {
+		f := next(t, cam, 5*time.Second)
+		if !bytes.Equal(f.Image.Pix, want.Pix) {
+			t.Errorf("frame %d differs from the frame with its tables", i)
+		}
+		f.Release()
+	}
+	if h := cam.Health(); h.Resyncs != 0 {
+		t.Errorf("health %+v", h)
+	}
+}

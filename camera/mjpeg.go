@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"io"
 )
 
@@ -15,6 +17,7 @@ const (
 	markSOS = 0xDA // start of scan: entropy-coded data follows its header
 	markTEM = 0x01 // standalone
 	markRST = 0xD0 // RST0..RST7 (0xD0..0xD7): standalone, also inside scans
+	markDHT = 0xC4 // define Huffman tables
 )
 
 // jpegSplitter cuts a stream of concatenated JPEG images (what `ffmpeg -f
@@ -32,6 +35,10 @@ type jpegSplitter struct {
 	max    int
 	frame  []byte
 	resync func(reason string) // may be nil
+	// Of the last frame: the offset of its first SOS marker (0: none) and
+	// whether a DHT came before it.
+	sos    int
+	sawDHT bool
 }
 
 func newJPEGSplitter(r io.Reader, max int, resync func(string)) *jpegSplitter {
@@ -68,6 +75,7 @@ func (s *jpegSplitter) Next() ([]byte, error) {
 		}
 		restart = false
 		s.frame = append(s.frame[:0], 0xFF, markSOI)
+		s.sos, s.sawDHT = 0, false
 		err := s.body()
 		switch {
 		case err == nil:
@@ -168,6 +176,12 @@ func (s *jpegSplitter) body() error {
 			if len(s.frame)+4+n-2 > s.max {
 				return errTooLarge
 			}
+			switch {
+			case m == markDHT && s.sos == 0:
+				s.sawDHT = true
+			case m == markSOS && s.sos == 0:
+				s.sos = len(s.frame)
+			}
 			s.frame = append(s.frame, 0xFF, m, l[0], l[1])
 			at := len(s.frame)
 			s.frame = append(s.frame, make([]byte, n-2)...)
@@ -220,4 +234,36 @@ func (s *jpegSplitter) scan() (byte, error) {
 			return b, nil
 		}
 	}
+}
+
+// defaultDHT is a DHT segment with the four Huffman tables of T.81 Annex
+// K.3 (luminance DC/AC as tables 0, chrominance as 1), the ones Go's
+// encoder writes, taken from its output.
+var defaultDHT = func() []byte {
+	var b bytes.Buffer
+	jpeg.Encode(&b, image.NewYCbCr(image.Rect(0, 0, 8, 8), image.YCbCrSubsampleRatio420), nil)
+	data := b.Bytes()
+	for i := 2; i+4 <= len(data) && data[i] == 0xFF; {
+		n := int(data[i+2])<<8 | int(data[i+3])
+		if data[i+1] == markDHT {
+			return bytes.Clone(data[i : i+2+n])
+		}
+		i += 2 + n
+	}
+	panic("camera: Go's JPEG encoder wrote no DHT")
+}()
+
+// huffmanTables returns the frame the splitter last returned with the
+// standard Huffman tables inserted before its first scan when it has none
+// of its own: USB cameras' MJPEG (and the AVI1 format) leave them out, and
+// decoders are to assume those (as ffmpeg and libjpeg's MJPEG readers do).
+// Other frames come back as they are. *buf holds the copy (reused).
+func (s *jpegSplitter) huffmanTables(buf *[]byte) []byte {
+	if s.sawDHT || s.sos == 0 {
+		return s.frame
+	}
+	b := append((*buf)[:0], s.frame[:s.sos]...)
+	b = append(b, defaultDHT...)
+	*buf = append(b, s.frame[s.sos:]...)
+	return *buf
 }
