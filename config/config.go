@@ -61,7 +61,10 @@ type Camera struct {
 	MaxPixels int      `yaml:"max_pixels"`
 	Folder    Folder   `yaml:"folder"`
 	Backoff   Duration `yaml:"backoff_max"`
-	Exec      Exec     `yaml:"exec"`
+	// ReadTimeout: a live source that sends no frame for this long is
+	// stalled; streams and commands (exec:, pipe:) are then restarted.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	Exec        Exec     `yaml:"exec"`
 }
 
 // Exec configures exec: and pipe: sources: what the stream carries.
@@ -190,7 +193,8 @@ func Defaults() Config {
 	return Config{
 		Station: Station{ID: "station-1"},
 		Camera: Camera{Mode: cam.Mode.String(), Folder: Folder{Settle: Duration(cam.Settle), Poll: Duration(cam.Poll), Done: cam.Done},
-			Backoff: Duration(cam.BackoffMax), MaxPixels: cam.MaxPixels, Exec: Exec{Format: cam.ExecFormat}},
+			Backoff: Duration(cam.BackoffMax), ReadTimeout: Duration(cam.ReadTimeout), MaxPixels: cam.MaxPixels,
+			Exec: Exec{Format: cam.ExecFormat}},
 		Model:    Model{Path: "/var/lib/linesight/backbone.tflite"},
 		Bank:     Bank{DB: "/var/lib/linesight/banks.db"},
 		Maps:     Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
@@ -490,7 +494,8 @@ var cameraPaths = map[string]string{
 	"Width": "camera.width", "Height": "camera.height", "Buffers": "camera.buffers", "Format": "camera.format",
 	"ROI": "camera.roi", "Queue": "queue.size", "Drop": "queue.drop", "Settle": "camera.folder.settle",
 	"Poll": "camera.folder.poll", "Done": "camera.folder.done", "BackoffMax": "camera.backoff_max", "MaxPixels": "camera.max_pixels",
-	"ExecFormat": "camera.exec.format", "ExecWidth": "camera.exec.width", "ExecHeight": "camera.exec.height",
+	"ReadTimeout": "camera.read_timeout",
+	"ExecFormat":  "camera.exec.format", "ExecWidth": "camera.exec.width", "ExecHeight": "camera.exec.height",
 }
 
 // CameraConfig is the camera and queue sections as a camera.Config for
@@ -500,7 +505,7 @@ func (c *Config) CameraConfig() (camera.Config, error) {
 		Width: c.Camera.Width, Height: c.Camera.Height, FPS: c.Camera.FPS, Format: c.Camera.Format, Buffers: c.Camera.Buffers,
 		Queue: c.Queue.Size, Drop: c.Queue.Drop,
 		Settle: time.Duration(c.Camera.Folder.Settle), Poll: time.Duration(c.Camera.Folder.Poll), Done: c.Camera.Folder.Done,
-		BackoffMax: time.Duration(c.Camera.Backoff), MaxPixels: c.Camera.MaxPixels,
+		BackoffMax: time.Duration(c.Camera.Backoff), ReadTimeout: time.Duration(c.Camera.ReadTimeout), MaxPixels: c.Camera.MaxPixels,
 		ExecFormat: c.Camera.Exec.Format, ExecWidth: c.Camera.Exec.Width, ExecHeight: c.Camera.Exec.Height}
 	var es camera.Errors
 	var err error

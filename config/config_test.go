@@ -116,13 +116,13 @@ func TestCameraSectionCheckedByCamera(t *testing.T) {
 // TestCameraExecKeys: exec:/pipe: sources' stream format and raw frame
 // size reach camera.Config and are checked there, under their paths.
 func TestCameraExecKeys(t *testing.T) {
-	yml := "camera:\n  source: \"exec:ffmpeg 'unterminated\"\n  exec:\n    format: rgb24\n    height: 480\n"
+	yml := "camera:\n  source: \"exec:ffmpeg 'unterminated\"\n  exec:\n    format: rgb24\n    height: 480\n  read_timeout: -1s\n"
 	l, err := Parse("c.yaml", []byte(yml), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = l.Validate()
-	for _, want := range []string{"camera.source (line 2)", "camera.exec.width", "unterminated single quote"} {
+	for _, want := range []string{"camera.source (line 2)", "camera.exec.width", "unterminated single quote", "camera.read_timeout (line 6)"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v; want an error naming %q", err, want)
 		}
@@ -132,7 +132,7 @@ func TestCameraExecKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc, err := l.CameraConfig()
-	if err != nil || cc.ExecFormat != camera.ExecGray8 || cc.ExecWidth != 640 || cc.ExecHeight != 480 || camera.KindOf(cc.Source) != camera.KindExec {
+	if err != nil || cc.ExecFormat != camera.ExecGray8 || cc.ExecWidth != 640 || cc.ExecHeight != 480 || camera.KindOf(cc.Source) != camera.KindExec || cc.ReadTimeout != 5*time.Second {
 		t.Errorf("CameraConfig = %+v, %v", cc, err)
 	}
 }
