@@ -67,6 +67,17 @@ func openBanks(cfg *config.Config, mf *model.File, threads int, log *slog.Logger
 // (it reports needs-bank). Only the pipeline inspects with it.
 func (b *banks) current() *patchcore.Detector { return b.cur.Load() }
 
+// pending is the detector about to be swapped in, else the one in use
+// (nil without a bank): what a change made now must start from.
+func (b *banks) pending() *patchcore.Detector {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next != nil {
+		return b.next
+	}
+	return b.cur.Load()
+}
+
 // version is the version of the bank in use, 0 when there is none.
 func (b *banks) version() uint64 {
 	if det := b.cur.Load(); det != nil {

@@ -104,17 +104,13 @@ func openEvidence(dir string, maxFrames int, maxBytes int64, log *slog.Logger) (
 		e.entries = append(e.entries, evidenceEntry{seq: n, size: fi.Size() + int64(len(raw))})
 		e.bytes += fi.Size() + int64(len(raw))
 	}
-	// Whatever is not a whole frame: temporary files, a PNG whose JSON
-	// was never written, damaged frames.
+	// The ring's own files that are not a whole frame: temporary files, a
+	// PNG whose JSON was never written, damaged frames. Files with other
+	// names are not the ring's and stay (evidence.dir may be shared).
 	for _, d := range ents {
-		name := d.Name()
-		base := strings.TrimSuffix(strings.TrimSuffix(name, ".png"), ".json")
-		n, err := strconv.ParseUint(base, 10, 64)
-		if err == nil && have[n] && (name == evidenceName(n, ".png") || name == evidenceName(n, ".json")) {
-			continue
-		}
-		if strings.HasSuffix(name, ".png") || strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".tmp") {
-			os.Remove(filepath.Join(dir, name))
+		n, ok := ringFile(d.Name())
+		if ok && !have[n] {
+			os.Remove(filepath.Join(dir, d.Name()))
 		}
 	}
 	slices.SortFunc(e.entries, func(a, b evidenceEntry) int { return cmpUint(a.seq, b.seq) })
@@ -135,6 +131,27 @@ func cmpUint(a, b uint64) int {
 }
 
 func evidenceName(seq uint64, ext string) string { return fmt.Sprintf("%020d%s", seq, ext) }
+
+// ringFile reports whether name is one of the ring's files (a frame's
+// image or result, or a temporary one being written), and its seq; a
+// temporary file counts as no frame's (seq's entry is never it).
+func ringFile(name string) (uint64, bool) {
+	if len(name) < 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(name[:20], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	rest := name[20:]
+	switch {
+	case rest == ".png" || rest == ".json":
+		return n, true
+	case (strings.HasPrefix(rest, ".png.") || strings.HasPrefix(rest, ".json.")) && strings.HasSuffix(rest, ".tmp"):
+		return ^uint64(0), true // never a kept frame's seq
+	}
+	return 0, false
+}
 
 // parseEvidenceResult reads a stored result and checks that it is the
 // frame its file names.

@@ -69,6 +69,7 @@ func TestEvidenceRing(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, evidenceName(8, ".png")), []byte("\x89PNG"), 0o644)
 	os.WriteFile(filepath.Join(dir, evidenceName(8, ".json")), []byte(`{"seq":3}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("an operator's file"), 0o644)
+	os.WriteFile(filepath.Join(dir, "part-0042.png"), []byte("\x89PNG"), 0o644) // not the ring's: kept
 	e2, err := openEvidence(dir, 3, 1<<20, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func TestEvidenceRing(t *testing.T) {
 		t.Errorf("reopened: %d frames, %d..%d; want 3, 3..5", n, lo, hi)
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 7 { // 3 frames of 2 files, and the operator's file
+	if len(ents) != 8 { // 3 frames of 2 files, and the operator's two files
 		var names []string
 		for _, d := range ents {
 			names = append(names, d.Name())

@@ -85,6 +85,7 @@ func (s *station) handler() http.Handler {
 		gauge("linesight_outbox_maps", "Maps waiting in the outbox.", func() float64 { _, m := s.outbox.Len(); return float64(m) }),
 		outboxDrops{s.outbox},
 		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
+		counter("linesight_camera_resyncs_total", "Damaged stretches skipped in an exec: or pipe: camera stream.", func() float64 { return float64(s.cam.Health().Resyncs) }),
 		counter("linesight_camera_dropped_total", "Captured frames dropped by the frame buffer's policy (queue.size, queue.drop).", func() float64 { return float64(s.cam.Health().Dropped) }),
 		gauge("linesight_bank_version", "Active bank version.", func() float64 { return float64(s.banks.version()) }),
 		gauge("linesight_evidence_frames", "Frames kept in the evidence ring.", func() float64 {
@@ -132,7 +133,7 @@ func (s *station) serveHealth(w http.ResponseWriter, _ *http.Request) {
 func cameraStatus(h camera.Health) *mqtt.CameraStatus {
 	return &mqtt.CameraStatus{Source: h.Source, Kind: string(h.Kind), Connected: h.Connected, Backend: h.Backend,
 		Width: h.Width, Height: h.Height, FPS: h.FPS, LastFrame: h.LastFrame.UTC().Format(time.RFC3339Nano), Reconnects: h.Reconnects,
-		Read: h.Read, Dropped: h.Dropped, Skipped: h.Skipped, Stalled: h.Stalled, LastError: h.LastError}
+		Read: h.Read, Dropped: h.Dropped, Skipped: h.Skipped, Resyncs: h.Resyncs, Stalled: h.Stalled, LastError: h.LastError}
 }
 
 // status is the station's state for the retained status topic and

@@ -173,6 +173,11 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		return err
 	}
 
+	// Teach mode runs under ctx, from before the first command can come;
+	// stopping waits for an enrollment or append to end (a build stops at
+	// its next image). Its folders left by a crash go first.
+	cleanTeachFolders(filepath.Dir(s.cfg.Bank.DB))
+
 	clientID := s.cfg.MQTT.ClientID
 	if clientID == "" {
 		// A random suffix: a client id anyone can guess lets anyone kick
@@ -190,6 +195,10 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	if err != nil {
 		return err
 	}
+	tctx, tcancel := context.WithCancel(ctx)
+	s.teach.mu.Lock()
+	s.teach.ctx = tctx
+	s.teach.mu.Unlock()
 	s.client = mqtt.New(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: s.cfg.MQTT.Prefix, Station: s.cfg.Station.ID,
 		QoS: byte(s.cfg.MQTT.QoS), Username: s.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: s.outbox, Log: log,
 		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command, Refused: s.commandRefused,
@@ -200,6 +209,10 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		defer cancel()
 		s.client.Close(flush, s.statusJSON(mqtt.StateOffline))
 	})
+
+	// Teach mode stops before the client, so that its last replies go out
+	// (until then, Run's own cancel ends it on an error path).
+	lc.started("teach mode", func() { s.teach.stop(tcancel) })
 
 	// HTTP: listen now, so that a taken port fails the start.
 	if s.cfg.HTTP.Listen != "" {
@@ -226,13 +239,6 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	// The frame path. Stops run in reverse: the camera stops first (no new
 	// frames), the pipeline then inspects what was captured, the map
 	// encoder finishes last.
-	// Teach mode runs under ctx; stopping waits for an enrollment to end
-	// (a build stops at its next image).
-	tctx, tcancel := context.WithCancel(ctx)
-	s.teach.mu.Lock()
-	s.teach.ctx = tctx
-	s.teach.mu.Unlock()
-	lc.started("teach mode", func() { tcancel(); s.teach.wg.Wait() })
 	s.pipe = newPipeline(s)
 	lc.spawn(ctx, "map encoder", s.pipe.encodeMaps, nil)
 	lc.spawnDraining(ctx, "pipeline", s.pipe.run, drainTimeout)

@@ -26,10 +26,18 @@ import (
 
 // Limits of an enrollment.
 const (
-	enrollMin     = 2
-	enrollMax     = 1000
-	enrollTimeout = time.Hour
-	enrollSlots   = 4 // frames waiting to be written; more are not taken
+	enrollMin        = 2
+	enrollMax        = 1000
+	enrollTimeout    = time.Hour
+	enrollMaxTimeout = 7 * 24 * 3600 // seconds
+	enrollSlots      = 4             // frames waiting to be written; more are not taken
+)
+
+// Folders of teach mode and append beside the bank database, one per
+// run; what a crash left of them is removed at start (cleanTeachFolders).
+const (
+	enrollFolders = "enroll-*"
+	appendFolders = "append-*"
 )
 
 // enrollment is a running teach mode.
@@ -44,13 +52,50 @@ type enrollment struct {
 	state mqtt.EnrollState
 }
 
-// teach holds the current or last enrollment.
+// teach holds the current or last enrollment, and serialises the bank
+// changes the station makes from its own frames.
 type teach struct {
 	mu   sync.Mutex
-	cur  *enrollment // running, nil when none
+	cur  *enrollment // taking frames, nil when none
+	busy *enrollment // running (taking frames or building), nil when none
 	last *enrollment // the last one, for the status
 	ctx  context.Context
 	wg   sync.WaitGroup
+
+	// change serialises enroll's and append's read of the bank in use
+	// with the store of the bank they make from it: two appends (an
+	// operator's retry) must not both grow the same version.
+	change sync.Mutex
+}
+
+// start registers a job of teach mode (an enrollment or an append) that
+// stop waits for; false when the station is not running.
+func (t *teach) start() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx == nil || t.ctx.Err() != nil {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+// stop cancels the jobs and waits for them.
+func (t *teach) stop(cancel context.CancelFunc) {
+	t.mu.Lock()
+	cancel()
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// cleanTeachFolders removes what a crash left of enrollments and appends.
+func cleanTeachFolders(bankDir string) {
+	for _, pat := range []string{enrollFolders, appendFolders} {
+		old, _ := filepath.Glob(filepath.Join(bankDir, pat))
+		for _, d := range old {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // enrollState is the current or last enrollment's state for the status.
@@ -78,23 +123,19 @@ func (s *station) cmdEnroll(c call) (any, error) {
 	if p.Count < enrollMin || p.Count > enrollMax {
 		return nil, fmt.Errorf("bank/enroll: count %d outside %d..%d", p.Count, enrollMin, enrollMax)
 	}
-	if p.Timeout < 0 {
-		return nil, fmt.Errorf("bank/enroll: timeout_s %d is negative", p.Timeout)
+	if p.Timeout < 0 || p.Timeout > enrollMaxTimeout {
+		return nil, fmt.Errorf("bank/enroll: timeout_s %d outside 0..%d", p.Timeout, enrollMaxTimeout)
 	}
 	s.teach.mu.Lock()
 	defer s.teach.mu.Unlock()
-	if s.teach.cur != nil {
-		return nil, fmt.Errorf("bank/enroll: enrollment %q is still running", s.teach.cur.state.ID)
+	if b := s.teach.busy; b != nil {
+		return nil, fmt.Errorf("bank/enroll: enrollment %q is still running (%s)", b.state.ID, b.snapshot().State)
 	}
 	if s.teach.ctx == nil || s.teach.ctx.Err() != nil {
-		return nil, errors.New("bank/enroll: the station is stopping")
+		return nil, errors.New("bank/enroll: the station is not running")
 	}
-	dir := filepath.Join(filepath.Dir(s.cfg.Bank.DB), "enroll")
-	// What a previous enrollment left (it stopped with the station).
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("bank/enroll: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	dir, err := os.MkdirTemp(filepath.Dir(s.cfg.Bank.DB), enrollFolders)
+	if err != nil {
 		return nil, fmt.Errorf("bank/enroll: %w", err)
 	}
 	e := &enrollment{req: p, who: c.who, dir: dir, imgs: make(chan *rgb.Image, enrollSlots), free: make(chan *rgb.Image, enrollSlots),
@@ -102,8 +143,8 @@ func (s *station) cmdEnroll(c call) (any, error) {
 	for range enrollSlots {
 		e.free <- &rgb.Image{}
 	}
-	s.teach.cur, s.teach.last = e, e
-	s.teach.wg.Add(1)
+	s.teach.cur, s.teach.busy, s.teach.last = e, e, e
+	s.teach.wg.Add(1) // under teach.mu, with its context checked: stop waits for it
 	go func() {
 		defer s.teach.wg.Done()
 		s.enroll(s.teach.ctx, e)
@@ -155,8 +196,14 @@ func (s *station) enroll(ctx context.Context, e *enrollment) {
 			Detail: fmt.Sprintf("%d of %d frames", st.Captured, st.Count)})
 	}
 	s.teach.mu.Lock()
-	s.teach.cur = nil
+	if s.teach.cur == e {
+		s.teach.cur = nil
+	}
+	if s.teach.busy == e {
+		s.teach.busy = nil
+	}
 	s.teach.mu.Unlock()
+	e.imgs, e.free = nil, nil // the frame buffers, for the collector
 	os.RemoveAll(e.dir)
 	s.enrollReply(st)
 	s.publishStatus()
@@ -203,23 +250,36 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 	}
 	// The frames are in: stop taking them, build.
 	s.teach.mu.Lock()
-	s.teach.cur = nil
+	if s.teach.cur == e {
+		s.teach.cur = nil
+	}
 	s.teach.mu.Unlock()
 	s.enrollReply(e.update(func(st *mqtt.EnrollState) { st.State = mqtt.EnrollBuilding }))
 	s.publishStatus()
 
 	mf := s.model
 	var opts patchcore.BuildOptions
-	if det := s.banks.current(); det != nil {
-		// The recipe of the bank in use, with its backbone: re-teaching
-		// after a product change keeps what the station was set up with.
+	if det := s.banks.pending(); det != nil {
+		// The bank in use (or about to be), with its backbone: re-teaching
+		// after a product change keeps what the station was set up with:
+		// the recipe, the coreset's share and the threshold rule.
 		meta := det.Bank().Meta
 		opts.Recipe = patchcore.RecipeOf(&meta)
+		opts.Ratio, opts.Max = meta.Coreset.Ratio, meta.Coreset.Max
+		if meta.Coreset.ProjectDim > 0 {
+			opts.CoresetDim = meta.Coreset.ProjectDim
+		}
+		opts.Rule, opts.Param = meta.Threshold.Rule, meta.Threshold.Param
+		if meta.Threshold.Folds > 0 {
+			opts.Folds = meta.Threshold.Folds
+		}
 		if m := s.banks.modelOf(det); m != nil {
 			mf = m
 		}
 	}
-	opts.Threads = threads(s.cfg)
+	// One core fewer than inspection uses: the line keeps its pace while
+	// the bank is built beside it.
+	opts.Threads = max(1, threads(s.cfg)-1)
 	opts.Note = e.req.Note
 	if opts.Note == "" {
 		opts.Note = "taught on the station (cmd/bank/enroll " + e.state.ID + ")"
@@ -240,6 +300,12 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 	if err != nil {
 		return e.snapshot(), err
 	}
+	if err := ctx.Err(); err != nil {
+		det.Close()
+		return e.snapshot(), errors.New("the station stopped during enrollment")
+	}
+	s.teach.change.Lock()
+	defer s.teach.change.Unlock()
 	detail := fmt.Sprintf("%d frames taught on the station, %d patches, %d kept", len(paths), rep.Patches, rep.Selected)
 	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
 		return st.Apply(bank.Change{Put: bk, Activate: e.req.Activate,
@@ -250,14 +316,20 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 		return e.snapshot(), err
 	}
 	s.publishAudit(bank.AuditEntry{Action: "enroll", Who: e.who, Version: v, Result: bank.AuditOK, Detail: detail})
+	override := overrideOf(det)
 	if e.req.Activate {
 		s.banks.offerLoaded(det)
 	} else {
 		det.Close()
 	}
 	th := bk.Meta.Threshold
+	if override != nil {
+		s.log.Warn("teach mode: the operator's threshold stays in force over the new bank's calibrated one (cmd/threshold reset returns to it)",
+			"override", *override, "calibrated", th.Value)
+	}
 	st := e.update(func(st *mqtt.EnrollState) {
 		st.State, st.Version, st.Active, st.Threshold, st.ExpectedFRR = mqtt.EnrollDone, v, e.req.Activate, th.Value, th.ExpectedFRR
+		st.ThresholdOverride = override
 	})
 	s.log.Info("teach mode: bank stored", "version", v, "active", e.req.Activate, "threshold", th.Value, "frames", len(paths))
 	return st, nil
@@ -288,11 +360,19 @@ func (s *station) cmdAppend(c call) (any, error) {
 	if s.evidence == nil {
 		return nil, errors.New("bank/append: this station keeps no frames (evidence.frames: 0); append images with `linesight bank append` instead")
 	}
-	det := s.banks.current()
+	if !s.teach.start() {
+		return nil, errors.New("bank/append: the station is not running")
+	}
+	defer s.teach.wg.Done()
+	// One append or enrollment store at a time, each from the bank in use
+	// or about to be: a retry must grow the version the first one made.
+	s.teach.change.Lock()
+	defer s.teach.change.Unlock()
+	det := s.banks.pending()
 	if det == nil {
 		return nil, fmt.Errorf("bank/append: %w", errNeedsBank)
 	}
-	dir, err := os.MkdirTemp(filepath.Dir(s.cfg.Bank.DB), "append-")
+	dir, err := os.MkdirTemp(filepath.Dir(s.cfg.Bank.DB), appendFolders)
 	if err != nil {
 		return nil, fmt.Errorf("bank/append: %w", err)
 	}
@@ -312,7 +392,7 @@ func (s *station) cmdAppend(c call) (any, error) {
 	}
 	old := det.Bank()
 	ctx := s.teach.context()
-	nb, rep, err := patchcore.Append(ctx, mf, old, paths, patchcore.AppendOptions{Threads: threads(s.cfg), Note: p.Note})
+	nb, rep, err := patchcore.Append(ctx, mf, old, paths, patchcore.AppendOptions{Threads: max(1, threads(s.cfg)-1), Note: p.Note})
 	if err != nil {
 		return nil, fmt.Errorf("bank/append: %w", err)
 	}
@@ -320,6 +400,11 @@ func (s *station) cmdAppend(c call) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bank/append: %w", err)
 	}
+	if ctx.Err() != nil {
+		ndet.Close()
+		return nil, errors.New("bank/append: the station is stopping; nothing changed")
+	}
+	override := overrideOf(ndet)
 	activate := p.Activate == nil || *p.Activate
 	detail := fmt.Sprintf("frames %v of the evidence ring appended to version %d: %d patches added", p.Seqs, old.Meta.Version, rep.Added)
 	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
@@ -338,7 +423,8 @@ func (s *station) cmdAppend(c call) (any, error) {
 	}
 	go s.publishStatus()
 	return mqtt.AppendReply{Version: v, Active: activate, From: old.Meta.Version, Added: rep.Added, Vectors: nb.Meta.Count,
-		Threshold: nb.Meta.Threshold.Value, OldThreshold: old.Meta.Threshold.Value, Before: rep.Before, After: rep.After}, nil
+		Threshold: nb.Meta.Threshold.Value, OldThreshold: old.Meta.Threshold.Value, ThresholdOverride: override,
+		Before: rep.Before, After: rep.After}, nil
 }
 
 // context is what teach mode and appends run under: cancelled when the
@@ -350,4 +436,13 @@ func (t *teach) context() context.Context {
 		return context.Background()
 	}
 	return t.ctx
+}
+
+// overrideOf is the operator's threshold in force on det, nil when the
+// bank's own is.
+func overrideOf(det *patchcore.Detector) *float64 {
+	if t, ok := det.Threshold(); ok {
+		return &t
+	}
+	return nil
 }

@@ -309,6 +309,18 @@ func TestEnrollAndAppendCommands(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	var st *mqtt.EnrollState
+	// While it builds, it is still running: another enrollment is refused
+	// (one was taken here, and the two removed each other's frames).
+	for st = s.enrollState(); st.State == mqtt.EnrollCapturing && time.Now().Before(deadline); st = s.enrollState() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st.State == mqtt.EnrollBuilding {
+		if _, err := s.command(mqtt.CmdBankEnroll, req("e3", `{"count":3}`)); err == nil || !strings.Contains(err.Error(), "still running (building)") {
+			t.Errorf("a second enrollment while the first builds: %v", err)
+		}
+	} else {
+		t.Logf("the build ended before it could be checked (%s)", st.State)
+	}
 	for {
 		if st = s.enrollState(); st.State == mqtt.EnrollDone || st.State == mqtt.EnrollFailed || time.Now().After(deadline) {
 			break
@@ -321,6 +333,9 @@ func TestEnrollAndAppendCommands(t *testing.T) {
 	s.banks.swapIn()
 	if v := s.banks.version(); v != 4 {
 		t.Errorf("bank in use %d after enrolling version 4", v)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(f.db), "enroll-*")); len(left) != 0 {
+		t.Errorf("the enrollment left %v", left)
 	}
 
 	// Append: refused without an evidence ring, for frames it does not

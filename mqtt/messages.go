@@ -164,8 +164,11 @@ type CameraStatus struct {
 	Read       uint64  `json:"frames_read"`
 	Dropped    uint64  `json:"frames_dropped"`
 	Skipped    uint64  `json:"files_skipped"`
-	Stalled    bool    `json:"stalled"`
-	LastError  string  `json:"last_error,omitempty"`
+	// Resyncs counts damaged stretches skipped in an exec: or pipe:
+	// stream (garbage, a cut or oversized frame).
+	Resyncs   uint64 `json:"resyncs,omitempty"`
+	Stalled   bool   `json:"stalled"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Request is a command's JSON payload on cmd/<name>: an id echoed in the
@@ -292,8 +295,11 @@ type EnrollState struct {
 	// the false-reject rate its rule expects, when done.
 	Threshold   float64 `json:"threshold,omitempty"`
 	ExpectedFRR float64 `json:"expected_frr,omitempty"`
-	Error       string  `json:"error,omitempty"`
-	Started     string  `json:"started"` // RFC 3339, UTC
+	// ThresholdOverride is the operator's threshold (cmd/threshold,
+	// scoring.threshold) that stays in force over the new bank's.
+	ThresholdOverride *float64 `json:"threshold_override,omitempty"`
+	Error             string   `json:"error,omitempty"`
+	Started           string   `json:"started"` // RFC 3339, UTC
 }
 
 // AppendRequest names frames of the evidence ring (by seq) that were good
@@ -306,13 +312,16 @@ type AppendRequest struct {
 
 // AppendReply tells what cmd/bank/append did.
 type AppendReply struct {
-	Version      uint64    `json:"version"`
-	Active       bool      `json:"active"`
-	From         uint64    `json:"from_version"`
-	Added        int       `json:"patches_added"`
-	Vectors      int       `json:"vectors"` // in the new bank
-	Threshold    float64   `json:"threshold"`
-	OldThreshold float64   `json:"old_threshold"`
-	Before       []float64 `json:"scores_before"` // of the appended frames, old bank
-	After        []float64 `json:"scores_after"`  // and new bank
+	Version      uint64  `json:"version"`
+	Active       bool    `json:"active"`
+	From         uint64  `json:"from_version"`
+	Added        int     `json:"patches_added"`
+	Vectors      int     `json:"vectors"` // in the new bank
+	Threshold    float64 `json:"threshold"`
+	OldThreshold float64 `json:"old_threshold"`
+	// ThresholdOverride is the operator's threshold in force over the new
+	// bank's, when there is one.
+	ThresholdOverride *float64  `json:"threshold_override,omitempty"`
+	Before            []float64 `json:"scores_before"` // of the appended frames, old bank
+	After             []float64 `json:"scores_after"`  // and new bank
 }

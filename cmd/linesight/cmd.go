@@ -39,7 +39,8 @@ func cmdCmd(args []string, out io.Writer) error {
 	if len(pos) < 2 || len(pos) > 3 {
 		return errors.New("usage: linesight cmd STATION NAME [JSON] [--sign KEY] [--broker URL] [--prefix P] [--timeout D]\n" +
 			"  e.g. linesight cmd line1 threshold '{\"set\":12.5}' --sign keys/signing.key\n" +
-			"  commands: " + mqtt.CmdTrigger + ", " + mqtt.CmdStatus + ", " + mqtt.CmdThreshold + ", " + mqtt.CmdBankActivate + ", " + mqtt.CmdBankRollback)
+			"  commands: " + mqtt.CmdTrigger + ", " + mqtt.CmdStatus + ", " + mqtt.CmdThreshold + ", " + mqtt.CmdBankActivate + ", " + mqtt.CmdBankRollback +
+			", " + mqtt.CmdBankEnroll + " (better: linesight enroll), " + mqtt.CmdBankAppend)
 	}
 	station, name := pos[0], pos[1]
 	body := []byte("{}")
@@ -107,9 +108,16 @@ func sendCommand(broker *brokerFlags, prefix, station, name string, body []byte,
 		if retained || json.Unmarshal(p, &r) != nil || r.ID != id {
 			return // an old or someone else's reply
 		}
-		select {
-		case c.replies <- append([]byte(nil), p...):
-		default: // progress nobody reads yet; the last reply matters
+		for {
+			select {
+			case c.replies <- append([]byte(nil), p...):
+				return
+			default: // full of progress nobody read: the oldest goes, the last reply matters
+				select {
+				case <-c.replies:
+				default:
+				}
+			}
 		}
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/linesight/linesight/mqtt"
@@ -28,7 +29,7 @@ func enrollCmd(args []string, out io.Writer) error {
 	fs.IntVar(&req.Count, "count", 30, "good parts to take (2..1000); in triggered mode, one per trigger")
 	fs.BoolVar(&req.Activate, "activate", false, "put the new bank in use when it is built")
 	fs.StringVar(&req.Note, "note", "", "free text stored with the bank")
-	timeout := fs.Duration("timeout", time.Hour, "give up when the frames or the build take longer")
+	timeout := fs.Duration("timeout", time.Hour, "the station gives up when the frames have not all come within this (the build is not limited); this command waits for the build a further 10 minutes")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -36,7 +37,10 @@ func enrollCmd(args []string, out io.Writer) error {
 	if len(pos) != 1 {
 		return errors.New("usage: linesight enroll STATION [--count 30] [--activate] [--note TEXT] [--sign KEY] [--broker URL] [--timeout 1h]")
 	}
-	req.Timeout = int(timeout.Seconds())
+	req.Timeout = int(math.Ceil(timeout.Seconds()))
+	if req.Timeout < 1 {
+		return errors.New("enroll: --timeout must be at least 1s")
+	}
 	body, _ := json.Marshal(req)
 	station := pos[0]
 	cs, err := sendCommand(broker, *prefix, station, mqtt.CmdBankEnroll, body, *sign)
@@ -46,7 +50,7 @@ func enrollCmd(args []string, out io.Writer) error {
 	defer cs.close()
 	// The station answers at once, then as frames come in and the build
 	// goes on; silence for a while is normal in triggered mode.
-	deadline := time.After(*timeout + time.Minute)
+	deadline := time.After(*timeout + 10*time.Minute)
 	first := time.After(10 * time.Second)
 	for {
 		select {
@@ -82,6 +86,9 @@ func enrollCmd(args []string, out io.Writer) error {
 					fmt.Fprintf(out, ", expected false-reject rate %.2g%%", 100*st.ExpectedFRR)
 				}
 				fmt.Fprintln(out)
+				if st.ThresholdOverride != nil {
+					fmt.Fprintf(out, "  NOTE: the operator's threshold %.4f stays in force over it (linesight cmd %s threshold '{\"reset\":true}' returns to the bank's)\n", *st.ThresholdOverride, station)
+				}
 				return nil
 			}
 		case <-first:
