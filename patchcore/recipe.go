@@ -26,15 +26,8 @@ const (
 // writes it, with everything this build fixes (resize filter, pixel format,
 // pooling, upsampling, distance, map border) and everything the model
 // decides (input size, grid, tap widths), into a bank's metadata;
-// RecipeOf is the recipe bank metadata m was built with: re-teaching a
-// station builds its new bank the way its current one was built.
-func RecipeOf(m *bank.Meta) Recipe {
-	return Recipe{Taps: slices.Clone(m.Model.Taps), Crop: m.Preprocess.Crop, Project: m.Embed.Project,
-		Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma}
-}
-
-// CheckRecipe refuses a bank this build would score differently. Both are
-// the only places that write or read those fields.
+// CheckRecipe refuses a bank this build would score differently. Both, and
+// RecipeOf, are the only places that write or read those fields.
 type Recipe struct {
 	Taps    []string // feature-map tensors, finest first; default DefaultTaps
 	Crop    float64  // centre crop fraction of the shorter side, 0 = whole frame
@@ -42,6 +35,13 @@ type Recipe struct {
 	Image   string   // image score: ImageEq7 (default) or ImageMax
 	B       int      // Eq. 7 neighbours, default 9
 	Sigma   float64  // map blur in input pixels, default 4
+}
+
+// RecipeOf is the recipe bank metadata m was built with: re-teaching a
+// station builds its new bank the way its current one was built.
+func RecipeOf(m *bank.Meta) Recipe {
+	return Recipe{Taps: slices.Clone(m.Model.Taps), Crop: m.Preprocess.Crop, Project: m.Embed.Project,
+		Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma}
 }
 
 func (r *Recipe) defaults() {
