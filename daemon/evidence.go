@@ -218,10 +218,21 @@ func (e *evidence) write(j evidenceJob) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// A restart may reuse no seq (the camera's numbering persists), but a
-	// frame written twice must not be counted twice.
+	// The camera's numbering persists across restarts (with the outbox),
+	// so seq only grows. If it went back (the outbox file deleted, the
+	// station renamed), the frames at or above it are another numbering's:
+	// they go, or an append by seq could take a different part.
 	if n := len(e.entries); n > 0 && e.entries[n-1].seq >= j.seq {
-		e.dropLocked(j.seq)
+		e.log.Warn("evidence: frame numbers went back (a new outbox?); dropping the frames numbered from here up", "seq", j.seq, "newest", e.entries[n-1].seq)
+		for len(e.entries) > 0 && e.entries[len(e.entries)-1].seq >= j.seq {
+			old := e.entries[len(e.entries)-1]
+			e.entries = e.entries[:len(e.entries)-1]
+			e.bytes -= old.size
+			if old.seq != j.seq {
+				os.Remove(filepath.Join(e.dir, evidenceName(old.seq, ".json")))
+				os.Remove(filepath.Join(e.dir, evidenceName(old.seq, ".png")))
+			}
+		}
 	}
 	size := pngSize + int64(len(j.result))
 	i, _ := slices.BinarySearchFunc(e.entries, j.seq, func(a evidenceEntry, s uint64) int { return cmpUint(a.seq, s) })
@@ -280,17 +291,6 @@ func (e *evidence) trimLocked() {
 		e.bytes -= old.size
 		os.Remove(filepath.Join(e.dir, evidenceName(old.seq, ".json")))
 		os.Remove(filepath.Join(e.dir, evidenceName(old.seq, ".png")))
-	}
-}
-
-// dropLocked forgets seq's entry (its files are about to be replaced).
-func (e *evidence) dropLocked(seq uint64) {
-	for i, en := range e.entries {
-		if en.seq == seq {
-			e.bytes -= en.size
-			e.entries = slices.Delete(e.entries, i, i+1)
-			return
-		}
 	}
 }
 

@@ -95,6 +95,15 @@ func TestEvidenceRing(t *testing.T) {
 	if n, b, lo, _ := e3.stats(); n != 2 || lo != 4 || b > size*2/3+1 {
 		t.Errorf("byte bound %d: %d frames (%d bytes) from %d", size*2/3+1, n, b, lo)
 	}
+	// Numbering that goes back (a new outbox) drops the frames of the old
+	// numbering at or above it: seq 4 must never find an old part.
+	addAll(t, e3, 4)
+	if n, _, lo, hi := e3.stats(); n != 1 || lo != 4 || hi != 4 {
+		t.Errorf("after the numbering went back to 4: %d frames, %d..%d", n, lo, hi)
+	}
+	if _, err := os.Stat(filepath.Join(dir, evidenceName(5, ".png"))); !os.IsNotExist(err) {
+		t.Errorf("frame 5 of the old numbering is still on disk: %v", err)
+	}
 	// A writer that is behind skips frames, never waits.
 	for q := uint64(10); q < 20; q++ {
 		img, raw := evidenceFrame(q)

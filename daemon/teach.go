@@ -47,6 +47,7 @@ type enrollment struct {
 	dir  string
 	imgs chan *rgb.Image // frames to write, from the pipeline
 	free chan *rgb.Image
+	last time.Time // when the last frame was taken (the pipeline's only)
 
 	mu    sync.Mutex
 	state mqtt.EnrollState
@@ -126,6 +127,9 @@ func (s *station) cmdEnroll(c call) (any, error) {
 	if p.Timeout < 0 || p.Timeout > enrollMaxTimeout {
 		return nil, fmt.Errorf("bank/enroll: timeout_s %d outside 0..%d", p.Timeout, enrollMaxTimeout)
 	}
+	if p.Interval < 0 || p.Interval > 3600*1000 {
+		return nil, fmt.Errorf("bank/enroll: interval_ms %d outside 0..3600000", p.Interval)
+	}
 	s.teach.mu.Lock()
 	defer s.teach.mu.Unlock()
 	if b := s.teach.busy; b != nil {
@@ -174,7 +178,7 @@ func (s *station) offerEnroll(img *rgb.Image) {
 	s.teach.mu.Lock()
 	e := s.teach.cur
 	s.teach.mu.Unlock()
-	if e == nil {
+	if e == nil || time.Since(e.last) < time.Duration(e.req.Interval)*time.Millisecond {
 		return
 	}
 	select {
@@ -182,6 +186,7 @@ func (s *station) offerEnroll(img *rgb.Image) {
 		buf.Ensure(img.W, img.H)
 		copy(buf.Pix, img.Pix)
 		e.imgs <- buf
+		e.last = time.Now()
 	default:
 	}
 }

@@ -284,7 +284,7 @@ func TestEnrollAndAppendCommands(t *testing.T) {
 		r := mqtt.Request{ID: id, Raw: json.RawMessage(payload)}
 		return r
 	}
-	for _, bad := range []string{`{"count":1}`, `{"count":1001}`, `{"count":3,"timeout_s":-1}`, `{"count":3,"extra":1}`, `{"count":"3"}`} {
+	for _, bad := range []string{`{"count":1}`, `{"count":1001}`, `{"count":3,"timeout_s":-1}`, `{"count":3,"timeout_s":1e9}`, `{"count":3,"interval_ms":-5}`, `{"count":3,"extra":1}`, `{"count":"3"}`} {
 		if _, err := s.command(mqtt.CmdBankEnroll, req("b", bad)); err == nil {
 			t.Errorf("enroll %s accepted", bad)
 		}

@@ -267,6 +267,10 @@ type EnrollRequest struct {
 	Activate bool   `json:"activate"`  // put the new bank in use when built
 	Note     string `json:"note"`      // stored with the bank
 	Timeout  int    `json:"timeout_s"` // give up when the frames have not come in this long (0 = 1 hour)
+	// Interval is the least time between two frames taken, in
+	// milliseconds: on a continuous camera, so that the frames are other
+	// parts, not the same part N times (0 = every frame).
+	Interval int `json:"interval_ms"`
 }
 
 // Enrollment states.

@@ -98,15 +98,18 @@ func captureCmd(args []string, out io.Writer) error {
 	var cfg camera.Config
 	roi := sourceFlags(fs, &cfg)
 	count := fs.Int("count", 0, "frames to save (required)")
-	dir := fs.String("out", "", "folder for the PNG files (required)")
+	dir := fs.String("out", "", "folder for the PNG files (default: capture-<UTC time> in the current folder)")
 	every := fs.Duration("every", 0, "at most one frame per this interval (e.g. 2s, to vary the parts)")
 	prefix := fs.String("prefix", "frame", "file name prefix")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || *count <= 0 || *dir == "" {
-		return errors.New("usage: linesight capture SOURCE --count N --out DIR [--every D] [--roi x,y,w,h]")
+	if len(pos) != 1 || *count <= 0 {
+		return errors.New("usage: linesight capture SOURCE --count N [--out DIR] [--every D] [--roi x,y,w,h]")
+	}
+	if *dir == "" {
+		*dir = "capture-" + time.Now().UTC().Format("20060102-150405")
 	}
 	cfg.Source = pos[0]
 	if cfg.ROI, err = camera.ParseROI(*roi); err != nil {

@@ -29,14 +29,16 @@ func enrollCmd(args []string, out io.Writer) error {
 	fs.IntVar(&req.Count, "count", 30, "good parts to take (2..1000); in triggered mode, one per trigger")
 	fs.BoolVar(&req.Activate, "activate", false, "put the new bank in use when it is built")
 	fs.StringVar(&req.Note, "note", "", "free text stored with the bank")
+	every := fs.Duration("every", 0, "at least this long between two frames taken (continuous cameras: other parts, not the same part again)")
 	timeout := fs.Duration("timeout", time.Hour, "the station gives up when the frames have not all come within this (the build is not limited); this command waits for the build a further 10 minutes")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: linesight enroll STATION [--count 30] [--activate] [--note TEXT] [--sign KEY] [--broker URL] [--timeout 1h]")
+		return errors.New("usage: linesight enroll STATION [--count 30] [--activate] [--every D] [--note TEXT] [--sign KEY] [--broker URL] [--timeout 1h]")
 	}
+	req.Interval = int(every.Milliseconds())
 	req.Timeout = int(math.Ceil(timeout.Seconds()))
 	if req.Timeout < 1 {
 		return errors.New("enroll: --timeout must be at least 1s")
