@@ -2,10 +2,12 @@ package patchcore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -149,4 +151,28 @@ func TestAppendLeaveOneOut(t *testing.T) {
 		}
 	}
 	t.Logf("before %v, leave-one-out %v, after %v", rep.Before, rep.LeaveOneOut, rep.After)
+}
+
+// TestBuildStopsInTheFolds: a build cancelled while scoring the folds
+// stops there, with an error saying so (a station stopping while it
+// teaches itself must not wait for the rest of the build).
+func TestBuildStopsInTheFolds(t *testing.T) {
+	mf := tinyModel(t)
+	imgs := tinyParts(t, t.TempDir(), 0, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stages []string
+	_, _, err := Build(ctx, mf, imgs, BuildOptions{Recipe: Recipe{Taps: tinyTaps}, Folds: 4, Ratio: 0.25, Threads: 1,
+		Progress: func(stage string, done, total int) {
+			stages = append(stages, fmt.Sprintf("%s %d/%d", stage, done, total))
+			if stage == "fold" && done == 1 {
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped") {
+		t.Fatalf("cancelled in the folds: %v", err)
+	}
+	if last := stages[len(stages)-1]; last != "fold 1/4" {
+		t.Errorf("went on after the cancel, to %q (%v)", last, stages)
+	}
 }

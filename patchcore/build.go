@@ -272,6 +272,9 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 				if fold[i] != k {
 					continue
 				}
+				if err := ctx.Err(); err != nil {
+					return nil, nil, fmt.Errorf("patchcore: build stopped: %w", err)
+				}
 				if err := d.scoreVecs(feats[i*per:(i+1)*per], sizes[i][0], sizes[i][1], &r); err != nil {
 					return nil, nil, fmt.Errorf("patchcore: %s: %w", rep.Train[i], err)
 				}
@@ -297,7 +300,7 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	rep.CoresetTime = time.Since(t1)
 	rep.Patches, rep.Selected = b.Meta.Coreset.Patches, b.Meta.Count
 	feats = nil
-	b.Meta.Coreset.Radius, err = coverageRadius(b, q, cells, pool)
+	b.Meta.Coreset.Radius, err = coverageRadius(ctx, b, q, cells, pool)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -376,7 +379,7 @@ func assignFolds(n, k int, seed uint64) []int {
 // coverageRadius is the largest distance, in feature units, from any of
 // the candidate patches q (cells per image) to its nearest vector of b:
 // the radius of the k-center cover b is.
-func coverageRadius(b *bank.Bank, q []int8, cells int, pool *parallel.Pool) (float64, error) {
+func coverageRadius(ctx context.Context, b *bank.Bank, q []int8, cells int, pool *parallel.Pool) (float64, error) {
 	dim := b.Meta.Dim
 	n := len(q) / dim
 	s := bank.NewSearcher(b, pool)
@@ -384,6 +387,9 @@ func coverageRadius(b *bank.Bank, q []int8, cells int, pool *parallel.Pool) (flo
 	d2, nn := make([]int32, cells), make([]int32, cells)
 	var big int32
 	for lo := 0; lo < n; lo += cells {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("patchcore: build stopped: %w", err)
+		}
 		m := min(cells, n-lo)
 		if err := s.Nearest(q[lo*dim:(lo+m)*dim], m, d2[:m], nn[:m]); err != nil {
 			return 0, err
