@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/linesight/linesight/bank"
@@ -138,6 +139,13 @@ func (s *station) cmdEnroll(c call) (any, error) {
 	if s.teach.ctx == nil || s.teach.ctx.Err() != nil {
 		return nil, errors.New("bank/enroll: the station is not running")
 	}
+	w, h := 1920, 1080
+	if hl := s.cam.Health(); hl.Width > 0 && hl.Height > 0 {
+		w, h = hl.Width, hl.Height
+	}
+	if err := enrollRoom(filepath.Dir(s.cfg.Bank.DB), p.Count, w, h); err != nil {
+		return nil, fmt.Errorf("bank/enroll: %w", err)
+	}
 	dir, err := os.MkdirTemp(filepath.Dir(s.cfg.Bank.DB), enrollFolders)
 	if err != nil {
 		return nil, fmt.Errorf("bank/enroll: %w", err)
@@ -157,6 +165,25 @@ func (s *station) cmdEnroll(c call) (any, error) {
 		"triggered", s.cam.Mode() == camera.Triggered)
 	go s.publishStatus()
 	return e.snapshot(), nil
+}
+
+// enrollRoom refuses an enrollment whose frames would not fit on the disk
+// of the bank database with room to spare: the outbox and the bank
+// database live there too, and a full disk would cost results. A frame is
+// counted at its raw size (PNG is smaller): w x h, the camera's size
+// (1080p when it has not said yet). dir is the bank database's folder.
+func enrollRoom(dir string, count, w, h int) error {
+	const spare = 256 << 20
+	need := uint64(count)*uint64(w)*uint64(h)*3 + spare
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return nil // cannot tell: the writes will say
+	}
+	if free := uint64(st.Bavail) * uint64(st.Bsize); free < need {
+		return fmt.Errorf("%d frames of %dx%d need up to %d MiB beside the bank database (with %d MiB to spare), and %d MiB are free",
+			count, w, h, need>>20, spare>>20, free>>20)
+	}
+	return nil
 }
 
 func (e *enrollment) snapshot() mqtt.EnrollState {

@@ -9,6 +9,7 @@ import (
 	"image/draw"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -364,5 +365,26 @@ func TestEnrollAndAppendCommands(t *testing.T) {
 	s.banks.swapIn()
 	if v := s.banks.version(); v != 4 {
 		t.Errorf("bank in use %d after appending without activating", v)
+	}
+}
+
+// TestEnrollRoom: an enrollment whose frames would not fit beside the
+// bank database, with room to spare for the outbox and the database, is
+// refused before it starts (on a 300 MiB tmpfs: 2 frames of 1080p fit,
+// 10 do not).
+func TestEnrollRoom(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot mount a tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	if err := enrollRoom(dir, 2, 1920, 1080); err != nil {
+		t.Errorf("2 frames on 300 MiB: %v", err)
+	}
+	if err := enrollRoom(dir, 10, 1920, 1080); err == nil || !strings.Contains(err.Error(), "MiB are free") {
+		t.Errorf("10 frames of 1080p on 300 MiB: %v", err)
 	}
 }
