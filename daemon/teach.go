@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -146,6 +148,12 @@ func (s *station) cmdEnroll(c call) (any, error) {
 	if err := enrollRoom(filepath.Dir(s.cfg.Bank.DB), p.Count, w, h); err != nil {
 		return nil, fmt.Errorf("bank/enroll: %w", err)
 	}
+	if det := s.banks.pending(); det != nil {
+		m := &det.Bank().Meta
+		if err := enrollMemory(p.Count, m.Embed.GridW*m.Embed.GridH*m.Dim, memAvailable()); err != nil {
+			return nil, fmt.Errorf("bank/enroll: %w", err)
+		}
+	}
 	dir, err := os.MkdirTemp(filepath.Dir(s.cfg.Bank.DB), enrollFolders)
 	if err != nil {
 		return nil, fmt.Errorf("bank/enroll: %w", err)
@@ -184,6 +192,39 @@ func enrollRoom(dir string, count, w, h int) error {
 			count, w, h, need>>20, spare>>20, free>>20)
 	}
 	return nil
+}
+
+// enrollMemory refuses an enrollment whose build would take more than half
+// the memory available (avail bytes; 0 = unknown): the build holds every
+// frame's float features (floats per frame), a copy for the fold banks and
+// their int8 form, beside the inspection that keeps running; an OOM kill
+// would stop the station. Without a bank yet the size is not known before
+// the build.
+func enrollMemory(count, floats int, avail uint64) error {
+	need := uint64(count) * uint64(floats) * (4 + 4 + 1)
+	if avail > 0 && need > avail/2 {
+		return fmt.Errorf("%d frames need about %d MiB for the build, more than half of the %d MiB available; teach fewer parts", count, need>>20, avail>>20)
+	}
+	return nil
+}
+
+// memAvailable is MemAvailable from /proc/meminfo in bytes, 0 when unknown.
+func memAvailable() uint64 {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func (e *enrollment) snapshot() mqtt.EnrollState {

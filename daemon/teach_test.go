@@ -388,3 +388,21 @@ func TestEnrollRoom(t *testing.T) {
 		t.Errorf("10 frames of 1080p on 300 MiB: %v", err)
 	}
 }
+
+// TestEnrollMemory: the build's features must fit in half the memory
+// available: 1000 frames of a 28x28 grid of 1536 floats (about 10 GiB)
+// do not fit in 4 GiB, 30 do; with the memory unknown nothing is refused.
+func TestEnrollMemory(t *testing.T) {
+	if err := enrollMemory(1000, 28*28*1536, 4<<30); err == nil || !strings.Contains(err.Error(), "teach fewer parts") {
+		t.Errorf("1000 frames in 4 GiB: %v", err)
+	}
+	if err := enrollMemory(30, 28*28*1536, 4<<30); err != nil {
+		t.Errorf("30 frames in 4 GiB: %v", err)
+	}
+	if err := enrollMemory(1000, 28*28*1536, 0); err != nil {
+		t.Errorf("memory unknown: %v", err)
+	}
+	if memAvailable() == 0 {
+		t.Error("MemAvailable not read from /proc/meminfo")
+	}
+}
