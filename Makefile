@@ -18,7 +18,7 @@ HAVE_TFLITE := $(shell [ "$$(uname -m)" = x86_64 ] && echo yes)
 # core).
 TEST_JOBS ?= 2
 
-.PHONY: fuzz-brief bench-peer test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
+.PHONY: static static-amd64 static-arm64 static-armhf test-static fuzz-brief bench-peer test-qemu test-cross test-deb cross-arm64 cross-armhf cross-amd64 deb all demo build build-tflite deps test test-core test-accept test-tflite lint bench fuzz generate clean
 .PHONY: deps-build deps-test deps-qemu deps-cross deps-tflite deps-generate
 
 all: build
@@ -41,6 +41,24 @@ cross-armhf: deps-cross
 # Debian packages for the three, in bin/.
 deb: cross-amd64 cross-arm64 cross-armhf
 	@for a in amd64 arm64 armhf; do cross/deb.sh $$a bin/linesight-$$a || exit 1; done
+
+# Static release artefacts for boards without Debian 12's OpenCV (Jetson
+# L4T, other distributions): CGO_ENABLED=0 -tags nogocv (cameras through
+# dir:, seq:, image:, exec: and pipe: only), stripped, in bin/: the binary
+# linesight-static-ARCH, the package linesight-static_VERSION_ARCH.deb (no
+# Depends; an alternative to linesight) and linesight-static-VERSION-ARCH.tar.gz
+# (binary, unit file, example config, README). Needs nothing but Go and dpkg-deb.
+static-amd64 static-arm64 static-armhf:
+	@cross/static.sh $(@:static-%=%)
+static: static-amd64 static-arm64 static-armhf
+
+# The static arm64 binary under qemu (Cortex-A72 and Cortex-A76) captures
+# frames from an exec: source running ffmpeg and inspects them with the
+# static amd64 binary's verdicts and scores (about 70 s here; not part of
+# `make test`). Skips and says so without qemu-user-static or ffmpeg.
+test-static: static-amd64 static-arm64
+	@LINESIGHT_STATIC=1 $(GO) test -count=1 -v -run Static ./cross/ > bin/static.log 2>&1; \
+	  rc=$$?; grep -E '^(static:|--- |ok|FAIL)|_test.go|SKIP' bin/static.log; exit $$rc
 
 # The quick start: a sample line served end to end (scripts/demo.sh). It
 # needs nothing but Go: a static binary without GoCV (bin/linesight-demo).

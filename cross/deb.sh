@@ -16,6 +16,12 @@
 # mapped to the Debian package that ships it, from the host's dpkg database
 # for amd64 and from the sysroot's index (cross/sysroot.sh) otherwise, at the
 # upstream version the binary was built against or newer.
+#
+# A static binary (no DT_NEEDED, e.g. cross/static.sh's CGO_ENABLED=0
+# -tags nogocv builds) is packaged as linesight-static, with no Depends at
+# all: it Provides, Conflicts with and Replaces linesight, and the GoCV
+# package conflicts with and replaces it, so that either one installs over
+# the other (dpkg -i or apt) and keeps the conffile, the user and the banks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${1:-} bin=${2:-} outdir=${3:-bin}
@@ -26,7 +32,7 @@ case $arch in
   *) echo "usage: cross/deb.sh amd64|arm64|armhf BINARY [OUTDIR]" >&2; exit 2 ;;
 esac
 [ -x "$bin" ] || { echo "cross/deb.sh: no binary at $bin" >&2; exit 1; }
-version=$(cross/version.sh)
+version=${LINESIGHT_VERSION:-$(cross/version.sh)} # cross/static.sh passes its own
 
 # soname -> "package version"
 pkgof() {
@@ -45,16 +51,32 @@ pkgof() {
     awk -v f="$real" '$1 == f && !found {print $2, $3; found=1}' "$root/.shlibs"
   fi
 }
+# The host's readelf reads any ELF; the cross one is only needed when it is
+# there (it was always used for the GoCV builds).
+command -v "$readelf" >/dev/null || readelf=readelf
+needed=$($readelf -d "$bin" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $NF); print $NF}')
+name=linesight
+relations="Conflicts: linesight-static
+Replaces: linesight-static"
+if [ -z "$needed" ]; then
+  name=linesight-static
+  relations="Provides: linesight
+Conflicts: linesight
+Replaces: linesight"
+fi
 ldcache=$(ldconfig -p 2>/dev/null || true)
-[ "$arch" = amd64 ] || root=$(cross/sysroot.sh --path "$arch")
+[ "$arch" = amd64 ] || [ -z "$needed" ] || root=$(cross/sysroot.sh --path "$arch")
 depends=()
-for so in $($readelf -d "$bin" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $NF); print $NF}'); do
+for so in $needed; do
   read -r p v < <(pkgof "$so")
   [ -n "${p:-}" ] || { echo "cross/deb.sh: no package ships $so" >&2; exit 1; }
   up=${v#*:}; up=${up%-*} # the upstream part: packages built on other revisions still match
   depends+=("$p (>= $up)")
 done
-deps=$(printf '%s\n' "${depends[@]}" | sort -u | paste -sd, | sed 's/,/, /g')
+deps=$( ((${#depends[@]})) && printf '%s\n' "${depends[@]}" | sort -u | paste -sd, | sed 's/,/, /g' || true)
+depline=""
+[ -z "$deps" ] || depline="Depends: $deps
+"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -68,12 +90,12 @@ install -D -m 0644 LICENSE "$pkg/usr/share/doc/linesight/copyright"
 mkdir -p "$pkg/DEBIAN"
 size=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 cat >"$pkg/DEBIAN/control" <<EOF
-Package: linesight
+Package: $name
 Version: $version
 Architecture: $arch
 Maintainer: Linesight developers <dev@linesight.invalid>
 Installed-Size: $size
-Depends: $deps
+${depline}$relations
 Section: science
 Priority: optional
 Homepage: https://github.com/linesight/linesight
@@ -125,6 +147,9 @@ case "$1" in
     if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null || true; fi
     ;;
   purge)
+    # The other flavour (linesight or linesight-static) took over: its
+    # binary is there, and the banks, config and user are its own now.
+    if [ -e /usr/bin/linesight ]; then exit 0; fi
     if [ -d /run/systemd/system ]; then
       systemctl disable linesight.service >/dev/null 2>&1 || true
       systemctl daemon-reload >/dev/null || true
@@ -139,6 +164,6 @@ exit 0
 EOF
 chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
 mkdir -p "$outdir"
-out=$outdir/linesight_${version}_$arch.deb
+out=$outdir/${name}_${version}_$arch.deb
 dpkg-deb --root-owner-group -Zxz --build "$pkg" "$out" >/dev/null
-echo "cross/deb.sh: $out ($(du -h "$out" | cut -f1)); Depends: $deps"
+echo "cross/deb.sh: $out ($(du -h "$out" | cut -f1)); Depends: ${deps:-(none: static)}"
