@@ -296,8 +296,7 @@ func (d *streamDriver) readFrame(dst *rgb.Image) error {
 	if err != nil {
 		return badFrame{err}
 	}
-	dst.Ensure(img.W, img.H)
-	copy(dst.Pix, img.Pix)
+	dst.CopyFrom(img)
 	return nil
 }
 

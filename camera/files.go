@@ -22,8 +22,7 @@ func decodeInto(path string, maxPixels int, dst *rgb.Image) error {
 	if err != nil {
 		return err
 	}
-	dst.Ensure(img.W, img.H)
-	copy(dst.Pix, img.Pix)
+	dst.CopyFrom(img)
 	return nil
 }
 
@@ -258,7 +257,6 @@ func (d *imageDriver) Open(context.Context) (Info, error) {
 func (d *imageDriver) Close() error { return nil }
 
 func (d *imageDriver) Read(_ context.Context, dst *rgb.Image) error {
-	dst.Ensure(d.img.W, d.img.H)
-	copy(dst.Pix, d.img.Pix)
+	dst.CopyFrom(d.img)
 	return nil
 }

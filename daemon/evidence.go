@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,22 +114,15 @@ func openEvidence(dir string, maxFrames int, maxBytes int64, log *slog.Logger) (
 			os.Remove(filepath.Join(dir, d.Name()))
 		}
 	}
-	slices.SortFunc(e.entries, func(a, b evidenceEntry) int { return cmpUint(a.seq, b.seq) })
+	slices.SortFunc(e.entries, func(a, b evidenceEntry) int { return cmp.Compare(a.seq, b.seq) })
 	e.mu.Lock()
 	e.trimLocked()
 	e.mu.Unlock()
 	return e, nil
 }
 
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+// bySeq orders entries against a seq, for binary search.
+func bySeq(a evidenceEntry, seq uint64) int { return cmp.Compare(a.seq, seq) }
 
 func evidenceName(seq uint64, ext string) string { return fmt.Sprintf("%020d%s", seq, ext) }
 
@@ -176,8 +170,7 @@ func (e *evidence) add(seq uint64, img *rgb.Image, result []byte) {
 		e.skipped.Add(1)
 		return
 	}
-	buf.Ensure(img.W, img.H)
-	copy(buf.Pix, img.Pix)
+	buf.CopyFrom(img)
 	e.jobs <- evidenceJob{seq: seq, img: buf, result: result} // a slot is free: it was taken from e.free
 }
 
@@ -235,7 +228,7 @@ func (e *evidence) write(j evidenceJob) {
 		}
 	}
 	size := pngSize + int64(len(j.result))
-	i, _ := slices.BinarySearchFunc(e.entries, j.seq, func(a evidenceEntry, s uint64) int { return cmpUint(a.seq, s) })
+	i, _ := slices.BinarySearchFunc(e.entries, j.seq, bySeq)
 	e.entries = slices.Insert(e.entries, i, evidenceEntry{seq: j.seq, size: size})
 	e.bytes += size
 	e.trimLocked()
@@ -305,7 +298,7 @@ func (e *evidence) frames(seqs []uint64, dst string) ([]string, []mqtt.Result, e
 	paths := make([]string, 0, len(seqs))
 	results := make([]mqtt.Result, 0, len(seqs))
 	for _, q := range seqs {
-		_, ok := slices.BinarySearchFunc(e.entries, q, func(a evidenceEntry, s uint64) int { return cmpUint(a.seq, s) })
+		_, ok := slices.BinarySearchFunc(e.entries, q, bySeq)
 		if !ok {
 			missing = append(missing, strconv.FormatUint(q, 10))
 			continue

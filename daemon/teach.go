@@ -251,8 +251,7 @@ func (s *station) offerEnroll(img *rgb.Image) {
 	}
 	select {
 	case buf := <-e.free:
-		buf.Ensure(img.W, img.H)
-		copy(buf.Pix, img.Pix)
+		buf.CopyFrom(img)
 		e.imgs <- buf
 		e.last = time.Now()
 	default:

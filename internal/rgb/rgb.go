@@ -44,6 +44,12 @@ func (img *Image) Ensure(w, h int) {
 	img.Pix = img.Pix[:3*w*h]
 }
 
+// CopyFrom makes img a copy of src, reusing img's buffer (see Ensure).
+func (img *Image) CopyFrom(src *Image) {
+	img.Ensure(src.W, src.H)
+	copy(img.Pix, src.Pix)
+}
+
 // maxPixels caps decoded images (a 16k x 16k frame) so a hostile file cannot
 // exhaust memory.
 const maxPixels = 1 << 28
