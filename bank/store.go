@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,7 +52,7 @@ type Activation struct {
 // wrapping ErrCorrupt, never a crash (see guard); Check looks deeper.
 func OpenStore(path string, readOnly bool) (*Store, error) {
 	var db *bolt.DB
-	err := guard(func() error {
+	err := boltfile.Guard(ErrCorrupt, func() error {
 		if err := boltfile.CheckLength(path); err != nil {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
@@ -103,27 +102,12 @@ func OpenStore(path string, readOnly bool) (*Store, error) {
 	return s, nil
 }
 
-// guard runs f, turning a panic or a memory fault inside it into an error
-// wrapping ErrCorrupt. bbolt maps the file into memory and trusts its page
-// pointers: a file damaged on disk (or replaced under a running station)
-// makes it read outside the mapping, which would otherwise kill the
-// process.
-func guard(f func() error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: the database file is damaged (%v)", ErrCorrupt, r)
-		}
-	}()
-	return f()
-}
-
 func (s *Store) view(f func(*bolt.Tx) error) error {
-	return guard(func() error { return s.db.View(f) })
+	return boltfile.Guard(ErrCorrupt, func() error { return s.db.View(f) })
 }
 
 func (s *Store) update(f func(*bolt.Tx) error) error {
-	return guard(func() error { return s.db.Update(f) })
+	return boltfile.Guard(ErrCorrupt, func() error { return s.db.Update(f) })
 }
 
 // Check checks the whole file: first a walk over every bucket and key that

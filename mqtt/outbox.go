@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -61,7 +60,7 @@ func OpenOutbox(path string, maxResults, maxMaps int) (*Outbox, error) {
 	// bbolt maps the file and trusts its page pointers: a damaged file
 	// would fault the process. Opening and checking it here turns that into
 	// ErrDamaged before the station relies on it.
-	err := guard(func() error {
+	err := boltfile.Guard(ErrDamaged, func() error {
 		if err := boltfile.CheckLength(path); err != nil {
 			return fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
@@ -164,18 +163,6 @@ func (o *Outbox) SetFloor(floor uint64) error {
 	}
 	o.floor = floor
 	return nil
-}
-
-// guard runs f, turning a panic or a memory fault inside it into an error
-// wrapping ErrDamaged.
-func guard(f func() error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w (%v)", ErrDamaged, r)
-		}
-	}()
-	return f()
 }
 
 // Close closes the file.

@@ -1,4 +1,6 @@
-// Package boltfile checks a bbolt database file before bbolt opens it.
+// Package boltfile keeps a damaged bbolt database file from killing the
+// process: its length is checked before bbolt opens it, and what bbolt does
+// with it runs under Guard.
 //
 // bbolt reads its freelist while opening. On a file shorter than the page
 // count its meta pages claim (truncated, or replaced by a shorter copy)
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 )
 
 // ErrTruncated: the file is shorter than its own pages.
@@ -60,4 +63,19 @@ func CheckLength(path string) error {
 		return fmt.Errorf("%w: %d bytes, its pages need %d", ErrTruncated, fi.Size(), need)
 	}
 	return nil
+}
+
+// Guard runs f, turning a panic or a memory fault inside it into an error
+// wrapping damaged. bbolt maps the file into memory and trusts its page
+// pointers: a file damaged on disk (or replaced under a running station)
+// makes it read outside the mapping, which would otherwise kill the
+// process.
+func Guard(damaged error, f func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: the database file is damaged (%v)", damaged, r)
+		}
+	}()
+	return f()
 }
