@@ -379,20 +379,10 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 	s.teach.change.Lock()
 	defer s.teach.change.Unlock()
 	detail := fmt.Sprintf("%d frames taught on the station, %d patches, %d kept", len(paths), rep.Patches, rep.Selected)
-	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
-		return st.Apply(bank.Change{Put: bk, Activate: e.req.Activate,
-			Audit: &bank.AuditEntry{Action: "enroll", Who: e.who, Result: bank.AuditOK, Detail: detail}})
-	})
-	if err != nil {
-		det.Close()
-		return e.snapshot(), err
-	}
-	s.publishAudit(bank.AuditEntry{Action: "enroll", Who: e.who, Version: v, Result: bank.AuditOK, Detail: detail})
 	override := overrideOf(det)
-	if e.req.Activate {
-		s.banks.offerLoaded(det)
-	} else {
-		det.Close()
+	v, err := s.keepBank(bk, det, e.req.Activate, bank.AuditEntry{Action: "enroll", Who: e.who, Detail: detail})
+	if err != nil {
+		return e.snapshot(), err
 	}
 	th := bk.Meta.Threshold
 	if override != nil {
@@ -479,24 +469,37 @@ func (s *station) cmdAppend(c call) (any, error) {
 	override := overrideOf(ndet)
 	activate := p.Activate == nil || *p.Activate
 	detail := fmt.Sprintf("frames %v of the evidence ring appended to version %d: %d patches added", p.Seqs, old.Meta.Version, rep.Added)
-	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
-		return st.Apply(bank.Change{Put: nb, Activate: activate,
-			Audit: &bank.AuditEntry{Action: "append", Who: c.who, Result: bank.AuditOK, Detail: detail}})
-	})
+	v, err := s.keepBank(nb, ndet, activate, bank.AuditEntry{Action: "append", Who: c.who, Detail: detail})
 	if err != nil {
-		ndet.Close()
 		return nil, fmt.Errorf("bank/append: %w", err)
-	}
-	s.publishAudit(bank.AuditEntry{Action: "append", Who: c.who, Version: v, Result: bank.AuditOK, Detail: detail})
-	if activate {
-		s.banks.offerLoaded(ndet)
-	} else {
-		ndet.Close()
 	}
 	go s.publishStatus()
 	return mqtt.AppendReply{Version: v, Active: activate, From: old.Meta.Version, Added: rep.Added, Vectors: nb.Meta.Count,
 		Threshold: nb.Meta.Threshold.Value, OldThreshold: old.Meta.Threshold.Value, ThresholdOverride: override,
 		Before: rep.Before, After: rep.After}, nil
+}
+
+// keepBank stores bk, which the station made from its own frames, with
+// its audit entry in one transaction, activated with activate, and
+// publishes the entry; det, made for bk by banks.prepare, then goes to the
+// pipeline when activated and is closed otherwise (also on error).
+func (s *station) keepBank(bk *bank.Bank, det *patchcore.Detector, activate bool, e bank.AuditEntry) (uint64, error) {
+	e.Result = bank.AuditOK
+	v, err := s.writeStore(func(st *bank.Store) (uint64, error) {
+		return st.Apply(bank.Change{Put: bk, Activate: activate, Audit: &e})
+	})
+	if err != nil {
+		det.Close()
+		return 0, err
+	}
+	e.Version = v
+	s.publishAudit(e)
+	if activate {
+		s.banks.offerLoaded(det)
+	} else {
+		det.Close()
+	}
+	return v, nil
 }
 
 // context is what teach mode and appends run under: cancelled when the
