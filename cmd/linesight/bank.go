@@ -119,20 +119,14 @@ func bankBuild(args []string, out io.Writer) error {
 	}
 	e := &bank.AuditEntry{Action: "build", Who: "cli:" + whoami(), Result: bank.AuditOK,
 		Detail: fmt.Sprintf("%d images from %s", len(files), *images)}
-	// Store and activate in one transaction: a crash leaves the old state
-	// or the new bank active, never a new bank stored but inactive.
-	if st, err = bank.OpenStore(*db, false); err != nil {
-		return err
-	}
-	defer st.Close()
-	v, err := st.Apply(bank.Change{Put: b, Activate: !*noActivate, Audit: e})
+	v, err := applyChange(*db, bank.Change{Put: b, Activate: !*noActivate, Audit: e})
 	if err != nil {
 		return err
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	mt := &b.Meta
-	fmt.Fprintf(out, "bank version %d stored in %s%s\n", v, *db, map[bool]string{true: "", false: " and activated"}[*noActivate])
+	fmt.Fprintf(out, "bank version %d stored in %s%s\n", v, *db, activated(!*noActivate))
 	if rep.Folds > 0 {
 		fmt.Fprintf(out, "  images     %d for the bank; threshold from %d out-of-fold scores (%d folds)\n", len(rep.Train), len(rep.HoldoutScores), rep.Folds)
 	} else {
@@ -208,15 +202,11 @@ func bankAppend(args []string, out io.Writer) error {
 	}
 	e := &bank.AuditEntry{Action: "append", Who: "cli:" + whoami(), Result: bank.AuditOK,
 		Detail: fmt.Sprintf("%d images from %s appended to version %d: %d patches added", len(files), *images, v, rep.Added)}
-	if st, err = bank.OpenStore(*db, false); err != nil {
-		return err
-	}
-	defer st.Close()
-	nv, err := st.Apply(bank.Change{Put: nb, Activate: !*noActivate, Audit: e})
+	nv, err := applyChange(*db, bank.Change{Put: nb, Activate: !*noActivate, Audit: e})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "bank version %d (version %d + %d images) stored in %s%s\n", nv, v, len(files), *db, map[bool]string{true: "", false: " and activated"}[*noActivate])
+	fmt.Fprintf(out, "bank version %d (version %d + %d images) stored in %s%s\n", nv, v, len(files), *db, activated(!*noActivate))
 	radius := fmt.Sprintf("%.4f", rep.Radius)
 	if rep.RadiusFallback {
 		radius += " (estimated: the bank did not record one)"
@@ -288,6 +278,27 @@ func printThreshold(out io.Writer, th *bank.Threshold) {
 		from = fmt.Sprintf("out-of-fold scores, %d folds", th.Folds)
 	}
 	fmt.Fprintf(out, "  calibrated on %d %s: %.4f..%.4f, mean %.4f\n", th.Stats.N, from, th.Stats.Min, th.Stats.Max, th.Stats.Mean)
+}
+
+// applyChange opens the database for writing only for c: storing and
+// activating in one transaction, so a crash leaves the old state or the new
+// bank active, never a new bank stored but inactive. Minutes of work before
+// it (a build) do not hold the database: a serving station goes on.
+func applyChange(db string, c bank.Change) (uint64, error) {
+	st, err := bank.OpenStore(db, false)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	return st.Apply(c)
+}
+
+// activated is " and activated" when a stored bank was activated.
+func activated(yes bool) string {
+	if yes {
+		return " and activated"
+	}
+	return ""
 }
 
 func dbFlag(fs *flag.FlagSet) *string {
