@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,9 +61,9 @@ type enrollment struct {
 // changes the station makes from its own frames.
 type teach struct {
 	mu   sync.Mutex
-	cur  *enrollment // taking frames, nil when none
-	busy *enrollment // running (taking frames or building), nil when none
-	last *enrollment // the last one, for the status
+	cur  atomic.Pointer[enrollment] // taking frames, nil when none (the pipeline reads it every frame)
+	busy *enrollment                // running (taking frames or building), nil when none
+	last *enrollment                // the last one, for the status
 	ctx  context.Context
 	wg   sync.WaitGroup
 
@@ -163,7 +164,8 @@ func (s *station) cmdEnroll(c call) (any, error) {
 	for range enrollSlots {
 		e.free <- &rgb.Image{}
 	}
-	s.teach.cur, s.teach.busy, s.teach.last = e, e, e
+	s.teach.cur.Store(e)
+	s.teach.busy, s.teach.last = e, e
 	s.teach.wg.Add(1) // under teach.mu, with its context checked: stop waits for it
 	go func() {
 		defer s.teach.wg.Done()
@@ -240,12 +242,23 @@ func (e *enrollment) update(f func(*mqtt.EnrollState)) mqtt.EnrollState {
 	return e.state
 }
 
+// drain lets go of the frame buffers (the status keeps e): a pipeline
+// still inside offerEnroll may put one more back, which is all it keeps.
+func (e *enrollment) drain() {
+	for {
+		select {
+		case <-e.free:
+		case <-e.imgs:
+		default:
+			return
+		}
+	}
+}
+
 // offerEnroll gives a copy of a frame to the running enrollment, if any.
 // It never waits: when the writer is behind, the frame is not taken.
 func (s *station) offerEnroll(img *rgb.Image) {
-	s.teach.mu.Lock()
-	e := s.teach.cur
-	s.teach.mu.Unlock()
+	e := s.teach.cur.Load()
 	if e == nil || time.Since(e.last) < time.Duration(e.req.Interval)*time.Millisecond {
 		return
 	}
@@ -267,15 +280,13 @@ func (s *station) enroll(ctx context.Context, e *enrollment) {
 		s.audit(bank.AuditEntry{Action: "enroll", Who: e.who, Result: bank.AuditFailed, Reason: err.Error(),
 			Detail: fmt.Sprintf("%d of %d frames", st.Captured, st.Count)})
 	}
+	s.teach.cur.CompareAndSwap(e, nil)
 	s.teach.mu.Lock()
-	if s.teach.cur == e {
-		s.teach.cur = nil
-	}
 	if s.teach.busy == e {
 		s.teach.busy = nil
 	}
 	s.teach.mu.Unlock()
-	e.imgs, e.free = nil, nil // the frame buffers, for the collector
+	e.drain()
 	os.RemoveAll(e.dir)
 	s.enrollReply(st)
 	s.publishStatus()
@@ -321,11 +332,7 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 		}
 	}
 	// The frames are in: stop taking them, build.
-	s.teach.mu.Lock()
-	if s.teach.cur == e {
-		s.teach.cur = nil
-	}
-	s.teach.mu.Unlock()
+	s.teach.cur.CompareAndSwap(e, nil)
 	s.enrollReply(e.update(func(st *mqtt.EnrollState) { st.State = mqtt.EnrollBuilding }))
 	s.publishStatus()
 
@@ -365,6 +372,7 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 		}
 	}
 	bk, rep, err := patchcore.Build(ctx, mf, paths, opts)
+	os.RemoveAll(e.dir) // the frames are in the bank or lost with the build: gone before the outcome is told
 	if err != nil {
 		return e.snapshot(), err
 	}
