@@ -129,6 +129,23 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 		m := cloneMeta(meta)
 		return bank.New(m, vecs)
 	}
+	// scoreWithout scores image i, into r, against b plus the cover of
+	// the other images alone.
+	scoreWithout := func(i int) error {
+		others, err := cov.cover(ctx, rep.Radius, i, nil)
+		if err != nil {
+			return err
+		}
+		ob, err := bankWith(others)
+		if err != nil {
+			return err
+		}
+		od, err := newDetector(ob, d.bb, d.pool)
+		if err != nil {
+			return err
+		}
+		return od.scoreVecs(feats[i*per:(i+1)*per], sizes[i][0], sizes[i][1], &r)
+	}
 	nb, err := bankWith(added)
 	if err != nil {
 		return nil, nil, err
@@ -153,19 +170,7 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 			// appending the other images alone would give (their cover
 			// without image i, which may take patches of theirs that
 			// image i's covered in the joint cover).
-			others, err := cov.cover(ctx, rep.Radius, i, nil)
-			if err != nil {
-				return nil, nil, err
-			}
-			lb, err := bankWith(others)
-			if err != nil {
-				return nil, nil, err
-			}
-			ld, err := newDetector(lb, d.bb, d.pool)
-			if err != nil {
-				return nil, nil, err
-			}
-			if err := ld.scoreVecs(feats[i*per:(i+1)*per], sizes[i][0], sizes[i][1], &r); err != nil {
+			if err := scoreWithout(i); err != nil {
 				return nil, nil, err
 			}
 			loo, mx = r.Score, float64(slices.Max(r.Map))
@@ -217,18 +222,6 @@ func cloneMeta(m *bank.Meta) bank.Meta {
 	return c
 }
 
-// cover returns the patches of q (int8 with b's scale, cells per image) to
-// add so that every one is within radius of b or of an added one: greedy
-// k-center continued from b's vectors (the farthest patch joins, lowest
-// index on ties), in the order chosen.
-func cover(ctx context.Context, b *bank.Bank, q []int8, cells int, radius float64, pool *parallel.Pool, progress func(string, int, int)) ([]int, error) {
-	c, err := newCoverage(b, q, cells, pool)
-	if err != nil {
-		return nil, err
-	}
-	return c.cover(ctx, radius, -1, progress)
-}
-
 // coverage is what greedy covering starts from: every appended patch's
 // squared distance to the bank (int8 units) and its squared norm. One
 // search against the bank serves the cover of all images and the cover of
@@ -264,8 +257,11 @@ func newCoverage(b *bank.Bank, q []int8, cells int, pool *parallel.Pool) (*cover
 	return c, nil
 }
 
-// cover is the greedy cover of the appended patches, without those of
-// image skip (-1: all images): the patches that join the bank, in order.
+// cover returns the appended patches (int8 with b's scale, cells per
+// image; without those of image skip, -1: all images) to add so that every
+// one is within radius of b or of an added one: greedy k-center continued
+// from b's vectors (the farthest patch joins, lowest index on ties), in
+// the order chosen.
 func (cv *coverage) cover(ctx context.Context, radius float64, skip int, progress func(string, int, int)) ([]int, error) {
 	b, q, cells, pool, norm := cv.b, cv.q, cv.cells, cv.pool, cv.norm
 	dim := b.Meta.Dim
