@@ -9,7 +9,6 @@ import (
 	"image/draw"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -373,14 +372,7 @@ func TestEnrollAndAppendCommands(t *testing.T) {
 // refused before it starts (on a 300 MiB tmpfs: 2 frames of 1080p fit,
 // 10 do not).
 func TestEnrollRoom(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot mount a tmpfs here: %v %s", err, out)
-	}
-	defer exec.Command("umount", dir).Run()
+	dir := testenv.Tmpfs(t, "300m")
 	if err := enrollRoom(dir, 2, 1920, 1080); err != nil {
 		t.Errorf("2 frames on 300 MiB: %v", err)
 	}

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/linesight/linesight/internal/testenv"
 )
 
 func TestOutboxOrderAndDropPolicy(t *testing.T) {
@@ -115,14 +116,7 @@ func TestOutboxDamagedEntry(t *testing.T) {
 // happen. (Before, failures were logged only, the counts drifted inside
 // the failed transactions, and Close waited its whole grace.)
 func TestOutboxOnAFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot mount a tmpfs here: %v %s", err, out)
-	}
-	defer exec.Command("umount", dir).Run()
+	dir := testenv.Tmpfs(t, "512k")
 	o, err := OpenOutbox(filepath.Join(dir, "outbox.db"), 100000, 100)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,10 @@
 // port for outage tests. Tests skip when mosquitto is not installed
 // (scripts/deps.sh test installs it).
 //
+// # Full disks
+//
+// [Tmpfs] mounts a small tmpfs for the test (as root; skipped otherwise).
+//
 // Everything here calls t.Fatal or t.Skip, so it must be called from the
 // goroutine running the test, as the testing package requires.
 package testenv
