@@ -37,6 +37,15 @@
 // overlap get disjoint ranges, the largest placed first at the lowest
 // offset that fits. Invoke allocates nothing.
 //
+// # Input size
+//
+// Options.InputH and InputW run a model at another input size than the
+// file stores: model.AtInputSize computes every shape on the way to the taps
+// again (convolutions, pools, PAD, element-wise ops, CONCATENATION, MEAN)
+// and the arena is planned for those shapes. An operator whose output
+// depends on the stored size (RESHAPE, FULLY_CONNECTED) is a load error
+// naming it; operators after the taps do not run and do not matter.
+//
 // # Threads
 //
 // Operators split their work (output rows, blocks of output pixels,

@@ -334,3 +334,81 @@ func TestSharedPool(t *testing.T) {
 		t.Fatalf("pool after Close ran %d of 100", sum.Load())
 	}
 }
+
+// TestInputSizeHandComputed: sumConv2x2 is stored for a 3x3 input; run at
+// 4x3 (H×W) the same filter gives a 3x2 map, each value the sum of its 2x2
+// window minus 4·zp, worked by hand.
+func TestInputSizeHandComputed(t *testing.T) {
+	ip, err := NewInterpreter(sumConv2x2(), Options{Threads: 2, InputH: 4, InputW: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ip.Close()
+	if got := ip.Input().Shape; !slicesEq(got, []int{1, 4, 3, 1}) {
+		t.Fatalf("input shape %v", got)
+	}
+	if got := ip.Outputs()[0].Shape; !slicesEq(got, []int{1, 3, 2, 1}) {
+		t.Fatalf("output shape %v", got)
+	}
+	// rows: 1 2 3 / 4 5 6 / 7 8 9 / 10 11 12
+	if err := ip.SetInput(i8(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ip.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 6)
+	if err := ip.ReadOutput(0, out); err != nil {
+		t.Fatal(err)
+	}
+	// (1+2+4+5)-4=8, (2+3+5+6)-4=12, (4+5+7+8)-4=20, (5+6+8+9)-4=24,
+	// (7+8+10+11)-4=32, (8+9+11+12)-4=36
+	if !bytes.Equal(out, i8(8, 12, 20, 24, 32, 36)) {
+		t.Fatalf("got %v", out)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { ip.Invoke() }); allocs != 0 {
+		t.Errorf("Invoke at a re-planned size allocates %v times", allocs)
+	}
+}
+
+// TestInputSizeRefusesStoredSizeOps: a RESHAPE to a fixed shape after the
+// convolution cannot follow a new input size; the error names it. Tapping
+// the convolution (before the RESHAPE) runs.
+func TestInputSizeRefusesStoredSizeOps(t *testing.T) {
+	b := tflite.NewBuilder("conv+reshape")
+	in := b.Tensor("in", tflite.Int8, []int32{1, 3, 3, 1}, tflite.PerTensor(1, 1), nil)
+	w := b.Tensor("w", tflite.Int8, []int32{1, 2, 2, 1}, &tflite.Quantization{Scale: []float32{1}, ZeroPoint: []int64{0}}, i8(1, 1, 1, 1))
+	c := b.Tensor("conv", tflite.Int8, []int32{1, 2, 2, 1}, tflite.PerTensor(1, 0), nil)
+	r := b.Tensor("flat", tflite.Int8, []int32{1, 4}, tflite.PerTensor(1, 0), nil)
+	b.Op(tflite.OpConv2D, 3, []int32{in, w, -1}, []int32{c}, tflite.Conv2DOptions{Padding: tflite.PaddingValid, StrideW: 1, StrideH: 1, DilationW: 1, DilationH: 1})
+	b.Op(tflite.OpReshape, 1, []int32{c}, []int32{r}, tflite.ReshapeOptions{NewShape: []int32{1, 4}})
+	b.IO([]int32{in}, []int32{r})
+	m := b.Model()
+	_, err := NewInterpreter(m, Options{Threads: 1, InputH: 5, InputW: 5})
+	if err == nil || !strings.Contains(err.Error(), "operator 1 (RESHAPE)") || !strings.Contains(err.Error(), "stored input size") {
+		t.Fatalf("err = %v, want a refusal naming operator 1 (RESHAPE)", err)
+	}
+	ip, err := NewInterpreter(m, Options{Threads: 1, InputH: 5, InputW: 5, Taps: []string{"conv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ip.Close()
+	if got := ip.Outputs()[0].Shape; !slicesEq(got, []int{1, 4, 4, 1}) {
+		t.Fatalf("tap shape %v", got)
+	}
+	if _, err := NewInterpreter(m, Options{Threads: 1, InputH: 1, InputW: 5, Taps: []string{"conv"}}); err == nil {
+		t.Fatal("an input smaller than the filter was accepted")
+	}
+}
+
+func slicesEq(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -33,6 +33,13 @@ type Options struct {
 	// an idle worker of one spins for a while after its last task while
 	// the other's work starts.
 	Pool *parallel.Pool
+	// InputH and InputW, when set, run the model at that input size
+	// instead of the one stored in the file: every shape on the way to the
+	// taps is computed again (model.AtInputSize) and the arena planned for
+	// it. A fully convolutional backbone gives larger or non-square feature
+	// maps with the same weights; an operator that needs the stored size
+	// (RESHAPE, FULLY_CONNECTED) is a load error naming it.
+	InputH, InputW int
 }
 
 // Interpreter runs subgraph 0 of a TFLite model with TFLite's integer
@@ -119,6 +126,13 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 	sg := &m.Subgraphs[0]
 	if len(sg.Inputs) != 1 {
 		return nil, fmt.Errorf("engine: subgraph 0 has %d inputs; backbones take exactly one", len(sg.Inputs))
+	}
+	if opt.InputH != 0 || opt.InputW != 0 {
+		rm, err := model.AtInputSize(m, opt.Taps, opt.InputH, opt.InputW)
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		m, sg = rm, &rm.Subgraphs[0]
 	}
 	ip := &Interpreter{model: m, threads: threads}
 	ip.tensors = make([]*rtensor, len(sg.Tensors))

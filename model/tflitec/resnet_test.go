@@ -121,3 +121,65 @@ func BenchmarkResNet18Layer3(b *testing.B) {
 		tfl.Close()
 	}
 }
+
+// TestConformanceResNet18AtInputSize: the engine runs the builder's 224x224
+// ResNet18 at 160x288 (H×W, non-square, not the stored size) by re-planning
+// at load; TensorFlow Lite runs the same weights from a file our writer
+// wrote with every shape at 160x288 (model.AtInputSize, written and read
+// back). Every tap of every layer must agree by the conformance rule.
+func TestConformanceResNet18AtInputSize(t *testing.T) {
+	m, images := builtResNet18(t, false)
+	const h, w = 160, 288
+	var taps []string
+	for _, op := range m.Subgraphs[0].Operators {
+		taps = append(taps, m.Subgraphs[0].Tensors[op.Outputs[0]].Name)
+	}
+	resized, err := model.AtInputSize(m, taps, h, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := tflite.Write(resized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := tflite.Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tfl, err := New(written, taps, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tfl.Close()
+	ip, err := engine.NewInterpreter(m, engine.Options{Threads: 2, Taps: taps, InputH: h, InputW: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ip.Close()
+	if got := ip.Input().Shape; got[1] != h || got[2] != w {
+		t.Fatalf("engine input %v", got)
+	}
+	for i, o := range ip.Outputs() {
+		if want := tfl.Outputs()[i].Shape; fmt.Sprint(o.Shape) != fmt.Sprint(want) {
+			t.Fatalf("tap %q: engine shape %v, TensorFlow Lite %v", o.Name, o.Shape, want)
+		}
+	}
+	feeder, _ := model.NewFeeder(ip.Input(), 0)
+	var total, differ, over1 int
+	for k, p := range images {
+		img, err := rgb.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := feeder.Prepare(img)
+		for ti, d := range runBoth(t, ip, tfl, in) {
+			total, differ, over1 = total+d.n, differ+d.differ, over1+d.over1
+			if !d.ok(ip.Outputs()[ti].Type) {
+				t.Errorf("input %d: %q: %d of %d elements differ, %d by more than 1 LSB", k, taps[ti], d.differ, d.n, d.over1)
+			}
+		}
+	}
+	last := ip.Outputs()[len(taps)-1].Shape
+	fmt.Printf("conformance: resnet18 int8 stored 224x224 run at %dx%d (last tap %v): %d inputs x %d taps: %d elements compared, %d differ, %d by more than 1 LSB\n",
+		w, h, last, len(images), len(taps), total, differ, over1)
+}
