@@ -40,6 +40,13 @@ type Searcher struct {
 	// bank indices 0..Count-1 it records.
 	fused bool
 	cols  []int32
+	// ci, when the bank is big enough, is its clusters: Nearest then
+	// searches by clusters (prune.go) with the same results; cs is that
+	// search's scratch. exhaustive forces brute force (tests, benchmarks).
+	ci         *clusterIndex
+	cs         clusterScratch
+	exhaustive bool
+	macs       int64
 }
 
 type searchWorker struct {
@@ -50,7 +57,24 @@ type searchWorker struct {
 }
 
 // NewSearcher prepares searching b with the given pool (nil: one thread).
+// Banks of clusterMinCount vectors or more are clustered here (a few
+// integer k-means passes over the bank, tens of milliseconds at 15,680 ×
+// 384 on this machine), and searched by clusters: the same results as
+// brute force with a fraction of the work (see cluster.go).
 func NewSearcher(b *Bank, pool *parallel.Pool) *Searcher {
+	s := newBruteSearcher(b, pool)
+	s.ci = newClusterIndex(b, s.pool)
+	return s
+}
+
+// MACs is the number of int8 multiply-accumulates the Searcher's Nearest
+// calls have done so far: bank vectors (and cluster centres) met, times
+// Dim. It counts the work, where times depend on the machine and its load.
+func (s *Searcher) MACs() int64 { return s.macs }
+
+// newBruteSearcher is a Searcher that always compares every query with
+// every bank vector.
+func newBruteSearcher(b *Bank, pool *parallel.Pool) *Searcher {
 	s := &Searcher{b: b, pool: pool}
 	// Validated banks always pack (Dim and Count are checked on load); if
 	// one could not, the portable Gemm below still answers.
@@ -101,6 +125,12 @@ func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
 		s.qn[i] = qgemm.Dot(q[i*dim:(i+1)*dim], q[i*dim:(i+1)*dim])
 	}
 	s.m, s.q = m, q
+	if s.ci != nil && !s.exhaustive {
+		s.nearestClustered(dist2, idx)
+		s.q = nil
+		return nil
+	}
+	s.macs += int64(m) * int64(s.b.Meta.Count) * int64(dim)
 	blocks := (s.b.Meta.Count + searchBlock - 1) / searchBlock
 	for w := range s.ws {
 		for i := range m {
