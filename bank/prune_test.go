@@ -268,4 +268,3 @@ func TestClusteredAllocs(t *testing.T) {
 		t.Errorf("%v allocations per call after warm-up", a)
 	}
 }
-
