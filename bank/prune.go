@@ -1,6 +1,8 @@
 package bank
 
 import (
+	"math"
+
 	"github.com/linesight/linesight/internal/qgemm"
 )
 
@@ -16,18 +18,18 @@ type clusterScratch struct {
 	// cluster g are list[off[g]:off[g+1]].
 	off  []int32
 	list []int32
-	pair []int32 // round two's (query, cluster) pairs before grouping
 	ws   []clusterWorker
 	// Loop bodies bound once (no allocation per call).
-	centreFn, visitFn func(lo, hi, worker int)
-	round2            bool
-	visited           []int64 // per worker: bank vectors met this call
+	centreFn, visitFn, candFn func(lo, hi, worker int)
+	round2                    bool
+	visited                   []int64 // per worker: bank vectors met this call
 }
 
 type clusterWorker struct {
 	q     []int8 // gathered query rows
 	c     []int32
 	lanes []qgemm.LaneMins
+	pair  []int32 // round two's (query, cluster) pairs before grouping
 }
 
 func (s *Searcher) clusterScratchFor(m int) *clusterScratch {
@@ -42,15 +44,15 @@ func (s *Searcher) clusterScratchFor(m int) *clusterScratch {
 	cs.bidx = make([]int32, m)
 	cs.off = make([]int32, ci.nc+1)
 	cs.list = make([]int32, 0, m*ci.nc)
-	cs.pair = make([]int32, 0, 2*m*ci.nc)
 	cs.ws = make([]clusterWorker, len(s.ws))
 	cs.visited = make([]int64, len(s.ws))
 	for w := range cs.ws {
 		cs.ws[w] = clusterWorker{q: make([]int8, searchRows*dim), c: make([]int32, searchRows*max(ci.nc, searchBlock)),
-			lanes: make([]qgemm.LaneMins, searchRows)}
+			lanes: make([]qgemm.LaneMins, searchRows), pair: make([]int32, 0, 2*m*ci.nc)}
 	}
 	cs.centreFn = s.centreDistances
 	cs.visitFn = s.visitClusters
+	cs.candFn = s.candidates
 	return cs
 }
 
@@ -87,30 +89,28 @@ func (s *Searcher) nearestClustered(dist2, idx []int32) {
 	s.pool.RunDynamic(ci.nc, 1, cs.visitFn)
 
 	// Round two: every other cluster the bound does not rule out against
-	// round one's best.
-	cs.pair = cs.pair[:0]
+	// round one's best, listed per worker, then grouped by cluster.
+	s.pool.Run((m+searchRows-1)/searchRows, 1, cs.candFn)
 	clear(cs.off)
-	for i := range m {
-		best := int64(cs.best[i])
-		dc := cs.dc[i*ci.nc : (i+1)*ci.nc]
-		f := cs.first[i]
-		for g, d := range dc {
-			if int32(g) == f || ci.start[g] == ci.start[g+1] || skip(int64(d), best, ci.rad2[g]) {
-				continue
-			}
-			cs.pair = append(cs.pair, int32(i), int32(g))
-			cs.off[g+1]++
+	total := 0
+	for w := range cs.ws {
+		for p := 0; p < len(cs.ws[w].pair); p += 2 {
+			cs.off[cs.ws[w].pair[p+1]+1]++
 		}
+		total += len(cs.ws[w].pair) / 2
 	}
-	if len(cs.pair) > 0 {
+	if total > 0 {
 		for g := range ci.nc {
 			cs.off[g+1] += cs.off[g]
 		}
-		cs.list = cs.list[:len(cs.pair)/2]
-		for p := 0; p < len(cs.pair); p += 2 {
-			g := cs.pair[p+1]
-			cs.list[cs.off[g]] = cs.pair[p]
-			cs.off[g]++
+		cs.list = cs.list[:total]
+		for w := range cs.ws {
+			pair := cs.ws[w].pair
+			for p := 0; p < len(pair); p += 2 {
+				g := pair[p+1]
+				cs.list[cs.off[g]] = pair[p]
+				cs.off[g]++
+			}
 		}
 		for g := ci.nc; g > 0; g-- {
 			cs.off[g] = cs.off[g-1]
@@ -153,17 +153,37 @@ func (s *Searcher) centreDistances(lo, hi, worker int) {
 		for r := range nq {
 			i := q0 + r
 			row := dc[r*nc : (r+1)*nc]
-			f, fd := int32(-1), int32(0)
+			f := int32(0)
+			cn := ci.cent.Norms[:len(row)]
+			fd := int32(math.MaxInt32)
 			for g, dot := range row {
-				d := s.qn[i] + ci.cent.Norms[g] - 2*dot
+				d := s.qn[i] + cn[g] - 2*dot
 				row[g] = d
-				if ci.start[g] != ci.start[g+1] && (f < 0 || d < fd) {
+				if d < fd {
 					f, fd = int32(g), d
 				}
 			}
 			cs.first[i] = f
 		}
 	}
+}
+
+// candidates lists, for query row blocks [lo, hi), the clusters round two
+// visits: all but round one's that skip cannot rule out.
+func (s *Searcher) candidates(lo, hi, worker int) {
+	ci, cs := s.ci, &s.cs
+	nc := ci.nc
+	pair := cs.ws[worker].pair[:0]
+	for i := lo * searchRows; i < min(hi*searchRows, s.m); i++ {
+		best := int64(cs.best[i])
+		f := cs.first[i]
+		for g, d := range cs.dc[i*nc : (i+1)*nc] {
+			if int32(g) != f && !skip(int64(d), best, ci.rad2[g]) {
+				pair = append(pair, int32(i), int32(g))
+			}
+		}
+	}
+	cs.ws[worker].pair = pair
 }
 
 // visitClusters multiplies clusters [lo, hi) by the queries that visit
@@ -197,7 +217,7 @@ func (s *Searcher) visitClusters(lo, hi, worker int) {
 				}
 				_ = pk.NearestCols(nq, w.q, dim, 0, size, bn, cols, w.lanes[:nq])
 				for r, i := range qs[q0 : q0+nq] {
-					v, j := w.lanes[r].Best()
+					v, j := bestLane(&w.lanes[r])
 					keep(dist, idx, int(i), s.qn[i]+v, j)
 				}
 				continue
@@ -222,4 +242,21 @@ func keep(dist, idx []int32, i int, d, j int32) {
 	if idx[i] < 0 || d < dist[i] || (d == dist[i] && j < idx[i]) {
 		dist[i], idx[i] = d, j
 	}
+}
+
+// bestLane is qgemm.LaneMins.Best for states that saw at least one column
+// (every visit does): the smallest value, then the lowest index holding
+// it, in two branch-light passes.
+func bestLane(s *qgemm.LaneMins) (int32, int32) {
+	v := s[0]
+	for _, x := range s[1:16] {
+		v = min(v, x)
+	}
+	j := int32(math.MaxInt32)
+	for l := range 16 {
+		if s[l] == v && s[16+l] >= 0 {
+			j = min(j, s[16+l])
+		}
+	}
+	return v, j
 }
