@@ -14,6 +14,7 @@ require (
 	gocv.io/x/gocv v0.32.0
 	golang.org/x/image v0.23.0
 	golang.org/x/sys v0.45.0
+	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 )
 
@@ -29,5 +30,4 @@ require (
 	github.com/rs/xid v1.4.0 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.20.0 // indirect
-	google.golang.org/protobuf v1.34.2 // indirect
 )

@@ -1,0 +1,4 @@
+package sparkplug
+
+// DeathPayloadForTest is deathPayload for the wire-bytes test.
+var DeathPayloadForTest = deathPayload
