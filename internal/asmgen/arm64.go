@@ -39,6 +39,9 @@ func arm64Kernels() []byte {
 	header("!noasm")
 	sdotKernel()
 	neonKernel()
+	dotSDOT()
+	dotNEON()
+	argminNEON()
 	return bytes.Clone(out.Bytes())
 }
 
@@ -127,5 +130,123 @@ func neonKernel() {
 		p("\tVST1 [V30.S4], (R11)")
 	}
 	p("\tRET")
+	p("")
+}
+
+// dotSDOT: func dotSDOT(a, b *int8, n int) int32
+// The dot product of n int8 values, n a positive multiple of 32: two SDOT
+// accumulators (16 bytes each per step, so the two chains overlap), added
+// and reduced across lanes at the end. Signed x signed, exact in int32
+// for n up to MaxK.
+func dotSDOT() {
+	p("// func dotSDOT(a, b *int8, n int) int32")
+	p("TEXT ·dotSDOT(SB), NOSPLIT, $0-28")
+	p("\tMOVD a+0(FP), R0")
+	p("\tMOVD b+8(FP), R1")
+	p("\tMOVD n+16(FP), R2")
+	p("\tVEOR V0.B16, V0.B16, V0.B16")
+	p("\tVEOR V1.B16, V1.B16, V1.B16")
+	p("dotsdot_loop:")
+	p("\tVLD1.P 32(R0), [V2.B16, V3.B16]")
+	p("\tVLD1.P 32(R1), [V4.B16, V5.B16]")
+	p("\t%s", sdotVec(0, 2, 4))
+	p("\t%s", sdotVec(1, 3, 5))
+	p("\tSUBS $32, R2, R2")
+	p("\tBNE dotsdot_loop")
+	p("\t%s", vadd(s4, 0, 0, 1))
+	p("\t%s", addv4s(0, 0))
+	p("\tFMOVS F0, R3")
+	p("\tMOVW R3, ret+24(FP)")
+	p("\tRET")
+	p("")
+}
+
+// dotNEON: func dotNEON(a, b *int8, n int) int32
+// As dotSDOT without dotprod, n a positive multiple of 16: SMULL and
+// SMULL2 give sixteen int16 products (at most 128·128 = 16384: exact),
+// SADALP adds them pairwise into two int32 accumulators.
+func dotNEON() {
+	p("// func dotNEON(a, b *int8, n int) int32")
+	p("TEXT ·dotNEON(SB), NOSPLIT, $0-28")
+	p("\tMOVD a+0(FP), R0")
+	p("\tMOVD b+8(FP), R1")
+	p("\tMOVD n+16(FP), R2")
+	p("\tVEOR V0.B16, V0.B16, V0.B16")
+	p("\tVEOR V1.B16, V1.B16, V1.B16")
+	p("dotneon_loop:")
+	p("\tVLD1.P 16(R0), [V2.B16]")
+	p("\tVLD1.P 16(R1), [V4.B16]")
+	p("\t%s", smull(6, 2, 4))
+	p("\t%s", smull2(7, 2, 4))
+	p("\t%s", sadalp(0, 6))
+	p("\t%s", sadalp(1, 7))
+	p("\tSUBS $16, R2, R2")
+	p("\tBNE dotneon_loop")
+	p("\t%s", vadd(s4, 0, 0, 1))
+	p("\t%s", addv4s(0, 0))
+	p("\tFMOVS F0, R3")
+	p("\tMOVW R3, ret+24(FP)")
+	p("\tRET")
+	p("")
+}
+
+// argminNEON: func argminLanesNEON(dot, bn *int32, n int, st *LaneMins)
+// For n a positive multiple of 16: lane l (of 16, four vectors) keeps the
+// smallest d = bn[j] − 2·dot[j] over j ≡ l (mod 16) and the first j giving
+// it. SHL #1 and SUB wrap as Go's int32 arithmetic does; the first 16
+// columns set the lanes, then CMGT (old > new: strictly smaller replaces,
+// so the first of equal values stays) and BIT select values and indices.
+// st gets the values in [0:16] and the indices in [16:32] (LaneMins).
+func argminNEON() {
+	p("// func argminLanesNEON(dot, bn *int32, n int, st *LaneMins)")
+	p("TEXT ·argminLanesNEON(SB), NOSPLIT, $0-32")
+	p("\tMOVD dot+0(FP), R0")
+	p("\tMOVD bn+8(FP), R1")
+	p("\tMOVD n+16(FP), R2")
+	p("\tMOVD $argminIota<>(SB), R3")
+	p("\tVLD1 (R3), [V24.S4, V25.S4, V26.S4, V27.S4] // column of each lane: 0..15")
+	p("\tMOVW $16, R4")
+	p("\tVDUP R4, V30.S4")
+	argminStep := func() {
+		p("\tVLD1.P 64(R0), [V0.S4, V1.S4, V2.S4, V3.S4]")
+		p("\tVLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]")
+		for i := range 4 {
+			p("\t%s", shl4s(i, i, 1))
+		}
+		for i := range 4 {
+			p("\t%s", vsub(s4, i, 4+i, i)) // d = bn − 2·dot
+		}
+	}
+	argminStep()
+	for i := range 4 {
+		p("\t%s", vorr(16+i, i, i))       // best = d
+		p("\t%s", vorr(20+i, 24+i, 24+i)) // index = column
+	}
+	p("\tSUBS $16, R2, R2")
+	p("\tBEQ argmin_done")
+	p("argmin_loop:")
+	for i := range 4 {
+		p("\t%s", vadd(s4, 24+i, 24+i, 30))
+	}
+	argminStep()
+	for i := range 4 {
+		p("\t%s", cmgt(s4, 8+i, 16+i, i)) // best > d
+	}
+	for i := range 4 {
+		p("\t%s", vbit(16+i, i, 8+i))
+		p("\t%s", vbit(20+i, 24+i, 8+i))
+	}
+	p("\tSUBS $16, R2, R2")
+	p("\tBNE argmin_loop")
+	p("argmin_done:")
+	p("\tMOVD st+24(FP), R5")
+	p("\tVST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)")
+	p("\tVST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R5)")
+	p("\tRET")
+	p("")
+	for i := range 16 {
+		p("DATA argminIota<>+%d(SB)/4, $%d", 4*i, i)
+	}
+	p("GLOBL argminIota<>(SB), RODATA|NOPTR, $64")
 	p("")
 }

@@ -3,7 +3,8 @@
 //
 //	go run ../asmgen qgemm   gemm_amd64.s (AVX-512 VNNI and AVX2) and
 //	                         gemm_arm64.s (SDOT and NEON)
-//	go run ../asmgen vec     vec_amd64.s (AVX-512F and AVX-512BW)
+//	go run ../asmgen vec     vec_amd64.s (AVX-512F and AVX-512BW) and
+//	                         vec_arm64.s (NEON)
 //
 // The kernels are unrolled over rows and column panels, which is
 // mechanical and error-prone by hand; generating them keeps every variant
@@ -30,6 +31,7 @@ func main() {
 		write("gemm_arm64.s", arm64Kernels())
 	case "vec":
 		write("vec_amd64.s", vecAMD64())
+		write("vec_arm64.s", vecARM64())
 	default:
 		fail(fmt.Errorf("asmgen: no kernels for package %q", os.Args[1]))
 	}

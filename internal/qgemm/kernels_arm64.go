@@ -2,7 +2,11 @@
 
 package qgemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:noescape
 func sdotKernel(a *[8]*int8, b *byte, kg int, c *[8]*int32)
@@ -11,8 +15,8 @@ func sdotKernel(a *[8]*int8, b *byte, kg int, c *[8]*int32)
 func neonKernel(a *[4]*int8, b *byte, kc int, c *[4]*int32)
 
 var (
-	sdot = &impl{name: KernelSDOT, kAlign: 4, pack: packSDOT, gemm: gemmSDOT}
-	neon = &impl{name: KernelNEON, kAlign: 8, pack: packNEON, gemm: gemmNEON}
+	sdot = &impl{name: KernelSDOT, kAlign: 4, pack: packSDOT, gemm: gemmSDOT, neonSearch: true}
+	neon = &impl{name: KernelNEON, kAlign: 8, pack: packNEON, gemm: gemmNEON, neonSearch: true}
 )
 
 // archImpls: SDOT where the CPU has the dotprod extension (Cortex-A76 and
@@ -152,4 +156,59 @@ func gemmNEON(p *Packed, m int, a []int8, lda, col0, ncol int, c []int32, ldc in
 		}
 	}
 	p.addTail(8*kc, m, a, lda, col0, ncol, c, ldc)
+}
+
+// The search's reductions (search.go) on arm64.
+
+// dotSDOT: the dot product of n int8 values, n a positive multiple of 32
+// (SDOT, dotprod).
+//
+//go:noescape
+func dotSDOT(a, b *int8, n int) int32
+
+// dotNEON: the same without dotprod, n a positive multiple of 16 (SMULL,
+// SADALP).
+//
+//go:noescape
+func dotNEON(a, b *int8, n int) int32
+
+// argminLanesNEON: for n a positive multiple of 16, per lane l the smallest
+// bn[j]−2·dot[j] over j ≡ l (mod 16) and the first j reaching it, into
+// st as LaneMins holds them.
+//
+//go:noescape
+func argminLanesNEON(dot, bn *int32, n int, st *LaneMins)
+
+// dotARM64 is the dot product of the longest prefix of a and b in whole
+// steps of the chosen kernel's instruction (SDOT: 32 bytes, NEON: 16),
+// and that prefix's length; Dot adds the rest. It assumes len(a) >= 16 and
+// len(b) == len(a). LINESIGHT_KERNEL=neon on a dotprod CPU rules SDOT out
+// here too.
+func dotARM64(a, b []int8) (int32, int) {
+	if chosen == sdot {
+		if n := len(a) &^ 31; n > 0 {
+			return dotSDOT(unsafe.SliceData(a), unsafe.SliceData(b), n), n
+		}
+		return 0, 0
+	}
+	n := len(a) &^ 15
+	return dotNEON(unsafe.SliceData(a), unsafe.SliceData(b), n), n
+}
+
+// argminARM64 is argminRef with the whole steps of 16 in NEON: 16 lanes of
+// running minima, reduced with the lowest index on ties (LaneMins.Best),
+// then the tail. It assumes len(dot) >= 16 and len(bn) == len(dot).
+func argminARM64(dot, bn []int32) (int32, int) {
+	n := len(dot)
+	n16 := n &^ 15
+	var st LaneMins
+	argminLanesNEON(&dot[0], &bn[0], n16, &st)
+	best, b := st.Best()
+	bi := int(b)
+	for j := n16; j < n; j++ {
+		if d := bn[j] - 2*dot[j]; d < best {
+			best, bi = d, j
+		}
+	}
+	return best, bi
 }

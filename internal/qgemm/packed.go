@@ -35,6 +35,9 @@ type impl struct {
 	// (dotVNNI, argminVNNI; called directly, not through a function
 	// value, so that their arguments do not escape).
 	avx512Search bool
+	// neonSearch: likewise dotARM64 and argminARM64 (arm64: SDOT for Dot
+	// where the chosen kernel is sdot, NEON otherwise).
+	neonSearch bool
 }
 
 var generic = &impl{name: KernelGeneric, kAlign: 1, pack: func(*Packed) {}, gemm: gemmGeneric}

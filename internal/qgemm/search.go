@@ -28,6 +28,8 @@ func Dot(a, b []int8) int32 {
 	done := 0
 	if chosen.avx512Search && len(a) >= 32 {
 		s, done = dotVNNI(a, b)
+	} else if chosen.neonSearch && len(a) >= 16 {
+		s, done = dotARM64(a, b)
 	}
 	return s + dotRef(a[done:], b[done:])
 }
@@ -50,6 +52,9 @@ func ArgminBiased(dot, bn []int32) (int32, int) {
 	bn = bn[:len(dot)]
 	if chosen.avx512Search {
 		return argminVNNI(dot, bn)
+	}
+	if chosen.neonSearch && len(dot) >= 16 {
+		return argminARM64(dot, bn)
 	}
 	return argminRef(dot, bn)
 }

@@ -15,6 +15,8 @@ func AxpyF64(acc, x []float64, k float64) {
 	done := 0
 	if active == avx512 {
 		done = axpyF64AVX512(acc, x, k)
+	} else if active == neon {
+		done = axpyF64NEON(acc, x, k)
 	}
 	axpyF64Generic(acc[done:], x[done:], k)
 }
@@ -41,6 +43,8 @@ func AxpyBytesF32(acc []float32, x []uint8, k float32) {
 	done := 0
 	if active == avx512 {
 		done = axpyBytesF32AVX512(acc, x, k)
+	} else if active == neon {
+		done = axpyBytesF32NEON(acc, x, k)
 	}
 	axpyBytesF32Generic(acc[done:], x[done:], k)
 }
@@ -70,6 +74,8 @@ func Lerp2x2(o, a0, a1, b0, b1 []float32, w *[4]float32) {
 	done := 0
 	if active == avx512 && n >= 16 { // shorter: all tail, and no call
 		done = lerp2x2AVX512(o, a0, a1, b0, b1, w)
+	} else if active == neon && n >= 8 {
+		done = lerp2x2NEON(o, a0, a1, b0, b1, w)
 	}
 	lerp2x2Generic(o[done:], a0[done:], a1[done:], b0[done:], b1[done:], w)
 }

@@ -6,11 +6,12 @@ import "os"
 const (
 	KernelGeneric = "generic" // the Go twins, on every architecture
 	KernelAVX512  = "avx512"  // amd64 with AVX-512F and AVX-512BW
+	KernelNEON    = "neon"    // arm64 (Advanced SIMD)
 )
 
 // impl names one implementation of every kernel of the package. The
 // exported entries branch on the one in use and call its functions
-// directly (xxxGeneric, xxxAVX512): a call through a function value would
+// directly (xxxGeneric, xxxAVX512, xxxNEON): a call through a function value would
 // make every argument escape, and a caller's stack array (the weights of
 // Lerp2x2, say) would be allocated on every call. The functions behind
 // the entries trust their inputs: the entry has checked lengths and
@@ -23,6 +24,8 @@ var (
 	// avx512 is offered by archImpls where the assembly exists and the
 	// CPU runs it; elsewhere its functions are stubs never reached.
 	avx512 = &impl{name: KernelAVX512}
+	// neon likewise, on arm64.
+	neon = &impl{name: KernelNEON}
 )
 
 // impls lists the implementations this machine runs, best first, with

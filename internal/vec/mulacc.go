@@ -23,6 +23,8 @@ func MulAccPixels(acc []int32, x []int8, w []int32, c, npix, xstride int, zx int
 	done := 0
 	if active == avx512 {
 		done = mulAccPixelsAVX512(acc, x, w, c, npix, xstride, zx)
+	} else if active == neon {
+		done = mulAccPixelsNEON(acc, x, w, c, npix, xstride, zx)
 	}
 	if done < npix {
 		mulAccPixelsGeneric(acc[done*c:], x[done*xstride:], w, c, npix-done, xstride, zx)
@@ -46,6 +48,8 @@ func MaxInto(dst, src []int8) {
 	done := 0
 	if active == avx512 {
 		done = maxIntoAVX512(dst, src)
+	} else if active == neon {
+		done = maxIntoNEON(dst, src)
 	}
 	maxIntoGeneric(dst[done:], src[done:])
 }

@@ -21,6 +21,8 @@ func QuantizeFloat(in []float32, out []int8, scale float32, zp, qmin, qmax, shif
 	done := 0
 	if active == avx512 {
 		done = quantizeAVX512(in, out, scale, zp, qmin, qmax, shift)
+	} else if active == neon {
+		done = quantizeNEON(in, out, scale, zp, qmin, qmax, shift)
 	}
 	if done < len(out) {
 		quantizeGeneric(in[done:], out[done:], scale, zp, qmin, qmax, shift)

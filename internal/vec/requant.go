@@ -50,6 +50,8 @@ func (q *Requant) Rows(acc []int32, out []int8, rows int) {
 	done := 0
 	if active == avx512 {
 		done = requantRowsAVX512(q, acc, out, rows)
+	} else if active == neon {
+		done = requantRowsNEON(q, acc, out, rows)
 	}
 	if done < rows {
 		requantRowsGeneric(q, acc[done*n:], out[done*n:], rows-done)
@@ -57,7 +59,8 @@ func (q *Requant) Rows(acc []int32, out []int8, rows int) {
 }
 
 // requantRowsGeneric assumes rows > 0, n = len(q.Mult) > 0 and
-// len(acc) == len(out) == rows·n; so does requantRowsAVX512.
+// len(acc) == len(out) == rows·n; so do requantRowsAVX512 and
+// requantRowsNEON.
 func requantRowsGeneric(q *Requant, acc []int32, out []int8, rows int) {
 	n := len(q.Mult)
 	for r := range rows {
@@ -65,9 +68,13 @@ func requantRowsGeneric(q *Requant, acc []int32, out []int8, rows int) {
 	}
 }
 
-func (q *Requant) rowGeneric(acc []int32, out []int8) {
-	for c, a := range acc {
-		v := a + q.Bias[c]
+func (q *Requant) rowGeneric(acc []int32, out []int8) { q.channelsGeneric(acc, out, 0) }
+
+// channelsGeneric requantizes channels [from, len(acc)) of one row (the
+// NEON kernel leaves a row's last n mod 16 channels to it).
+func (q *Requant) channelsGeneric(acc []int32, out []int8, from int) {
+	for c := from; c < len(acc); c++ {
+		v := acc[c] + q.Bias[c]
 		v = RDBPOT(SRDHM(v<<uint(q.Left[c]), q.Mult[c]), int(q.Right[c])) + q.Zo
 		out[c] = int8(min(max(v, q.Lo), q.Hi))
 	}

@@ -2,10 +2,9 @@
 
 package vec
 
-// archImpls: no SIMD kernels for this architecture or build (-tags noasm);
-// the generic twins do the work, and the AVX-512 functions the entries
-// name are never reached.
-func archImpls() []*impl { return nil }
+// Builds without the AVX-512 kernels (every architecture but amd64, and
+// -tags noasm): the entries call these only when avx512 is in use, which
+// archImpls then never offers.
 
 const noAVX512 = "vec: no AVX-512 kernels in this build"
 
