@@ -23,7 +23,9 @@
 // output is a stream of concatenated JPEG images (gst-launch-1.0 ... !
 // jpegenc ! fdsink fd=1, ffmpeg ... -f mjpeg -, rpicam-vid --codec mjpeg -o
 // -) or of raw frames of ExecWidth x ExecHeight (ExecFormat rgb24, bgr24,
-// gray8). Its standard error goes to the log. When it exits, or sends no
+// gray8). JPEG frames are decoded by internal/jpeg straight into the frame
+// buffer (no allocation per frame), at 1/ExecScale of their size when
+// ExecScale is 2, 4 or 8. Its standard error goes to the log. When it exits, or sends no
 // frame for ReadTimeout, it is stopped and started again with the
 // reconnection backoff; stopping it is SIGTERM to its group, then SIGKILL
 // after a second. A stream that is cut mid-frame, carries garbage between
@@ -183,6 +185,11 @@ type Config struct {
 	// ExecWidth x ExecHeight pixels (ExecRGB24, ExecBGR24, ExecGray8).
 	ExecFormat            string
 	ExecWidth, ExecHeight int
+	// ExecScale decodes a JPEG stream's frames at 1/ExecScale of their
+	// size (1 or 0: full size; 2, 4, 8), in the DCT domain, which costs a
+	// fraction of a full decoding: for a model whose input is much smaller
+	// than the camera's frames. ROI is then in the reduced frame's pixels.
+	ExecScale int
 	// Memory, when set, keeps frame numbers and the folder files read
 	// across restarts (the daemon keeps them in its outbox): Seq is then
 	// never reused, and a folder's files are not read twice.
@@ -205,6 +212,22 @@ const (
 	ExecBGR24 = "bgr24"
 	ExecGray8 = "gray8"
 )
+
+// ParseScale parses a decode scale as written in the config file: "1",
+// "1/2", "1/4" or "1/8" ("" is 1). It returns the divisor.
+func ParseScale(s string) (int, error) {
+	switch strings.TrimSpace(s) {
+	case "", "1":
+		return 1, nil
+	case "1/2":
+		return 2, nil
+	case "1/4":
+		return 4, nil
+	case "1/8":
+		return 8, nil
+	}
+	return 0, fmt.Errorf("%q is not 1, 1/2, 1/4 or 1/8", s)
+}
 
 // execBytesPerPixel is the size of a raw format's pixel (0: not raw).
 func execBytesPerPixel(format string) int {
@@ -329,6 +352,17 @@ func (c *Config) Validate() error {
 		if c.ExecWidth > 0 && c.ExecHeight > 0 && (c.ExecWidth > limit || c.ExecHeight > limit || c.ExecWidth*c.ExecHeight > limit) {
 			bad("ExecWidth", "%dx%d frames are more than max pixels (%d)", c.ExecWidth, c.ExecHeight, limit)
 		}
+	}
+	switch c.ExecScale {
+	case 0, 1:
+	case 2, 4, 8:
+		if k := KindOf(c.Source); k != KindExec && k != KindPipe {
+			bad("ExecScale", "1/%d: decoding at a reduced size is for exec: and pipe: JPEG streams, not %s sources", c.ExecScale, k)
+		} else if execBytesPerPixel(c.ExecFormat) > 0 {
+			bad("ExecScale", "1/%d: decoding at a reduced size is for JPEG streams, not raw %s frames", c.ExecScale, c.ExecFormat)
+		}
+	default:
+		bad("ExecScale", "1/%d is not 1, 1/2, 1/4 or 1/8", c.ExecScale)
 	}
 	if c.ExecWidth < 0 {
 		bad("ExecWidth", "%d is negative", c.ExecWidth)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/linesight/linesight/internal/jpeg"
 	"github.com/linesight/linesight/internal/rgb"
 )
 
@@ -96,6 +97,7 @@ type streamDriver struct {
 	r     *os.File // stdout's read end, or the FIFO
 	split *jpegSplitter
 	raw   []byte // a raw frame, or a JPEG frame given Huffman tables
+	dec   jpeg.Decoder
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been waited for
@@ -108,7 +110,8 @@ type streamDriver struct {
 }
 
 func newStreamDriver(cfg Config, log *slog.Logger, resync func(string)) (driver, error) {
-	return &streamDriver{cfg: cfg, kind: KindOf(cfg.Source), log: log, resync: resync}, nil
+	return &streamDriver{cfg: cfg, kind: KindOf(cfg.Source), log: log, resync: resync,
+		dec: jpeg.Decoder{Scale: max(cfg.ExecScale, 1), MaxPixels: cfg.MaxPixels}}, nil
 }
 
 func (d *streamDriver) Open(context.Context) (Info, error) {
@@ -271,6 +274,8 @@ type badFrame struct{ err error }
 
 func (e badFrame) Error() string { return "a frame that does not decode: " + e.err.Error() }
 
+func (e badFrame) Unwrap() error { return e.err }
+
 func (d *streamDriver) readFrame(dst *rgb.Image) error {
 	if bpp := execBytesPerPixel(d.cfg.ExecFormat); bpp > 0 {
 		w, h := d.cfg.ExecWidth, d.cfg.ExecHeight
@@ -291,12 +296,11 @@ func (d *streamDriver) readFrame(dst *rgb.Image) error {
 	if _, err := d.split.Next(); err != nil {
 		return err
 	}
-	frame := d.split.huffmanTables(&d.raw)
-	img, err := rgb.DecodeLimit(bytes.NewReader(frame), d.cfg.MaxPixels)
-	if err != nil {
+	// Decoded straight into dst, reusing its buffer and the decoder's:
+	// no allocation per frame once the first frame has sized them.
+	if err := d.dec.Decode(dst, d.split.huffmanTables(&d.raw)); err != nil {
 		return badFrame{err}
 	}
-	dst.CopyFrom(img)
 	return nil
 }
 

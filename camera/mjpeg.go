@@ -165,9 +165,13 @@ func (s *jpegSplitter) body() error {
 			return errBadMarker("a stuffed 00 outside entropy-coded data")
 		default:
 			// A marker segment: its length counts itself, not the marker.
+			// Byte by byte: an array passed to io.ReadFull would escape,
+			// an allocation per segment.
 			var l [2]byte
-			if _, err := io.ReadFull(s.r, l[:]); err != nil {
-				return err
+			for i := range l {
+				if l[i], err = s.r.ReadByte(); err != nil {
+					return err
+				}
 			}
 			n := int(l[0])<<8 | int(l[1])
 			if n < 2 {

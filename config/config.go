@@ -72,6 +72,9 @@ type Exec struct {
 	Format string `yaml:"format"` // jpeg | rgb24 | bgr24 | gray8
 	Width  int    `yaml:"width"`  // raw formats: frame size (required)
 	Height int    `yaml:"height"`
+	// Scale decodes JPEG frames at this fraction of their size (in the
+	// DCT domain, a fraction of the cost): 1 | 1/2 | 1/4 | 1/8.
+	Scale string `yaml:"scale"`
 }
 
 // Folder configures dir: sources.
@@ -194,7 +197,7 @@ func Defaults() Config {
 		Station: Station{ID: "station-1"},
 		Camera: Camera{Mode: cam.Mode.String(), Folder: Folder{Settle: Duration(cam.Settle), Poll: Duration(cam.Poll), Done: cam.Done},
 			Backoff: Duration(cam.BackoffMax), ReadTimeout: Duration(cam.ReadTimeout), MaxPixels: cam.MaxPixels,
-			Exec: Exec{Format: cam.ExecFormat}},
+			Exec: Exec{Format: cam.ExecFormat, Scale: "1"}},
 		Model:    Model{Path: "/var/lib/linesight/backbone.tflite"},
 		Bank:     Bank{DB: "/var/lib/linesight/banks.db"},
 		Maps:     Maps{Policy: "fail", Format: "heatmap", MaxWidth: 640},
@@ -496,6 +499,7 @@ var cameraPaths = map[string]string{
 	"Poll": "camera.folder.poll", "Done": "camera.folder.done", "BackoffMax": "camera.backoff_max", "MaxPixels": "camera.max_pixels",
 	"ReadTimeout": "camera.read_timeout",
 	"ExecFormat":  "camera.exec.format", "ExecWidth": "camera.exec.width", "ExecHeight": "camera.exec.height",
+	"ExecScale": "camera.exec.scale",
 }
 
 // CameraConfig is the camera and queue sections as a camera.Config for
@@ -514,6 +518,9 @@ func (c *Config) CameraConfig() (camera.Config, error) {
 	}
 	if cc.ROI, err = camera.ParseROI(c.Camera.ROI); err != nil {
 		es = append(es, camera.FieldError{Field: "ROI", Msg: err.Error()})
+	}
+	if cc.ExecScale, err = camera.ParseScale(c.Camera.Exec.Scale); err != nil {
+		es = append(es, camera.FieldError{Field: "ExecScale", Msg: err.Error()})
 	}
 	if err := cc.Validate(); err != nil {
 		var ve camera.Errors
