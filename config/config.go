@@ -39,6 +39,11 @@ type Config struct {
 	MQTT     MQTT     `yaml:"mqtt"`
 	HTTP     HTTP     `yaml:"http"`
 	Log      Log      `yaml:"log"`
+	// SCADA and PLC integration (issue 20): the Sparkplug B edge node, the
+	// PLC handshake topics and the product recipes.
+	Sparkplug Sparkplug `yaml:"sparkplug"`
+	PLC       PLC       `yaml:"plc"`
+	Recipes   Recipes   `yaml:"recipes"`
 }
 
 // Station identifies the inspection station.
@@ -162,6 +167,81 @@ type Evidence struct {
 	MaxMB  int    `yaml:"max_mb"` // bytes kept, in MiB
 }
 
+// Sparkplug is the Sparkplug B 3.0 edge node: results, handshake and recipe
+// as metrics for a SCADA host (Ignition's MQTT Engine), on its own MQTT
+// connection to the same broker as the JSON topics (mqtt.*) unless
+// Servers says otherwise.
+type Sparkplug struct {
+	Enabled bool `yaml:"enabled"`
+	// Servers are MQTT server URLs the edge node walks ("Next Server");
+	// empty = mqtt.broker (the embedded broker's address when embedded).
+	// Credentials and TLS are mqtt.*'s.
+	Servers  []string `yaml:"servers"`
+	ClientID string   `yaml:"client_id"` // "" = linesight-sp-<station id>-<random hex>
+	GroupID  string   `yaml:"group_id"`
+	// EdgeNodeID and DeviceID default to the station id.
+	EdgeNodeID string `yaml:"edge_node_id"`
+	DeviceID   string `yaml:"device_id"`
+	// PrimaryHostID is the primary host application's host_id (Ignition:
+	// MQTT Engine's "Primary Host ID"): births wait for its STATE online.
+	// "" = births on connect.
+	PrimaryHostID string `yaml:"primary_host_id"`
+	// MapURL is the base of the anomaly map URLs the metrics carry, as the
+	// SCADA host reaches this station's http.listen ("" = http://<http.listen>).
+	MapURL string `yaml:"map_url"`
+}
+
+// EdgeNode is sparkplug.edge_node_id, defaulting to the station id.
+func (c *Config) EdgeNode() string {
+	if c.Sparkplug.EdgeNodeID != "" {
+		return c.Sparkplug.EdgeNodeID
+	}
+	return c.Station.ID
+}
+
+// Device is sparkplug.device_id, defaulting to the station id.
+func (c *Config) Device() string {
+	if c.Sparkplug.DeviceID != "" {
+		return c.Sparkplug.DeviceID
+	}
+	return c.Station.ID
+}
+
+// PLC is the handshake a PLC drives over MQTT (retained scalar topics under
+// <prefix>/<station>/plc/, and the same as Sparkplug metrics).
+type PLC struct {
+	Enabled bool `yaml:"enabled"`
+	// Heartbeat is how often the heartbeat counter goes up.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// ResultTimeout: a trigger without a result this long sets error 5.
+	ResultTimeout Duration `yaml:"result_timeout"`
+	// AckRequired: after a result, ready stays 0 until the PLC
+	// acknowledges it (plc/ack = its seq), so that no result is
+	// overwritten unread.
+	AckRequired bool `yaml:"ack_required"`
+}
+
+// Recipes are the product variants: each a bank version under a name and
+// a number. Their banks are kept loaded, so a switch takes no load.
+type Recipes struct {
+	List []Recipe `yaml:"list"`
+	// Default is the recipe put in use at start when the active bank is
+	// none of the recipes' ("" = the first).
+	Default string `yaml:"default"`
+	// PLCSelect lets the PLC select a recipe by number without a
+	// signature, on plc/recipe and the Sparkplug "Recipe/Number" write:
+	// the plant's choice (a recipe changes pass/fail); every switch is
+	// audited. Off, selection takes the signed recipe/select command.
+	PLCSelect bool `yaml:"plc_select"`
+}
+
+// Recipe is one product variant.
+type Recipe struct {
+	Name   string `yaml:"name"`
+	Number int    `yaml:"number"` // 1..32767 (a PLC INT)
+	Bank   uint64 `yaml:"bank"`   // bank version in bank.db
+}
+
 // HTTP is the health and metrics endpoint.
 type HTTP struct {
 	Listen string `yaml:"listen"` // "" disables it
@@ -207,6 +287,9 @@ func Defaults() Config {
 			Outbox: Outbox{MaxResults: 100000, MaxMaps: 200}},
 		HTTP: HTTP{Listen: "127.0.0.1:9090"},
 		Log:  Log{Level: "info", Format: "text"},
+
+		Sparkplug: Sparkplug{GroupID: "linesight"},
+		PLC:       PLC{Heartbeat: Duration(time.Second), ResultTimeout: Duration(5 * time.Second), AckRequired: true},
 	}
 }
 
@@ -481,6 +564,7 @@ func (l *Loaded) Validate() error {
 	if c.Evidence.Frames > 0 && (c.Evidence.MaxMB < 1 || c.Evidence.MaxMB > 1<<20) {
 		bad("evidence.max_mb", "%d outside 1..1048576", c.Evidence.MaxMB)
 	}
+	c.validateSCADA(bad)
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
 	if len(es) == 0 {
@@ -488,6 +572,68 @@ func (l *Loaded) Validate() error {
 	}
 	sort.SliceStable(es, func(i, j int) bool { return es[i].Path < es[j].Path })
 	return es
+}
+
+// validateSCADA checks the sparkplug, plc and recipes sections.
+func (c *Config) validateSCADA(bad func(path, format string, a ...any)) {
+	id := func(path, v string, required bool) {
+		if (required && v == "") || strings.ContainsAny(v, "/+# ") {
+			bad(path, "%q: must be non-empty without spaces, '/', '+' or '#' (a Sparkplug topic level)", v)
+		}
+	}
+	sp := &c.Sparkplug
+	if sp.Enabled {
+		id("sparkplug.group_id", sp.GroupID, true)
+		id("sparkplug.edge_node_id", c.EdgeNode(), true)
+		id("sparkplug.device_id", c.Device(), true)
+		id("sparkplug.primary_host_id", sp.PrimaryHostID, false)
+	}
+	for _, u := range sp.Servers {
+		if !strings.HasPrefix(u, "tcp://") && !strings.HasPrefix(u, "ssl://") && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			bad("sparkplug.servers", "%q is not a tcp://, ssl://, ws:// or wss:// URL", u)
+		}
+	}
+	if u := sp.MapURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("sparkplug.map_url", "%q is not an http:// or https:// URL", u)
+	}
+	if c.PLC.Enabled {
+		if d := time.Duration(c.PLC.Heartbeat); d < 100*time.Millisecond || d > time.Hour {
+			bad("plc.heartbeat", "%v outside 100ms..1h", d)
+		}
+		if d := time.Duration(c.PLC.ResultTimeout); d < 100*time.Millisecond || d > time.Hour {
+			bad("plc.result_timeout", "%v outside 100ms..1h", d)
+		}
+	}
+	names, numbers, banks := map[string]bool{}, map[int]bool{}, map[uint64]bool{}
+	for i, r := range c.Recipes.List {
+		p := fmt.Sprintf("recipes.list[%d]", i)
+		switch {
+		case r.Name == "" || len(r.Name) > 64 || strings.ContainsAny(r.Name, "/+#\n"):
+			bad(p+".name", "%q: 1 to 64 characters without '/', '+', '#'", r.Name)
+		case names[r.Name]:
+			bad(p+".name", "%q named twice", r.Name)
+		}
+		switch {
+		case r.Number < 1 || r.Number > 32767:
+			bad(p+".number", "%d outside 1..32767", r.Number)
+		case numbers[r.Number]:
+			bad(p+".number", "%d used twice", r.Number)
+		}
+		switch {
+		case r.Bank == 0:
+			bad(p+".bank", "no bank version")
+		case banks[r.Bank]:
+			// A result names its recipe by the bank that scored it.
+			bad(p+".bank", "version %d belongs to two recipes", r.Bank)
+		}
+		names[r.Name], numbers[r.Number], banks[r.Bank] = true, true, true
+	}
+	if d := c.Recipes.Default; d != "" && !names[d] {
+		bad("recipes.default", "%q is not a recipe of recipes.list", d)
+	}
+	if c.Recipes.PLCSelect && len(c.Recipes.List) == 0 {
+		bad("recipes.plc_select", "set, but recipes.list is empty")
+	}
 }
 
 // cameraPaths names the config path of each camera.Config field that
