@@ -75,6 +75,69 @@ type Preprocess struct {
 	// Pixels says how pixel values enter the model (the model's input
 	// quantization does any normalisation).
 	Pixels string `json:"pixels"`
+	// Fit is how Width×Height was chosen against the frames: "squash"
+	// (the model's stored size whatever the frame's aspect) or
+	// "keep-aspect" (a non-square input matching the good frames' aspect).
+	// Empty in banks written before it was recorded: squash. The frame is
+	// resized to Width×Height either way; Fit and Why say why that size.
+	Fit string `json:"fit,omitempty"`
+	// Why is the reason for the geometry, in words (the automatic rule's,
+	// or "flags").
+	Why string `json:"why,omitempty"`
+	// ROI, when set, is the region of interest on the model input: patches
+	// whose centre lies outside it are not learnt, not scored, and zero in
+	// maps. Absent: the whole frame.
+	ROI *ROI `json:"roi,omitempty"`
+}
+
+// MaxROIRuns bounds the run lengths of a stored region of interest.
+const MaxROIRuns = 1 << 16
+
+// ROI is a region of interest rasterised on the Width×Height model input:
+// Runs are run lengths over its pixels in row-major order, alternating
+// outside and inside, starting outside (a first run of 0 starts inside).
+type ROI struct {
+	// Source says what it was drawn from (a polygon list or a mask file)
+	// and in which frame size, for people reading the bank.
+	Source string  `json:"source"`
+	Runs   []int32 `json:"runs"`
+}
+
+// Inside expands r to one flag per input pixel (w·h), true inside.
+func (r *ROI) Inside(w, h int) ([]bool, error) {
+	out := make([]bool, w*h)
+	p, in := 0, false
+	for i, n := range r.Runs {
+		if n < 0 || int(n) > len(out)-p {
+			return nil, fmt.Errorf("%w: preprocess.roi.runs[%d]: %d overruns the %dx%d input", ErrCorrupt, i, n, w, h)
+		}
+		if in {
+			for k := p; k < p+int(n); k++ {
+				out[k] = true
+			}
+		}
+		p += int(n)
+		in = !in
+	}
+	if p != len(out) {
+		return nil, fmt.Errorf("%w: preprocess.roi.runs cover %d pixels of the %dx%d input", ErrCorrupt, p, w, h)
+	}
+	return out, nil
+}
+
+// NewROI run-length encodes an input-sized inside mask.
+func NewROI(source string, inside []bool) *ROI {
+	r := &ROI{Source: source}
+	cur, n := false, int32(0)
+	for _, v := range inside {
+		if v != cur {
+			r.Runs = append(r.Runs, n)
+			cur, n = v, 0
+		}
+		n++
+	}
+	r.Runs = append(r.Runs, n)
+	return r
 }
 
 // Embed is the patch embedding recipe.
@@ -232,6 +295,23 @@ func (m *Meta) Validate() error {
 		return bad("threshold.map_maxima", "%d maxima for %d scores", len(m.Threshold.MapMaxima), len(m.Threshold.Scores))
 	case !finite(m.Coreset.Radius) || m.Coreset.Radius < 0:
 		return bad("coreset.radius", "%v is not a finite number >= 0", m.Coreset.Radius)
+	case len(m.Preprocess.Why) > 1024:
+		return bad("preprocess.why", "%d bytes, at most 1024", len(m.Preprocess.Why))
+	}
+	if r := m.Preprocess.ROI; r != nil {
+		if len(r.Runs) == 0 || len(r.Runs) > MaxROIRuns || len(r.Source) > 1024 {
+			return bad("preprocess.roi", "%d runs (1..%d allowed), source of %d bytes", len(r.Runs), MaxROIRuns, len(r.Source))
+		}
+		total := 0
+		for i, n := range r.Runs {
+			if n < 0 || int(n) > m.Preprocess.Width*m.Preprocess.Height-total {
+				return bad(fmt.Sprintf("preprocess.roi.runs[%d]", i), "%d overruns the %dx%d input", n, m.Preprocess.Width, m.Preprocess.Height)
+			}
+			total += int(n)
+		}
+		if total != m.Preprocess.Width*m.Preprocess.Height {
+			return bad("preprocess.roi.runs", "cover %d pixels of the %dx%d input", total, m.Preprocess.Width, m.Preprocess.Height)
+		}
 	}
 	for _, f := range []struct {
 		name string

@@ -79,7 +79,13 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 	gw, gh := d.Grid()
 	cells := gw * gh
 	per := cells * dim
-	rep := &AppendReport{Images: len(images), Patches: len(images) * cells, OldThreshold: meta.Threshold.Value}
+	// With a region of interest only the cells inside it are candidates:
+	// InspectInto leaves their int8 vectors at the front of d.q.
+	qcells := cells
+	if d.roiCells != nil {
+		qcells = len(d.roiCells)
+	}
+	rep := &AppendReport{Images: len(images), Patches: len(images) * qcells, OldThreshold: meta.Threshold.Value}
 
 	// Embed once: the float vectors (to score against other banks) and
 	// their int8 form with b's scale; the score against b on the way.
@@ -98,7 +104,7 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 		if err := d.InspectInto(img, &r); err != nil {
 			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
 		}
-		feats, q = append(feats, d.vecs...), append(q, d.q...)
+		feats, q = append(feats, d.vecs...), append(q, d.q[:qcells*dim]...)
 		sizes[i] = [2]int{img.W, img.H}
 		rep.Before = append(rep.Before, r.Score)
 		if opts.Progress != nil {
@@ -110,7 +116,7 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 	if !(rep.Radius > 0) {
 		rep.Radius, rep.RadiusFallback = smallestSpacing(b, d.pool), true
 	}
-	cov, err := newCoverage(b, q, cells, d.pool)
+	cov, err := newCoverage(b, q, qcells, d.pool)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,7 +162,7 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 	}
 	addedBy := make([]int, len(images))
 	for _, i := range added {
-		addedBy[i/cells]++
+		addedBy[i/qcells]++
 	}
 	maxima := make([]float64, len(images))
 	for i := range images {

@@ -151,6 +151,11 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 			return engine.NewInterpreter(m, engine.Options{Pool: pool, Taps: taps})
 		}
 	}
+	// The recipe's input size, which may not be the one stored in the file.
+	m, err := atSize(m, opts.Taps, opts.InputW, opts.InputH)
+	if err != nil {
+		return nil, nil, err
+	}
 	bb, err := open(m, opts.Taps, opts.Threads)
 	if err != nil {
 		return nil, nil, err
@@ -167,6 +172,29 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	}
 	gw, gh := emb.Grid()
 	dim, cells := emb.Dim(), gw*gh
+	// With a region of interest the bank learns only the cells inside it.
+	roi, _, err := roiCells(opts.ROI, in.Shape[2], in.Shape[1], gw, gh)
+	if err != nil {
+		return nil, nil, err
+	}
+	var inside []float32
+	insideOnly := func(f []float32) []float32 {
+		if roi == nil {
+			return f
+		}
+		inside = inside[:0]
+		for img := 0; img < len(f)/(cells*dim); img++ {
+			for _, c := range roi {
+				o := (img*cells + int(c)) * dim
+				inside = append(inside, f[o:o+dim]...)
+			}
+		}
+		return inside
+	}
+	kept := cells
+	if roi != nil {
+		kept = len(roi)
+	}
 
 	// Embed the training images, each once.
 	t0 := time.Now()
@@ -205,6 +233,7 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	}
 	// newBank makes the bank that images with patch vectors f would give.
 	newBank := func(f []float32, prog func(done, total int)) (*bank.Bank, []int8, error) {
+		f = insideOnly(f)
 		n := len(f) / dim
 		// Quantize with one scale that clips nothing, then select the coreset.
 		scale := bank.ScaleFor(f)
@@ -227,7 +256,7 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 			Model:   bank.ModelRef{Path: mf.Path, SHA256: mf.SHA256},
 			Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed,
 				ProjectDim: coresetDim, Patches: n, Seconds: time.Since(t1).Seconds()},
-			Images:    bank.Images{Train: n / cells},
+			Images:    bank.Images{Train: n / kept},
 			Scale:     scale,
 			Threshold: bank.Threshold{Rule: opts.Rule, Param: opts.Param, Value: 1, Pixel: 1, Width: 1},
 		}
@@ -300,7 +329,8 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	rep.CoresetTime = time.Since(t1)
 	rep.Patches, rep.Selected = b.Meta.Coreset.Patches, b.Meta.Count
 	feats = nil
-	b.Meta.Coreset.Radius, err = coverageRadius(ctx, b, q, cells, pool)
+	inside = nil
+	b.Meta.Coreset.Radius, err = coverageRadius(ctx, b, q, kept, pool)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -59,6 +59,13 @@ type Detector struct {
 	nbIdx []int32
 	nbD2  []int32
 	dists []float64
+
+	// The region of interest (nil: the whole frame): the patch cells
+	// scored, each cell's row in the compacted search (-1 outside), and
+	// the input pixels inside.
+	roiCells []int32
+	cellRow  []int32
+	roiPix   []bool
 }
 
 // Stage is one step of scoring a frame; its String is the name used in
@@ -131,7 +138,13 @@ func Open(b *bank.Bank, mf *model.File, opts Options) (*Detector, error) {
 			return engine.NewInterpreter(m, engine.Options{Pool: pool, Taps: taps})
 		}
 	}
-	bb, err := open(mf.Model, meta.Model.Taps, threads)
+	// The bank's input size, which may not be the one stored in the file.
+	m, err := atSize(mf.Model, meta.Model.Taps, meta.Preprocess.Width, meta.Preprocess.Height)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	bb, err := open(m, meta.Model.Taps, threads)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -183,6 +196,18 @@ func newDetector(b *bank.Bank, bb model.Backbone, pool *parallel.Pool) (*Detecto
 		inH:    in.Shape[1],
 	}
 	d.quantFn = d.quantizeRange
+	if d.roiCells, d.roiPix, err = roiCells(meta.Preprocess.ROI, d.inW, d.inH, gw, gh); err != nil {
+		return nil, err
+	}
+	if d.roiCells != nil {
+		d.cellRow = make([]int32, cells)
+		for i := range d.cellRow {
+			d.cellRow[i] = -1
+		}
+		for k, c := range d.roiCells {
+			d.cellRow[c] = int32(k)
+		}
+	}
 	return d, nil
 }
 
@@ -256,6 +281,9 @@ func (d *Detector) scoreVecs(vecs []float32, fw, fh int, r *Result) error {
 // scoreEmbedded scores the frame whose int8 patch vectors are in d.q.
 func (d *Detector) scoreEmbedded(fw, fh int, r *Result) error {
 	t := time.Now()
+	if d.roiCells != nil {
+		return d.scoreROI(fw, fh, r, t)
+	}
 	if err := d.search.Nearest(d.q, len(d.patch), d.d2, d.nn); err != nil {
 		return err
 	}
@@ -267,6 +295,40 @@ func (d *Detector) scoreEmbedded(fw, fh int, r *Result) error {
 	score := sStar
 	if d.meta.Score.Image == ImageEq7 {
 		score = d.reweight(best, sStar)
+	}
+	r.Timing[StageSearch] = time.Since(t)
+	d.finish(fw, fh, r, score, sStar)
+	return nil
+}
+
+// scoreROI is scoreEmbedded with a region of interest: the vectors of the
+// cells inside are moved to the front of d.q (in cell order, so each moves
+// down or stays) and only they are searched; cells outside score 0 and
+// cannot be the image score's patch.
+func (d *Detector) scoreROI(fw, fh int, r *Result, t time.Time) error {
+	dim := d.meta.Dim
+	for k, c := range d.roiCells {
+		if int(c) != k {
+			copy(d.q[k*dim:(k+1)*dim], d.q[int(c)*dim:(int(c)+1)*dim])
+		}
+	}
+	n := len(d.roiCells)
+	if err := d.search.Nearest(d.q[:n*dim], n, d.d2[:n], d.nn[:n]); err != nil {
+		return err
+	}
+	scale := float64(d.meta.Scale)
+	clear(d.patch)
+	best := 0
+	for k, c := range d.roiCells {
+		d.patch[c] = float32(math.Sqrt(float64(d.d2[k])) * scale)
+		if d.patch[c] > d.patch[d.roiCells[best]] {
+			best = k
+		}
+	}
+	sStar := float64(d.patch[d.roiCells[best]])
+	score := sStar
+	if d.meta.Score.Image == ImageEq7 {
+		score = d.reweight(best, sStar) // best indexes the compacted rows of d.q and d.nn
 	}
 	r.Timing[StageSearch] = time.Since(t)
 	d.finish(fw, fh, r, score, sStar)
@@ -314,6 +376,13 @@ func (d *Detector) finish(fw, fh int, r *Result, score, sStar float64) {
 	iw, ih := d.inW, d.inH
 	Upsample(d.patch, gw, gh, d.amap, iw, ih)
 	d.blur.Apply(d.amap, iw, ih)
+	if d.roiPix != nil {
+		for i, in := range d.roiPix {
+			if !in {
+				d.amap[i] = 0 // outside the region of interest: no evidence either way
+			}
+		}
+	}
 	x, y, cw, ch := rgb.CenterCrop(fw, fh, d.meta.Preprocess.Crop)
 	r.Geometry = Geometry{FrameW: fw, FrameH: fh, X: x, Y: y, W: cw, H: ch, InW: iw, InH: ih}
 	r.Regions, d.lab = r.Geometry.regionsInto(d.amap, d.meta.Threshold.Pixel, d.lab, &d.rb)

@@ -35,13 +35,26 @@ type Recipe struct {
 	Image   string   // image score: ImageEq7 (default) or ImageMax
 	B       int      // Eq. 7 neighbours, default 9
 	Sigma   float64  // map blur in input pixels, default 4
+
+	// InputW×InputH is the model input the frames are resized to; 0 is
+	// the size stored in the model file. Another size runs the backbone at
+	// that size (model.AtInputSize): a fully convolutional backbone gives a
+	// larger or non-square patch grid with the same weights.
+	InputW, InputH int
+	// Fit and Why record how the size was chosen (FitSquash,
+	// FitKeepAspect; AutoGeometry's reason, or the flags').
+	Fit, Why string
+	// ROI, when set, is the region of interest on the model input
+	// (ROIFromPolygons, ROIFromMask).
+	ROI *bank.ROI
 }
 
 // RecipeOf is the recipe bank metadata m was built with: re-teaching a
 // station builds its new bank the way its current one was built.
 func RecipeOf(m *bank.Meta) Recipe {
 	return Recipe{Taps: slices.Clone(m.Model.Taps), Crop: m.Preprocess.Crop, Project: m.Embed.Project,
-		Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma}
+		Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma,
+		InputW: m.Preprocess.Width, InputH: m.Preprocess.Height, Fit: m.Preprocess.Fit, Why: m.Preprocess.Why, ROI: m.Preprocess.ROI}
 }
 
 func (r *Recipe) defaults() {
@@ -62,7 +75,15 @@ func (r Recipe) Stamp(m *bank.Meta, in model.TensorInfo, e *Embedder, seed uint6
 	r.defaults()
 	gw, gh := e.Grid()
 	m.Model.Taps = slices.Clone(r.Taps)
-	m.Preprocess = bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Crop: r.Crop, Resize: ResizeAntialiased, Pixels: PixelsRGB8}
+	fit, why := r.Fit, r.Why
+	if fit == "" {
+		fit = FitSquash
+	}
+	if why == "" {
+		why = "the model's own input size"
+	}
+	m.Preprocess = bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Crop: r.Crop, Resize: ResizeAntialiased, Pixels: PixelsRGB8,
+		Fit: fit, Why: why, ROI: r.ROI}
 	m.Embed = bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
 		TapDims: slices.Clone(e.TapDims()), Project: r.Project}
 	if r.Project > 0 {
@@ -88,6 +109,9 @@ func CheckRecipe(m *bank.Meta) error {
 		if f.got != f.want {
 			return fmt.Errorf("%w: bank %d has %s %q; this build scores with %q", ErrMismatch, m.Version, f.field, f.got, f.want)
 		}
+	}
+	if f := m.Preprocess.Fit; f != "" && f != FitSquash && f != FitKeepAspect {
+		return fmt.Errorf("%w: bank %d has preprocess.fit %q; this build knows %q and %q", ErrMismatch, m.Version, f, FitSquash, FitKeepAspect)
 	}
 	if m.Score.K != 1 {
 		return fmt.Errorf("%w: bank %d has score.k %d; patch scores here use the nearest neighbour (k = 1)", ErrMismatch, m.Version, m.Score.K)

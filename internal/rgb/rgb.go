@@ -154,3 +154,22 @@ func (img *Image) At(x, y int) color.RGBA {
 	i := 3 * (y*img.W + x)
 	return color.RGBA{img.Pix[i], img.Pix[i+1], img.Pix[i+2], 255}
 }
+
+// ReadSize reads only the header of an image file: its width and height.
+// Choosing a geometry from a folder of good parts looks at every image's
+// size without decoding their pixels.
+func ReadSize(path string) (w, h int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rgb: %w", err)
+	}
+	defer f.Close()
+	cfg, format, err := image.DecodeConfig(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rgb: %s: decoding image header: %w", path, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0, 0, fmt.Errorf("rgb: %s: %s image of %dx%d pixels is out of range", path, format, cfg.Width, cfg.Height)
+	}
+	return cfg.Width, cfg.Height, nil
+}

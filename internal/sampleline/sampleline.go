@@ -2,7 +2,10 @@
 // and tests: top views of a machined washer on a textured belt, good parts
 // with natural variation (position, rotation of the texture, lighting,
 // noise), and defective parts with scratches, holes and stains, each with
-// its pixel mask, in MVTec AD's folder layout.
+// its pixel mask, in MVTec AD's folder layout. Two more kinds test the
+// input geometry: long strips (500×1250) with thin cracks and scratches
+// 2–4 pixels wide, and small parts in 640×480 frames with small chips and
+// spots.
 package sampleline
 
 import (
@@ -28,8 +31,23 @@ type Counts struct {
 var Defects = []string{"scratch", "hole", "stain"}
 
 // Write creates dir/train/good, dir/test/{good,scratch,hole,stain} and
-// dir/ground_truth/<type>/NNN_mask.png, seeded.
-func Write(dir string, n Counts, seed uint64) error {
+// dir/ground_truth/<type>/NNN_mask.png, seeded: the washer line.
+func Write(dir string, n Counts, seed uint64) error { return WriteKind(dir, KindWasher, n, seed) }
+
+// WriteKind is Write for a kind of line (KindWasher, KindStrip, KindSmall):
+// the same layout, with the kind's defect types (DefectsOf).
+func WriteKind(dir, kind string, n Counts, seed uint64) error {
+	defects, err := DefectsOf(kind)
+	if err != nil {
+		return err
+	}
+	draw, w, h := part, Size, Size
+	switch kind {
+	case KindStrip:
+		draw, w, h = strip, StripW, StripH
+	case KindSmall:
+		draw, w, h = small, SmallW, SmallH
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x6c696e65))
 	write := func(sub string, i int, img image.Image) error {
 		p := filepath.Join(dir, sub, fmt.Sprintf("%03d.png", i))
@@ -47,19 +65,19 @@ func Write(dir string, n Counts, seed uint64) error {
 		return f.Close()
 	}
 	for i := 0; i < n.Train; i++ {
-		if err := write("train/good", i, part(rng, "", nil)); err != nil {
+		if err := write("train/good", i, draw(rng, "", nil)); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < n.TestGood; i++ {
-		if err := write("test/good", i, part(rng, "", nil)); err != nil {
+		if err := write("test/good", i, draw(rng, "", nil)); err != nil {
 			return err
 		}
 	}
-	for _, d := range Defects {
+	for _, d := range defects {
 		for i := 0; i < n.PerDefect; i++ {
-			mask := image.NewGray(image.Rect(0, 0, Size, Size))
-			if err := write("test/"+d, i, part(rng, d, mask)); err != nil {
+			mask := image.NewGray(image.Rect(0, 0, w, h))
+			if err := write("test/"+d, i, draw(rng, d, mask)); err != nil {
 				return err
 			}
 			f := filepath.Join("ground_truth", d)
