@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/internal/testenv"
@@ -102,4 +104,60 @@ func benchDecode(b *testing.B, data []byte) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecode720Paired times this package, image/jpeg alone (to its
+// YCbCr image) and the path this package replaces in the camera
+// (rgb.DecodeLimit: image/jpeg and the conversion to RGB) alternately on the
+// same frame, so that load on a shared machine hits them alike, and
+// reports the medians of each and of the per-round ratios (speedups).
+func BenchmarkDecode720Paired(b *testing.B) {
+	for _, f := range []struct {
+		name  string
+		frame func() ([]byte, error)
+	}{{"testsrc", testsrc720}, {"photo", photo720}} {
+		for _, scale := range []int{1, 2, 4, 8} {
+			b.Run(fmt.Sprintf("%s/1:%d", f.name, scale), func(b *testing.B) {
+				data, err := f.frame()
+				if err != nil {
+					b.Skipf("skipping: %v", err)
+				}
+				d := Decoder{Scale: scale}
+				var img rgb.Image
+				if err := d.Decode(&img, data); err != nil {
+					b.Fatal(err)
+				}
+				var ours, std, ref, ratioStd, ratio []float64
+				for b.Loop() {
+					t0 := time.Now()
+					if err := d.Decode(&img, data); err != nil {
+						b.Fatal(err)
+					}
+					t1 := time.Now()
+					if _, err := rgb.DecodeLimit(bytes.NewReader(data), 1<<28); err != nil {
+						b.Fatal(err)
+					}
+					t2 := time.Now()
+					if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
+						b.Fatal(err)
+					}
+					t3 := time.Now()
+					o, r, g := t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), t3.Sub(t2).Seconds()
+					ours, ref, std = append(ours, o), append(ref, r), append(std, g)
+					ratio, ratioStd = append(ratio, r/o), append(ratioStd, g/o)
+				}
+				b.ReportMetric(median(ours)*1e3, "ours-ms")
+				b.ReportMetric(median(std)*1e3, "image/jpeg-ms")
+				b.ReportMetric(median(ref)*1e3, "rgb.DecodeLimit-ms")
+				b.ReportMetric(median(ratioStd), "x-vs-image/jpeg")
+				b.ReportMetric(median(ratio), "x-vs-DecodeLimit")
+			})
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -115,7 +115,8 @@ type Decoder struct {
 // reading no further.
 func Config(data []byte) (w, h int, err error) {
 	d := Decoder{MaxPixels: math.MaxInt} // nothing is allocated
-	if err := d.parse(data, true); err != nil {
+	// A frame image/jpeg is to decode (errFallback) was read all the same.
+	if err := d.parse(data, true); err != nil && !errors.Is(err, errFallback) {
 		return 0, 0, err
 	}
 	return d.w, d.h, nil
@@ -513,6 +514,19 @@ func (d *Decoder) block(c *component, bx, by int) error {
 	ac := &d.ac[c.ta]
 	last := 0
 	for k := 1; k < 64; k++ {
+		if br.n < 32 { // a code and its bits are at most 16+10 bits
+			br.fill()
+		}
+		if e := ac.acFast[br.acc>>(64-lookBits)]; e != 0 {
+			br.acc <<= uint(e & 0xFF)
+			br.n -= uint(e & 0xFF)
+			if k += int(e>>8) & 15; k > 63 {
+				return errorf("AC coefficients past the end of a block")
+			}
+			blk[zigzag[k]] = (e >> 16) * q[k]
+			last = k
+			continue
+		}
 		rs, err := br.decode(ac)
 		if err != nil {
 			return err

@@ -8,10 +8,15 @@ const lookBits = 9
 type huffTable struct {
 	// look[next lookBits bits] = length<<8 | symbol, 0 for a longer code.
 	look [1 << lookBits]uint16
+	// acFast[next lookBits bits], for an AC table: when those bits hold a
+	// whole code and its coefficient's bits, value<<16 | run<<8 | bits
+	// used (0 otherwise, and for EOB and ZRL): most coefficients of a
+	// camera frame take one table read.
+	acFast [1 << lookBits]int32
 	// For codes longer than lookBits (F.2.2.3): the largest code of each
 	// length (-1: none), the first code of each length and where its
 	// symbols start in vals.
-	maxcode [18]int32
+	maxcode [17]int32
 	mincode [17]int32
 	valptr  [17]int32
 	vals    [256]uint8
@@ -47,7 +52,19 @@ func (h *huffTable) build(counts *[16]uint8, vals []uint8) error {
 		}
 		code <<= 1
 	}
-	h.maxcode[17] = 1<<31 - 1 // a sentinel: no code is longer than 16 bits
+	for i, e := range h.look {
+		h.acFast[i] = 0
+		l, rs := int(e>>8), uint8(e)
+		run, size := int32(rs>>4), int(rs&15)
+		if e == 0 || size == 0 || l+size > lookBits {
+			continue
+		}
+		v := int32(i>>(lookBits-l-size)) & (1<<size - 1)
+		if v < 1<<(size-1) { // F.2.2.1's EXTEND
+			v += -1<<size + 1
+		}
+		h.acFast[i] = v<<16 | run<<8 | int32(l+size)
+	}
 	return nil
 }
 
