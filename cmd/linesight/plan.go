@@ -1,0 +1,591 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/qgemm"
+	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/engine"
+	"github.com/linesight/linesight/patchcore"
+)
+
+func init() {
+	commands = append(commands,
+		command{"plan", "before enrolment: bank size, build time and memory, MACs per frame and latency on known boards", planCmd})
+}
+
+// A plan is arithmetic on shapes: the backbone's operators at the chosen
+// input size (the ones the engine runs up to the taps), the embedding the
+// taps give, the coreset the image count and ratio give, and the search
+// between them. Work is counted in int8 multiply-accumulates (MACs) and
+// float operations; times are work divided by a rate, and the rates of the
+// boards are estimates from their cores' documented issue rates (boards
+// below), while this machine's are measured by a short calibration run.
+
+// planArgs is what `linesight plan` is asked.
+type planArgs struct {
+	Model          string
+	InputW, InputH int // 0: the model's stored size
+	TilesX, TilesY int // tiles per frame, each one backbone run at the input size
+	Images         int
+	Ratio          float64
+	Max            int
+	Taps           []string
+	Project        int
+	Folds          int
+	CoresetDim     int
+	Threads        int
+	Calibrate      time.Duration // 0: no calibration run
+}
+
+// macGroup is the backbone work at one output resolution.
+type macGroup struct {
+	Grid string `json:"grid"` // output W x H and its stride
+	Ops  int    `json:"ops"`
+	MACs int64  `json:"macs"`
+}
+
+// boardEstimate is one board's estimated times.
+type boardEstimate struct {
+	Name       string  `json:"name"`
+	Cores      int     `json:"cores"`
+	GMACsCore  float64 `json:"gmacs_per_core"` // int8 rate assumed per core
+	Measured   bool    `json:"measured"`
+	BackboneMS float64 `json:"backbone_ms"`
+	EmbedMS    float64 `json:"embed_ms"`
+	SearchMS   float64 `json:"search_ms"`
+	FrameMS    float64 `json:"frame_ms"`
+	BuildS     float64 `json:"build_s"`
+}
+
+// planReport is everything `linesight plan` prints.
+type planReport struct {
+	Model         string     `json:"model"`
+	InputW        int        `json:"input_w"`
+	InputH        int        `json:"input_h"`
+	Tiles         int        `json:"tiles"`
+	Taps          []string   `json:"taps"`
+	GridW         int        `json:"grid_w"`
+	GridH         int        `json:"grid_h"`
+	Dim           int        `json:"dim"`
+	Patches       int        `json:"patches_per_frame"`
+	Groups        []macGroup `json:"backbone_groups"`
+	BackboneMACs  int64      `json:"backbone_macs"` // per frame (all tiles)
+	EmbedFlops    int64      `json:"embed_flops"`   // per frame: pooling, upsampling, projection
+	SearchMACs    int64      `json:"search_macs"`   // per frame, brute force
+	BankPatches   int64      `json:"bank_patches"`  // candidates: images x patches
+	BankVectors   int        `json:"bank_vectors"`
+	BankBytes     int64      `json:"bank_bytes"` // int8 vectors
+	BuildMACs     planBuild  `json:"build_macs"`
+	BuildPeak     int64      `json:"build_peak_bytes"`
+	ModelBytes    int64      `json:"model_bytes"`
+	ArenaBytes    int64      `json:"arena_bytes"`
+	FrameMemory   int64      `json:"frame_memory_bytes"`
+	Boards        []boardEstimate
+	Calibration   string `json:"calibration,omitempty"`
+	CoresetDim    int    `json:"coreset_dim"`
+	Folds         int    `json:"folds"`
+	Ratio         float64
+	Images        int
+	ElementsFrame planElements `json:"elements_per_frame"`
+}
+
+// planBuild is the build's work: the backbone over every image, the
+// coreset selections (the bank's and the calibration folds'), scoring the
+// folds and the coverage radius (every candidate against the bank).
+type planBuild struct {
+	Backbone int64 `json:"backbone"`
+	Coreset  int64 `json:"coreset"`
+	Folds    int64 `json:"folds"`
+	Radius   int64 `json:"radius"`
+}
+
+func (b planBuild) total() int64 { return b.Backbone + b.Coreset + b.Folds + b.Radius }
+
+// planElements counts the element-wise work of a frame by kernel (values
+// produced), for the vector cost model.
+type planElements struct {
+	Requant int64 `json:"requant"` // outputs of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED
+	Add     int64 `json:"add"`
+	Pool    int64 `json:"pool"`
+	Other   int64 `json:"other"`
+}
+
+// board is a target whose rate is estimated, not measured here.
+type board struct {
+	name  string
+	cores int
+	ghz   float64
+	// macsPerCycle is the int8 MACs per cycle per core that the inner
+	// loop of the GEMM kernel this board would run can issue.
+	macsPerCycle float64
+}
+
+// boards: the CPUs, clocks and issue rates the README cites. Pi 4: 4x
+// Cortex-A72 at 1.5 GHz, no dotprod: the NEON kernel's SMULL runs on the
+// one ASIMD pipe that multiplies (Cortex-A72 Software Optimization Guide,
+// UAN 0016A: integer multiplies issue on F0 only), 8 MACs per cycle. Pi 5:
+// 4x Cortex-A76 at 2.4 GHz, SDOT (16 MACs) on both ASIMD pipes (Cortex-A76
+// Software Optimization Guide), 32 per cycle. Jetson Orin Nano: 6x
+// Cortex-A78AE at 1.5 GHz (NVIDIA's module data sheet), SDOT as the A76.
+var boards = []board{
+	{"Raspberry Pi 4 (4x A72 1.5 GHz, NEON)", 4, 1.5, 8},
+	{"Raspberry Pi 5 (4x A76 2.4 GHz, SDOT)", 4, 2.4, 32},
+	{"Jetson Orin Nano CPU (6x A78AE 1.5 GHz, SDOT)", 6, 1.5, 32},
+}
+
+// Assumptions of the board estimates (estimates, not measurements):
+const (
+	// boardEfficiency is the share of the issue rate a whole forward pass
+	// or search reaches: the issue's Pi 4 figure (about 22 GMAC/s for the
+	// best peer runtime on 4 cores) is 46% of 4 x 12; our kernels reach
+	// 53-86% of peak on Zen 5.
+	boardEfficiency = 0.5
+	// floatOpsPerCycle: the embedding's float work (pooling, bilinear
+	// upsampling, projection) at one 4-lane vector operation per cycle
+	// per core, before boardEfficiency.
+	floatOpsPerCycle = 4
+)
+
+func planCmd(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var a planArgs
+	input := fs.String("input", "", "model input WxH (default: the size stored in the model)")
+	tiles := fs.String("tiles", "1", "tiles per frame, N or CxR, each one backbone run at the input size")
+	fs.IntVar(&a.Images, "images", 200, "good images to enrol")
+	fs.Float64Var(&a.Ratio, "ratio", 0.1, "coreset share")
+	fs.IntVar(&a.Max, "max", 0, "coreset cap (0 = none)")
+	taps := fs.String("taps", "", "feature-map tensors, comma-separated (default: the model's default taps)")
+	fs.IntVar(&a.Project, "project", 0, "embedding projection dimensions (0 = none)")
+	fs.IntVar(&a.Folds, "folds", patchcore.DefaultFolds, "calibration folds (0 = a single hold-out)")
+	fs.IntVar(&a.CoresetDim, "coreset-dim", 128, "coreset random projection dimensions")
+	fs.IntVar(&a.Threads, "threads", runtime.NumCPU(), "threads on this machine (the calibration run)")
+	fs.DurationVar(&a.Calibrate, "calibrate", 2*time.Second, "time for the calibration run on this machine (0 = none)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: linesight plan MODEL.tflite [--input WxH] [--tiles N|CxR] [--images N] [--ratio R] [--max N] [--taps A,B] [--project D] [--folds K] [--threads T] [--calibrate 2s] [--json]")
+	}
+	a.Model = pos[0]
+	if *input != "" {
+		if a.InputW, a.InputH, err = patchcore.ParseSize(*input); err != nil {
+			return err
+		}
+	}
+	if a.TilesX, a.TilesY, err = parseTiles(*tiles); err != nil {
+		return err
+	}
+	if *taps != "" {
+		a.Taps = strings.Split(*taps, ",")
+	}
+	rep, err := makePlan(a)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(out).Encode(rep)
+	}
+	return printPlan(out, rep)
+}
+
+// parseTiles reads "N" (N tiles) or "CxR" (C columns, R rows).
+func parseTiles(s string) (x, y int, err error) {
+	a, b, grid := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "x")
+	x, err = strconv.Atoi(a)
+	y = 1
+	if err == nil && grid {
+		y, err = strconv.Atoi(b)
+	}
+	if err != nil || x < 1 || y < 1 || x*y > 1024 {
+		return 0, 0, fmt.Errorf("plan: tiles %q: want N or CxR, 1 to 1024 tiles", s)
+	}
+	return x, y, nil
+}
+
+func makePlan(a planArgs) (*planReport, error) {
+	if a.Images < 2 {
+		return nil, fmt.Errorf("plan: %d images; a bank needs at least 2", a.Images)
+	}
+	if !(a.Ratio > 0 && a.Ratio <= 1) {
+		return nil, fmt.Errorf("plan: coreset ratio %v outside (0, 1]", a.Ratio)
+	}
+	if a.Folds == 1 || a.Folds < 0 {
+		return nil, fmt.Errorf("plan: %d folds; use at least 2, or 0 for a single hold-out", a.Folds)
+	}
+	a.Threads = max(a.Threads, 1)
+	mf, err := model.Load(a.Model)
+	if err != nil {
+		return nil, err
+	}
+	m := mf.Model
+	if len(a.Taps) == 0 {
+		if a.Taps, err = patchcore.DefaultTaps(m); err != nil {
+			return nil, err
+		}
+	}
+	sw, sh, err := patchcore.StoredInput(m)
+	if err != nil {
+		return nil, err
+	}
+	if a.InputW == 0 {
+		a.InputW, a.InputH = sw, sh
+	}
+	opt := engine.Options{Threads: a.Threads, Taps: a.Taps}
+	if a.InputW != sw || a.InputH != sh {
+		opt.InputW, opt.InputH = a.InputW, a.InputH
+	}
+	// The engine at this geometry: its steps are the work of a frame.
+	ip, err := engine.NewInterpreter(m, opt)
+	if err != nil {
+		return nil, err
+	}
+	defer ip.Close()
+	emb, err := patchcore.NewEmbedder(ip.Outputs(), a.Project, 0)
+	if err != nil {
+		return nil, err
+	}
+	tiles := a.TilesX * a.TilesY
+	gw, gh := emb.Grid()
+	rep := &planReport{
+		Model: mf.Path, InputW: a.InputW, InputH: a.InputH, Tiles: tiles, Taps: a.Taps,
+		GridW: gw, GridH: gh, Dim: emb.Dim(), Patches: tiles * gw * gh,
+		ModelBytes: int64(mf.Size), ArenaBytes: int64(ip.ArenaBytes()),
+		CoresetDim: a.CoresetDim, Folds: a.Folds, Ratio: a.Ratio, Images: a.Images,
+	}
+	perTile, groups, elems := backboneWork(ip, a.InputH)
+	rep.BackboneMACs = perTile * int64(tiles)
+	for _, g := range groups {
+		g.MACs *= int64(tiles)
+		rep.Groups = append(rep.Groups, g)
+	}
+	rep.ElementsFrame = planElements{Requant: elems.Requant * int64(tiles), Add: elems.Add * int64(tiles),
+		Pool: elems.Pool * int64(tiles), Other: elems.Other * int64(tiles)}
+	rep.EmbedFlops = embedFlops(ip.Outputs(), gw, gh, emb.Dim(), a.Project) * int64(tiles)
+
+	// The bank: every patch of every image is a candidate; the coreset
+	// keeps bank.CoresetSize of them.
+	dim := int64(rep.Dim)
+	n := int64(a.Images) * int64(rep.Patches)
+	rep.BankPatches = n
+	k := int64(bank.CoresetSize(int(n), a.Ratio, a.Max))
+	rep.BankVectors = int(k)
+	rep.BankBytes = k * dim
+	rep.SearchMACs = int64(rep.Patches) * k * dim
+
+	pd := int64(a.CoresetDim)
+	if pd >= dim {
+		pd = 0 // no projection: the coreset works on the vectors themselves
+	}
+	// selection on n candidates: one projection (n·dim·pd) and k rounds
+	// of distances from the newest centre to every candidate.
+	selection := func(n int64) int64 {
+		c := int64(bank.CoresetSize(int(n), a.Ratio, a.Max))
+		d := dim
+		proj := int64(0)
+		if pd > 0 {
+			d, proj = pd, n*dim*pd
+		}
+		return proj + c*n*d
+	}
+	rep.BuildMACs = planBuild{
+		Backbone: int64(a.Images) * rep.BackboneMACs,
+		Coreset:  selection(n),
+		Radius:   n * k * dim,
+	}
+	if a.Folds >= 2 {
+		folds := int64(min(a.Folds, a.Images))
+		for f := range folds {
+			// fold f holds images f, f+folds, ... (sizes differ by one at most)
+			in := (int64(a.Images) - f + folds - 1) / folds
+			rest := (int64(a.Images) - in) * int64(rep.Patches)
+			kf := int64(bank.CoresetSize(int(rest), a.Ratio, a.Max))
+			rep.BuildMACs.Folds += selection(rest) + in*int64(rep.Patches)*kf*dim
+		}
+	}
+	// Peak memory of a build: every candidate as float32, the fold banks'
+	// copy of the others' (up to (K−1)/K of them), the int8 candidates and
+	// their projection, two int32 per candidate for the selection, and the
+	// bank. It is the daemon's enrollment rule (9 bytes per float) plus the
+	// selection's share.
+	rest := n
+	if a.Folds >= 2 {
+		rest = n * int64(a.Folds-1) / int64(a.Folds)
+	}
+	rep.BuildPeak = n*dim*4 + rest*dim*4 + n*dim + n*pd + n*8 + k*dim
+	// Serving: the model file, the arena, the bank twice (its vectors and
+	// the search's packed copy) with its norms, and a frame's embedding.
+	rep.FrameMemory = rep.ModelBytes + rep.ArenaBytes + 2*k*dim + 4*k + int64(rep.Patches)*dim*5
+
+	for _, b := range boards {
+		rate := b.ghz * b.macsPerCycle * boardEfficiency * float64(b.cores) // GMAC/s
+		frate := b.ghz * floatOpsPerCycle * boardEfficiency * float64(b.cores)
+		rep.Boards = append(rep.Boards, estimate(b.name, b.cores, b.ghz*b.macsPerCycle*boardEfficiency, rate, rate, frate, rep))
+	}
+	if a.Calibrate > 0 {
+		bb, search, note, err := calibrate(ip, perTile, rep, a)
+		if err != nil {
+			return nil, err
+		}
+		e := estimate(fmt.Sprintf("this machine (%s, %d threads, measured)", runtime.GOARCH, a.Threads), a.Threads, bb/float64(a.Threads), bb, search, measureFloat(a.Threads), rep)
+		e.Measured = true
+		rep.Boards = append(rep.Boards, e)
+		rep.Calibration = note
+	}
+	return rep, nil
+}
+
+// estimate turns the report's work into times at the given rates (GMAC/s
+// for the backbone and the search, Gflop/s for the embedding).
+func estimate(name string, cores int, perCore, backbone, search, float float64, rep *planReport) boardEstimate {
+	e := boardEstimate{Name: name, Cores: cores, GMACsCore: perCore}
+	e.BackboneMS = float64(rep.BackboneMACs) / backbone / 1e6
+	e.SearchMS = float64(rep.SearchMACs) / search / 1e6
+	if float > 0 {
+		e.EmbedMS = float64(rep.EmbedFlops) / float / 1e6
+	}
+	e.FrameMS = e.BackboneMS + e.EmbedMS + e.SearchMS
+	b := rep.BuildMACs
+	e.BuildS = float64(b.Backbone)/backbone/1e9 + float64(b.Coreset+b.Folds+b.Radius)/search/1e9 +
+		float64(rep.Images)*e.EmbedMS/1e3
+	return e
+}
+
+// backboneWork is the work of one backbone run: the MACs of every step
+// the engine runs (model.OpMACs on the engine's model at this geometry),
+// grouped by output resolution, and the element-wise outputs by kind.
+func backboneWork(ip *engine.Interpreter, inputH int) (int64, []macGroup, planElements) {
+	m := ip.Model()
+	var total int64
+	var groups []macGroup
+	var el planElements
+	for i := range ip.StepCount() {
+		idx, op, shape := ip.StepInfo(i)
+		macs := model.OpMACs(m, idx)
+		total += macs
+		elems := int64(1)
+		for _, d := range shape {
+			elems *= int64(d)
+		}
+		switch op {
+		case "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED":
+			el.Requant += elems
+		case "ADD":
+			el.Add += elems
+		case "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN":
+			el.Pool += elems
+		default:
+			el.Other += elems
+		}
+		if macs == 0 || len(shape) != 4 {
+			continue
+		}
+		name := fmt.Sprintf("%dx%d", shape[2], shape[1])
+		if shape[1] > 0 && inputH%shape[1] == 0 {
+			name += fmt.Sprintf(" (1/%d)", inputH/shape[1])
+		}
+		if len(groups) == 0 || groups[len(groups)-1].Grid != name {
+			groups = append(groups, macGroup{Grid: name})
+		}
+		g := &groups[len(groups)-1]
+		g.Ops++
+		g.MACs += macs
+	}
+	return total, groups, el
+}
+
+// embedFlops is the float work of embedding one run's taps: the 3x3
+// average (two passes of two adds and a scale per value: 5), the bilinear
+// upsampling of every tap coarser than the grid (Lerp2x2: 6 products and
+// 3 sums per value) and the projection (a multiply and an add per input
+// value and output dimension).
+func embedFlops(taps []model.TensorInfo, gw, gh, dim, project int) int64 {
+	var f, concat int64
+	cells := int64(gw * gh)
+	for _, t := range taps {
+		h, w, c := int64(t.Shape[1]), int64(t.Shape[2]), int64(t.Shape[3])
+		f += 5 * h * w * c
+		if int(h) != gh || int(w) != gw {
+			f += 9 * cells * c
+		}
+		concat += c
+	}
+	if project > 0 {
+		f += 2 * cells * concat * int64(dim)
+	}
+	return f
+}
+
+// calibrate runs the backbone at the plan's geometry and an int8 search
+// block of the plan's dimension on this machine for about a.Calibrate,
+// and returns the measured rates (GMAC/s on a.Threads threads): the
+// backbone's median over its runs, and the search's from single-thread
+// GEMM-and-argmin blocks times a.Threads (the searcher splits the bank
+// across workers with no shared state).
+func calibrate(ip *engine.Interpreter, perTile int64, rep *planReport, a planArgs) (bb, search float64, note string, err error) {
+	in := ip.Input()
+	raw := make([]byte, in.Bytes())
+	rng := rand.New(rand.NewPCG(7, 22))
+	for i := range raw {
+		raw[i] = byte(rng.Uint32())
+	}
+	if err := ip.SetInput(raw); err != nil {
+		return 0, 0, "", err
+	}
+	if err := ip.Invoke(); err != nil { // warm-up
+		return 0, 0, "", err
+	}
+	cpu0, wall0 := cpuSeconds(), time.Now()
+	half := a.Calibrate / 2
+	var times []float64
+	for start := time.Now(); len(times) < 3 || (time.Since(start) < half && len(times) < 50); {
+		t0 := time.Now()
+		if err := ip.Invoke(); err != nil {
+			return 0, 0, "", err
+		}
+		times = append(times, time.Since(t0).Seconds())
+	}
+	slices.Sort(times)
+	bbMed := times[len(times)/2]
+	bb = float64(perTile) / bbMed / 1e9
+
+	// The search: a block of the bank (at most 16384 vectors) against one
+	// frame's patches (at most 1024), the brute-force GEMM and argmin.
+	dim := rep.Dim
+	nb := min(rep.BankVectors, 16384)
+	nb = max(nb-nb%qgemm.BlockCols, min(rep.BankVectors, qgemm.BlockCols))
+	mq := min(rep.Patches, 1024)
+	vecs, q := make([]int8, nb*dim), make([]int8, mq*dim)
+	for i := range vecs {
+		vecs[i] = int8(rng.Uint32())
+	}
+	for i := range q {
+		q[i] = int8(rng.Uint32())
+	}
+	pk, err := qgemm.Pack(nb, dim, vecs, dim)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("plan: calibration: %w", err)
+	}
+	bn := make([]int32, nb)
+	for j := range bn {
+		bn[j] = qgemm.Dot(vecs[j*dim:(j+1)*dim], vecs[j*dim:(j+1)*dim])
+	}
+	const rows = 16
+	c := make([]int32, rows*nb)
+	var stimes []float64
+	var sink int
+	for start := time.Now(); len(stimes) < 2 || (time.Since(start) < half && len(stimes) < 20); {
+		t0 := time.Now()
+		for r0 := 0; r0 < mq; r0 += rows {
+			m := min(rows, mq-r0)
+			if err := pk.GemmCols(m, q[r0*dim:], dim, 0, nb, c, nb); err != nil {
+				return 0, 0, "", fmt.Errorf("plan: calibration: %w", err)
+			}
+			for r := range m {
+				_, j := qgemm.ArgminBiased(c[r*nb:(r+1)*nb], bn)
+				sink += j
+			}
+		}
+		stimes = append(stimes, time.Since(t0).Seconds())
+	}
+	_ = sink
+	slices.Sort(stimes)
+	search = float64(int64(mq)*int64(nb)*int64(dim)) / stimes[len(stimes)/2] / 1e9 * float64(a.Threads)
+	_, kernel := qgemm.Kernels()
+	note = fmt.Sprintf("backbone %.2f ms per run (median of %d, %d threads, %.1f GMAC/s); search block %d x %d x %d on 1 thread, %.1f GMAC/s (kernel %s), scaled to %d threads",
+		bbMed*1e3, len(times), a.Threads, bb, mq, nb, dim, search/float64(a.Threads), kernel, a.Threads)
+	// On a shared machine the run may get a fraction of its threads' time,
+	// and measures that fraction: say how much it got.
+	if wall := time.Since(wall0).Seconds(); wall > 0 {
+		if c := cpuSeconds() - cpu0; c > 0 {
+			note += fmt.Sprintf("; the run got %.0f%% of %d thread(s)' time (a busy machine measures slower)", 100*c/wall/float64(a.Threads), a.Threads)
+		}
+	}
+	return bb, search, note, nil
+}
+
+// cpuSeconds is the process's user and system CPU time so far (0 where
+// the OS does not say).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+// measureFloat is this machine's float rate for the embedding, in Gflop/s
+// on threads cores, from a short run of separate multiplies and adds (as
+// the embedding's kernels round them) over a cache-sized buffer.
+func measureFloat(threads int) float64 {
+	const n = 1 << 14
+	acc, x := make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(i%7) * 0.25
+	}
+	var best float64
+	for range 3 {
+		t0 := time.Now()
+		for range 200 {
+			for i := range acc {
+				acc[i] += float32(0.5 * x[i])
+			}
+		}
+		if s := time.Since(t0).Seconds(); s > 0 {
+			best = max(best, 2*n*200/s/1e9)
+		}
+	}
+	return best * float64(threads)
+}
+
+func printPlan(out io.Writer, r *planReport) error {
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	g := func(x int64) string { return fmt.Sprintf("%.3f G", float64(x)/1e9) }
+	fmt.Fprintf(out, "model      %s\n", r.Model)
+	fmt.Fprintf(out, "geometry   input %dx%d, %d tile(s), taps %s -> grid %dx%d, %d-d patches, %d per frame\n",
+		r.InputW, r.InputH, r.Tiles, strings.Join(r.Taps, ","), r.GridW, r.GridH, r.Dim, r.Patches)
+	fmt.Fprintf(out, "bank       %d images x %d patches = %d candidates; coreset %g -> %d vectors x %d = %s int8\n",
+		r.Images, r.Patches, r.BankPatches, r.Ratio, r.BankVectors, r.Dim, mib(r.BankBytes))
+	b := r.BuildMACs
+	fmt.Fprintf(out, "build      %s MAC: backbone %s, coreset %s (projection to %d), folds %s (%d), coverage radius %s; peak memory about %s\n",
+		g(b.total()), g(b.Backbone), g(b.Coreset), r.CoresetDim, g(b.Folds), r.Folds, g(b.Radius), mib(r.BuildPeak))
+	fmt.Fprintf(out, "frame      backbone %s MAC, embedding %s flop, search %s MAC (brute force; the clustered search does less)\n",
+		g(r.BackboneMACs), g(r.EmbedFlops), g(r.SearchMACs))
+	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  output grid\tops\tMACs\t")
+	for _, gr := range r.Groups {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t\n", gr.Grid, gr.Ops, gr.MACs)
+	}
+	tw.Flush()
+	e := r.ElementsFrame
+	fmt.Fprintf(out, "elements   requantized %d, added %d, pooled %d, other %d per frame\n", e.Requant, e.Add, e.Pool, e.Other)
+	fmt.Fprintf(out, "memory     serving about %s (model %s, arena %s, bank and its packed copy %s)\n",
+		mib(r.FrameMemory), mib(r.ModelBytes), mib(r.ArenaBytes), mib(2*r.BankBytes))
+	fmt.Fprintln(out, "latency    (boards: estimated from documented issue rates at 50% efficiency; see the README)")
+	tw = tabwriter.NewWriter(out, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  \tGMAC/s/core\tbackbone ms\tembed ms\tsearch ms\tframe ms\tbuild s\t")
+	for _, be := range r.Boards {
+		fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t\n", be.Name, be.GMACsCore, be.BackboneMS, be.EmbedMS, be.SearchMS, be.FrameMS, be.BuildS)
+	}
+	tw.Flush()
+	if r.Calibration != "" {
+		fmt.Fprintf(out, "measured   %s\n", r.Calibration)
+	}
+	return nil
+}
