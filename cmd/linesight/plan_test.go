@@ -16,6 +16,7 @@ import (
 
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/bench"
+	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/patchcore"
@@ -180,8 +181,8 @@ func TestPlanBankMatchesBuild(t *testing.T) {
 // published 1.82 GMAC for the whole network less layer4 and fc, plus the
 // normalization).
 func TestPlanResNet18ByHand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("building the random ResNet18 takes a while; not in -short")
+	if testing.Short() || testenv.Race {
+		t.Skip("building the random ResNet18 takes a while; not in -short or under -race")
 	}
 	mf, err := bench.RandomResNet18(2)
 	if err != nil {
