@@ -39,6 +39,8 @@ type banks struct {
 	loaded   map[string]*model.File // backbones by fingerprint
 	canary   *canary                // a new bank scoring beside the current one
 	dbErr    error                  // what is wrong with the database file, nil when nothing
+
+	kept sync.Map // *patchcore.Detector -> true: recipes' detectors, kept loaded out of use (recipes.go)
 }
 
 // openBanks loads the active bank of cfg's database; mf is the configured
@@ -159,8 +161,8 @@ func (b *banks) modelOf(det *patchcore.Detector) *model.File {
 // offer hands det to the pipeline, replacing (and closing) any detector
 // still waiting. Called with b.mu held.
 func (b *banks) offer(det *patchcore.Detector) uint64 {
-	if b.next != nil {
-		b.next.Close()
+	if b.next != nil && b.next != det {
+		b.release(b.next)
 	}
 	v := det.Bank().Meta.Version
 	if b.cur.CompareAndSwap(nil, det) {
@@ -200,8 +202,8 @@ func (b *banks) swapIn() bool {
 	if next == nil {
 		return false
 	}
-	if old := b.cur.Swap(next); old != nil {
-		old.Close()
+	if old := b.cur.Swap(next); old != nil && old != next {
+		b.release(old)
 	}
 	return true
 }
@@ -356,15 +358,19 @@ func (b *banks) setThreshold(t float64) {
 func (b *banks) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	closed := map[*patchcore.Detector]bool{}
 	if b.next != nil {
 		b.next.Close()
+		closed[b.next] = true
 		b.next = nil
 	}
 	if b.canary != nil {
 		b.canary.stop(errors.New("the station is stopping"))
 		b.canary = nil
 	}
-	if det := b.cur.Load(); det != nil {
+	if det := b.cur.Load(); det != nil && !closed[det] {
 		det.Close()
+		closed[det] = true
 	}
+	b.closeKept(closed)
 }

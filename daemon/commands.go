@@ -36,6 +36,8 @@ func (s *station) commands() map[string]func(call) (any, error) {
 		mqtt.CmdBankPush:     s.cmdPush,
 		mqtt.CmdBankEnroll:   s.cmdEnroll,
 		mqtt.CmdBankAppend:   s.cmdAppend,
+		mqtt.CmdRecipeSelect: s.cmdRecipeSelect,
+		mqtt.CmdRecipeList:   s.cmdRecipeList,
 	}
 }
 
@@ -43,7 +45,7 @@ func (s *station) commands() map[string]func(call) (any, error) {
 // signed by a trusted key (or the station must allow unsigned changes), and
 // are audited.
 var stateChanging = map[string]bool{mqtt.CmdThreshold: true, mqtt.CmdBankActivate: true, mqtt.CmdBankRollback: true,
-	mqtt.CmdBankEnroll: true, mqtt.CmdBankAppend: true}
+	mqtt.CmdBankEnroll: true, mqtt.CmdBankAppend: true, mqtt.CmdRecipeSelect: true}
 
 // call is one command to run: the request, its authorized body (nil for
 // commands that change nothing) and who sent it.

@@ -38,6 +38,7 @@ func (p *pipeline) encodeMaps(context.Context) {
 			continue
 		}
 		s.client.Publish(mqtt.Item{Kind: mqtt.KindMap, Topic: job.topic, Payload: buf.Bytes()})
+		s.keepMap(job.seq, buf.Bytes()) // for its URL in the Sparkplug metrics (sparkplug.go)
 		if dir := s.cfg.Maps.Dir; dir != "" {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("map_%06d.png", job.seq)), buf.Bytes(), 0o644); err != nil {
 				s.log.Warn("writing map file", "err", err)

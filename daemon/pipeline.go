@@ -93,11 +93,13 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	if err := det.InspectInto(f.Image, r); err != nil {
 		s.log.Error("inspection failed", "seq", f.Seq, "err", err)
 		s.metrics.errors.Inc()
+		s.scada.failed(f.Seq)
 		return false
 	}
 	meta := &det.Bank().Meta
 	res := ResultMessage(r, meta.Version)
 	res.Station, res.Seq, res.Time = s.cfg.Station.ID, f.Seq, f.Time.UTC().Format(time.RFC3339Nano)
+	res.Recipe, res.RecipeNumber = s.recipes.of(meta.Version)
 	res.Latency.Capture, res.Latency.Total = ms(start.Sub(f.Time)), ms(time.Since(f.Time))
 	if pol := s.cfg.Maps.Policy; pol == "always" || (pol == "fail" && r.Fail) {
 		// Copies: the frame goes back to the camera and the detector reuses
@@ -120,6 +122,7 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	s.client.Publish(mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicResult, Payload: payload},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicVerdict, Retained: true, Payload: []byte(verdict)},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicScore, Retained: true, Payload: []byte(strconv.FormatFloat(r.Score, 'g', 6, 64))})
+	s.scada.result(&res, meta.SHA256) // the PLC handshake and Sparkplug, off this path
 	p.lastDone.Store(time.Now().UnixNano())
 	s.metrics.observe(verdict, &r.Timing, start.Sub(f.Time), time.Since(f.Time))
 	s.log.Debug("frame", "seq", f.Seq, "verdict", verdict, "score", r.Score)

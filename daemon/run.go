@@ -69,6 +69,12 @@ type station struct {
 	// (nil when evidence.frames is 0) and teach mode.
 	evidence *evidence
 	teach    teach
+
+	// SCADA and PLC (issue 20): the product recipes (recipes.go; empty
+	// without recipes.list) and the hand-off to the PLC handshake and the
+	// Sparkplug edge node (handshake.go, sparkplug.go; nil when both are off).
+	recipes *recipes
+	scada   *scada
 }
 
 // nonceWindow is how old (or how far ahead of this station's clock) a
@@ -102,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		return err
 	}
 	lc.started("banks", s.banks.close)
+	s.recipes = openRecipes(s)
 	s.nonces = trust.NewNonces(nonceWindow, 100000)
 	switch {
 	case s.cfg.Bank.TrustedKeys != "":
@@ -172,6 +179,17 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	if s.cam, err = camera.New(camCfg, log); err != nil {
 		return err
 	}
+	if s.cfg.PLC.Enabled || s.cfg.Sparkplug.Enabled {
+		s.scada = newSCADA(s)
+		if s.cfg.PLC.Enabled {
+			s.scada.plc = newHandshake(s)
+		}
+		if s.cfg.Sparkplug.Enabled {
+			if s.scada.spark, err = newSpark(s, brokerURL, password, tlsCfg); err != nil {
+				return err
+			}
+		}
+	}
 
 	// Teach mode runs under ctx, from before the first command can come;
 	// stopping waits for an enrollment or append to end (a build stops at
@@ -201,8 +219,8 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	s.teach.mu.Unlock()
 	s.client = mqtt.New(mqtt.Options{Broker: brokerURL, ClientID: clientID, Prefix: s.cfg.MQTT.Prefix, Station: s.cfg.Station.ID,
 		QoS: byte(s.cfg.MQTT.QoS), Username: s.cfg.MQTT.Username, Password: password, TLS: tlsCfg, Outbox: s.outbox, Log: log,
-		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.publishStatus, Command: s.command, Refused: s.commandRefused,
-		Handlers: map[string]func(string, []byte){mqtt.TopicPushPrefix + "+" + mqtt.TopicBlockSuffix: s.recv.Block}})
+		Offline: s.statusJSON(mqtt.StateOffline), OnConnect: s.onConnect, Command: s.command, Refused: s.commandRefused,
+		Handlers: map[string]func(string, []byte){mqtt.TopicPushPrefix + "+" + mqtt.TopicBlockSuffix: s.recv.Block}, Inputs: s.plcInputs()})
 	s.client.Start()
 	lc.started("mqtt client", func() {
 		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -213,6 +231,17 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	// Teach mode stops before the client, so that its last replies go out
 	// (until then, Run's own cancel ends it on an error path).
 	lc.started("teach mode", func() { s.teach.stop(tcancel) })
+
+	// The Sparkplug edge node (its own connection; NDEATH when it stops),
+	// then the SCADA hand-off, which stops first and sends what the
+	// pipeline handed it before the edge node says goodbye.
+	if s.scada != nil {
+		if sp := s.scada.spark; sp != nil {
+			sp.node.Start()
+			lc.started("sparkplug edge node", sp.node.Close)
+		}
+		lc.spawn(ctx, "scada hand-off", s.scada.run, nil)
+	}
 
 	// HTTP: listen now, so that a taken port fails the start.
 	if s.cfg.HTTP.Listen != "" {

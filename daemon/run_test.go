@@ -140,7 +140,7 @@ func TestCommandsWithoutABroker(t *testing.T) {
 	}
 	bankThreshold := s.banks.current().Bank().Meta.Threshold.Value
 
-	if _, err := s.command("explode", req(`{}`)); err == nil || !strings.Contains(err.Error(), "bank/activate, bank/append, bank/enroll, bank/push, bank/rollback, status, threshold, trigger") {
+	if _, err := s.command("explode", req(`{}`)); err == nil || !strings.Contains(err.Error(), "bank/activate, bank/append, bank/enroll, bank/push, bank/rollback, recipe/list, recipe/select, status, threshold, trigger") {
 		t.Errorf("unknown command: %v", err)
 	}
 	if _, err := s.command(mqtt.CmdTrigger, req(`{}`)); err == nil || !strings.Contains(err.Error(), "continuous") {

@@ -74,6 +74,10 @@ type Options struct {
 	// 1, on every connection) to handlers called with the full topic and
 	// the payload, e.g. the blocks of a bank push.
 	Handlers map[string]func(topic string, payload []byte)
+	// Inputs are Handlers that also get the retain flag: a PLC's trigger
+	// or acknowledgement left retained must be refused, not taken again
+	// on every reconnect (the PLC handshake, issue 20).
+	Inputs map[string]func(topic string, payload []byte, retained bool)
 }
 
 // Client is a connection to the broker.
@@ -131,6 +135,9 @@ func New(opts Options) *Client {
 		}
 		for filter, h := range opts.Handlers {
 			subs = append(subs, pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) }))
+		}
+		for filter, h := range opts.Inputs {
+			subs = append(subs, pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload(), m.Retained()) }))
 		}
 		for _, tok := range subs {
 			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {

@@ -57,7 +57,12 @@ type Result struct {
 	Normalized  float64 `json:"normalized"`
 	Threshold   float64 `json:"threshold"`
 	BankVersion uint64  `json:"bank_version"`
-	Latency     Latency `json:"latency_ms"`
+	// Recipe and RecipeNumber name the product recipe whose bank scored
+	// the frame ("" and 0 on a station without recipes, or when the bank
+	// in use is none of its recipes').
+	Recipe       string  `json:"recipe"`
+	RecipeNumber int     `json:"recipe_number,omitempty"`
+	Latency      Latency `json:"latency_ms"`
 	// Frame is the frame's width and height in pixels (after the camera's
 	// region of interest).
 	Frame [2]int `json:"frame_size"`
@@ -197,6 +202,75 @@ const (
 	CmdBankEnroll   = "bank/enroll"   // EnrollRequest; replies EnrollState (several: progress, then done or failed)
 	CmdBankAppend   = "bank/append"   // AppendRequest; reply AppendReply
 	// CmdBankPush (transfer.go) offers a bundle: Offer; reply TransferState.
+	CmdRecipeSelect = "recipe/select" // RecipeRequest; reply RecipeReply
+	CmdRecipeList   = "recipe/list"   // no fields; reply RecipeList
+)
+
+// RecipeRequest selects a recipe by name or by number (one of them).
+type RecipeRequest struct {
+	Name   string `json:"name"`
+	Number int    `json:"number"`
+}
+
+// RecipeReply is the recipe in use after recipe/select: the bank takes over
+// at the next frame. SwitchMs is how long the switch took (its bank was
+// loaded already).
+type RecipeReply struct {
+	Recipe   string  `json:"recipe"`
+	Number   int     `json:"number"`
+	Version  uint64  `json:"bank_version"`
+	Changed  bool    `json:"changed"` // false: it was in use already
+	SwitchMs float64 `json:"switch_ms"`
+}
+
+// RecipeInfo is one recipe of the station.
+type RecipeInfo struct {
+	Name    string `json:"name"`
+	Number  int    `json:"number"`
+	Version uint64 `json:"bank_version"`
+	Loaded  bool   `json:"loaded"`          // its bank is loaded and can take over at once
+	Error   string `json:"error,omitempty"` // why it is not
+	Active  bool   `json:"active"`
+}
+
+// RecipeList answers recipe/list.
+type RecipeList struct {
+	Recipes []RecipeInfo `json:"recipes"`
+	// PLCSelect: the PLC may select by number without a signature
+	// (recipes.plc_select).
+	PLCSelect bool `json:"plc_select"`
+}
+
+// The PLC handshake (plc.enabled), under <prefix>/<station>/: the station
+// publishes the first group (retained, decimal text: "0"/"1" for flags),
+// the PLC publishes the second (not retained; a retained one is refused).
+const (
+	TopicPLCReady       = "plc/ready"         // 1: the station takes a trigger now
+	TopicPLCBusy        = "plc/busy"          // 1: triggered, result not out yet
+	TopicPLCResultReady = "plc/result_ready"  // 1: a result is out and not acknowledged
+	TopicPLCResultSeq   = "plc/result_seq"    // the seq of the result out (see Result.Seq)
+	TopicPLCOK          = "plc/ok"            // 1: that part passed
+	TopicPLCNG          = "plc/ng"            // 1: that part failed
+	TopicPLCError       = "plc/error"         // PLCErr* code, 0 when none
+	TopicPLCHeartbeat   = "plc/heartbeat"     // counts up every plc.heartbeat
+	TopicPLCRecipe      = "plc/recipe_active" // the number of the recipe in use (0: none)
+
+	TopicPLCTrigger      = "plc/trigger" // any payload: take a part (triggered camera mode)
+	TopicPLCAck          = "plc/ack"     // the result_seq read: clears result_ready
+	TopicPLCRecipeSelect = "plc/recipe"  // a recipe number (only with recipes.plc_select)
+)
+
+// PLC handshake error codes (plc/error and the Sparkplug "PLC/Error").
+const (
+	PLCErrNone       = 0 // no error
+	PLCErrNoBank     = 1 // the station has no bank (needs-bank): nothing to inspect with
+	PLCErrNotReady   = 2 // trigger while ready was 0 (busy, or the last result not acknowledged): ignored
+	PLCErrTrigger    = 3 // the trigger was refused (camera not in triggered mode, or its trigger queue full)
+	PLCErrInspection = 4 // the frame could not be inspected
+	PLCErrTimeout    = 5 // no result within plc.result_timeout of the trigger (camera gave no frame)
+	PLCErrAck        = 6 // ack of another seq than result_seq: result_ready stays
+	PLCErrRecipe     = 7 // a recipe selection was refused (unknown number, not authorized, bank not loaded)
+	PLCErrCamera     = 8 // trigger while the camera is not connected
 )
 
 // TopicAudit carries an AuditEntry for every bank change or refusal (and,

@@ -101,14 +101,22 @@ func AutoGeometry(sw, sh int, sizes [][2]int, crop float64) Choice {
 			"frames %dx%d are near square (aspect %.2f <= %.2f): the model's own %dx%d input, as published", fw, fh, long, nearSquare, sw, sh)}
 	}
 	s := min(sw, sh)
-	l := int(math.Round(float64(s)*long/gridStep)) * gridStep
-	c := Choice{W: l, H: s, Fit: FitKeepAspect}
-	if ch > cw {
-		c.W, c.H = s, l
-	}
+	c := Choice{Fit: FitKeepAspect}
+	c.W, c.H = KeepAspect(s, cw, ch)
 	c.Why = fmt.Sprintf("frames %dx%d have aspect %.2f: a squash to %dx%d would shrink one axis %.2fx more than the other; keep the aspect, short side at the model's %d: %dx%d",
 		fw, fh, long, sw, sh, long, s, c.W, c.H)
 	return c
+}
+
+// KeepAspect is the input of short side s with the aspect of cw×ch frames,
+// the long side rounded to the deepest tap's stride (16).
+func KeepAspect(s, cw, ch int) (w, h int) {
+	long := math.Max(float64(cw)/float64(ch), float64(ch)/float64(cw))
+	l := max(gridStep, int(math.Round(float64(s)*long/gridStep))*gridStep)
+	if ch > cw {
+		return s, l
+	}
+	return l, s
 }
 
 // Point is a vertex of a region-of-interest polygon, in frame pixels.

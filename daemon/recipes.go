@@ -1,0 +1,273 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/config"
+	"github.com/linesight/linesight/mqtt"
+	"github.com/linesight/linesight/patchcore"
+)
+
+// recipes are the station's product variants (recipes.list): each a bank
+// version under a name and a number. Every recipe's detector is loaded at
+// start and kept loaded, so that a switch is an activation record and a
+// swap between frames, not a load: well under a second whatever the bank's
+// size. A result names the recipe whose bank scored it (by bank version,
+// which config.Validate keeps unique per recipe).
+type recipes struct {
+	s    *station
+	list []config.Recipe
+
+	mu   sync.Mutex // serialises switches
+	dets map[uint64]*patchcore.Detector
+	errs map[uint64]error // why a recipe's bank is not loaded
+}
+
+// errNoRecipes: recipe commands on a station without recipes.list.
+var errNoRecipes = errors.New("this station has no recipes (recipes.list)")
+
+// openRecipes loads every recipe's bank (the one in use is shared, not
+// loaded twice) and, when the bank in use is none of the recipes', puts
+// recipes.default (or the first) in use. A recipe whose bank does not load
+// is reported and refused when selected; the others serve.
+func openRecipes(s *station) *recipes {
+	r := &recipes{s: s, list: s.cfg.Recipes.List, dets: map[uint64]*patchcore.Detector{}, errs: map[uint64]error{}}
+	if len(r.list) == 0 {
+		return r
+	}
+	b := s.banks
+	cur := b.current()
+	for _, rc := range r.list {
+		if cur != nil && cur.Bank().Meta.Version == rc.Bank {
+			r.dets[rc.Bank] = cur
+			b.keep(cur)
+			continue
+		}
+		b.mu.Lock()
+		det, err := b.load(rc.Bank)
+		b.mu.Unlock()
+		if err != nil {
+			s.log.Error("recipe's bank does not load; the recipe is refused when selected", "recipe", rc.Name, "bank", rc.Bank, "err", err)
+			r.errs[rc.Bank] = err
+			continue
+		}
+		r.dets[rc.Bank] = det
+		b.keep(det)
+	}
+	if cur == nil || r.byVersion(cur.Bank().Meta.Version) == nil {
+		name := s.cfg.Recipes.Default
+		if name == "" {
+			name = r.list[0].Name
+		}
+		if _, err := r.switchTo(r.byName(name), "config"); err != nil {
+			s.log.Error("the default recipe could not be put in use", "recipe", name, "err", err)
+		}
+	}
+	return r
+}
+
+func (r *recipes) byName(name string) *config.Recipe {
+	for i := range r.list {
+		if r.list[i].Name == name {
+			return &r.list[i]
+		}
+	}
+	return nil
+}
+
+func (r *recipes) byNumber(n int) *config.Recipe {
+	for i := range r.list {
+		if r.list[i].Number == n {
+			return &r.list[i]
+		}
+	}
+	return nil
+}
+
+func (r *recipes) byVersion(v uint64) *config.Recipe {
+	for i := range r.list {
+		if r.list[i].Bank == v {
+			return &r.list[i]
+		}
+	}
+	return nil
+}
+
+// of names the recipe of bank version v ("" and 0 when none).
+func (r *recipes) of(v uint64) (string, int) {
+	if r == nil {
+		return "", 0
+	}
+	if rc := r.byVersion(v); rc != nil {
+		return rc.Name, rc.Number
+	}
+	return "", 0
+}
+
+// active is the recipe of the bank in use or about to be (nil when none).
+func (r *recipes) active() *config.Recipe {
+	if r == nil {
+		return nil
+	}
+	if det := r.s.banks.pending(); det != nil {
+		return r.byVersion(det.Bank().Meta.Version)
+	}
+	return nil
+}
+
+// switchTo puts rc's bank in use: the activation is recorded with its
+// audit entry in one transaction of the bank store (so a restart and
+// `linesight bank` agree), then its loaded detector waits for the next
+// frame. who is recorded.
+func (r *recipes) switchTo(rc *config.Recipe, who string) (mqtt.RecipeReply, error) {
+	if rc == nil {
+		return mqtt.RecipeReply{}, errors.New("no such recipe")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := time.Now()
+	det := r.dets[rc.Bank]
+	if det == nil {
+		return mqtt.RecipeReply{}, fmt.Errorf("recipe %q: its bank version %d is not loaded: %v", rc.Name, rc.Bank, r.errs[rc.Bank])
+	}
+	reply := mqtt.RecipeReply{Recipe: rc.Name, Number: rc.Number, Version: rc.Bank}
+	b := r.s.banks
+	b.mu.Lock()
+	if b.pendingVersion() == rc.Bank {
+		b.mu.Unlock()
+		reply.SwitchMs = ms(time.Since(start))
+		return reply, nil
+	}
+	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: who, Version: rc.Bank, Result: bank.AuditOK,
+		Detail: fmt.Sprintf("recipe %s (number %d)", rc.Name, rc.Number)}
+	err := b.write(func(st *bank.Store) error {
+		_, err := st.Apply(bank.Change{Activate: true, Version: rc.Bank, Audit: &e})
+		return err
+	})
+	if err == nil {
+		det.SetThreshold(b.override) // the operator's threshold stays in force, as over any bank
+		b.offer(det)
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return mqtt.RecipeReply{}, fmt.Errorf("recipe %q: %w", rc.Name, err)
+	}
+	if r.s.client != nil { // nil while Run starts: the default recipe's entry is in the log only
+		r.s.publishAudit(e)
+	}
+	reply.Changed, reply.SwitchMs = true, ms(time.Since(start))
+	r.s.log.Info("recipe selected; its bank takes over at the next frame", "recipe", rc.Name, "number", rc.Number, "bank", rc.Bank, "who", who, "switch_ms", reply.SwitchMs)
+	return reply, nil
+}
+
+// list answers recipe/list.
+func (r *recipes) listing() mqtt.RecipeList {
+	out := mqtt.RecipeList{Recipes: []mqtt.RecipeInfo{}, PLCSelect: r.s.cfg.Recipes.PLCSelect}
+	act := r.active()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rc := range r.list {
+		ri := mqtt.RecipeInfo{Name: rc.Name, Number: rc.Number, Version: rc.Bank, Loaded: r.dets[rc.Bank] != nil, Active: act != nil && act.Name == rc.Name}
+		if err := r.errs[rc.Bank]; err != nil {
+			ri.Error = err.Error()
+		}
+		out.Recipes = append(out.Recipes, ri)
+	}
+	return out
+}
+
+// cmdRecipeSelect is recipe/select: state-changing (authorized, audited as
+// a command, and the switch itself as "recipe").
+func (s *station) cmdRecipeSelect(c call) (any, error) {
+	if s.recipes == nil || len(s.recipes.list) == 0 {
+		return nil, errNoRecipes
+	}
+	var p mqtt.RecipeRequest
+	if err := strictDecode(c.body, &p); err != nil || (p.Name == "") == (p.Number == 0) {
+		return nil, errors.New(`recipe/select: want {"name": "..."} or {"number": N}`)
+	}
+	rc := s.recipes.byName(p.Name)
+	if p.Number != 0 {
+		rc = s.recipes.byNumber(p.Number)
+	}
+	if rc == nil {
+		return nil, fmt.Errorf("recipe/select: no recipe %s (recipe/list names them)", strings.TrimSpace(p.Name+" "+numberOrEmpty(p.Number)))
+	}
+	res, err := s.recipes.switchTo(rc, c.who)
+	if err == nil {
+		s.recipeChanged()
+	}
+	return res, err
+}
+
+func numberOrEmpty(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return "number " + strconv.Itoa(n)
+}
+
+func (s *station) cmdRecipeList(call) (any, error) {
+	if s.recipes == nil || len(s.recipes.list) == 0 {
+		return nil, errNoRecipes
+	}
+	return s.recipes.listing(), nil
+}
+
+// selectByPLC is a recipe number from the PLC without a signature
+// (plc/recipe, the Sparkplug "Recipe/Number" write), taken only with
+// recipes.plc_select; each one, taken or refused, is audited.
+func (s *station) selectByPLC(number int, via string) error {
+	who := "plc:" + via
+	var err error
+	switch {
+	case !s.cfg.Recipes.PLCSelect:
+		err = errors.New("selection by number without a signature is off (recipes.plc_select: false); use the signed recipe/select command")
+	case s.recipes == nil || s.recipes.byNumber(number) == nil:
+		err = fmt.Errorf("no recipe number %d", number)
+	}
+	if err == nil {
+		var res mqtt.RecipeReply
+		if res, err = s.recipes.switchTo(s.recipes.byNumber(number), who); err == nil {
+			if !res.Changed {
+				return nil // already in use: nothing changed, nothing to audit
+			}
+			s.recipeChanged()
+			return nil
+		}
+	}
+	s.audit(bank.AuditEntry{Action: "recipe", Who: who, Result: bank.AuditRefused, Reason: err.Error(), Detail: fmt.Sprintf("number %d", number)})
+	return err
+}
+
+// recipeChanged tells the PLC and the SCADA host which recipe is in use.
+func (s *station) recipeChanged() { s.scada.send(scadaEvent{kind: evRecipe}) }
+
+// keep marks det as a recipe's: the banks do not close it when it leaves
+// use (it may come back at the next switch).
+func (b *banks) keep(det *patchcore.Detector) { b.kept.Store(det, true) }
+
+// release closes det unless a recipe keeps it loaded.
+func (b *banks) release(det *patchcore.Detector) {
+	if _, ok := b.kept.Load(det); !ok {
+		det.Close()
+	}
+}
+
+// closeKept closes the recipes' detectors not closed yet (at stop, after
+// the pipeline): done holds those already closed.
+func (b *banks) closeKept(done map[*patchcore.Detector]bool) {
+	b.kept.Range(func(k, _ any) bool {
+		if det := k.(*patchcore.Detector); !done[det] {
+			det.Close()
+			done[det] = true
+		}
+		return true
+	})
+}
