@@ -103,6 +103,9 @@ func TestLazyMatchesGrouped(t *testing.T) {
 	}{
 		{"texture", texturePatches(t, 6000), 96},
 		{"noise", noisePatches(1, 5000, 16), 16},
+		// k = 2,600: centres in full segments of kcSuper, the open one and
+		// a partial chunk.
+		{"noise-long", noisePatches(5, 26000, 4), 4},
 		{"clustered", clustered(3, 7000, 24, 30), 24},
 		{"duplicates", func() []int8 { // 40 distinct vectors, many times each
 			x := clustered(4, 40, 8, 5)

@@ -74,13 +74,14 @@ type kcState struct {
 	cent  []int8  // centres chosen, in order (k×dim)
 	cnorm []int32 // their norms
 	cidx  []int32 // their point indices
-	// The centres packed for the kernel in chunks of kcChunk (the last
-	// one repacked as it grows, before each batch of refreshes).
-	chunks  []*qgemm.Packed
-	packedK int // centres packed
-	cols    []int32
-	pool    *parallel.Pool
-	ws      []kcWorker
+	// The centres packed for the kernel (packCentres).
+	supers          []*qgemm.Packed
+	open, tail      *qgemm.Packed
+	openN, openBase int
+	packedK         int // centres packed
+	cols            []int32
+	pool            *parallel.Pool
+	ws              []kcWorker
 	// The current batch of refreshes: blocks, the chunks each must see,
 	// and the work items (a block's rows in runs of kcRows).
 	batch   []*kcBlockState
@@ -90,8 +91,12 @@ type kcState struct {
 	fused   bool
 }
 
-// kcChunk is the number of centres packed together: a kernel column block.
-const kcChunk = qgemm.BlockCols
+// kcChunk is the unit of centres a block sees or skips: a kernel column
+// block. kcSuper is the size of the segments they are packed in.
+const (
+	kcChunk = qgemm.BlockCols
+	kcSuper = 16 * kcChunk
+)
 
 // kcRows is the number of a block's rows one work item updates.
 const kcRows = 4 * searchRows
@@ -156,7 +161,7 @@ func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
 	}
 	kc := &kcState{dim: dim, p: make([]int8, n*dim), perm: make([]int32, n), inv: make([]int32, n),
 		mind: make([]int64, n), pool: pool, ws: make([]kcWorker, pool.Threads()),
-		fused: qgemm.NearestInKernel(dim), cols: make([]int32, kcChunk)}
+		fused: qgemm.NearestInKernel(dim), cols: make([]int32, kcSuper)}
 	fill := append([]int(nil), count[:np]...)
 	for i, g := range assign {
 		kc.perm[fill[g]] = int32(i)
@@ -207,23 +212,53 @@ func (kc *kcState) row(i int) []int8 {
 	return kc.p[r*kc.dim : (r+1)*kc.dim]
 }
 
-// packCentres brings the packed chunks up to the centres chosen: a
-// partial last chunk is packed again with the centres added since.
+// packCentres brings the packed centres up to those chosen. They are
+// packed in three kinds of segment, so that a block's update multiplies
+// long runs of centres per kernel call (each call sums its rows once) while
+// repacking little per new centre: full segments of kcSuper centres, never
+// repacked; the open segment after them, whole chunks only, repacked when a
+// chunk fills; and the last partial chunk, repacked as it grows.
 func (kc *kcState) packCentres() {
 	k, dim := len(kc.cidx), kc.dim
 	if kc.packedK == k {
 		return
 	}
-	if kc.packedK%kcChunk != 0 {
-		kc.chunks = kc.chunks[:len(kc.chunks)-1]
-	}
-	for c0 := len(kc.chunks) * kcChunk; c0 < k; c0 += kcChunk {
-		c1 := min(c0+kcChunk, k)
-		// Valid sizes: Pack cannot fail.
-		pk, _ := qgemm.Pack(c1-c0, dim, kc.cent[c0*dim:c1*dim], dim)
-		kc.chunks = append(kc.chunks, pk)
-	}
 	kc.packedK = k
+	// Valid sizes: Pack cannot fail.
+	pack := func(c0, c1 int) *qgemm.Packed {
+		pk, _ := qgemm.Pack(c1-c0, dim, kc.cent[c0*dim:c1*dim], dim)
+		return pk
+	}
+	for len(kc.supers) < k/kcSuper {
+		c0 := len(kc.supers) * kcSuper
+		kc.supers = append(kc.supers, pack(c0, c0+kcSuper))
+	}
+	base := len(kc.supers) * kcSuper
+	m := (k - base) / kcChunk * kcChunk
+	if m == 0 {
+		kc.open, kc.openN = nil, 0
+	} else if kc.openN != m || kc.openBase != base {
+		kc.open, kc.openN, kc.openBase = pack(base, base+m), m, base
+	}
+	kc.tail = nil
+	if base+m < k {
+		kc.tail = pack(base+m, k)
+	}
+}
+
+// segment returns the packed segment holding chunk ch, the centre its
+// column 0 is, and the chunk's first column in it.
+func (kc *kcState) segment(ch int) (pk *qgemm.Packed, first, col int) {
+	c := ch * kcChunk
+	base := len(kc.supers) * kcSuper
+	switch {
+	case c < base:
+		return kc.supers[c/kcSuper], c / kcSuper * kcSuper, c % kcSuper
+	case c < base+kc.openN:
+		return kc.open, base, c - base
+	default:
+		return kc.tail, c, 0
+	}
 }
 
 // farthest brings stale blocks at the top of the heap up to date, up to two
@@ -308,18 +343,28 @@ func (kc *kcState) runItems(lo, hi, worker int) {
 			for r := range nr {
 				w.lanes[r].Reset()
 			}
-			for _, ch := range chs {
-				pk := kc.chunks[ch]
-				bn := kc.cnorm[int(ch)*kcChunk : int(ch)*kcChunk+pk.N]
+			// Runs of consecutive chunks in one segment: one call each.
+			for x := 0; x < len(chs); {
+				pk, first, col := kc.segment(int(chs[x]))
+				y := x + 1
+				for y < len(chs) && chs[y] == chs[y-1]+1 && int(chs[y])*kcChunk-first < pk.N {
+					y++
+				}
+				ncol := min(pk.N, (int(chs[y-1])+1)*kcChunk-first) - col
+				x = y
+				bn := kc.cnorm[first : first+pk.N]
 				if kc.fused {
-					_ = pk.NearestCols(nr, a, dim, 0, pk.N, bn, kc.cols, w.lanes[:nr])
+					_ = pk.NearestCols(nr, a, dim, col, ncol, bn, kc.cols, w.lanes[:nr])
 					continue
 				}
-				_ = pk.Gemm(nr, a, dim, w.c, pk.N)
-				for r := range nr {
-					l := &w.lanes[r]
-					for j, dot := range w.c[r*pk.N : (r+1)*pk.N] {
-						l[0] = min(l[0], bn[j]-2*dot)
+				for c0 := col; c0 < col+ncol; c0 += kcChunk {
+					nc := min(kcChunk, col+ncol-c0)
+					_ = pk.GemmCols(nr, a, dim, c0, nc, w.c, nc)
+					for r := range nr {
+						l := &w.lanes[r]
+						for j, dot := range w.c[r*nc : (r+1)*nc] {
+							l[0] = min(l[0], bn[c0+j]-2*dot)
+						}
 					}
 				}
 			}
