@@ -395,20 +395,26 @@ func (h *handshake) publish(force bool) {
 		{mqtt.TopicPLCRecipe, strconv.Itoa(st.Recipe), old.Recipe == st.Recipe},
 		{mqtt.TopicPLCHeartbeat, strconv.FormatUint(st.Heartbeat, 10), old.Heartbeat == st.Heartbeat},
 	}
+	var out []mqtt.Item
+	readyOut := false
 	for _, it := range items {
 		if it.same && !all {
 			continue
 		}
-		if err := h.s.client.PublishNow(it.topic, true, []byte(it.val)); err != nil {
-			h.s.log.Debug("PLC topic not published; it is sent again on reconnect", "topic", it.topic, "err", err)
-			h.anySent = false
-			continue
-		}
-		if it.topic == mqtt.TopicPLCResultReady && st.ResultReady {
+		out = append(out, mqtt.Item{Topic: it.topic, Retained: true, Payload: []byte(it.val)})
+		readyOut = readyOut || (it.topic == mqtt.TopicPLCResultReady && st.ResultReady)
+	}
+	// One round trip for all: handed over in this order, result fields
+	// before result_ready, and the broker keeps one client's order.
+	if err := h.s.client.PublishAllNow(out...); err != nil && len(out) > 0 {
+		h.s.log.Debug("PLC topics not all published; all are sent again on reconnect", "err", err)
+		h.anySent = false
+	} else {
+		if readyOut {
 			h.resultOut(time.Now())
 		}
+		h.sent, h.anySent = st, true
 	}
-	h.sent, h.anySent = st, h.anySent || all
 	if sp := h.s.scada.spark; sp != nil {
 		sp.plcChanged(&st, force)
 	}

@@ -229,6 +229,33 @@ func (c *Client) PublishNow(topic string, retained bool, payload []byte) error {
 	return c.send(&Message{Topic: c.Topic(topic), Retained: retained, Payload: payload}, 5*time.Second)
 }
 
+// PublishAllNow is PublishNow for several messages: all are handed to the
+// connection (in order) before it waits for their acknowledgements, so
+// that a set of PLC handshake topics costs one round trip, not one each.
+// It returns the first error.
+func (c *Client) PublishAllNow(items ...Item) error {
+	if !c.Connected() {
+		return errors.New("not connected")
+	}
+	toks := make([]paho.Token, len(items))
+	for i, it := range items {
+		toks[i] = c.c.Publish(c.Topic(it.Topic), c.opts.QoS, it.Retained, it.Payload)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var first error
+	for _, t := range toks {
+		if !t.WaitTimeout(time.Until(deadline)) {
+			return errors.New("publish timed out")
+		}
+		if err := t.Error(); err != nil && first == nil {
+			first = err
+			continue
+		}
+		c.published.Add(1)
+	}
+	return first
+}
+
 func (c *Client) send(m *Message, timeout time.Duration) error {
 	if !c.Connected() {
 		return errors.New("not connected")
