@@ -242,9 +242,19 @@ type Recipe struct {
 	Bank   uint64 `yaml:"bank"`   // bank version in bank.db
 }
 
-// HTTP is the health and metrics endpoint.
+// HTTP is the health and metrics endpoint and the station console.
 type HTTP struct {
 	Listen string `yaml:"listen"` // "" disables it
+	// Console serves the station console at / on Listen. Bound to
+	// loopback without ConsoleUsersFile it needs no login; bound beyond
+	// loopback it is served only with ConsoleUsersFile.
+	Console bool `yaml:"console"`
+	// ConsoleUsersFile lists who may log in: "name role sha256-of-token"
+	// a line, role operator (may act) or viewer (may look).
+	ConsoleUsersFile string `yaml:"console_users_file"`
+	// ConsoleShifts are the local hours at which shifts start, for the
+	// console's per-shift counts.
+	ConsoleShifts []int `yaml:"console_shifts"`
 }
 
 // Log configures structured logging.
@@ -285,7 +295,7 @@ func Defaults() Config {
 		Evidence: Evidence{Frames: 200, MaxMB: 512},
 		MQTT: MQTT{Broker: "embedded", Embedded: "127.0.0.1:1883", Prefix: "linesight", QoS: 1,
 			Outbox: Outbox{MaxResults: 100000, MaxMaps: 200}},
-		HTTP: HTTP{Listen: "127.0.0.1:9090"},
+		HTTP: HTTP{Listen: "127.0.0.1:9090", Console: true, ConsoleShifts: []int{6, 14, 22}},
 		Log:  Log{Level: "info", Format: "text"},
 
 		Sparkplug: Sparkplug{GroupID: "linesight"},
@@ -557,6 +567,18 @@ func (l *Loaded) Validate() error {
 	}
 	if c.MQTT.Outbox.MaxResults < 0 || c.MQTT.Outbox.MaxMaps < 0 {
 		bad("mqtt.outbox.max_results", "negative outbox size")
+	}
+	for i, h := range c.HTTP.ConsoleShifts {
+		if h < 0 || h > 23 || (i > 0 && h <= c.HTTP.ConsoleShifts[i-1]) {
+			bad("http.console_shifts", "%v: want the hours (0..23) at which shifts start, ascending, e.g. [6, 14, 22]", c.HTTP.ConsoleShifts)
+			break
+		}
+	}
+	if len(c.HTTP.ConsoleShifts) > 24 {
+		bad("http.console_shifts", "%d shifts; at most 24", len(c.HTTP.ConsoleShifts))
+	}
+	if c.HTTP.ConsoleUsersFile != "" && (!c.HTTP.Console || c.HTTP.Listen == "") {
+		bad("http.console_users_file", "set, but the console is off (http.console: false or no http.listen)")
 	}
 	if c.Evidence.Frames < 0 || c.Evidence.Frames > 1000000 {
 		bad("evidence.frames", "%d outside 0..1000000", c.Evidence.Frames)

@@ -72,7 +72,7 @@ func (s *station) healthy() error {
 	return nil
 }
 
-// handler serves /metrics and /healthz.
+// handler serves /metrics, /healthz and the console.
 func (s *station) handler() http.Handler {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
@@ -112,6 +112,9 @@ func (s *station) handler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("GET /map/{seq}", s.serveMap) // anomaly maps by URL for SCADA (sparkplug.go)
+	if s.console != nil {
+		s.console.routes(mux)
+	}
 	return mux
 }
 

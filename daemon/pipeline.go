@@ -119,6 +119,9 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	if s.evidence != nil {
 		s.evidence.add(f.Seq, f.Image, payload)
 	}
+	if s.console != nil {
+		s.console.hub.publish(f.Image, r, &res, payload, &meta.Threshold, time.Now())
+	}
 	s.client.Publish(mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicResult, Payload: payload},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicVerdict, Retained: true, Payload: []byte(verdict)},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicScore, Retained: true, Payload: []byte(strconv.FormatFloat(r.Score, 'g', 6, 64))})

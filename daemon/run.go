@@ -75,6 +75,9 @@ type station struct {
 	// Sparkplug edge node (handshake.go, sparkplug.go; nil when both are off).
 	recipes *recipes
 	scada   *scada
+
+	// The station console at / on http.listen (console.go), nil when off.
+	console *console
 }
 
 // nonceWindow is how old (or how far ahead of this station's clock) a
@@ -244,12 +247,20 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	}
 
 	// HTTP: listen now, so that a taken port fails the start.
+	if s.cfg.HTTP.Listen != "" && s.cfg.HTTP.Console {
+		if s.console, err = newConsole(s); err != nil {
+			return err
+		}
+	}
 	if s.cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", s.cfg.HTTP.Listen)
 		if err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 		srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+		if s.console != nil {
+			srv.RegisterOnShutdown(s.console.close) // its event streams end, or Shutdown would wait for them
+		}
 		lc.spawn(ctx, "http", func(context.Context) {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				select {
