@@ -302,7 +302,7 @@ type liveState struct {
 	Lo           float64           `json:"threshold_min"`
 	Hi           float64           `json:"threshold_max"`
 	ExpectedFRR  *float64          `json:"expected_frr"` // at the threshold in force, from the bank's calibration
-	Model        string            `json:"model"` // backbone and input size of the bank in use
+	Model        string            `json:"model"`        // backbone and input size of the bank in use
 	Camera       bool              `json:"camera_connected"`
 	Broker       bool              `json:"broker_connected"`
 	Enroll       *mqtt.EnrollState `json:"enroll,omitempty"`
