@@ -64,8 +64,16 @@ type searchWorker struct {
 func NewSearcher(b *Bank, pool *parallel.Pool) *Searcher {
 	s := newBruteSearcher(b, pool)
 	s.ci = newClusterIndex(b, s.pool)
+	if h := searcherHook; h != nil {
+		h(s)
+	}
 	return s
 }
+
+// searcherHook, set only by tests (export_test.go), sees every Searcher
+// NewSearcher makes: the tests that run whole detectors read its MACs
+// and compare it with brute force through it.
+var searcherHook func(*Searcher)
 
 // MACs is the number of int8 multiply-accumulates the Searcher's Nearest
 // calls have done so far: bank vectors (and cluster centres) met, times
