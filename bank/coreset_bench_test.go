@@ -81,7 +81,6 @@ func texturePatches(tb testing.TB, n int) []int8 {
 	return nil
 }
 
-
 // noisePatches returns n vectors of dim i.i.d. Gaussian values (σ = 30).
 func noisePatches(seed uint64, n, dim int) []int8 {
 	rng := rand.New(rand.NewPCG(seed, 9))
