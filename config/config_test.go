@@ -157,3 +157,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestConsoleSettings: the console is on by default with shifts at 6, 14
+// and 22; shifts must be ascending hours; a users file needs the console.
+func TestConsoleSettings(t *testing.T) {
+	d := Defaults()
+	if !d.HTTP.Console || d.HTTP.ConsoleUsersFile != "" || len(d.HTTP.ConsoleShifts) != 3 || d.HTTP.ConsoleShifts[1] != 14 {
+		t.Errorf("defaults: %+v", d.HTTP)
+	}
+	base := []string{"station.id=s", "camera.source=dir:/tmp/in", "model.path=m.tflite", "bank.db=b.db"}
+	for _, c := range []struct {
+		http string // the http section
+		want string // "" = valid
+	}{
+		{"console_shifts: [0, 8, 16]", ""},
+		{"console_shifts: []", ""},
+		{"console_shifts: [6, 6]", "http.console_shifts"},
+		{"console_shifts: [22, 6]", "http.console_shifts"},
+		{"console_shifts: [24]", "http.console_shifts"},
+		{"console_users_file: /etc/linesight/users\n  listen: 0.0.0.0:9090", ""},
+		{"console_users_file: /etc/linesight/users\n  console: false", "http.console_users_file"},
+		{"console_users_file: /etc/linesight/users\n  listen: \"\"", "http.console_users_file"},
+	} {
+		l, err := Parse("test.yaml", []byte("http:\n  "+c.http+"\n"), base)
+		if err == nil {
+			err = l.Validate()
+		}
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q: %v, want %q", c.http, err, c.want)
+		}
+	}
+}
