@@ -19,6 +19,7 @@ import (
 
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/progress"
+	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/internal/trust"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/patchcore"
@@ -69,6 +70,10 @@ func bankBuild(args []string, out io.Writer) error {
 	fs.StringVar(&o.Note, "note", "", "free text stored with the bank")
 	noActivate := fs.Bool("no-activate", false, "store without activating")
 	defects := fs.String("defects", "", "folder of labelled defective images: also report the F1-optimal threshold")
+	var g geometryFlags
+	fs.StringVar(&g.input, "input", "", "model input WxH the frames are resized to, e.g. 224x560 or 448x448 (default: chosen from the good images, see --resize)")
+	fs.StringVar(&g.resize, "resize", "", "squash (the model's own input whatever the frames' aspect, as published) or keep-aspect (a non-square input with the frames' aspect, short side at the model's size); default: keep-aspect unless the frames are near square")
+	fs.StringVar(&g.roi, "roi", "", "region of interest in frame pixels: a text file of polygons (one per line, \"x,y x,y x,y ...\") or a mask image (PNG/BMP/JPEG, the frames' size, white = inspect)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -94,6 +99,9 @@ func bankBuild(args []string, out io.Writer) error {
 	files, err := patchcore.ImageFiles(*images)
 	if err != nil {
 		return err
+	}
+	if err := g.apply(&o.Recipe, mf, files, out); err != nil {
+		return fmt.Errorf("bank build: %w", err)
 	}
 	if *defects != "" {
 		if o.Defects, err = patchcore.ImageFiles(*defects); err != nil {
@@ -134,6 +142,9 @@ func bankBuild(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  patches    %d (%dx%d grid, %d-d, taps %s)\n", rep.Patches, mt.Embed.GridW, mt.Embed.GridH, mt.Dim, strings.Join(mt.Model.Taps, ", "))
 	fmt.Fprintf(out, "  bank       %d vectors (%.1f%%), %.1f MiB int8, scale %.4g\n", rep.Selected, 100*float64(rep.Selected)/float64(rep.Patches), float64(len(b.Vectors))/(1<<20), mt.Scale)
+	if err := printCost(out, mf, mt); err != nil {
+		return err
+	}
 	printThreshold(out, &mt.Threshold)
 	if f := mt.Threshold.F1; f != nil {
 		fmt.Fprintf(out, "  F1-optimal threshold %.4f (F1 %.4f over %d calibration good and %d defective images; not in force)\n", f.Value, f.F1, len(rep.HoldoutScores), f.Defects)
@@ -660,5 +671,114 @@ func bankCheck(args []string, out io.Writer) error {
 		return errors.Join(err, merr)
 	}
 	fmt.Fprintf(out, "%s is damaged (%v); moved aside to %s\n", *db, err, to)
+	return nil
+}
+
+// geometryFlags are bank build's --input, --resize and --roi.
+type geometryFlags struct{ input, resize, roi string }
+
+// apply chooses the model input for the good images files (their sizes,
+// read from the headers) and the flags, rasterises the region of interest,
+// writes both into r and prints the choice and why.
+func (g *geometryFlags) apply(r *patchcore.Recipe, mf *model.File, files []string, out io.Writer) error {
+	sw, sh, err := patchcore.StoredInput(mf.Model)
+	if err != nil {
+		return err
+	}
+	sizes := make([][2]int, len(files))
+	for i, p := range files {
+		w, h, err := rgb.ReadSize(p)
+		if err != nil {
+			return err
+		}
+		sizes[i] = [2]int{w, h}
+	}
+	fw, fh := patchcore.MedianSize(sizes)
+	odd := 0
+	for _, s := range sizes {
+		if s[0] != fw || s[1] != fh {
+			odd++
+		}
+	}
+	if odd > 0 {
+		fmt.Fprintf(out, "warning: %d of %d good images are not %dx%d (the median size); each is resized to the same model input\n", odd, len(files), fw, fh)
+	}
+	_, _, cw, ch := rgb.CenterCrop(fw, fh, r.Crop)
+	var c patchcore.Choice
+	switch {
+	case g.resize != "" && g.resize != patchcore.FitSquash && g.resize != patchcore.FitKeepAspect:
+		return fmt.Errorf("--resize %q: want %s or %s", g.resize, patchcore.FitSquash, patchcore.FitKeepAspect)
+	case g.input != "":
+		w, h, err := patchcore.ParseSize(g.input)
+		if err != nil {
+			return err
+		}
+		c = patchcore.Choice{W: w, H: h, Fit: g.resize}
+		if c.Fit == "" {
+			c.Fit = patchcore.FitSquash
+			if ka := float64(w) / float64(h) / (float64(cw) / float64(ch)); ka > 0.95 && ka < 1.05 {
+				c.Fit = patchcore.FitKeepAspect
+			}
+		}
+		c.Why = fmt.Sprintf("flags: --input %dx%d for %dx%d frames (%s)", w, h, fw, fh, c.Fit)
+	case g.resize == patchcore.FitSquash:
+		c = patchcore.Choice{W: sw, H: sh, Fit: patchcore.FitSquash, Why: fmt.Sprintf("flags: --resize squash: %dx%d frames to the model's own %dx%d", fw, fh, sw, sh)}
+	case g.resize == patchcore.FitKeepAspect:
+		c = patchcore.Choice{Fit: patchcore.FitKeepAspect}
+		c.W, c.H = patchcore.KeepAspect(min(sw, sh), cw, ch)
+		c.Why = fmt.Sprintf("flags: --resize keep-aspect: %dx%d frames, short side at the model's %d: %dx%d", fw, fh, min(sw, sh), c.W, c.H)
+	default:
+		c = patchcore.AutoGeometry(sw, sh, sizes, r.Crop)
+		c.Why = "auto: " + c.Why
+	}
+	r.InputW, r.InputH, r.Fit, r.Why = c.W, c.H, c.Fit, c.Why
+	fmt.Fprintf(out, "geometry   %dx%d model input (%s); %s\n", c.W, c.H, c.Fit, c.Why)
+	if g.roi == "" {
+		return nil
+	}
+	switch strings.ToLower(filepath.Ext(g.roi)) {
+	case ".png", ".bmp", ".jpg", ".jpeg":
+		m, err := rgb.ReadFile(g.roi)
+		if err != nil {
+			return fmt.Errorf("--roi: %w", err)
+		}
+		if m.W != fw || m.H != fh {
+			return fmt.Errorf("--roi: mask %s is %dx%d, the good images %dx%d", g.roi, m.W, m.H, fw, fh)
+		}
+		r.ROI, err = patchcore.ROIFromMask(m, r.Crop, c.W, c.H)
+		if err != nil {
+			return err
+		}
+	default:
+		data, err := os.ReadFile(g.roi)
+		if err != nil {
+			return fmt.Errorf("--roi: %w", err)
+		}
+		if len(data) > 1<<20 {
+			return fmt.Errorf("--roi: %s is larger than 1 MiB", g.roi)
+		}
+		polys, err := patchcore.ParsePolygons(string(data))
+		if err != nil {
+			return fmt.Errorf("--roi %s: %w", g.roi, err)
+		}
+		if r.ROI, err = patchcore.ROIFromPolygons(polys, fw, fh, r.Crop, c.W, c.H); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "roi        %s\n", r.ROI.Source)
+	return nil
+}
+
+// printCost prints what one frame costs with bank metadata mt: the
+// backbone's multiply-accumulates at the bank's input, the patches searched
+// and the search's multiply-accumulates against the bank.
+func printCost(out io.Writer, mf *model.File, mt *bank.Meta) error {
+	c, err := patchcore.CostOf(mf.Model, mt)
+	if err != nil {
+		return err
+	}
+	search := int64(c.Patches) * int64(mt.Count) * int64(mt.Dim)
+	fmt.Fprintf(out, "  cost       per frame: backbone %.2f GMAC at %dx%d, %d patches (%dx%d grid) x %d bank vectors x %d dims = %.2f GMAC search\n",
+		float64(c.MACs)/1e9, c.InW, c.InH, c.Patches, c.Grid[0], c.Grid[1], mt.Count, mt.Dim, float64(search)/1e9)
 	return nil
 }

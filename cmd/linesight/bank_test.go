@@ -315,3 +315,65 @@ func TestBankAppendUsage(t *testing.T) {
 		t.Error("a refused append changed the database")
 	}
 }
+
+// TestBankBuildGeometry: bank build on a strip line chooses keep-aspect
+// 224x560 by itself and says why, --resize squash and --input override it,
+// --roi stores the region, each prints the per-frame cost; bad geometry
+// flags are refused before any work.
+func TestBankBuildGeometry(t *testing.T) {
+	if testenv.Race || testing.Short() {
+		t.Skip("skipping the backbone over a strip line under -race or -short")
+	}
+	mf := testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")
+	line := filepath.Join(t.TempDir(), "strip")
+	runOK(t, "sample-line", line, "--kind", "strip", "--train", "4", "--test-good", "1", "--per-defect", "1")
+	good := filepath.Join(line, "train/good")
+	roi := filepath.Join(t.TempDir(), "roi.txt")
+	if err := os.WriteFile(roi, []byte("60,0 440,0 440,1250 60,1250\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"geometry   224x560 model input (keep-aspect); auto: frames 500x1250 have aspect 2.50", "backbone 0.38 GMAC at 224x560, 1960 patches (28x70 grid)"}},
+		{[]string{"--resize", "squash"}, []string{"geometry   224x224 model input (squash); flags: --resize squash", "784 patches (28x28 grid)"}},
+		{[]string{"--input", "320x800"}, []string{"geometry   320x800 model input (keep-aspect); flags: --input 320x800", "4000 patches (40x100 grid)"}},
+		{[]string{"--roi", roi}, []string{"roi        1 polygon(s) on 500x1250 frames", "1540 patches (28x70 grid)"}},
+	} {
+		db := filepath.Join(t.TempDir(), "b.db")
+		out := runOK(t, append([]string{"bank", "build", "--model", mf, "--images", good, "--db", db, "--threads", "2", "--folds", "2"}, c.args...)...)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", c.args, w, out)
+			}
+		}
+		st, err := bank.OpenStore(db, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.Get(1)
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Meta.Preprocess.Why == "" || (c.args != nil && c.args[0] == "--roi") != (b.Meta.Preprocess.ROI != nil) {
+			t.Errorf("%v: stored geometry %+v", c.args, b.Meta.Preprocess)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--resize", "stretch"}, "--resize \"stretch\""},
+		{[]string{"--input", "5x5"}, "input size \"5x5\""},
+		{[]string{"--roi", filepath.Join(t.TempDir(), "none.txt")}, "--roi"},
+	} {
+		db := filepath.Join(t.TempDir(), "b.db")
+		var out bytes.Buffer
+		err := run(append([]string{"bank", "build", "--model", mf, "--images", good, "--db", db}, c.args...), &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error mentioning %q", c.args, err, c.want)
+		}
+	}
+}

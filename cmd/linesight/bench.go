@@ -11,10 +11,12 @@ import (
 	"runtime"
 	"runtime/pprof"
 
+	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/bench"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/model"
+	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -34,6 +36,7 @@ func benchCmd(args []string, out io.Writer) error {
 	image := fs.String("image", "", "encoded frame to time (JPEG, PNG or BMP; default: a synthetic 1280x720 JPEG)")
 	ops := fs.Bool("ops", false, "also time every backbone operator (median per operator)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed frames to `FILE` (go tool pprof)")
+	input := fs.String("input", "", "without --db: the synthetic bank's model input WxH (e.g. 224x560), to see what a geometry costs (default: the model's own)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +71,11 @@ func benchCmd(args []string, out io.Writer) error {
 		b, err := bench.SyntheticBank(mf, 200)
 		if err != nil {
 			return err
+		}
+		if *input != "" {
+			if b, err = syntheticAt(b, mf, *input, 200); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
 		}
 		if d, err = patchcore.Open(b, mf, patchcore.Options{Threads: *threads}); err != nil {
 			return err
@@ -117,6 +125,9 @@ func benchCmd(args []string, out io.Writer) error {
 	avail, _ := qgemm.Kernels()
 	fmt.Fprintf(out, "model      %s\n", rep.Model)
 	fmt.Fprintf(out, "bank       %d vectors x %d dims, %d patches per frame\n", rep.BankVectors, rep.Dim, rep.Patches)
+	if err := benchGeometry(out, d, rep); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "machine    %s, %d threads; int8 kernels here: %v\n", rep.GOARCH, rep.Threads, avail)
 	fmt.Fprintf(out, "peak       %.1f GMAC/s per core (%s; element-wise ops: %s)\n", rep.PeakGMACsPerCore, rep.Kernels["backbone"], rep.Kernels["elementwise"])
 	fmt.Fprintf(out, "frames     %d (%s), median and p99 per stage:\n", rep.Frames, rep.Frame)
@@ -146,5 +157,58 @@ func benchCmd(args []string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "allocs     %.1f per frame from preprocess to map (decode: %.1f, Go's %s)\n", rep.AllocsPerFrame, rep.DecodeAllocs, rep.Kernels["decode"])
+	return nil
+}
+
+// syntheticAt re-sizes a synthetic bank to the model input size ("WxH"):
+// the grid the taps give there, and as many vectors as the same number of
+// images would leave at 10% (the stored vectors repeated).
+func syntheticAt(b *bank.Bank, mf *model.File, size string, images int) (*bank.Bank, error) {
+	w, h, err := patchcore.ParseSize(size)
+	if err != nil {
+		return nil, err
+	}
+	m := b.Meta
+	rm, err := model.AtInputSize(mf.Model, m.Model.Taps, h, w)
+	if err != nil {
+		return nil, err
+	}
+	ti, err := model.FindTensor(rm, m.Model.Taps[0])
+	if err != nil {
+		return nil, err
+	}
+	sh := model.InfoOf(rm, ti).Shape
+	m.Preprocess.Width, m.Preprocess.Height = w, h
+	m.Preprocess.Fit, m.Preprocess.Why = patchcore.FitKeepAspect, "bench --input "+size
+	m.Embed.GridW, m.Embed.GridH = sh[2], sh[1]
+	n := max(1, images*sh[1]*sh[2]/10)
+	vecs := make([]int8, n*m.Dim)
+	for i := range vecs {
+		vecs[i] = b.Vectors[i%len(b.Vectors)]
+	}
+	m.Count, m.SHA256 = n, ""
+	m.Coreset.Patches = images * sh[1] * sh[2]
+	return bank.New(m, vecs)
+}
+
+// benchGeometry prints the bank's model input and what a frame costs
+// there: the backbone's multiply-accumulates up to the taps (operators
+// after them do not run) and the search's.
+func benchGeometry(out io.Writer, d *patchcore.Detector, rep *bench.Report) error {
+	meta := &d.Bank().Meta
+	fit := meta.Preprocess.Fit
+	if fit == "" {
+		fit = patchcore.FitSquash
+	}
+	macs := "?"
+	if mb, ok := d.Backbone().(interface{ Model() *tflite.Model }); ok {
+		c, err := patchcore.CostOf(mb.Model(), meta)
+		if err != nil {
+			return err
+		}
+		macs = fmt.Sprintf("%.2f", float64(c.MACs)/1e9)
+	}
+	fmt.Fprintf(out, "geometry   %dx%d model input (%s): per frame %s GMAC backbone to the taps, %d patches x %d vectors x %d dims = %.2f GMAC search\n",
+		meta.Preprocess.Width, meta.Preprocess.Height, fit, macs, rep.Patches, rep.BankVectors, rep.Dim, float64(rep.SearchMACs)/1e9)
 	return nil
 }

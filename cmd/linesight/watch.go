@@ -20,7 +20,7 @@ import (
 func init() {
 	commands = append(commands,
 		command{"watch", "subscribe to a station's results and print one line per frame (what the PLC/SCADA side sees)", watchCmd},
-		command{"sample-line", "write a small synthetic inspection line (good parts, scratches, holes, stains, masks) for the demo", sampleLineCmd},
+		command{"sample-line", "write a small synthetic inspection line (good parts, defects, masks; --kind washer, strip or small) for the demo", sampleLineCmd},
 	)
 }
 
@@ -32,18 +32,23 @@ func sampleLineCmd(args []string, out io.Writer) error {
 	fs.IntVar(&n.TestGood, "test-good", 10, "good test images")
 	fs.IntVar(&n.PerDefect, "per-defect", 5, "test images per defect type")
 	seed := fs.Uint64("seed", 1, "seed")
+	kind := fs.String("kind", sampleline.KindWasher, "washer (256x256 square frames), strip (500x1250 strips, thin cracks and scratches 2-4 px wide) or small (small parts in 640x480 frames, small chips and spots)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: linesight sample-line DIR [--train 60] [--test-good 10] [--per-defect 5]")
+		return errors.New("usage: linesight sample-line DIR [--kind washer|strip|small] [--train 60] [--test-good 10] [--per-defect 5]")
 	}
-	if err := sampleline.Write(pos[0], n, *seed); err != nil {
+	defects, err := sampleline.DefectsOf(*kind)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "sample line in %s: %d good training parts; test: %d good, %d each of %s (with masks)\n",
-		pos[0], n.Train, n.TestGood, n.PerDefect, strings.Join(sampleline.Defects, ", "))
+	if err := sampleline.WriteKind(pos[0], *kind, n, *seed); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "sample line (%s) in %s: %d good training parts; test: %d good, %d each of %s (with masks)\n",
+		*kind, pos[0], n.Train, n.TestGood, n.PerDefect, strings.Join(defects, ", "))
 	return nil
 }
 
