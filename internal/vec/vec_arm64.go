@@ -17,8 +17,8 @@ import (
 // did; the entry finishes the rest with the generic twin, as on amd64.
 // AddQuant has no NEON kernel: its table of 65536 pairs needs a gather,
 // which NEON lacks (TBL reaches 64 bytes), and recomputing the three
-// fixed-point rescalings in vectors costs more instructions per element
-// than the scalar lookup (the package doc has the count).
+// fixed-point rescalings in vectors saves little over the scalar lookup
+// (the package doc has the count).
 
 // archImpls: NEON (ASIMD) is mandatory on arm64, but x/sys/cpu reports it
 // and a kernel is offered only on what the CPU says it has. None of these
