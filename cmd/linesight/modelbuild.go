@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +34,7 @@ func modelBuild(args []string, out io.Writer) error {
 	outPath := fs.String("out", "", "output .tflite file (required)")
 	var o resnet.Options
 	fs.StringVar(&o.Arch, "arch", "resnet18", "architecture: resnet18 or resnet34")
-	fs.IntVar(&o.Input, "input", 224, "input size in pixels (square)")
+	input := fs.String("input", "224", "input size in pixels: N (square) or WxH (e.g. 224x560 for elongated parts)")
 	taps := fs.String("taps", "layer2,layer3", "layer outputs to hand out, comma-separated")
 	fs.IntVar(&o.CalibCount, "calib-count", 100, "use at most this many calibration images (evenly spread)")
 	fs.StringVar(&o.Method, "calib-method", "minmax", "activation ranges: minmax or percentile")
@@ -48,6 +50,18 @@ func modelBuild(args []string, out io.Writer) error {
 		return errors.New("usage: linesight model build (--from CHECKPOINT | --random-init [--seed S]) --calib DIR --out FILE [--arch resnet18] [--input 224] [--taps layer2,layer3] [--calib-count N] [--calib-method minmax|percentile] [--float]")
 	}
 	o.Taps = strings.Split(*taps, ",")
+	if w, h, ok := strings.Cut(strings.ToLower(*input), "x"); ok {
+		var err1, err2 error
+		o.Input, err1 = strconv.Atoi(w)
+		o.InputH, err2 = strconv.Atoi(h)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("model build: --input %q: want N or WxH", *input)
+		}
+	} else if n, err := strconv.Atoi(w); err == nil {
+		o.Input = n
+	} else {
+		return fmt.Errorf("model build: --input %q: want N or WxH", *input)
+	}
 	start := time.Now()
 	var sd torchckpt.StateDict
 	if *random {
@@ -96,7 +110,7 @@ func modelBuild(args []string, out io.Writer) error {
 	if o.Float {
 		kind = "float32"
 	}
-	fmt.Fprintf(out, "wrote %s: %s %s to %s, %dx%d uint8 RGB input, %.1f MiB\n", *outPath, o.Arch, kind, o.Taps[len(o.Taps)-1], o.Input, o.Input, float64(fi.Size())/(1<<20))
+	fmt.Fprintf(out, "wrote %s: %s %s to %s, %dx%d uint8 RGB input, %.1f MiB\n", *outPath, o.Arch, kind, o.Taps[len(o.Taps)-1], o.Input, cmp.Or(o.InputH, o.Input), float64(fi.Size())/(1<<20))
 	if !o.Float {
 		fmt.Fprintf(out, "  calibrated on %d images (%s) in %.1fs\n", rep.Images, o.Method, rep.CalibTime.Seconds())
 		names := make([]string, 0, len(o.Taps))

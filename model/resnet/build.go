@@ -19,11 +19,14 @@ import (
 
 // Options configures Build. Zero values take the defaults noted.
 type Options struct {
-	Arch  string   // "resnet18" (default) or "resnet34"
-	Input int      // input side in pixels, default 224
-	Taps  []string // layer outputs to hand out, default layer2, layer3
+	Arch  string // "resnet18" (default) or "resnet34"
+	Input int    // input side in pixels (the width when InputH is set), default 224
+	// InputH, when set, makes the input Input wide and InputH high (a
+	// non-square input for elongated parts); 0 is square.
+	InputH int
+	Taps   []string // layer outputs to hand out, default layer2, layer3
 	// Calibration images (paths), preprocessed exactly as at inference (the
-	// whole frame resized to Input×Input). Needed unless Float.
+	// whole frame resized to the input). Needed unless Float.
 	Calib      []string
 	CalibCount int     // at most this many (evenly spread), default 100
 	Method     string  // "minmax" (default) or "percentile"
@@ -44,6 +47,9 @@ func (o *Options) defaults() {
 	}
 	if o.Input == 0 {
 		o.Input = 224
+	}
+	if o.InputH == 0 {
+		o.InputH = o.Input
 	}
 	if len(o.Taps) == 0 {
 		o.Taps = []string{"layer2", "layer3"}
@@ -72,6 +78,7 @@ type Provenance struct {
 	Builder       string    `json:"builder"`
 	Arch          string    `json:"arch"`
 	Input         int       `json:"input"`
+	InputH        int       `json:"input_h,omitempty"` // height when it is not Input
 	Taps          []string  `json:"taps"`
 	Source        string    `json:"source"`
 	SourceSHA256  string    `json:"source_sha256,omitempty"`
@@ -101,8 +108,8 @@ func Build(sd torchckpt.StateDict, opts Options) (*tflite.Model, *Report, error)
 	if !ok {
 		return nil, nil, fmt.Errorf("resnet: unknown architecture %q (resnet18, resnet34)", opts.Arch)
 	}
-	if opts.Input < 32 || opts.Input > 1024 {
-		return nil, nil, fmt.Errorf("resnet: input size %d outside 32..1024", opts.Input)
+	if opts.Input < 32 || opts.Input > 1024 || opts.InputH < 32 || opts.InputH > 1024 {
+		return nil, nil, fmt.Errorf("resnet: input size %dx%d outside 32..1024", opts.Input, opts.InputH)
 	}
 	depth := 0
 	for _, t := range opts.Taps {
@@ -125,11 +132,14 @@ func Build(sd torchckpt.StateDict, opts Options) (*tflite.Model, *Report, error)
 	prov := Provenance{Builder: "linesight model build", Arch: arch.Name, Input: opts.Input, Taps: opts.Taps,
 		Source: opts.Source, SourceSHA256: opts.SourceSHA256, RandomWeights: opts.Random, Type: "float32",
 		BNEps: BNEps, Mean: Mean[:], Std: Std[:]}
+	if opts.InputH != opts.Input {
+		prov.InputH = opts.InputH
+	}
 	if opts.Random {
 		s := opts.Seed
 		prov.Seed = &s
 	}
-	fm, names, err := graph(net, opts.Input, opts.Taps, nil, description(&prov))
+	fm, names, err := graph(net, opts.Input, opts.InputH, opts.Taps, nil, description(&prov))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +158,7 @@ func Build(sd torchckpt.StateDict, opts Options) (*tflite.Model, *Report, error)
 	if opts.Method == "percentile" {
 		prov.Calibration.Percentile = opts.Percentile
 	}
-	qm, _, err := graph(net, opts.Input, opts.Taps, ranges, description(&prov))
+	qm, _, err := graph(net, opts.Input, opts.InputH, opts.Taps, ranges, description(&prov))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,7 +166,11 @@ func Build(sd torchckpt.StateDict, opts Options) (*tflite.Model, *Report, error)
 }
 
 func description(p *Provenance) string {
-	s := fmt.Sprintf("Linesight %s to %s, %s, %dx%d uint8 RGB input", p.Arch, p.Taps[len(p.Taps)-1], p.Type, p.Input, p.Input)
+	h := p.Input
+	if p.InputH > 0 {
+		h = p.InputH
+	}
+	s := fmt.Sprintf("Linesight %s to %s, %s, %dx%d uint8 RGB input", p.Arch, p.Taps[len(p.Taps)-1], p.Type, p.Input, h)
 	if p.RandomWeights {
 		s += "; RANDOM WEIGHTS: NOT ImageNet features (demo and tests only)"
 	} else {

@@ -228,23 +228,23 @@ func (e *emitter) normalize(in int32) (int32, error) {
 // graph emits the network with the given layer outputs ("layer1".."layer4")
 // as the model's outputs, and returns it with the names of all activation
 // tensors (the calibration taps).
-func graph(n *Net, input int, taps []string, ranges map[string]Range, description string) (*tflite.Model, []string, error) {
+func graph(n *Net, width, height int, taps []string, ranges map[string]Range, description string) (*tflite.Model, []string, error) {
 	e := &emitter{b: tflite.NewBuilder(description), ranges: ranges, quant: map[int32]*tflite.Quantization{}, shape: map[int32][]int32{}}
-	sz := int32(input)
+	w, h := int32(width), int32(height)
 	var in, x int32
 	var err error
 	if e.float() {
-		in = e.b.Tensor("input", tflite.Float32, []int32{1, sz, sz, 3}, nil, nil)
-		e.shape[in] = []int32{1, sz, sz, 3}
+		in = e.b.Tensor("input", tflite.Float32, []int32{1, h, w, 3}, nil, nil)
+		e.shape[in] = []int32{1, h, w, 3}
 		x = in
 	} else {
 		// Plain uint8 pixels, scale 1/255: real values in [0, 1]; QUANTIZE
 		// to int8 is an exact shift by 128.
-		in = e.b.Tensor("input", tflite.Uint8, []int32{1, sz, sz, 3}, tflite.PerTensor(1.0/255, 0), nil)
-		e.shape[in] = []int32{1, sz, sz, 3}
+		in = e.b.Tensor("input", tflite.Uint8, []int32{1, h, w, 3}, tflite.PerTensor(1.0/255, 0), nil)
+		e.shape[in] = []int32{1, h, w, 3}
 		q := tflite.PerTensor(1.0/255, -128)
-		x = e.b.Tensor("input_int8", tflite.Int8, []int32{1, sz, sz, 3}, q, nil)
-		e.quant[x], e.shape[x] = q, []int32{1, sz, sz, 3}
+		x = e.b.Tensor("input_int8", tflite.Int8, []int32{1, h, w, 3}, q, nil)
+		e.quant[x], e.shape[x] = q, []int32{1, h, w, 3}
 		e.b.Op(tflite.OpQuantize, 1, []int32{in}, []int32{x}, tflite.QuantizeOptions{})
 	}
 	if x, err = e.normalize(x); err != nil {
