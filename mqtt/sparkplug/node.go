@@ -38,7 +38,8 @@ type Options struct {
 	BdSeqFile string
 
 	// NodeMetrics are the node's own metrics for NBIRTH (besides bdSeq
-	// and Node Control), read at every birth.
+	// and Node Control), read at every birth. Like DeviceMetrics, it runs
+	// under the node's publishing lock and must not call the node.
 	NodeMetrics func() []Metric
 	// Definitions are template definitions (Type Template, Value a
 	// *Template with Definition set), published in NBIRTH as
@@ -398,14 +399,17 @@ func (n *EdgeNode) Rebirth() bool {
 // birth publishes NBIRTH (seq 0, the session's bdSeq) and DBIRTH, as one
 // sequence no DDATA can enter.
 func (n *EdgeNode) birth(c paho.Client) bool {
-	node, dev := n.opts.NodeMetrics(), n.opts.DeviceMetrics()
-	now := time.Now()
-	ts := proto.Uint64(millis(now))
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.c != c {
 		return false
 	}
+	// The values are read under the lock that orders publishing: a DDATA
+	// of newer values cannot go out between reading them and the DBIRTH
+	// (the host would keep the older ones). The callbacks must not call
+	// back into the node.
+	node, dev := n.opts.NodeMetrics(), n.opts.DeviceMetrics()
+	ts := proto.Uint64(millis(time.Now()))
 	n.seq = 0 // [tck-id-payloads-nbirth-seq]
 	nb := &Payload{Timestamp: ts, Seq: proto.Uint64(n.nextSeqLocked())}
 	nb.Metrics = append(nb.Metrics, &Payload_Metric{Name: proto.String(MetricBdSeq), Timestamp: ts,
