@@ -35,6 +35,11 @@ func init() {
 // boards are estimates from their cores' documented issue rates (boards
 // below), while this machine's are measured by a short calibration run.
 
+// maxPlanActivations bounds the engine plan builds at another input size:
+// the sum of the backbone's activations at that size (an upper bound of
+// the arena).
+const maxPlanActivations = 1 << 30
+
 // planArgs is what `linesight plan` is asked.
 type planArgs struct {
 	Model          string
@@ -250,6 +255,24 @@ func makePlan(a planArgs) (*planReport, error) {
 	opt := engine.Options{Threads: a.Threads, Taps: a.Taps}
 	if a.InputW != sw || a.InputH != sh {
 		opt.InputW, opt.InputH = a.InputW, a.InputH
+		// The engine allocates its arena for the new size: refuse sizes
+		// whose activations would not fit before it tries (their sum
+		// bounds the arena, which shares memory by liveness).
+		rm, err := model.AtInputSize(m, a.Taps, a.InputH, a.InputW)
+		if err != nil {
+			return nil, err
+		}
+		var act int64
+		sg := &rm.Subgraphs[0]
+		for i := range sg.Tensors {
+			if b := sg.Tensors[i].Buffer; b == 0 || int(b) >= len(rm.Buffers) || len(rm.Buffers[b]) == 0 {
+				act += int64(model.InfoOf(rm, i).Bytes())
+			}
+		}
+		if act > maxPlanActivations {
+			return nil, fmt.Errorf("plan: at %dx%d the backbone's activations take up to %d MiB; plan builds the engine only up to %d MiB (choose a smaller --input, or --tiles)",
+				a.InputW, a.InputH, act>>20, maxPlanActivations>>20)
+		}
 	}
 	// The engine at this geometry: its steps are the work of a frame.
 	ip, err := engine.NewInterpreter(m, opt)

@@ -255,6 +255,7 @@ func TestPlanCommand(t *testing.T) {
 		{[]string{"plan", path, "--taps", "c1,c2", "--ratio", "1.5"}, "ratio 1.5"},
 		{[]string{"plan", path, "--taps", "c1,c2", "--folds", "1"}, "1 folds"},
 		{[]string{"plan", path, "--taps", "c1,nope"}, "nope"},
+		{[]string{"plan", path, "--taps", "c1,c2", "--input", "16384x16384"}, "activations take up to"},
 		{[]string{"plan", filepath.Join(t.TempDir(), "missing.tflite")}, "missing.tflite"},
 	} {
 		var buf bytes.Buffer
