@@ -93,7 +93,7 @@ func yccPixel(o []uint8, y, cb, cr uint8) {
 	o[2] = clamp8(yy + cbB[cb])
 }
 
-// fallback decodes what this package does not (progressive, CMYK) with
+// fallback decodes what this package does not (CMYK) with
 // image/jpeg, then reduces it to the scale by averaging s x s pixels (the
 // mean the reduced DCT approximates). It allocates.
 func (d *Decoder) fallback(dst *rgb.Image, data []byte) error {

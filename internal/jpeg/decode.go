@@ -70,6 +70,9 @@ type component struct {
 	// blocksW/H: blocks holding image data (a non-interleaved scan's
 	// extent, A.2.2).
 	blocksW, blocksH int
+	// Progressive images: every block's quantized coefficients in zig-zag
+	// order, (mcux*h) x (mcuy*v) blocks, built up scan by scan.
+	coefs []int16
 }
 
 // Decoder decodes JPEG images into rgb.Images. Its buffers are reused from
@@ -83,8 +86,7 @@ type Decoder struct {
 	// MaxPixels refuses images whose header declares more pixels (before
 	// any allocation); 0 is DefaultMaxPixels.
 	MaxPixels int
-	// Fallbacks counts the images handed to image/jpeg (progressive,
-	// CMYK).
+	// Fallbacks counts the images handed to image/jpeg (CMYK).
 	Fallbacks int
 
 	qt          [4][64]int32 // quantization tables, zig-zag order
@@ -109,6 +111,10 @@ type Decoder struct {
 	scanComps   [3]*component
 	nscanComps  int
 	unsupported string // why the fallback decodes this image
+	progressive bool
+	eobrun      int // progressive AC scans: blocks left in an end-of-band run
+	ss, se      int // progressive scans: the spectral band
+	ah, al      int // and the successive approximation bits
 }
 
 // Config returns the width and height an image's frame header declares,
@@ -154,7 +160,7 @@ var errFallback = errors.New("fallback")
 // headerOnly (which stops at the frame header).
 func (d *Decoder) parse(data []byte, headerOnly bool) error {
 	d.qtSet, d.dcSet, d.acSet = [4]bool{}, [4]bool{}, [4]bool{}
-	d.sof, d.scans, d.ri, d.adobe, d.unsupported = false, 0, 0, false, ""
+	d.sof, d.scans, d.ri, d.adobe, d.unsupported, d.progressive = false, 0, 0, false, "", false
 	if len(data) < 2 || data[0] != 0xFF || data[1] != mSOI {
 		return errorf("missing SOI marker")
 	}
@@ -162,7 +168,8 @@ func (d *Decoder) parse(data []byte, headerOnly bool) error {
 	for {
 		if p >= len(data) {
 			if d.scans > 0 {
-				return nil // no EOI: accepted, as libjpeg does
+				d.finish() // no EOI: accepted, as libjpeg does
+				return nil
 			}
 			return errorf("data ends before the first scan")
 		}
@@ -182,6 +189,7 @@ func (d *Decoder) parse(data []byte, headerOnly bool) error {
 			if d.scans == 0 {
 				return errorf("EOI before any scan")
 			}
+			d.finish()
 			return nil
 		case m == mSOI:
 			return errorf("SOI inside the image")
@@ -219,7 +227,7 @@ func (d *Decoder) parse(data []byte, headerOnly bool) error {
 			if d.sof {
 				return errorf("two frame headers")
 			}
-			err = d.parseSOF(seg, m == mSOF2)
+			err = d.parseSOF(seg, m == mSOF2, headerOnly)
 			if errors.Is(err, errFallback) {
 				return err
 			}
@@ -296,7 +304,7 @@ func (d *Decoder) parseDHT(seg []byte) error {
 
 // parseSOF reads the frame header (B.2.2), refuses absurd sizes before
 // allocating, and sizes the component planes.
-func (d *Decoder) parseSOF(seg []byte, progressive bool) error {
+func (d *Decoder) parseSOF(seg []byte, progressive, headerOnly bool) error {
 	if len(seg) < 6 {
 		return errorf("frame header cut short")
 	}
@@ -321,10 +329,8 @@ func (d *Decoder) parseSOF(seg []byte, progressive bool) error {
 		return errorf("%d-bit samples (only 8-bit are supported)", prec)
 	}
 	d.sof = true
+	d.progressive = progressive
 	switch {
-	case progressive:
-		d.unsupported = "progressive"
-		return errFallback
 	case nc == 4:
 		d.unsupported = "4-component (CMYK)"
 		return errFallback
@@ -365,6 +371,9 @@ func (d *Decoder) parseSOF(seg []byte, progressive bool) error {
 	}
 	d.mcux = (d.w + 8*d.hmax - 1) / (8 * d.hmax)
 	d.mcuy = (d.h + 8*d.vmax - 1) / (8 * d.vmax)
+	if headerOnly {
+		return nil
+	}
 	for i := 0; i < nc; i++ {
 		c := &d.comps[i]
 		c.stride = d.mcux * c.h * d.bs
@@ -378,6 +387,15 @@ func (d *Decoder) parseSOF(seg []byte, progressive bool) error {
 		cw := (d.w*c.h + d.hmax - 1) / d.hmax
 		ch := (d.h*c.v + d.vmax - 1) / d.vmax
 		c.blocksW, c.blocksH = (cw+7)/8, (ch+7)/8
+		if progressive {
+			n := d.mcux * c.h * d.mcuy * c.v * 64
+			if cap(c.coefs) < n {
+				c.coefs = make([]int16, n)
+			} else {
+				c.coefs = c.coefs[:n]
+				clear(c.coefs)
+			}
+		}
 	}
 	return nil
 }
@@ -410,8 +428,8 @@ func (d *Decoder) scan(data, seg []byte, p int) (int, error) {
 			}
 		}
 		c.td, c.ta = t>>4, t&15
-		if c.td > 3 || c.ta > 3 || !d.dcSet[c.td] || !d.acSet[c.ta] {
-			return 0, errorf("component %d uses Huffman tables %d/%d, not defined", id, c.td, c.ta)
+		if c.td > 3 || c.ta > 3 {
+			return 0, errorf("component %d uses Huffman tables %d/%d", id, c.td, c.ta)
 		}
 		if !d.qtSet[c.tq] {
 			return 0, errorf("component %d uses quantization table %d, not defined", id, c.tq)
@@ -420,9 +438,11 @@ func (d *Decoder) scan(data, seg []byte, p int) (int, error) {
 		d.scanComps[i] = c
 	}
 	d.nscanComps = ns
-	if ss, se, a := seg[1+2*ns], seg[2+2*ns], seg[3+2*ns]; ss != 0 || se != 63 || a != 0 {
-		return 0, errorf("sequential scan with Ss=%d Se=%d Ah/Al=%#02x", ss, se, a)
+	d.ss, d.se, d.ah, d.al = int(seg[1+2*ns]), int(seg[2+2*ns]), int(seg[3+2*ns]>>4), int(seg[3+2*ns]&15)
+	if err := d.checkScan(); err != nil {
+		return 0, err
 	}
+	d.eobrun = 0
 	// Blocks per "MCU" and MCUs: an interleaved scan's MCU holds h x v
 	// blocks of each component; a single component's is one block.
 	mcuW, mcuH := d.mcux, d.mcuy
@@ -489,12 +509,16 @@ func (d *Decoder) restart(n int) error {
 	for j := 0; j < d.nscanComps; j++ {
 		d.scanComps[j].pred = 0
 	}
+	d.eobrun = 0
 	return nil
 }
 
 // block decodes one block of c (F.2.2) and writes its inverse DCT at block
 // (bx, by) of c's plane.
 func (d *Decoder) block(c *component, bx, by int) error {
+	if d.progressive {
+		return d.progressiveBlock(c, bx, by)
+	}
 	br := &d.br
 	q := &d.qt[c.tq]
 	// DC: the difference to the predictor.
@@ -546,6 +570,15 @@ func (d *Decoder) block(c *component, bx, by int) error {
 		blk[zigzag[k]] = br.receiveExtend(s) * q[k]
 		last = k
 	}
+	d.transform(c, bx, by, last)
+	return nil
+}
+
+// transform writes the inverse DCT of d.blk (dequantized, natural order;
+// last is the zig-zag index of its last nonzero coefficient) at block (bx,
+// by) of c's plane, at the output scale, and clears d.blk.
+func (d *Decoder) transform(c *component, bx, by, last int) {
+	blk := &d.blk
 	off := by*d.bs*c.stride + bx*d.bs
 	dst := c.plane[off:]
 	switch {
@@ -563,5 +596,4 @@ func (d *Decoder) block(c *component, bx, by int) error {
 	if last > 0 {
 		*blk = [64]int32{}
 	}
-	return nil
 }

@@ -10,17 +10,19 @@
 //
 // # What it decodes, and what it hands on
 //
-// Decoded here: SOF0 and SOF1 frames with 1 (grayscale) or 3 components
-// (YCbCr, or RGB when an Adobe APP14 segment says so or the component ids
-// are 'R','G','B'), any sampling factors whose ratios to the largest are 1,
-// 2 or 4 (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1), interleaved and
-// non-interleaved scans, restart intervals, 8- and 16-bit quantization
-// tables, and frames without an EOI. Progressive (SOF2) images and 4-component
-// (CMYK/YCCK) images are decoded by Go's image/jpeg instead (Decoder.Fallbacks
-// counts them): it allocates per frame, which cameras never exercise (their
-// MJPEG is baseline) but still images may. Everything else (lossless,
-// arithmetic coding, 12-bit samples, unusual sampling ratios) is an error,
-// as it is for image/jpeg.
+// Decoded here: SOF0 (baseline), SOF1 (extended sequential) and SOF2
+// (progressive) frames with 1 (grayscale) or 3 components (YCbCr, or RGB
+// when an Adobe APP14 segment says so or the component ids are 'R','G','B'),
+// any sampling factors whose ratios to the largest are 1, 2 or 4 (4:4:4,
+// 4:2:2, 4:2:0, 4:4:0, 4:1:1), interleaved and non-interleaved scans,
+// restart intervals, 8- and 16-bit quantization tables, and frames without
+// an EOI. A progressive image keeps its coefficients (2 bytes each) until
+// its last scan, then takes the sequential path's transforms; sequential
+// images go from the entropy decoder straight to the transform. 4-component
+// (CMYK/YCCK) images, which no camera sends, are decoded by Go's image/jpeg
+// instead (Decoder.Fallbacks counts them; that allocates). Everything else
+// (lossless, hierarchical, arithmetic coding, 12-bit samples, unusual
+// sampling ratios) is an error, as it is for image/jpeg.
 //
 // # Arithmetic, and how close it is to other decoders
 //
