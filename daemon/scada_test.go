@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/mqtt"
 	"github.com/linesight/linesight/mqtt/sparkplug/sptest"
+	"go.uber.org/goleak"
 )
 
 // scadaConfig is the fixture's configuration with a triggered camera, the
@@ -306,4 +308,29 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 		t.Errorf("recipe switches audited by %v, want plc:topic, plc:sparkplug, unsigned", who)
 	}
 	_ = strings.TrimSpace
+}
+
+// TestSCADAStopsEverything: a station with the edge node, the handshake and
+// recipes stops leaving no goroutine behind, and its edge node says
+// goodbye with NDEATH carrying its NBIRTH's bdSeq (a clean stop, not the
+// will).
+func TestSCADAStopsEverything(t *testing.T) {
+	f := newFixture(t)
+	py := sptest.Decoder(t)
+	mq := testenv.Mosquitto(t)
+	sp := sptest.Record(t, mq.URL(), "spBv1.0/#")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := f.scadaConfig(t, mq.URL())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, quiet) }()
+	nb := py.Decode(t, sp.Wait(t, "NBIRTH", 1, 30*time.Second)[0].Payload)[0]
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	nd := py.Decode(t, sp.Wait(t, "NDEATH", 1, 10*time.Second)[0].Payload)[0]
+	if b, d := sptest.Uint(sptest.Metric(nb, "bdSeq")["long_value"]), sptest.Uint(sptest.Metric(nd, "bdSeq")["long_value"]); b != d {
+		t.Errorf("NDEATH bdSeq %d, NBIRTH's %d", d, b)
+	}
 }
