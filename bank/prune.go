@@ -90,6 +90,12 @@ func (s *Searcher) nearestClustered(dist2, idx []int32) {
 
 	// Round two: every other cluster the bound does not rule out against
 	// round one's best, listed per worker, then grouped by cluster.
+	// Run gives worker w a range after worker w−1's, so concatenating the
+	// workers' lists in order keeps every cluster's queries increasing,
+	// which visitClusters relies on. Workers Run leaves idle list none.
+	for w := range cs.ws {
+		cs.ws[w].pair = cs.ws[w].pair[:0]
+	}
 	s.pool.Run((m+searchRows-1)/searchRows, 1, cs.candFn)
 	clear(cs.off)
 	total := 0
@@ -98,6 +104,17 @@ func (s *Searcher) nearestClustered(dist2, idx []int32) {
 			cs.off[cs.ws[w].pair[p+1]+1]++
 		}
 		total += len(cs.ws[w].pair) / 2
+	}
+	for _, v := range cs.visited {
+		s.macs += v * int64(dim)
+	}
+	clear(cs.visited)
+	if 2*total > m*(ci.nc-1) {
+		// The bound rules out less than half the clusters (features with
+		// no structure the bank knows, such as i.i.d. noise): brute force
+		// runs its longer blocks faster than visits to most clusters.
+		s.nearestBrute(dist2, idx)
+		return
 	}
 	if total > 0 {
 		for g := range ci.nc {
@@ -208,14 +225,21 @@ func (s *Searcher) visitClusters(lo, hi, worker int) {
 		bn, cols, pk := ci.bn[j0:j1], ci.perm[j0:j1], ci.pk[g]
 		for q0 := 0; q0 < len(qs); q0 += searchRows {
 			nq := min(searchRows, len(qs)-q0)
-			for r, i := range qs[q0 : q0+nq] {
-				copy(w.q[r*dim:(r+1)*dim], s.q[int(i)*dim:(int(i)+1)*dim])
+			// Queries are listed in increasing order: a run of consecutive
+			// ones is read in place rather than gathered.
+			a := w.q
+			if first, last := int(qs[q0]), int(qs[q0+nq-1]); last-first == nq-1 {
+				a = s.q[first*dim : (last+1)*dim]
+			} else {
+				for r, i := range qs[q0 : q0+nq] {
+					copy(w.q[r*dim:(r+1)*dim], s.q[int(i)*dim:(int(i)+1)*dim])
+				}
 			}
 			if s.fused {
 				for r := range nq {
 					w.lanes[r].Reset()
 				}
-				_ = pk.NearestCols(nq, w.q, dim, 0, size, bn, cols, w.lanes[:nq])
+				_ = pk.NearestCols(nq, a, dim, 0, size, bn, cols, w.lanes[:nq])
 				for r, i := range qs[q0 : q0+nq] {
 					v, j := bestLane(&w.lanes[r])
 					keep(dist, idx, int(i), s.qn[i]+v, j)
@@ -226,7 +250,7 @@ func (s *Searcher) visitClusters(lo, hi, worker int) {
 			// smaller distance replaces, so the lowest index wins ties.
 			for c0 := 0; c0 < size; c0 += searchBlock {
 				nb := min(searchBlock, size-c0)
-				_ = pk.GemmCols(nq, w.q, dim, c0, nb, w.c, nb)
+				_ = pk.GemmCols(nq, a, dim, c0, nb, w.c, nb)
 				for r, i := range qs[q0 : q0+nq] {
 					v, j := qgemm.ArgminBiased(w.c[r*nb:(r+1)*nb], bn[c0:c0+nb])
 					keep(dist, idx, int(i), s.qn[i]+v, cols[c0+j])

@@ -135,10 +135,18 @@ func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
 	s.m, s.q = m, q
 	if s.ci != nil && !s.exhaustive {
 		s.nearestClustered(dist2, idx)
-		s.q = nil
-		return nil
+	} else {
+		s.nearestBrute(dist2, idx)
 	}
-	s.macs += int64(m) * int64(s.b.Meta.Count) * int64(dim)
+	s.q = nil
+	return nil
+}
+
+// nearestBrute is Nearest comparing every query with every bank vector;
+// s.q, s.m and s.qn are set.
+func (s *Searcher) nearestBrute(dist2, idx []int32) {
+	m := s.m
+	s.macs += int64(m) * int64(s.b.Meta.Count) * int64(s.b.Meta.Dim)
 	blocks := (s.b.Meta.Count + searchBlock - 1) / searchBlock
 	for w := range s.ws {
 		for i := range m {
@@ -158,8 +166,6 @@ func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
 		}
 		dist2[i], idx[i] = best, bi
 	}
-	s.q = nil
-	return nil
 }
 
 // searchBlocksFused is searchBlocks with the minima kept by the kernel:

@@ -207,3 +207,23 @@ func BenchmarkSearchPaired(b *testing.B) {
 	b.Run("resnet18-synth/good", func(b *testing.B) { pairedSearch(b, bk, good, m) })
 	b.Run("resnet18-synth/anomalous", func(b *testing.B) { pairedSearch(b, bk, bad, m) })
 }
+
+// BenchmarkSearchPairedIID is the worst case for the clustered search: a
+// bank of i.i.d. values (as `linesight bench`'s synthetic bank, exponential
+// like pooled post-ReLU features) and queries from the same distribution,
+// where no bound rules anything out.
+func BenchmarkSearchPairedIID(b *testing.B) {
+	const n, dim, m = 15680, 384, 784
+	rng := rand.New(rand.NewPCG(1, 2))
+	draw := func(k int) []int8 {
+		v := make([]int8, k)
+		for i := range v {
+			v[i] = int8(min(127, rng.ExpFloat64()*20))
+		}
+		return v
+	}
+	vecs := draw(n * dim)
+	frames := [][]int8{draw(m * dim), draw(m * dim)}
+	bk := &Bank{Meta: Meta{Dim: dim, Count: n}, Vectors: vecs, Norms: norms(vecs, dim)}
+	b.Run("iid-exponential", func(b *testing.B) { pairedSearch(b, bk, frames, m) })
+}
