@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,9 +95,34 @@ func do2(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 	defer cancel()
 	if err := chromedp.Do(c, steps...); err != nil {
 		// What the page told its user, if anything.
-		msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.said || ""`))
+		msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(document.body.dataset)`))
 		t.Fatalf("%s: %v (the page says %q)", what, err, msg)
 	}
+}
+
+// dialogOpen waits for the confirmation dialog to be open and its buttons
+// to stay where they are for two looks in a row: a click at where a
+// button was a moment before its layout settled lands outside the dialog.
+func dialogOpen() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		prev := ""
+		for {
+			cur, err := chromedp.Evaluate[string](`(() => { const d = document.querySelector("#confirm"), r = document.querySelector("#confirm-yes").getBoundingClientRect();
+				return d.open && r.width > 0 ? JSON.stringify(r) : ""; })()`)(ctx, t)
+			if err != nil {
+				return err
+			}
+			if cur != "" && cur == prev {
+				return nil
+			}
+			prev = cur
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
 }
 
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
@@ -208,33 +234,47 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	n := len(results) - 1 // not all: the count must follow n
-	th := (results[0].Threshold + results[len(results)-1].Score) / 2
-	for _, r := range results {
-		if r.Verdict == mqtt.Fail {
-			th = r.Score * 0.999 // just below a failing score: at least that part flips
-			break
-		}
-	}
-	var wantToFail, wantToPass int
+	var passed, failed []float64
 	for _, r := range results[len(results)-n:] {
-		failed, would := r.Verdict == mqtt.Fail, r.Score > th
-		if would && !failed {
-			wantToFail++
-		}
-		if failed && !would {
-			wantToPass++
+		if r.Verdict == mqtt.Fail {
+			failed = append(failed, r.Score)
+		} else {
+			passed = append(passed, r.Score)
 		}
 	}
-	thText := strconv.FormatFloat(th, 'g', -1, 64)
-	do2(t, ctx, "the threshold page", chromedp.Navigate(base+"/threshold"), chromedp.WaitVisible(chromedp.CSS(`#th-value`)),
-		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const n = document.querySelector("#th-n"); n.value = "%d"; const v = document.querySelector("#th-value"); v.value = "%s"; v.dispatchEvent(new Event("input")); })()`, n, thText)),
-		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector(".threshold").dataset.previewT === "%s" && document.querySelector(".threshold").dataset.previewN === "%d"`, thText, n),
-			chromedp.WithPollingTimeout(10*time.Second)))
-	got := eval[[]string](t, ctx, `["#pv-tofail", "#pv-topass", "#pv-n"].map((s) => document.querySelector(s).textContent)`)
-	want := []string{strconv.Itoa(wantToFail), strconv.Itoa(wantToPass), strconv.Itoa(n)}
-	t.Logf("threshold preview at %s over the last %d parts: page %v, computed %v", thText, n, got, want)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("threshold preview at %s: page says to-fail, to-pass, n = %v, computed %v", thText, got, want)
+	if len(passed) < 2 || len(failed) < 2 {
+		t.Fatalf("the fixture gave %d passed and %d failed parts; the preview needs both", len(passed), len(failed))
+	}
+	slices.Sort(passed)
+	slices.Sort(failed)
+	// Between the failed scores some failed parts would pass; between the
+	// passed ones some passed parts would fail.
+	do2(t, ctx, "the threshold page", chromedp.Navigate(base+"/threshold"), chromedp.WaitVisible(chromedp.CSS(`#th-value`)))
+	for _, th := range []float64{(failed[0] + failed[1]) / 2, (passed[len(passed)-2] + passed[len(passed)-1]) / 2} {
+		var wantToFail, wantToPass int
+		for _, r := range results[len(results)-n:] {
+			failed, would := r.Verdict == mqtt.Fail, r.Score > th
+			if would && !failed {
+				wantToFail++
+			}
+			if failed && !would {
+				wantToPass++
+			}
+		}
+		if wantToFail+wantToPass == 0 {
+			t.Fatalf("at %v nothing would flip: not a test", th)
+		}
+		thText := strconv.FormatFloat(th, 'g', -1, 64)
+		do2(t, ctx, "move the threshold",
+			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const n = document.querySelector("#th-n"); n.value = "%d"; const v = document.querySelector("#th-value"); v.value = "%s"; v.dispatchEvent(new Event("input")); })()`, n, thText)),
+			chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector(".threshold").dataset.previewT === "%s" && document.querySelector(".threshold").dataset.previewN === "%d"`, thText, n),
+				chromedp.WithPollingTimeout(10*time.Second)))
+		got := eval[[]string](t, ctx, `["#pv-tofail", "#pv-topass", "#pv-n"].map((s) => document.querySelector(s).textContent)`)
+		want := []string{strconv.Itoa(wantToFail), strconv.Itoa(wantToPass), strconv.Itoa(n)}
+		t.Logf("threshold preview at %.4g over the last %d parts: page (to fail, to pass, n) %v, computed %v", th, n, got, want)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("threshold preview at %s: page says to-fail, to-pass, n = %v, computed %v", thText, got, want)
+		}
 	}
 	shoot(t, ctx, shots, "console-threshold")
 
@@ -242,20 +282,21 @@ func TestConsoleInChromium(t *testing.T) {
 	db := cfg.Bank.DB
 	do2(t, ctx, "the banks page", chromedp.Navigate(base+"/banks"), chromedp.WaitVisible(chromedp.CSS(`button.activate[data-version="2"]`)))
 	shoot(t, ctx, shots, "console-banks")
-	do2(t, ctx, "activate, then cancel", chromedp.Click(chromedp.CSS(`button.activate[data-version="2"]`)), chromedp.WaitVisible(chromedp.CSS(`#confirm[open]`)),
+	do2(t, ctx, "activate, then cancel", chromedp.Click(chromedp.CSS(`button.activate[data-version="2"]`)), dialogOpen(),
 		chromedp.Click(chromedp.CSS(`#confirm-no`)), chromedp.WaitNotVisible(chromedp.CSS(`#confirm`)))
 	if v := activeBank(t, db); v != 1 {
 		t.Fatalf("after a cancelled activation the active bank is %d", v)
 	}
-	do2(t, ctx, "activate, then confirm", chromedp.Click(chromedp.CSS(`button.activate[data-version="2"]`)), chromedp.WaitVisible(chromedp.CSS(`#confirm[open]`)))
+	do2(t, ctx, "activate, then confirm", chromedp.Click(chromedp.CSS(`button.activate[data-version="2"]`)), dialogOpen())
 	shoot(t, ctx, shots, "console-confirm")
-	do2(t, ctx, "confirm", chromedp.Click(chromedp.CSS(`#confirm-yes`)), chromedp.WaitNotVisible(chromedp.CSS(`#confirm`)),
-		chromedp.WaitVisible(chromedp.CSS(`tr.active#bank-2`)))
+	do2(t, ctx, "confirm", chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("tr.active#bank-2")`, chromedp.WithPollingTimeout(20*time.Second)))
 	if v := activeBank(t, db); v != 2 {
 		t.Fatalf("after a confirmed activation the active bank is %d, want 2", v)
 	}
-	do2(t, ctx, "roll back", chromedp.WaitVisible(chromedp.CSS(`#rollback`)), chromedp.Click(chromedp.CSS(`#rollback`)), chromedp.WaitVisible(chromedp.CSS(`#confirm[open]`)),
-		chromedp.Click(chromedp.CSS(`#confirm-yes`)), chromedp.WaitNotVisible(chromedp.CSS(`#confirm`)), chromedp.WaitVisible(chromedp.CSS(`tr.active#bank-1`)))
+	do2(t, ctx, "roll back", chromedp.WaitVisible(chromedp.CSS(`#rollback`)), chromedp.Click(chromedp.CSS(`#rollback`)), dialogOpen(),
+		chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("tr.active#bank-1")`, chromedp.WithPollingTimeout(20*time.Second)))
 	if v := activeBank(t, db); v != 1 {
 		t.Fatalf("after a confirmed rollback the active bank is %d, want 1", v)
 	}

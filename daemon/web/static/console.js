@@ -26,17 +26,19 @@
     d.returnValue = "";
     d.showModal();
     return new Promise((resolve) => {
-      d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+      d.addEventListener("close", () => { document.body.dataset.answer = d.returnValue; resolve(d.returnValue === "ok"); }, { once: true });
     });
   }
 
   async function post(url, body) {
+    document.body.dataset.posting = url;
     const r = await fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: JSON.stringify(body || {}),
     });
     const text = await r.text();
+    document.body.dataset.posting = "";
     let data = null;
     try { data = JSON.parse(text); } catch (e) { data = { error: text.trim() }; }
     if (!r.ok) throw new Error((data && data.error) || r.statusText);
@@ -184,19 +186,29 @@
   }
 
   // ---- Banks ----
-  function banks() {
+  // refreshMain replaces the page's content with a fresh copy from the
+  // server (no reload: the event stream and the page stay).
+  async function refreshMain(bind) {
+    const r = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    const fresh = doc.querySelector("main");
+    if (fresh) { document.querySelector("main").replaceWith(document.adoptNode(fresh)); bind(); }
+  }
+
+  function bindBanks() {
     for (const b of document.querySelectorAll("button.activate")) {
       b.addEventListener("click", async () => {
         const v = parseInt(b.dataset.version, 10);
         if (!await ask(`Activate bank version ${v}? The station inspects with it from the next part on; pass/fail may change. This is recorded in the audit log.`)) return;
-        try { const r = await post("/api/bank/activate", { version: v, confirmed: true }); toast("Bank version " + r.version + " in use"); setTimeout(() => location.reload(), 600); }
+        try { const r = await post("/api/bank/activate", { version: v, confirmed: true }); toast("Bank version " + r.version + " in use"); refreshMain(bindBanks); }
         catch (e) { toast(e.message, true); }
       });
     }
     const rb = $("#rollback");
     if (rb) rb.addEventListener("click", async () => {
       if (!await ask(`Roll back to bank version ${rb.dataset.version}? This is recorded in the audit log.`)) return;
-      try { const r = await post("/api/bank/rollback", { confirmed: true }); toast("Rolled back: version " + r.version + " in use"); setTimeout(() => location.reload(), 600); }
+      try { const r = await post("/api/bank/rollback", { confirmed: true }); toast("Rolled back: version " + r.version + " in use"); refreshMain(bindBanks); }
       catch (e) { toast(e.message, true); }
     });
     const form = $("#enroll");
@@ -207,6 +219,10 @@
       if (!await ask(`Teach the station: take the next ${body.count} parts as GOOD parts and build a new bank${body.activate ? " and put it in use" : ""}? Only good parts may pass the camera meanwhile.`)) return;
       try { await post("/api/bank/enroll", body); toast("Teach mode started"); } catch (e) { toast(e.message, true); }
     });
+  }
+
+  function banks() {
+    bindBanks();
     let was = "";
     stream(null, (s) => {
       const e = s.enroll;
@@ -215,7 +231,7 @@
       $("#enroll-state").textContent = txt;
       const p = $("#enroll-progress");
       p.value = e.state === "capturing" ? e.captured / Math.max(1, e.count) : (e.total ? e.done / e.total : (e.state === "done" ? 1 : p.value));
-      if (was && was !== e.state && (e.state === "done" || e.state === "failed")) setTimeout(() => location.reload(), 1500);
+      if (was && was !== e.state && (e.state === "done" || e.state === "failed")) refreshMain(bindBanks);
       was = e.state;
     });
   }
@@ -235,6 +251,6 @@
     });
   }
 
-  const pages = { live, trends, threshold, banks, failure, health: () => setTimeout(() => location.reload(), 5000) };
+  const pages = { live, trends, threshold, banks, failure, health: () => setInterval(() => refreshMain(() => {}), 5000) };
   if (pages[page]) pages[page]();
 })();
