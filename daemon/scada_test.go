@@ -288,6 +288,37 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 	}
 	t.Logf("%d parts, %d regions compared between DDATA DataSets and JSON results", len(rs), det)
 
+	// Every message of the edge node's session in the order the broker
+	// delivered it: seq 0 at NBIRTH, then +1 each (DBIRTH, DDATA of parts,
+	// heartbeats, writes' echoes), with no gap.
+	var out []sptest.Msg
+	for _, m := range sp.Messages("") {
+		if strings.Contains(m.Topic, "BIRTH") || strings.Contains(m.Topic, "DATA") {
+			out = append(out, m)
+		}
+	}
+	all := make([][]byte, len(out))
+	for i, m := range out {
+		all[i] = m.Payload
+	}
+	decoded := py.Decode(t, all...)
+	for i, p := range decoded {
+		got := sptest.Seq(p)
+		switch {
+		case strings.Contains(out[i].Topic, "NBIRTH"):
+			if got != 0 {
+				t.Errorf("NBIRTH with seq %d", got)
+			}
+		case i == 0:
+			t.Fatalf("the first message is %s, not NBIRTH", out[i].Topic)
+		default:
+			if prev := sptest.Seq(decoded[i-1]); got != (prev+1)%256 {
+				t.Errorf("message %d (%s): seq %d after %d", i, out[i].Topic, got, prev)
+			}
+		}
+	}
+	t.Logf("%d Sparkplug messages in one session, seq without a gap", len(out))
+
 	// The audit log has each switch, with who asked.
 	st, err := bank.OpenStore(f.db, true)
 	if err != nil {
