@@ -218,7 +218,7 @@ func parseTiles(s string) (x, y int, err error) {
 	if err == nil && grid {
 		y, err = strconv.Atoi(b)
 	}
-	if err != nil || x < 1 || y < 1 || x*y > 1024 {
+	if err != nil || x < 1 || y < 1 || x > 1024 || y > 1024 || x*y > 1024 { // x, y first: x*y may overflow
 		return 0, 0, fmt.Errorf("plan: tiles %q: want N or CxR, 1 to 1024 tiles", s)
 	}
 	return x, y, nil

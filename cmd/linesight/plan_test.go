@@ -264,3 +264,23 @@ func TestPlanCommand(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTiles: --tiles never panics; what it accepts is 1 to 1024
+// tiles and reads back the same from its canonical form.
+func FuzzParseTiles(f *testing.F) {
+	for _, s := range []string{"1", "4", "3x2", "0", "x", "2x", "-1x3", "1024x1", "32x33", " 2X2 ", "9999999999999999999x2", "4611686018427387904x4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		x, y, err := parseTiles(s)
+		if err != nil {
+			return
+		}
+		if x < 1 || y < 1 || x > 1024 || y > 1024 || x*y > 1024 {
+			t.Fatalf("%q: accepted %dx%d", s, x, y)
+		}
+		if x2, y2, err := parseTiles(fmt.Sprintf("%dx%d", x, y)); err != nil || x2 != x || y2 != y {
+			t.Fatalf("%q: %dx%d does not read back (%dx%d, %v)", s, x, y, x2, y2, err)
+		}
+	})
+}
