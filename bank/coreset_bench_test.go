@@ -172,15 +172,20 @@ func BenchmarkCoreset(b *testing.B) {
 				for b.Loop() {
 					t0 := time.Now()
 					var err error
+					var macs int64
 					if algo == "grouped" {
+						groupedDists.Store(0)
 						_, err = selectGroupedFrom(context.Background(), x, n, set.dim, k, 1, pool)
+						macs = groupedDists.Load() * int64(set.dim)
 					} else {
-						_, err = selectLazy(context.Background(), x, n, set.dim, k, 1, pool, nil)
+						_, macs, err = selectLazyWork(context.Background(), x, n, set.dim, k, 1, pool, nil)
 					}
 					if err != nil {
 						b.Fatal(err)
 					}
 					b.ReportMetric(time.Since(t0).Seconds(), "s/select")
+					b.ReportMetric(float64(macs)/1e9, "GMAC/select")
+					b.ReportMetric(float64(macs)/(float64(n)*float64(k)*float64(set.dim)), "MACs/plain")
 				}
 			})
 		}

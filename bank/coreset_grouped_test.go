@@ -11,10 +11,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 
 	"github.com/linesight/linesight/internal/parallel"
 	"github.com/linesight/linesight/internal/qgemm"
 )
+
+// groupedDists counts the grouped selection's distance evaluations (each
+// Dim MACs), for the benchmarks' MAC counts.
+var groupedDists atomic.Int64
 
 // selectGrouped is Select as it was (after the projection): seeded first
 // centre, then the triangle-inequality pruned grouped greedy loop.
@@ -97,6 +102,7 @@ func (kc *kCenter) start(c int) {
 			kc.mind[i] = kc.dist(i, c)
 		}
 	})
+	groupedDists.Add(int64(kc.n))
 	kc.centre = append(kc.centre, int32(c))
 	kc.members = append(kc.members, all)
 	r, f := kc.spread(all)
@@ -175,6 +181,8 @@ func (kc *kCenter) add(c int) {
 // |c−a| >= ||c|−|a||.
 func (kc *kCenter) centreDistances(lo, hi, _ int) {
 	c := kc.c
+	var count int64
+	defer func() { groupedDists.Add(count) }()
 	for j := lo; j < hi; j++ {
 		r := kc.radius[j]
 		if r <= 0 {
@@ -190,6 +198,7 @@ func (kc *kCenter) centreDistances(lo, hi, _ int) {
 			continue
 		}
 		kc.dcc[j] = kc.dist(c, a)
+		count++
 	}
 }
 
@@ -197,6 +206,7 @@ func (kc *kCenter) centreDistances(lo, hi, _ int) {
 func (kc *kCenter) update(lo, hi int, g int32) {
 	s := sort.Search(len(kc.scan), func(s int) bool { return kc.prefix[s+1] > lo })
 	c := kc.c
+	var count int64
 	for pos := lo; pos < hi; s++ {
 		j := kc.scan[s]
 		dcc := kc.dcc[j]
@@ -207,6 +217,7 @@ func (kc *kCenter) update(lo, hi int, g int32) {
 			if dcc >= 4*kc.mind[i] {
 				continue
 			}
+			count++
 			if d := kc.dist(int(i), c); d < kc.mind[i] {
 				kc.mind[i] = d
 				kc.owner[i] = g
@@ -214,4 +225,5 @@ func (kc *kCenter) update(lo, hi int, g int32) {
 		}
 		pos = kc.prefix[s] + to
 	}
+	groupedDists.Add(count)
 }

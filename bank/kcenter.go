@@ -89,6 +89,7 @@ type kcState struct {
 	items   [][2]int32 // batch entry, first row
 	itemFn  func(lo, hi, worker int)
 	fused   bool
+	macs    int64 // MACs outside the workers (pivot distances, blocking)
 }
 
 // kcChunk is the unit of centres a block sees or skips: a kernel column
@@ -102,17 +103,31 @@ const (
 const kcRows = 4 * searchRows
 
 type kcWorker struct {
+	macs  int64 // multiply-accumulates done (point rows × centre columns × Dim)
 	lanes []qgemm.LaneMins
 	c     []int32 // GEMM output where the kernel does not fuse the minimum
 }
 
 // selectLazy is Select's greedy loop over the (projected) points p.
 func selectLazy(ctx context.Context, p []int8, n, dim, k, first int, pool *parallel.Pool, progress func(done, total int)) ([]int, error) {
+	sel, _, err := selectLazyWork(ctx, p, n, dim, k, first, pool, progress)
+	return sel, err
+}
+
+// selectLazyWork is selectLazy, also returning the multiply-accumulates
+// it did (for the benchmarks).
+func selectLazyWork(ctx context.Context, p []int8, n, dim, k, first int, pool *parallel.Pool, progress func(done, total int)) (sel []int, macs int64, err error) {
 	if dim > MaxDim {
-		return nil, fmt.Errorf("bank: coreset of %d-d vectors: at most %d (project them first)", dim, MaxDim)
+		return nil, 0, fmt.Errorf("bank: coreset of %d-d vectors: at most %d (project them first)", dim, MaxDim)
 	}
 	kc := newKCState(p, n, dim, pool)
-	sel := make([]int, 0, k)
+	defer func() {
+		macs = kc.macs
+		for _, w := range kc.ws {
+			macs += w.macs
+		}
+	}()
+	sel = make([]int, 0, k)
 	c := first
 	for {
 		kc.addCentre(c)
@@ -121,15 +136,15 @@ func selectLazy(ctx context.Context, p []int8, n, dim, k, first int, pool *paral
 			progress(len(sel), k)
 		}
 		if len(sel) == k {
-			return sel, nil
+			return sel, 0, nil
 		}
 		if len(sel)%32 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("bank: coreset selection stopped after %d of %d: %w", len(sel), k, err)
+				return nil, 0, fmt.Errorf("bank: coreset selection stopped after %d of %d: %w", len(sel), k, err)
 			}
 		}
 		if c = kc.farthest(); c < 0 {
-			return sel, nil // every point coincides with a centre
+			return sel, 0, nil // every point coincides with a centre
 		}
 	}
 }
@@ -152,6 +167,7 @@ func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
 		m := min(4096, n-lo)
 		_ = s.Nearest(x[lo*dim:(lo+m)*dim], m, d2[lo:lo+m], assign[lo:lo+m])
 	}
+	blockingMACs := s.MACs()
 	count := make([]int, np+1)
 	for _, g := range assign {
 		count[g+1]++
@@ -161,7 +177,7 @@ func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
 	}
 	kc := &kcState{dim: dim, p: make([]int8, n*dim), perm: make([]int32, n), inv: make([]int32, n),
 		mind: make([]int64, n), pool: pool, ws: make([]kcWorker, pool.Threads()),
-		fused: qgemm.NearestInKernel(dim), cols: make([]int32, kcSuper)}
+		fused: qgemm.NearestInKernel(dim), cols: make([]int32, kcSuper), macs: blockingMACs}
 	fill := append([]int(nil), count[:np]...)
 	for i, g := range assign {
 		kc.perm[fill[g]] = int32(i)
@@ -292,6 +308,7 @@ func (kc *kcState) farthest() int {
 			chs := kc.reachCh[e][:0]
 			piv := kc.row(int(b.pivot))
 			pn := int64(qgemm.Dot(piv, piv))
+			kc.macs += int64(k-b.upTo+1) * int64(dim)
 			for c := b.upTo; c < k; c++ {
 				cv := kc.cent[c*dim : (c+1)*dim]
 				d := pn + int64(kc.cnorm[c]) - 2*int64(qgemm.Dot(cv, piv))
@@ -352,6 +369,7 @@ func (kc *kcState) runItems(lo, hi, worker int) {
 				}
 				ncol := min(pk.N, (int(chs[y-1])+1)*kcChunk-first) - col
 				x = y
+				w.macs += int64(nr) * int64(ncol) * int64(dim)
 				bn := kc.cnorm[first : first+pk.N]
 				if kc.fused {
 					_ = pk.NearestCols(nr, a, dim, col, ncol, bn, kc.cols, w.lanes[:nr])
