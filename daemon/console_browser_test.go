@@ -277,6 +277,25 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	shoot(t, ctx, shots, "console-threshold")
+	// Apply the last one (asked first), then go back to the bank's.
+	th := eval[float64](t, ctx, `parseFloat(document.querySelector("#th-value").value)`)
+	do2(t, ctx, "apply the threshold", chromedp.Click(chromedp.CSS(`#th-apply`)), dialogOpen(), chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		chromedp.Poll[chromedp.Void](`document.body.dataset.said && document.body.dataset.said.startsWith("Threshold now")`, chromedp.WithPollingTimeout(10*time.Second)))
+	type thState struct {
+		Threshold float64 `json:"threshold"`
+		Override  bool    `json:"override"`
+	}
+	state := func() thState {
+		return eval[thState](t, ctx, `fetch("/api/state").then((r) => r.json())`)
+	}
+	if st := state(); !st.Override || st.Threshold != th {
+		t.Errorf("after applying %v: %+v", th, st)
+	}
+	do2(t, ctx, "back to the bank's threshold", chromedp.Click(chromedp.CSS(`#th-reset`)), dialogOpen(), chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		chromedp.Poll[chromedp.Void](`document.body.dataset.said && document.body.dataset.said.startsWith("Threshold now the bank's")`, chromedp.WithPollingTimeout(10*time.Second)))
+	if st := state(); st.Override || st.Threshold != results[0].Threshold {
+		t.Errorf("after going back to the bank's threshold %v: %+v", results[0].Threshold, st)
+	}
 
 	// Activate version 2: the page asks; Cancel changes nothing.
 	db := cfg.Bank.DB
@@ -306,7 +325,8 @@ func TestConsoleInChromium(t *testing.T) {
 			who = append(who, e.Result+" "+e.Detail)
 		}
 	}
-	if len(who) != 2 || !strings.HasPrefix(who[0], "ok bank/activate") || !strings.HasPrefix(who[1], "ok bank/rollback") {
+	if len(who) != 4 || !strings.HasPrefix(who[0], "ok threshold {\"set\":") || who[1] != `ok threshold {"set":null,"reset":true}` ||
+		!strings.HasPrefix(who[2], "ok bank/activate") || !strings.HasPrefix(who[3], "ok bank/rollback") {
 		t.Errorf("audit log entries by console:anna: %q", who)
 	}
 
@@ -336,6 +356,14 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("on a tablet the verdict is %v px high", h)
 	}
 	shoot(t, ctx, shots, "console-live-tablet")
+	for _, p := range []string{"/", "/banks", "/trends", "/health"} {
+		do2(t, ctx, "tablet "+p, chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS(`main`)))
+		if wide := eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`); wide {
+			t.Errorf("on a tablet %s is wider than the screen", p)
+		}
+	}
+	shoot(t, ctx, shots, "console-health-tablet")
+	do2(t, ctx, "back to the line PC", chromedp.EmulateViewport(1366, 768))
 	if bad := problems(); len(bad) > 0 {
 		for _, m := range bad {
 			t.Errorf("console %s: %s (%s %s)", m.Type, m.Text, m.Source, m.URL)
@@ -370,6 +398,42 @@ func TestConsoleInChromium(t *testing.T) {
 	if len(refused) != 1 || !strings.HasPrefix(refused[0], "csrf") {
 		t.Errorf("refusals audited: %q", refused)
 	}
+	// Mark a failure as a good part: bank append makes a new version from
+	// the active one (1), puts it in use and records who asked.
+	var failSeq uint64
+	for _, r := range results {
+		if r.Verdict == mqtt.Fail {
+			failSeq = r.Seq
+		}
+	}
+	do2(t, ctx, "mark as good", chromedp.Navigate(fmt.Sprintf("%s/failures/%d", base, failSeq)), chromedp.WaitVisible(chromedp.CSS(`#mark-good`)),
+		chromedp.Click(chromedp.CSS(`#mark-good`)), dialogOpen(), chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#append-result").textContent`, chromedp.WithPollingTimeout(60*time.Second)))
+	said := eval[string](t, ctx, `document.querySelector("#append-result").textContent`)
+	v := activeBank(t, db)
+	appended := false
+	for _, e := range auditLog(t, db) {
+		appended = appended || (e.Action == "append" && e.Who == "console:anna" && e.Version == v && strings.Contains(e.Detail, fmt.Sprintf("frames [%d]", failSeq)))
+	}
+	t.Logf("marked part %d good: %q", failSeq, said)
+	if v != 4 || !appended || !strings.HasPrefix(said, "Bank version 4 made from 1") {
+		t.Errorf("after marking part %d good: active bank %d, appended by console:anna %v, page %q", failSeq, v, appended, said)
+	}
+
+	// Teach mode from the banks page: 2 parts, progress on the page, a new
+	// version built on the station and put in use.
+	do2(t, ctx, "teach mode", chromedp.Navigate(base+"/banks"), chromedp.WaitVisible(chromedp.CSS(`#enroll input[name=count]`)),
+		chromedp.SetValue(chromedp.CSS(`#enroll input[name=count]`), "2"), chromedp.SetValue(chromedp.CSS(`#enroll input[name=note]`), "taught in the console test"),
+		chromedp.Click(chromedp.CSS(`#enroll button[type=submit]`)), dialogOpen(), chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#enroll-state").textContent.startsWith("capturing")`, chromedp.WithPollingTimeout(10*time.Second)))
+	f.feed(t, 2, 300*time.Millisecond)
+	do2(t, ctx, "teach mode done", chromedp.Poll[chromedp.Void](`document.querySelector("#enroll-state").textContent.startsWith("done") && document.querySelector("tr.active#bank-5")`,
+		chromedp.WithPollingTimeout(60*time.Second)))
+	if v := activeBank(t, db); v != 5 {
+		t.Errorf("after teach mode the active bank is %d, want 5", v)
+	}
+	shoot(t, ctx, shots, "console-banks-taught")
+
 	raw, _ := json.Marshal(results[len(results)-1])
 	t.Logf("screenshots in %s; last result %s", shots, raw)
 }
