@@ -8,6 +8,7 @@
 //	Lerp2x2        bilinear blend of 2x2 rows   patch embedding's upsampling
 //	QuantizeFloat  TFLite AffineQuantize       engine: QUANTIZE
 //	AddQuant       TFLite int8 ADD by table     engine: ADD
+//	               (computed on arm64)
 //	MulAccPixels   one depthwise tap, a row     engine: DEPTHWISE_CONV_2D
 //	MaxInto        dst = max(dst, src)          engine: MAX_POOL_2D
 //	Requant        TFLite per-channel requant   engine: CONV_2D, FULLY_CONNECTED,
@@ -42,14 +43,9 @@
 // these kernels on AVX-512. LINESIGHT_VEC=generic (or another name from
 // Kernels) forces one; a name the machine does not run is ignored. Builds
 // with -tags noasm, other compilers than gc and other architectures have
-// the generic twins only. AddQuant has no NEON kernel: its lookup of 65536
-// pairs needs a gather (NEON's TBL reaches 64 bytes), and recomputing its
-// three fixed-point rescalings in vectors takes about 7.4 instructions per
-// element (widening, and per input and for the sum a shift, SQRDMULH and a
-// 4-instruction rounding shift, then clamp and narrowing, per 4 lanes)
-// against the generic lookup loop's 10: too small a gain on 0.7 M values
-// per ResNet18 frame to take here, so on arm64 the table is read by the
-// generic twin.
+// the generic twins only. On arm64 AddQuant computes instead of looking
+// up (NEON has no gather; TBL reaches 64 bytes): 127 instructions per 16
+// values against the generic lookup loop's 10 per value.
 // Kernels and Kernel report what there is and what is used, for the
 // daemon's start-up log and `linesight bench`.
 //

@@ -2,6 +2,7 @@ package vec
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 )
@@ -70,4 +71,39 @@ func TestRequantTiesEveryKernel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAddQuantShiftsEveryKernel: every input pair through every kernel
+// with the shifts a converter rarely makes and the definition allows: left
+// shifts of the inputs (which wrap past 2^31 once (a−z)·2^20 is shifted by
+// more than 10), no shift, and the widest right shifts, with extreme
+// multipliers (2^30, which makes SRDHM's rounding a tie, and 2^31−1).
+func TestAddQuantShiftsEveryKernel(t *testing.T) {
+	a, b := make([]int8, 1<<16), make([]int8, 1<<16)
+	for i := range a {
+		a[i], b[i] = int8(i>>8), int8(i)
+	}
+	for _, c := range []struct {
+		s1, s2, so int
+		m1, m2, mo int32
+	}{
+		{3, 0, -20, 1 << 30, math.MaxInt32, 1 << 30},
+		{11, -31, 0, math.MaxInt32, 1 << 30, math.MaxInt32},
+		{0, 0, -31, 1 << 30, 1 << 30, 1 << 30},
+		{-31, 12, 5, 1<<30 + 1, math.MaxInt32, 1 << 30},
+	} {
+		q, err := NewAddQuant(-128, 127, 3, -100, 90, c.m1, c.s1, c.m2, c.s2, c.mo, c.so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eachKernel(t, func(t *testing.T) {
+			out := make([]int8, len(a))
+			q.Add(a, b, out)
+			for i := range out {
+				if want := q.one(a[i], b[i]); out[i] != want {
+					t.Fatalf("shifts %d %d %d: %d + %d = %d, want %d", c.s1, c.s2, c.so, a[i], b[i], out[i], want)
+				}
+			}
+		})
+	}
 }

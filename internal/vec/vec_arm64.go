@@ -15,10 +15,9 @@ import (
 // Go function below (xxxNEON) takes the generic twin's arguments, hands its
 // assembly the longest prefix of whole steps and returns the length it
 // did; the entry finishes the rest with the generic twin, as on amd64.
-// AddQuant has no NEON kernel: its table of 65536 pairs needs a gather,
-// which NEON lacks (TBL reaches 64 bytes), and recomputing the three
-// fixed-point rescalings in vectors saves little over the scalar lookup
-// (the package doc has the count).
+// AddQuant's table of 65536 pairs would need a gather, which NEON lacks
+// (TBL reaches 64 bytes): its NEON kernel computes the three fixed-point
+// rescalings instead, with the requantization's instructions.
 
 // archImpls: NEON (ASIMD) is mandatory on arm64, but x/sys/cpu reports it
 // and a kernel is offered only on what the CPU says it has. None of these
@@ -65,6 +64,11 @@ func mulAccPixelsNEONAsm(acc *int32, x *int8, w *int32, c, npix, xstride int, zx
 //go:noescape
 func maxIntoNEONAsm(dst, src *int8, n int)
 
+// addNEONAsm: n a multiple of 16; prm is AddQuant's parameters.
+//
+//go:noescape
+func addNEONAsm(a, b, out *int8, n int, prm *[14]int32)
+
 // requantRowsNEONAsm: channels [0, n16) of rows rows of n channels (n16 a
 // positive multiple of 16, n16 <= n, rows positive); bias, mult, left and
 // right hold at least n16 values; zlh is {Zo, Lo, Hi}.
@@ -101,6 +105,14 @@ func quantizeNEON(in []float32, out []int8, scale float32, zp, qmin, qmax, shift
 	if n > 0 {
 		prm := [5]int32{int32(math.Float32bits(scale)), zp, qmin, qmax, shift}
 		quantizeNEONAsm(unsafe.SliceData(in), unsafe.SliceData(out), n, &prm)
+	}
+	return n
+}
+
+func addNEON(prm *[14]int32, a, b, out []int8) int {
+	n := len(out) &^ 15
+	if n > 0 {
+		addNEONAsm(unsafe.SliceData(a), unsafe.SliceData(b), unsafe.SliceData(out), n, prm)
 	}
 	return n
 }

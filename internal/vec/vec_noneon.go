@@ -17,5 +17,6 @@ func quantizeNEON([]float32, []int8, float32, int32, int32, int32, int32) int {
 func mulAccPixelsNEON([]int32, []int8, []int32, int, int, int, int32) int {
 	panic(noNEON)
 }
+func addNEON(*[14]int32, []int8, []int8, []int8) int     { panic(noNEON) }
 func maxIntoNEON(_, _ []int8) int                        { panic(noNEON) }
 func requantRowsNEON(*Requant, []int32, []int8, int) int { panic(noNEON) }
