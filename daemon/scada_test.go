@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -70,15 +69,18 @@ func (r *recorder) count(topic string) int {
 // with error 2; an ack of another seq sets error 6; the right ack clears
 // result_ready), recipe switches by plc/recipe, by a Sparkplug write and by
 // the recipe/select command, each result naming its recipe, each switch in
-// the audit log, and the anomaly map served at the URL the metric gives.
+// the audit log, the anomaly map served at the URL the metric gives, seq
+// without a gap over the session, and a clean stop (NDEATH with the
+// NBIRTH's bdSeq, no goroutine left).
 func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 	f := newFixture(t)
 	py := sptest.Decoder(t)
 	mq := testenv.Mosquitto(t)
 	rec := record(t, mq.URL())
 	sp := sptest.Record(t, mq.URL(), "spBv1.0/#")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // after stop: nothing of the station left
 	cfg := f.scadaConfig(t, mq.URL())
-	run(t, cfg)
+	stop := run(t, cfg)
 	births := sp.Wait(t, "BIRTH", 2, 30*time.Second)
 	dec := py.Decode(t, births[0].Payload, births[1].Payload)
 	db := dec[1]
@@ -319,6 +321,14 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 	}
 	t.Logf("%d Sparkplug messages in one session, seq without a gap", len(out))
 
+	// A clean stop: the edge node's NDEATH (not the will) with the bdSeq
+	// of its NBIRTH.
+	stop()
+	nd := py.Decode(t, sp.Wait(t, "NDEATH", 1, 10*time.Second)[0].Payload)[0]
+	if b, d := sptest.Uint(sptest.Metric(dec[0], "bdSeq")["long_value"]), sptest.Uint(sptest.Metric(nd, "bdSeq")["long_value"]); b != d {
+		t.Errorf("NDEATH bdSeq %d, NBIRTH's %d", d, b)
+	}
+
 	// The audit log has each switch, with who asked.
 	st, err := bank.OpenStore(f.db, true)
 	if err != nil {
@@ -339,29 +349,4 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 		t.Errorf("recipe switches audited by %v, want plc:topic, plc:sparkplug, unsigned", who)
 	}
 	_ = strings.TrimSpace
-}
-
-// TestSCADAStopsEverything: a station with the edge node, the handshake and
-// recipes stops leaving no goroutine behind, and its edge node says
-// goodbye with NDEATH carrying its NBIRTH's bdSeq (a clean stop, not the
-// will).
-func TestSCADAStopsEverything(t *testing.T) {
-	f := newFixture(t)
-	py := sptest.Decoder(t)
-	mq := testenv.Mosquitto(t)
-	sp := sptest.Record(t, mq.URL(), "spBv1.0/#")
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cfg := f.scadaConfig(t, mq.URL())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, quiet) }()
-	nb := py.Decode(t, sp.Wait(t, "NBIRTH", 1, 30*time.Second)[0].Payload)[0]
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	nd := py.Decode(t, sp.Wait(t, "NDEATH", 1, 10*time.Second)[0].Payload)[0]
-	if b, d := sptest.Uint(sptest.Metric(nb, "bdSeq")["long_value"]), sptest.Uint(sptest.Metric(nd, "bdSeq")["long_value"]); b != d {
-		t.Errorf("NDEATH bdSeq %d, NBIRTH's %d", d, b)
-	}
 }
