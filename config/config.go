@@ -615,6 +615,9 @@ func (c *Config) validateSCADA(bad func(path, format string, a ...any)) {
 			bad("sparkplug.servers", "%q is not a tcp://, ssl://, ws:// or wss:// URL", u)
 		}
 	}
+	if sp.ClientID != "" && sp.ClientID == c.MQTT.ClientID {
+		bad("sparkplug.client_id", "%q is mqtt.client_id too: two connections with one client id throw each other off the broker", sp.ClientID)
+	}
 	if u := sp.MapURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		bad("sparkplug.map_url", "%q is not an http:// or https:// URL", u)
 	}

@@ -55,6 +55,10 @@ recipes:
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
+	l, _ = Load("", []string{"mqtt.client_id=line-7", "sparkplug.client_id=line-7"})
+	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "sparkplug.client_id") {
+		t.Errorf("one client id for both connections: %v", err)
+	}
 	l, _ = Load("", []string{"recipes.plc_select=true"})
 	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "recipes.plc_select") {
 		t.Errorf("plc_select without recipes: %v", err)
