@@ -265,6 +265,10 @@ func (c *console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		next = "/"
 	}
 	pre := c.guard.session(r)
+	if pre != nil && pre.user != "" && r.Method == http.MethodGet {
+		http.Redirect(w, r, next, http.StatusSeeOther) // logged in already
+		return
+	}
 	d := pageData{Title: "Log in", Page: "login", Station: c.s.cfg.Station.ID, Mode: c.guard.mode, Data: map[string]string{"Next": next}}
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
@@ -445,6 +449,10 @@ func writePNG200(w http.ResponseWriter, img image.Image, seq uint64) {
 	w.Write(buf.Bytes())
 }
 
+// failuresScan is how many of the newest evidence frames the gallery
+// looks through for failures.
+const failuresScan = 2000
+
 // failureItem is one failed part of the evidence ring.
 type failureItem struct {
 	Seq     uint64
@@ -469,8 +477,10 @@ func (c *console) failures(n int) []failureItem {
 		seqs[i] = en.seq
 	}
 	e.mu.Unlock()
+	// The newest failuresScan frames at most: a ring of many frames with
+	// few failures must not have every page view read all its files.
 	var out []failureItem
-	for i := len(seqs) - 1; i >= 0 && len(out) < n; i-- {
+	for i := len(seqs) - 1; i >= max(0, len(seqs)-failuresScan) && len(out) < n; i-- {
 		r, err := c.evidenceResult(seqs[i])
 		if err != nil || r.Verdict != mqtt.Fail {
 			continue

@@ -58,8 +58,10 @@ const (
 	usersMax        = 256
 	minTokenLength  = 12
 	sessionLifetime = 12 * time.Hour
-	sessionsMax     = 1024
-	loginFailures   = 5 // per client address and minute, then 429
+	// A login form's pre-session (it only carries the form's CSRF token).
+	loginFormLifetime = 15 * time.Minute
+	sessionsMax       = 1024
+	loginFailures     = 5 // per client address and minute, then 429
 )
 
 var userName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
@@ -222,20 +224,31 @@ func (g *consoleGuard) newSession(w http.ResponseWriter, user, role string) *ses
 	defer g.mu.Unlock()
 	now := g.now()
 	if len(g.sessions) >= sessionsMax {
-		// Expired ones first; if none, the one expiring soonest.
-		var oldest string
+		// Expired ones first; then a login form never used (anyone can
+		// open many); only then the logged-in session expiring soonest.
+		var oldest, form string
 		for id, s := range g.sessions {
-			if now.After(s.expires) {
+			switch {
+			case now.After(s.expires):
 				delete(g.sessions, id)
-			} else if oldest == "" || s.expires.Before(g.sessions[oldest].expires) {
+			case s.user == "":
+				form = id
+			case oldest == "" || s.expires.Before(g.sessions[oldest].expires):
 				oldest = id
 			}
 		}
 		if len(g.sessions) >= sessionsMax {
+			if form != "" {
+				oldest = form
+			}
 			delete(g.sessions, oldest)
 		}
 	}
-	s := &session{user: user, role: role, csrf: randomToken(), expires: now.Add(sessionLifetime)}
+	life := sessionLifetime
+	if user == "" {
+		life = loginFormLifetime
+	}
+	s := &session{user: user, role: role, csrf: randomToken(), expires: now.Add(life)}
 	id := randomToken()
 	g.sessions[id] = s
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,

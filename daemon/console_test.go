@@ -385,3 +385,26 @@ func TestConsoleLogin(t *testing.T) {
 		t.Errorf("login after %d failures: %v", loginFailures, err)
 	}
 }
+
+// TestSessionsBounded: sessions stay at most sessionsMax; opening login
+// forms by the thousand evicts forms, not a logged-in operator.
+func TestSessionsBounded(t *testing.T) {
+	g := &consoleGuard{mode: guardLogin, now: time.Now, sessions: map[string]*session{}, failures: map[string][]time.Time{}}
+	w := httptest.NewRecorder()
+	anna := g.newSession(w, "anna", roleOperator)
+	cookie := w.Result().Cookies()[0]
+	for range sessionsMax + 100 {
+		g.newSession(httptest.NewRecorder(), "", "")
+	}
+	if len(g.sessions) != sessionsMax {
+		t.Errorf("%d sessions, want at most %d", len(g.sessions), sessionsMax)
+	}
+	if s := g.session(&http.Request{Header: http.Header{"Cookie": {cookie.String()}}}); s != anna {
+		t.Error("the logged-in session was evicted by login forms")
+	}
+	// Expired sessions are not served.
+	g.now = func() time.Time { return time.Now().Add(sessionLifetime + time.Minute) }
+	if s := g.session(&http.Request{Header: http.Header{"Cookie": {cookie.String()}}}); s != nil {
+		t.Error("an expired session was served")
+	}
+}
