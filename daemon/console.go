@@ -307,6 +307,8 @@ type liveState struct {
 	Hi           float64           `json:"threshold_max"`
 	ExpectedFRR  *float64          `json:"expected_frr"` // at the threshold in force, from the bank's calibration
 	Model        string            `json:"model"`        // backbone and input size of the bank in use
+	Recipe       string            `json:"recipe"`       // the product recipe of the bank in use ("" without recipes)
+	RecipeNumber int               `json:"recipe_number"`
 	Camera       bool              `json:"camera_connected"`
 	Broker       bool              `json:"broker_connected"`
 	Enroll       *mqtt.EnrollState `json:"enroll,omitempty"`
@@ -339,6 +341,7 @@ func (c *console) state() liveState {
 			st.ExpectedFRR = &f
 		}
 		st.Model = modelName(m)
+		st.Recipe, st.RecipeNumber = s.recipes.of(m.Version)
 	}
 	if s.recv != nil {
 		if t := s.recv.State(); t != nil {

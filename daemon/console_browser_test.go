@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/config"
 	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/mqtt"
 )
@@ -168,6 +169,8 @@ func TestConsoleInChromium(t *testing.T) {
 	rec := record(t, mq.URL())
 	port := testenv.FreePort(t)
 	cfg := f.config(t, mq.URL(), fmt.Sprintf("http.listen=0.0.0.0:%d", port), "http.console_users_file="+users)
+	// Product recipes (issue 20): the live view names the one in use.
+	cfg.Recipes.List = []config.Recipe{{Name: "bottle-500ml", Number: 1, Bank: 1}, {Name: "bottle-330ml", Number: 2, Bank: 2}}
 	run(t, cfg)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	f.feed(t, 1, 0)
@@ -203,6 +206,9 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Logf("part %d: captured -> shown %v (inspection %.0f ms), published -> shown %v", res.Seq, time.UnixMilli(shownAt).Sub(captured), res.Latency.Total, delay)
 	if delay > time.Second {
 		t.Errorf("result %d shown %v after it was published, want within a second", res.Seq, delay)
+	}
+	if rc := eval[string](t, ctx, `document.querySelector("#recipe").textContent`); rc != "bottle-500ml (#1)" || res.Recipe != "bottle-500ml" {
+		t.Errorf("the live view shows recipe %q, the result says %q; want bottle-500ml (#1)", rc, res.Recipe)
 	}
 	verdict := eval[string](t, ctx, `document.querySelector("#verdict").textContent`)
 	if verdict != res.Verdict {

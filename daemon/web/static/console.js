@@ -91,6 +91,7 @@
     }, (s) => {
       $("#state").textContent = s.state + (s.camera_connected ? "" : " · camera down") + (s.broker_connected ? "" : " · broker down");
       if (s.model) $("#model").textContent = s.model;
+      if (s.recipe) $("#recipe").textContent = s.recipe + (s.recipe_number ? " (#" + s.recipe_number + ")" : "");
       if (s.bank_version) $("#bank").textContent = s.bank_version;
     }, (seq) => {
       img.dataset.want = seq;
