@@ -195,4 +195,3 @@ func BenchmarkCoreset(b *testing.B) {
 		}
 	}
 }
-
