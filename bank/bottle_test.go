@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/linesight/linesight/bank"
+	"github.com/linesight/linesight/internal/bench"
 	"github.com/linesight/linesight/internal/rgb"
 	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/model"
@@ -33,6 +34,29 @@ func TestBottleSearchWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bottleSearchWork(t, bottle, mf)
+}
+
+// TestBottleSearchWorkResNet18 is TestBottleSearchWork with ResNet18's
+// geometry and work (layer2 + layer3, 784 patches of 384 against a bank of
+// 10% of bottle's patches): the seeded random-weight ResNet18 that
+// `linesight bench` runs, since no trained ResNet18 is in the shared
+// folder. Random convolutions keep the images' structure (features of
+// nearby, similar patches stay near), so the bank and frames are real
+// data for the search, if not for anomaly detection.
+func TestBottleSearchWorkResNet18(t *testing.T) {
+	if testenv.Race || testing.Short() {
+		t.Skip("runs the backbone over MVTec bottle; not under -race or -short")
+	}
+	bottle := testenv.SharedFile(t, "data/mvtec_ad/bottle")
+	mf, err := bench.RandomResNet18(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bottleSearchWork(t, bottle, mf)
+}
+
+func bottleSearchWork(t *testing.T, bottle string, mf *model.File) {
 	train, err := patchcore.ImageFiles(filepath.Join(bottle, "train/good"))
 	if err != nil {
 		t.Fatal(err)
