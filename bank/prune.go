@@ -2,9 +2,14 @@ package bank
 
 import (
 	"math"
+	"slices"
 
 	"github.com/linesight/linesight/internal/qgemm"
 )
+
+// clusterQueries is the most queries one clustered pass takes (Nearest
+// splits larger calls): 8 frames of 784 patches.
+const clusterQueries = 8 * 784
 
 // clusterScratch is the clustered search's per-call state, kept across
 // calls so that a frame allocates nothing after the first of its size.
@@ -43,12 +48,14 @@ func (s *Searcher) clusterScratchFor(m int) *clusterScratch {
 	cs.best = make([]int32, m)
 	cs.bidx = make([]int32, m)
 	cs.off = make([]int32, ci.nc+1)
-	cs.list = make([]int32, 0, m*ci.nc)
+	// Visit lists start at a few clusters per query and grow (once, on
+	// the first frame that needs more).
+	cs.list = make([]int32, 0, 8*m)
 	cs.ws = make([]clusterWorker, len(s.ws))
 	cs.visited = make([]int64, len(s.ws))
 	for w := range cs.ws {
 		cs.ws[w] = clusterWorker{q: make([]int8, searchRows*dim), c: make([]int32, searchRows*max(ci.nc, searchBlock)),
-			lanes: make([]qgemm.LaneMins, searchRows), pair: make([]int32, 0, 2*m*ci.nc)}
+			lanes: make([]qgemm.LaneMins, searchRows), pair: make([]int32, 0, 8*m)}
 	}
 	cs.centreFn = s.centreDistances
 	cs.visitFn = s.visitClusters
@@ -120,7 +127,7 @@ func (s *Searcher) nearestClustered(dist2, idx []int32) {
 		for g := range ci.nc {
 			cs.off[g+1] += cs.off[g]
 		}
-		cs.list = cs.list[:total]
+		cs.list = slices.Grow(cs.list[:0], total)[:total]
 		for w := range cs.ws {
 			pair := cs.ws[w].pair
 			for p := 0; p < len(pair); p += 2 {

@@ -268,3 +268,29 @@ func TestClusteredAllocs(t *testing.T) {
 		t.Errorf("%v allocations per call after warm-up", a)
 	}
 }
+
+// TestClusteredLargeBatch checks a call of more queries than one clustered
+// pass takes (tiled frames): it is split, with the same results as brute
+// force, and smaller calls after it still agree.
+func TestClusteredLargeBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	dim := 16
+	vecs := clustered(9, 5000, dim, 25)
+	b := mustBank(t, vecs, dim)
+	pool := parallel.New(2)
+	defer pool.Close()
+	s, bf := NewSearcher(b, pool), newBruteSearcher(b, pool)
+	for _, m := range []int{2*clusterQueries + 123, 50} {
+		q := nearQueries(rng, vecs, dim, m, 5)
+		d, i, bd, bi := make([]int32, m), make([]int32, m), make([]int32, m), make([]int32, m)
+		if err := s.Nearest(q, m, d, i); err != nil {
+			t.Fatal(err)
+		}
+		_ = bf.Nearest(q, m, bd, bi)
+		for r := range m {
+			if d[r] != bd[r] || i[r] != bi[r] {
+				t.Fatalf("%d queries, query %d: clustered (%d, #%d), brute (%d, #%d)", m, r, d[r], i[r], bd[r], bi[r])
+			}
+		}
+	}
+}

@@ -134,7 +134,16 @@ func (s *Searcher) Nearest(q []int8, m int, dist2, idx []int32) error {
 	}
 	s.m, s.q = m, q
 	if s.ci != nil && !s.exhaustive {
-		s.nearestClustered(dist2, idx)
+		// In runs of at most clusterQueries queries, so that the scratch
+		// (distances to every centre, lists of visits) stays bounded for
+		// frames cut into many tiles.
+		qn := s.qn
+		for lo := 0; lo < m; lo += clusterQueries {
+			hi := min(m, lo+clusterQueries)
+			s.q, s.m, s.qn = q[lo*dim:hi*dim], hi-lo, qn[lo:hi]
+			s.nearestClustered(dist2[lo:hi], idx[lo:hi])
+		}
+		s.qn = qn
 	} else {
 		s.nearestBrute(dist2, idx)
 	}
