@@ -143,14 +143,14 @@ func (s *station) plcInputs() map[string]func(string, []byte, bool) {
 func (c *scada) handle(e scadaEvent) {
 	switch e.kind {
 	case evResult:
+		// The PLC's topics first (the handshake is what a line waits on),
+		// then one DDATA with the result and the handshake's change.
 		if c.plc != nil {
 			c.plc.onResult(&e)
+			c.plc.publishTopics(false)
 		}
 		if c.spark != nil {
 			c.spark.onResult(&e, c.plc)
-		}
-		if c.plc != nil {
-			c.plc.publish(false)
 		}
 	case evFailed:
 		if c.plc != nil {
@@ -376,6 +376,15 @@ func (h *handshake) tick() {
 // publish sends the topics whose value changed (all with force), result
 // fields before result_ready, and the Sparkplug metrics that changed.
 func (h *handshake) publish(force bool) {
+	st := h.publishTopics(force)
+	if sp := h.s.scada.spark; sp != nil {
+		sp.plcChanged(&st, force)
+	}
+}
+
+// publishTopics sends the plc/* topics whose value changed (all with
+// force) and returns the state they were sent for.
+func (h *handshake) publishTopics(force bool) plcState {
 	st := h.state()
 	old := h.sent
 	all := force || !h.anySent
@@ -415,9 +424,7 @@ func (h *handshake) publish(force bool) {
 		}
 		h.sent, h.anySent = st, true
 	}
-	if sp := h.s.scada.spark; sp != nil {
-		sp.plcChanged(&st, force)
-	}
+	return st
 }
 
 func flag(b bool) string {

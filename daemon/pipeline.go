@@ -122,10 +122,13 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	if s.console != nil {
 		s.console.hub.publish(f.Image, r, &res, payload, &meta.Threshold, time.Now())
 	}
+	// The PLC handshake and Sparkplug get the result first, off this path:
+	// the publish below waits for the broker's acknowledgements, which a
+	// PLC waiting for result_ready need not wait behind.
+	s.scada.result(&res, meta.SHA256)
 	s.client.Publish(mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicResult, Payload: payload},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicVerdict, Retained: true, Payload: []byte(verdict)},
 		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicScore, Retained: true, Payload: []byte(strconv.FormatFloat(r.Score, 'g', 6, 64))})
-	s.scada.result(&res, meta.SHA256) // the PLC handshake and Sparkplug, off this path
 	p.lastDone.Store(time.Now().UnixNano())
 	s.metrics.observe(verdict, &r.Timing, start.Sub(f.Time), time.Since(f.Time))
 	s.log.Debug("frame", "seq", f.Seq, "verdict", verdict, "score", r.Score)
