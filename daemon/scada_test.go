@@ -78,7 +78,10 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 	mq := testenv.Mosquitto(t)
 	rec := record(t, mq.URL())
 	sp := sptest.Record(t, mq.URL(), "spBv1.0/#")
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // after stop: nothing of the station left
+	// After the station stops (run's cleanup runs first, also when the
+	// test fails half-way): nothing of it left.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	cfg := f.scadaConfig(t, mq.URL())
 	stop := run(t, cfg)
 	births := sp.Wait(t, "BIRTH", 2, 30*time.Second)
@@ -190,7 +193,9 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 		cycle(seq)
 	}
 
-	// Every result names the recipe of the bank that scored it.
+	// Every result names the recipe of the bank that scored it. (The
+	// handshake gets a result before its JSON is published: wait for them.)
+	testenv.Eventually(t, 30*time.Second, func() bool { return len(rec.results()) >= 8 }, "8 JSON results")
 	rs := rec.results()
 	if len(rs) != 8 {
 		t.Fatalf("%d results, want 8", len(rs))
