@@ -395,12 +395,12 @@ func (h *handshake) publishTopics(force bool) plcState {
 	}
 	items := []item{
 		{mqtt.TopicPLCResultSeq, strconv.FormatUint(st.ResultSeq, 10), old.ResultSeq == st.ResultSeq},
-		{mqtt.TopicPLCOK, flag(st.OK), old.OK == st.OK},
-		{mqtt.TopicPLCNG, flag(st.NG), old.NG == st.NG},
+		{mqtt.TopicPLCOK, bit(st.OK), old.OK == st.OK},
+		{mqtt.TopicPLCNG, bit(st.NG), old.NG == st.NG},
 		{mqtt.TopicPLCError, strconv.Itoa(st.Error), old.Error == st.Error},
-		{mqtt.TopicPLCBusy, flag(st.Busy), old.Busy == st.Busy},
-		{mqtt.TopicPLCResultReady, flag(st.ResultReady), old.ResultReady == st.ResultReady && old.ResultSeq == st.ResultSeq},
-		{mqtt.TopicPLCReady, flag(st.Ready), old.Ready == st.Ready},
+		{mqtt.TopicPLCBusy, bit(st.Busy), old.Busy == st.Busy},
+		{mqtt.TopicPLCResultReady, bit(st.ResultReady), old.ResultReady == st.ResultReady && old.ResultSeq == st.ResultSeq},
+		{mqtt.TopicPLCReady, bit(st.Ready), old.Ready == st.Ready},
 		{mqtt.TopicPLCRecipe, strconv.Itoa(st.Recipe), old.Recipe == st.Recipe},
 		{mqtt.TopicPLCHeartbeat, strconv.FormatUint(st.Heartbeat, 10), old.Heartbeat == st.Heartbeat},
 	}
@@ -427,7 +427,7 @@ func (h *handshake) publishTopics(force bool) plcState {
 	return st
 }
 
-func flag(b bool) string {
+func bit(b bool) string {
 	if b {
 		return "1"
 	}
