@@ -74,7 +74,7 @@ var consolePages = []struct{ path, name, title string }{
 }
 
 func newConsole(s *station) (*console, error) {
-	g, err := newConsoleGuard(s.cfg.HTTP.Listen, s.cfg.HTTP.ConsoleUsersFile)
+	g, err := newConsoleGuard(s.cfg.HTTP.Listen, s.cfg.HTTP.ConsoleUsersFile, s.cfg.Bank.AllowUnsigned && s.cfg.Bank.TrustedKeys == "")
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func newConsole(s *station) (*console, error) {
 	case guardLogin:
 		s.log.Info("console: log in with http.console_users_file", "users", len(g.users))
 	default:
-		s.log.Info("console: loopback only, no login (set http.console_users_file to require one)")
+		s.log.Info("console: loopback only, no login; acting from it needs http.console_users_file unless the station takes unsigned changes", "local_role", g.local)
 	}
 	return c, nil
 }
@@ -139,7 +139,8 @@ func (c *console) routes(mux *http.ServeMux) {
 
 // guarded serves h to a request with a session. Without one it redirects
 // pages to the login (page true) or answers 401; on loopback without
-// users, a browser gets a session ("local") on its first request.
+// users, a browser gets a session ("local", see consoleGuard) on its
+// first request.
 func (c *console) guarded(page bool, h func(http.ResponseWriter, *http.Request, *session)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secureHeaders(w.Header())
@@ -168,7 +169,7 @@ func (c *console) authenticate(w http.ResponseWriter, r *http.Request, page bool
 		return sess, true
 	}
 	if c.guard.mode == guardLocal {
-		return c.guard.newSession(w, "local", roleOperator), true
+		return c.guard.newSession(w, "local", c.guard.local), true
 	}
 	if page {
 		http.Redirect(w, r, "/login?next="+urlPath(r), http.StatusSeeOther)

@@ -22,9 +22,13 @@ import (
 // The console's security (see consoleGuard):
 //
 //   - Bound to loopback (the default, http.listen: 127.0.0.1:9090) and
-//     without http.console_users_file, anyone on the line PC may look and
-//     act, recorded as "console:local"; they could run `linesight bank
-//     activate` there anyway. Requests must name a loopback host (Host:
+//     without http.console_users_file, anyone on the line PC may look,
+//     without a login, as "console:local". They may act only on a station
+//     that already takes unsigned changes from anyone on its broker
+//     (bank.allow_unsigned without bank.trusted_keys, a lab bench): any
+//     local account can reach loopback, and the console must not give it
+//     more than the station's own policy gives the network. Elsewhere
+//     acting takes a login. Requests must name a loopback host (Host:
 //     localhost or a loopback address), so a web page on the internet
 //     cannot reach the console through DNS rebinding.
 //   - With http.console_users_file, every page needs a login (name and
@@ -178,6 +182,7 @@ type session struct {
 // consoleGuard authenticates console requests and keeps the sessions.
 type consoleGuard struct {
 	mode  string // guardLocal, guardLogin or guardClosed
+	local string // guardLocal: the role of everyone (operator on a lab bench, else viewer)
 	users map[string]consoleUser
 	now   func() time.Time
 
@@ -188,14 +193,16 @@ type consoleGuard struct {
 
 // Guard modes.
 const (
-	guardLocal  = "local"  // loopback, no users file: everyone may act
+	guardLocal  = "local"  // loopback, no users file: everyone may look (and act on a lab bench)
 	guardLogin  = "login"  // users file: log in first
 	guardClosed = "closed" // beyond loopback without users: console off
 )
 
 const sessionCookie = "linesight_session"
 
-func newConsoleGuard(listen, usersFile string) (*consoleGuard, error) {
+// newConsoleGuard: localActs says whether the station takes unsigned
+// changes from anyone (then loopback users may act without a login).
+func newConsoleGuard(listen, usersFile string, localActs bool) (*consoleGuard, error) {
 	g := &consoleGuard{now: time.Now, sessions: map[string]*session{}, failures: map[string][]time.Time{}}
 	switch {
 	case usersFile != "":
@@ -205,7 +212,10 @@ func newConsoleGuard(listen, usersFile string) (*consoleGuard, error) {
 		}
 		g.mode, g.users = guardLogin, users
 	case isLoopbackListen(listen):
-		g.mode = guardLocal
+		g.mode, g.local = guardLocal, roleViewer
+		if localActs {
+			g.local = roleOperator
+		}
 	default:
 		g.mode = guardClosed
 	}

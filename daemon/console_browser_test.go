@@ -101,9 +101,9 @@ func do2(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 	}
 }
 
-// dialogOpen waits for the confirmation dialog to be open and its buttons
-// to stay where they are for two looks in a row: a click at where a
-// button was a moment before its layout settled lands outside the dialog.
+// dialogOpen waits for the confirmation dialog to be open (the page opens
+// it after the click that asked) and its buttons to stay where they are
+// for two looks in a row, so that the next click lands on a button.
 func dialogOpen() chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		prev := ""

@@ -194,11 +194,14 @@ func TestHistogramShiftsQuantiles(t *testing.T) {
 // consoleStation is a station with what the console's guard and actions
 // need, without a model: the bank database (for the audit log) and an
 // MQTT client that never connects.
-func consoleStation(t *testing.T, listen, users string) (*console, http.Handler) {
+func consoleStation(t *testing.T, listen, users string, sets ...func(*config.Config)) (*console, http.Handler) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Defaults()
 	cfg.Station.ID, cfg.Bank.DB, cfg.HTTP.Listen, cfg.HTTP.ConsoleUsersFile = "t1", filepath.Join(dir, "banks.db"), listen, users
+	for _, set := range sets {
+		set(&cfg)
+	}
 	s := &station{cfg: &cfg, log: quiet, metrics: newMetrics(), banks: &banks{db: cfg.Bank.DB, log: quiet}}
 	s.client = mqtt.New(mqtt.Options{Broker: "tcp://127.0.0.1:1", ClientID: "never", Prefix: "linesight", Station: "t1", Log: quiet})
 	c, err := newConsole(s)
@@ -243,6 +246,8 @@ func auditLog(t *testing.T, db string) []bank.AuditEntry {
 // session on its first request; requests naming another host (DNS
 // rebinding) are refused; a POST without the CSRF token, or from another
 // origin, is refused and audited; every response has the secure headers.
+// Local users may only look, unless the station takes unsigned changes
+// from anyone anyway (bank.allow_unsigned, a lab bench).
 func TestConsoleGuardLocal(t *testing.T) {
 	c, h := consoleStation(t, "127.0.0.1:9090", "")
 	if w := do(h, "GET", "/api/preview?t=1", "evil.example:9090", nil); w.Code != http.StatusForbidden {
@@ -265,8 +270,19 @@ func TestConsoleGuardLocal(t *testing.T) {
 		t.Fatalf("session cookie: %+v", cookies)
 	}
 	sess := c.guard.session(&http.Request{Header: http.Header{"Cookie": {cookies[0].String()}}})
-	if sess == nil || sess.user != "local" || sess.role != roleOperator {
-		t.Fatalf("session %+v", sess)
+	if sess == nil || sess.user != "local" || sess.role != roleViewer {
+		t.Fatalf("session %+v, want local viewer", sess)
+	}
+	if w := do(h, "POST", "/api/threshold", "127.0.0.1:9090", map[string]string{"X-CSRF-Token": sess.csrf}, cookies...); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "role") {
+		t.Errorf("a local viewer's POST: %d %s", w.Code, w.Body)
+	}
+
+	// A lab bench: local users act.
+	c, h = consoleStation(t, "127.0.0.1:9090", "", func(cfg *config.Config) { cfg.Bank.AllowUnsigned = true })
+	cookies = do(h, "GET", "/api/preview?t=1", "localhost:9090", nil).Result().Cookies()
+	sess = c.guard.session(&http.Request{Header: http.Header{"Cookie": {cookies[0].String()}}})
+	if sess == nil || sess.role != roleOperator {
+		t.Fatalf("lab bench session %+v, want local operator", sess)
 	}
 	if w := do(h, "POST", "/api/threshold", "127.0.0.1:9090", nil, cookies...); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "csrf") {
 		t.Errorf("POST without a CSRF token: %d %s", w.Code, w.Body)

@@ -19,15 +19,21 @@
     toast.timer = setTimeout(() => { t.className = ""; }, err ? 8000 : 4000);
   }
 
-  // ask shows the confirmation dialog; it resolves true on Confirm.
-  function ask(text) {
+  // ask shows the confirmation dialog; it resolves true on Confirm only.
+  // It opens after the click that asked has been handled: opened during
+  // that click, the browser may take the same click as one outside the
+  // dialog and close it at once (light dismiss). closedby="closerequest"
+  // keeps clicks outside from closing it; Esc still cancels.
+  async function ask(text) {
     const d = $("#confirm");
+    await new Promise((r) => setTimeout(r, 0));
     $("#confirm-text").textContent = text;
     d.returnValue = "";
-    d.showModal();
-    return new Promise((resolve) => {
+    const answer = new Promise((resolve) => {
       d.addEventListener("close", () => { document.body.dataset.answer = d.returnValue; resolve(d.returnValue === "ok"); }, { once: true });
     });
+    d.showModal();
+    return answer;
   }
 
   async function post(url, body) {
