@@ -3,12 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linesight/linesight/camera"
 	"github.com/linesight/linesight/mqtt"
@@ -211,10 +212,10 @@ type handshake struct {
 
 	pending bool // a trigger waits for its result
 	trigAt  time.Time
-	lat     []time.Duration // trigger -> result_ready published, the last latRing
+	// lat is trigger -> result_ready acknowledged by the broker, in
+	// /metrics (linesight_plc_trigger_to_result_seconds).
+	lat prometheus.Histogram
 }
-
-const latRing = 4096
 
 // plcState is the handshake's values.
 type plcState struct {
@@ -226,7 +227,10 @@ type plcState struct {
 }
 
 func newHandshake(s *station) *handshake {
-	h := &handshake{s: s}
+	h := &handshake{s: s, lat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "linesight_plc_trigger_to_result_seconds",
+		Help:    "PLC handshake: from a trigger taken to result_ready acknowledged by the broker.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})}
+	s.metrics.reg.MustRegister(h.lat)
 	h.st.Ready = h.canTake()
 	h.st.Recipe = h.recipeNumber()
 	return h
@@ -305,27 +309,13 @@ func (h *handshake) onResult(e *scadaEvent) {
 	})
 }
 
-// published is told that result_ready went out: the trigger's latency.
+// resultOut is told that result_ready went out: the trigger's latency.
 func (h *handshake) resultOut(now time.Time) {
 	if !h.pending {
 		return
 	}
 	h.pending = false
-	h.mu.Lock()
-	if len(h.lat) == latRing {
-		copy(h.lat, h.lat[1:])
-		h.lat = h.lat[:latRing-1]
-	}
-	h.lat = append(h.lat, now.Sub(h.trigAt))
-	h.mu.Unlock()
-}
-
-// latencies returns the trigger -> result_ready times measured, oldest
-// first.
-func (h *handshake) latencies() []time.Duration {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.lat)
+	h.lat.Observe(now.Sub(h.trigAt).Seconds())
 }
 
 func (h *handshake) onFailed() {

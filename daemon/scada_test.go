@@ -326,6 +326,11 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 	}
 	t.Logf("%d Sparkplug messages in one session, seq without a gap", len(out))
 
+	// The 8 triggers taken (not the refused one) are in /metrics.
+	if n := scrape(t, cfg.HTTP.Listen, "linesight_plc_trigger_to_result_seconds_count"); n != 8 {
+		t.Errorf("linesight_plc_trigger_to_result_seconds_count = %v, want 8", n)
+	}
+
 	// A clean stop: the edge node's NDEATH (not the will) with the bdSeq
 	// of its NBIRTH.
 	stop()
