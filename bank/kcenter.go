@@ -303,7 +303,7 @@ func (kc *kcState) farthest() int {
 			kc.reachCh = append(kc.reachCh, nil)
 		}
 		kc.items = kc.items[:0]
-		work := 0
+		work := int64(0)
 		for e, b := range kc.batch {
 			chs := kc.reachCh[e][:0]
 			piv := kc.row(int(b.pivot))
@@ -325,7 +325,7 @@ func (kc *kcState) farthest() int {
 			for r := b.lo; r < b.hi; r += kcRows {
 				kc.items = append(kc.items, [2]int32{int32(e), int32(r)})
 			}
-			work += (b.hi - b.lo) * len(chs) * kcChunk * dim
+			work += int64(b.hi-b.lo) * int64(len(chs)+1) * kcChunk * int64(dim)
 		}
 		if work < 1<<21 {
 			kc.runItems(0, len(kc.items), 0) // too little to hand out
