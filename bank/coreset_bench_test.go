@@ -120,6 +120,9 @@ func TestLazyMatchesGrouped(t *testing.T) {
 			return out
 		}(), 8},
 	} {
+		if testing.Short() && (c.name == "texture" || c.name == "noise-long") {
+			continue // the slow cases (make test-qemu runs -short under emulation)
+		}
 		n := len(c.x) / c.dim
 		k := n / 10
 		ctx := context.Background()
