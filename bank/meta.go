@@ -88,7 +88,25 @@ type Preprocess struct {
 	// whose centre lies outside it are not learnt, not scored, and zero in
 	// maps. Absent: the whole frame.
 	ROI *ROI `json:"roi,omitempty"`
+	// Tiles, when set, cuts frames much larger than the model input into
+	// overlapping tiles: the frame is resized to the canvas, and Cols×Rows
+	// tiles of Width×Height are spread evenly over it (the first at the
+	// top left, the last at the bottom right). Each tile is scored, the
+	// maps are stitched on the canvas, the image score is over all tiles.
+	// Absent: one tile, the frame resized to Width×Height.
+	Tiles *Tiles `json:"tiles,omitempty"`
 }
+
+// Tiles is a tiling of the canvas (see Preprocess.Tiles).
+type Tiles struct {
+	Cols    int `json:"cols"`
+	Rows    int `json:"rows"`
+	CanvasW int `json:"canvas_w"`
+	CanvasH int `json:"canvas_h"`
+}
+
+// MaxTiles bounds Cols and Rows.
+const MaxTiles = 16
 
 // MaxROIRuns bounds the run lengths of a stored region of interest.
 const MaxROIRuns = 1 << 16
@@ -297,6 +315,19 @@ func (m *Meta) Validate() error {
 		return bad("coreset.radius", "%v is not a finite number >= 0", m.Coreset.Radius)
 	case len(m.Preprocess.Why) > 1024:
 		return bad("preprocess.why", "%d bytes, at most 1024", len(m.Preprocess.Why))
+	}
+	if tl := m.Preprocess.Tiles; tl != nil {
+		w, h := m.Preprocess.Width, m.Preprocess.Height
+		switch {
+		case tl.Cols < 1 || tl.Rows < 1 || tl.Cols > MaxTiles || tl.Rows > MaxTiles:
+			return bad("preprocess.tiles", "%dx%d tiles, each 1..%d", tl.Cols, tl.Rows, MaxTiles)
+		case tl.CanvasW < w || tl.CanvasH < h || tl.CanvasW > tl.Cols*w || tl.CanvasH > tl.Rows*h:
+			return bad("preprocess.tiles", "canvas %dx%d for %dx%d tiles of %dx%d (gaps between tiles)", tl.CanvasW, tl.CanvasH, tl.Cols, tl.Rows, w, h)
+		case (tl.Cols == 1) != (tl.CanvasW == w) || (tl.Rows == 1) != (tl.CanvasH == h):
+			return bad("preprocess.tiles", "canvas %dx%d and %dx%d tiles of %dx%d do not match", tl.CanvasW, tl.CanvasH, tl.Cols, tl.Rows, w, h)
+		case m.Preprocess.ROI != nil:
+			return bad("preprocess.tiles", "tiles with a region of interest are not supported")
+		}
 	}
 	if r := m.Preprocess.ROI; r != nil {
 		if len(r.Runs) == 0 || len(r.Runs) > MaxROIRuns || len(r.Source) > 1024 {

@@ -76,8 +76,7 @@ func Append(ctx context.Context, mf *model.File, b *bank.Bank, images []string, 
 	defer d.Close()
 	meta := &b.Meta
 	dim := meta.Dim
-	gw, gh := d.Grid()
-	cells := gw * gh
+	cells := d.Patches()
 	per := cells * dim
 	// With a region of interest only the cells inside it are candidates:
 	// InspectInto leaves their int8 vectors at the front of d.q.

@@ -162,16 +162,21 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	}
 	defer bb.Close()
 	in := bb.Input()
-	feeder, err := model.NewFeeder(in, opts.Crop)
-	if err != nil {
-		return nil, nil, err
-	}
 	emb, err := NewEmbedder(bb.Outputs(), opts.Project, opts.Seed)
 	if err != nil {
 		return nil, nil, err
 	}
 	gw, gh := emb.Grid()
-	dim, cells := emb.Dim(), gw*gh
+	if opts.Tiles != nil && opts.ROI != nil {
+		return nil, nil, fmt.Errorf("patchcore: tiles with a region of interest are not supported")
+	}
+	fr, err := newFramer(in, opts.Crop, opts.Tiles, gw*gh*emb.Dim())
+	if err != nil {
+		return nil, nil, err
+	}
+	fr.feeder.SetPool(pool)
+	// cells is the patches per frame (every tile's).
+	dim, cells := emb.Dim(), gw*gh*fr.count()
 	// With a region of interest the bank learns only the cells inside it.
 	roi, _, err := roiCells(opts.ROI, in.Shape[2], in.Shape[1], gw, gh)
 	if err != nil {
@@ -208,15 +213,10 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := feeder.Feed(bb, img); err != nil {
-			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
-		}
-		if err := bb.Invoke(); err != nil {
-			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
-		}
-		v, err := emb.Embed(bb)
+		var tm Timing
+		v, err := fr.embed(bb, emb, img, &tm)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("patchcore: %s: %w", path, err)
 		}
 		feats = append(feats, v...)
 		sizes[i] = [2]int{img.W, img.H}

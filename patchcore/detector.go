@@ -35,7 +35,7 @@ type Detector struct {
 	bank    *bank.Bank
 	meta    *bank.Meta
 	bb      model.Backbone
-	feeder  *model.Feeder
+	fr      *framer
 	emb     *Embedder
 	pool    *parallel.Pool
 	search  *bank.Searcher
@@ -54,6 +54,9 @@ type Detector struct {
 	amap  []float32
 	inW   int // the model input's size (Backbone.Input allocates its shape)
 	inH   int
+	mapW  int // the map's size: the model input's, or the canvas with tiles
+	mapH  int
+	tmap  []float32 // one tile's map (tiles only)
 	lab   []int32
 	rb    regionBuf
 	nbIdx []int32
@@ -165,11 +168,12 @@ func newDetector(b *bank.Bank, bb model.Backbone, pool *parallel.Pool) (*Detecto
 	if len(in.Shape) != 4 || in.Shape[2] != meta.Preprocess.Width || in.Shape[1] != meta.Preprocess.Height {
 		return nil, fmt.Errorf("%w: model input %v, bank expects %dx%d", ErrMismatch, in.Shape, meta.Preprocess.Width, meta.Preprocess.Height)
 	}
-	feeder, err := model.NewFeeder(in, meta.Preprocess.Crop)
+	emb, err := NewEmbedder(bb.Outputs(), meta.Embed.Project, meta.Embed.ProjectSeed)
 	if err != nil {
 		return nil, err
 	}
-	emb, err := NewEmbedder(bb.Outputs(), meta.Embed.Project, meta.Embed.ProjectSeed)
+	gw0, gh0 := emb.Grid()
+	fr, err := newFramer(in, meta.Preprocess.Crop, meta.Preprocess.Tiles, gw0*gh0*emb.Dim())
 	if err != nil {
 		return nil, err
 	}
@@ -178,23 +182,29 @@ func newDetector(b *bank.Bank, bb model.Backbone, pool *parallel.Pool) (*Detecto
 		return nil, fmt.Errorf("%w: taps give a %dx%d grid of %d-d vectors %v, bank %d holds %dx%d, %d-d %v", ErrMismatch,
 			gw, gh, emb.Dim(), emb.TapDims(), meta.Version, meta.Embed.GridW, meta.Embed.GridH, meta.Dim, meta.Embed.TapDims)
 	}
-	cells := gw * gh
-	feeder.SetPool(pool)
+	cells := gw * gh * fr.count()
+	fr.feeder.SetPool(pool)
 	blur := NewBlur(meta.Score.Sigma)
 	blur.Pool = pool
 	emb.Pool = pool
 	d := &Detector{
-		bank: b, meta: meta, bb: bb, feeder: feeder, emb: emb, pool: pool,
+		bank: b, meta: meta, bb: bb, fr: fr, emb: emb, pool: pool,
 		search: bank.NewSearcher(b, pool),
 		blur:   blur,
 		q:      make([]int8, cells*meta.Dim),
 		d2:     make([]int32, cells),
 		nn:     make([]int32, cells),
 		patch:  make([]float32, cells),
-		amap:   make([]float32, in.Shape[1]*in.Shape[2]),
 		inW:    in.Shape[2],
 		inH:    in.Shape[1],
+		mapW:   in.Shape[2],
+		mapH:   in.Shape[1],
 	}
+	if tl := meta.Preprocess.Tiles; tl != nil {
+		d.mapW, d.mapH = tl.CanvasW, tl.CanvasH
+		d.tmap = make([]float32, d.inW*d.inH)
+	}
+	d.amap = make([]float32, d.mapW*d.mapH)
 	d.quantFn = d.quantizeRange
 	if d.roiCells, d.roiPix, err = roiCells(meta.Preprocess.ROI, d.inW, d.inH, gw, gh); err != nil {
 		return nil, err
@@ -230,8 +240,12 @@ func (d *Detector) Bank() *bank.Bank { return d.bank }
 // Backbone is the detector's backbone.
 func (d *Detector) Backbone() model.Backbone { return d.bb }
 
-// Grid is the patch grid: patches per frame = w·h.
+// Grid is the patch grid of one tile (of the frame without tiles).
 func (d *Detector) Grid() (w, h int) { return d.emb.Grid() }
+
+// Patches is the number of patch vectors per frame: the grid times the
+// tiles.
+func (d *Detector) Patches() int { return len(d.patch) }
 
 // SetThreshold overrides the bank's calibrated threshold with t from the
 // next frame on; t = 0 returns to the bank's. The verdict, the normalized
@@ -338,22 +352,14 @@ func (d *Detector) scoreROI(fw, fh int, r *Result, t time.Time) error {
 // embedFrame runs the preprocessing, the backbone and the embedding of one
 // frame: d.vecs holds its patch vectors and d.q their int8 form.
 func (d *Detector) embedFrame(img *rgb.Image, r *Result) error {
-	t0 := time.Now()
-	if err := d.feeder.Feed(d.bb, img); err != nil {
-		return err
-	}
-	t1 := time.Now()
-	if err := d.bb.Invoke(); err != nil {
-		return err
-	}
-	t2 := time.Now()
-	vecs, err := d.emb.Embed(d.bb)
+	vecs, err := d.fr.embed(d.bb, d.emb, img, &r.Timing)
 	if err != nil {
 		return err
 	}
+	t := time.Now()
 	d.vecs = vecs
 	d.pool.Run(len(vecs), 8192, d.quantFn)
-	r.Timing[StagePreprocess], r.Timing[StageBackbone], r.Timing[StageEmbed] = t1.Sub(t0), t2.Sub(t1), time.Since(t2)
+	r.Timing[StageEmbed] += time.Since(t)
 	return nil
 }
 
@@ -373,8 +379,25 @@ func (d *Detector) patchMax() (int, float64) {
 func (d *Detector) finish(fw, fh int, r *Result, score, sStar float64) {
 	t := time.Now()
 	gw, gh := d.emb.Grid()
-	iw, ih := d.inW, d.inH
-	Upsample(d.patch, gw, gh, d.amap, iw, ih)
+	iw, ih := d.mapW, d.mapH
+	if d.tmap == nil {
+		Upsample(d.patch, gw, gh, d.amap, iw, ih)
+	} else {
+		// Each tile's map at the input size, stitched on the canvas by
+		// the largest value where tiles overlap: a defect one tile sees
+		// is not diluted by its neighbour.
+		clear(d.amap)
+		cells := gw * gh
+		for i, o := range d.fr.offs {
+			Upsample(d.patch[i*cells:(i+1)*cells], gw, gh, d.tmap, d.inW, d.inH)
+			for y := range d.inH {
+				dst := d.amap[(o[1]+y)*iw+o[0]:][:d.inW]
+				for x, v := range d.tmap[y*d.inW : (y+1)*d.inW] {
+					dst[x] = max(dst[x], v)
+				}
+			}
+		}
+	}
 	d.blur.Apply(d.amap, iw, ih)
 	if d.roiPix != nil {
 		for i, in := range d.roiPix {

@@ -30,9 +30,10 @@ const gridStep = 16
 
 // Choice is a model-input geometry and why it was chosen.
 type Choice struct {
-	W, H int
-	Fit  string
-	Why  string
+	W, H  int
+	Fit   string
+	Why   string
+	Tiles *bank.Tiles // overlapping tiles for large frames, nil: none
 }
 
 // ParseSize reads "WxH" (e.g. "224x560").
@@ -96,6 +97,10 @@ func AutoGeometry(sw, sh int, sizes [][2]int, crop float64) Choice {
 	_, _, cw, ch := rgb.CenterCrop(fw, fh, crop)
 	aspect := float64(cw) / float64(ch)
 	long := math.Max(aspect, 1/aspect)
+	if tl, why := TileGeometry(min(sw, sh), cw, ch); tl != nil {
+		s := min(sw, sh)
+		return Choice{W: s, H: s, Fit: FitKeepAspect, Tiles: tl, Why: fmt.Sprintf("frames %dx%d are large: %s", fw, fh, why)}
+	}
 	if long <= nearSquare {
 		return Choice{W: sw, H: sh, Fit: FitSquash, Why: fmt.Sprintf(
 			"frames %dx%d are near square (aspect %.2f <= %.2f): the model's own %dx%d input, as published", fw, fh, long, nearSquare, sw, sh)}
@@ -254,9 +259,10 @@ func atSize(m *tflite.Model, taps []string, w, h int) (*tflite.Model, error) {
 // Cost is what one frame costs at a geometry.
 type Cost struct {
 	InW, InH int
-	MACs     int64 // backbone multiply-accumulates up to the last tap
-	Patches  int   // patch vectors searched per frame (inside the ROI)
-	Grid     [2]int
+	MACs     int64  // backbone multiply-accumulates up to the last tap
+	Patches  int    // patch vectors searched per frame (inside the ROI, every tile's)
+	Grid     [2]int // one tile's
+	Tiles    int    // backbone passes per frame beyond one (0: no tiles)
 }
 
 // CostOf is the per-frame cost of scoring with bank metadata m on model mf:
@@ -278,6 +284,11 @@ func CostOf(m *tflite.Model, meta *bank.Meta) (Cost, error) {
 		}
 	}
 	c.Patches = meta.Embed.GridW * meta.Embed.GridH
+	if tl := meta.Preprocess.Tiles; tl != nil {
+		c.Tiles = tl.Cols * tl.Rows
+		c.MACs *= int64(c.Tiles)
+		c.Patches *= c.Tiles
+	}
 	if meta.Preprocess.ROI != nil {
 		cells, _, err := roiCells(meta.Preprocess.ROI, c.InW, c.InH, meta.Embed.GridW, meta.Embed.GridH)
 		if err != nil {

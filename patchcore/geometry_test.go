@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -367,4 +368,135 @@ func FuzzParsePolygons(f *testing.F) {
 			return
 		}
 	})
+}
+
+// TestTilesOnTinyParts: 64x32 frames scored as two overlapping 32x32 tiles
+// of a 56x32 canvas. Each tile's patch scores are those of a detector
+// without tiles (the same bank vectors) scoring that tile of the canvas as
+// a frame, and the tiled image score is the score of the tile holding the
+// frame's most anomalous patch. The map covers the canvas; a defect in the
+// right tile fails the part; scoring allocates nothing per frame.
+func TestTilesOnTinyParts(t *testing.T) {
+	mf := tinyModel(t)
+	dir := t.TempDir()
+	var good []string
+	for i := range 10 {
+		p := filepath.Join(dir, fmt.Sprintf("g%02d.png", i))
+		tinyWide(t, p, uint64(i), -1)
+		good = append(good, p)
+	}
+	tl := &bank.Tiles{Cols: 2, Rows: 1, CanvasW: 56, CanvasH: 32}
+	b, _, err := Build(context.Background(), mf, good, BuildOptions{Threads: 2, Recipe: Recipe{Taps: tinyTaps, Tiles: tl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 10 * 2 * 16 * 16; b.Meta.Coreset.Patches != want {
+		t.Fatalf("%d candidate patches, want %d (2 tiles of 16x16)", b.Meta.Coreset.Patches, want)
+	}
+	d, err := Open(b, mf, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	flat := *b
+	flat.Meta.Preprocess.Tiles = nil
+	one, err := Open(&flat, mf, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+
+	p := filepath.Join(dir, "test.png")
+	tinyWide(t, p, 77, 44)
+	img := readImage(t, p)
+	r, err := d.Inspect(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Geometry.InW != 56 || r.Geometry.InH != 32 || len(r.Map) != 56*32 {
+		t.Fatalf("map geometry %+v, %d values", r.Geometry, len(r.Map))
+	}
+	tiled := slices.Clone(d.patch)
+	var canvas rgb.Image
+	canvas.Ensure(56, 32)
+	var rz rgb.Resizer
+	if err := rz.Resize(img, 0, 0, 64, 32, &canvas); err != nil {
+		t.Fatal(err)
+	}
+	bestTile, best := -1, float32(-1)
+	var tileScores []float64
+	for i, x0 := range []int{0, 24} {
+		tile := rgb.New(32, 32)
+		for y := range 32 {
+			copy(tile.Pix[3*y*32:3*(y+1)*32], canvas.Pix[3*(y*56+x0):3*(y*56+x0+32)])
+		}
+		tr, err := one.Inspect(tile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, v := range one.patch {
+			if tiled[i*256+c] != v {
+				t.Fatalf("tile %d cell %d: tiled score %v, alone %v", i, c, tiled[i*256+c], v)
+			}
+			if v > best {
+				best, bestTile = v, i
+			}
+		}
+		tileScores = append(tileScores, tr.Score)
+	}
+	if r.Score != tileScores[bestTile] {
+		t.Errorf("tiled image score %v, the best tile's (%d) %v", r.Score, bestTile, tileScores[bestTile])
+	}
+	if bestTile != 1 || !r.Fail {
+		t.Errorf("the defect at x=44 is in tile 1: best tile %d, fail %v (score %v, threshold %v)", bestTile, r.Fail, r.Score, r.Threshold)
+	}
+	var rr Result
+	d.InspectInto(img, &rr)
+	if a := testing.AllocsPerRun(5, func() { d.InspectInto(img, &rr) }); a != 0 {
+		t.Errorf("InspectInto with tiles allocates %v times per frame", a)
+	}
+	c, err := CostOf(mf.Model, &b.Meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(2 * (16*16*8*27 + 8*8*8*72)); c.MACs != want || c.Patches != 512 || c.Tiles != 2 {
+		t.Errorf("cost %+v, want %d MACs, 512 patches, 2 tiles", c, want)
+	}
+	bad := *b
+	bad.Meta.Preprocess.Tiles = &bank.Tiles{Cols: 2, Rows: 1, CanvasW: 80, CanvasH: 32}
+	if err := bad.Meta.Validate(); err == nil {
+		t.Error("a canvas wider than its tiles was accepted")
+	}
+}
+
+// TestTileGeometryRule: tiles only for frames whose short side is more
+// than 6x the model's; then the frame shrinks 4x and s×s tiles overlap by
+// at least 1/8, worked by hand.
+func TestTileGeometryRule(t *testing.T) {
+	if tl, _ := TileGeometry(224, 900, 900); tl != nil {
+		t.Errorf("900x900 (bottle) got tiles %+v", tl)
+	}
+	if tl, _ := TileGeometry(224, 1344, 2000); tl != nil {
+		t.Errorf("short side 1344 = 6x224 got tiles %+v", tl)
+	}
+	// 2400x2400: canvas 2400/4 = 600, rounded to 16: 608; step 224-28 =
+	// 196: cols = ceil((608-224)/196)+1 = 3; offsets 0, 384/2 = 192, 384.
+	tl, why := TileGeometry(224, 2400, 2400)
+	if tl == nil || *tl != (bank.Tiles{Cols: 3, Rows: 3, CanvasW: 608, CanvasH: 608}) || why == "" {
+		t.Fatalf("2400x2400: %+v %q", tl, why)
+	}
+	offs := tileOffsets(tl, 224, 224)
+	if fmt.Sprint(offs) != "[[0 0] [192 0] [384 0] [0 192] [192 192] [384 192] [0 384] [192 384] [384 384]]" {
+		t.Errorf("offsets %v", offs)
+	}
+	// 4000x1600: canvas short 400, long 400·2.5 = 1000 rounded to 16:
+	// 1008; rows ceil(176/196)+1 = 2, cols ceil(784/196)+1 = 5.
+	tl, _ = TileGeometry(224, 4000, 1600)
+	if tl == nil || *tl != (bank.Tiles{Cols: 5, Rows: 2, CanvasW: 1008, CanvasH: 400}) {
+		t.Fatalf("4000x1600: %+v", tl)
+	}
+	c := AutoGeometry(224, 224, [][2]int{{2400, 2400}}, 0)
+	if c.Tiles == nil || c.W != 224 || c.H != 224 {
+		t.Errorf("auto for 2400x2400: %+v", c)
+	}
 }

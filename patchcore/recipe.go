@@ -47,6 +47,9 @@ type Recipe struct {
 	// ROI, when set, is the region of interest on the model input
 	// (ROIFromPolygons, ROIFromMask).
 	ROI *bank.ROI
+	// Tiles, when set, scores frames much larger than the input as
+	// overlapping tiles of InputW×InputH over a canvas (TileGeometry).
+	Tiles *bank.Tiles
 }
 
 // RecipeOf is the recipe bank metadata m was built with: re-teaching a
@@ -54,7 +57,7 @@ type Recipe struct {
 func RecipeOf(m *bank.Meta) Recipe {
 	return Recipe{Taps: slices.Clone(m.Model.Taps), Crop: m.Preprocess.Crop, Project: m.Embed.Project,
 		Image: m.Score.Image, B: m.Score.B, Sigma: m.Score.Sigma,
-		InputW: m.Preprocess.Width, InputH: m.Preprocess.Height, Fit: m.Preprocess.Fit, Why: m.Preprocess.Why, ROI: m.Preprocess.ROI}
+		InputW: m.Preprocess.Width, InputH: m.Preprocess.Height, Fit: m.Preprocess.Fit, Why: m.Preprocess.Why, ROI: m.Preprocess.ROI, Tiles: m.Preprocess.Tiles}
 }
 
 func (r *Recipe) defaults() {
@@ -83,7 +86,7 @@ func (r Recipe) Stamp(m *bank.Meta, in model.TensorInfo, e *Embedder, seed uint6
 		why = "the model's own input size"
 	}
 	m.Preprocess = bank.Preprocess{Width: in.Shape[2], Height: in.Shape[1], Crop: r.Crop, Resize: ResizeAntialiased, Pixels: PixelsRGB8,
-		Fit: fit, Why: why, ROI: r.ROI}
+		Fit: fit, Why: why, ROI: r.ROI, Tiles: r.Tiles}
 	m.Embed = bank.Embed{Pool: PoolAvg3x3, Upsample: UpsampleBilinear, GridW: gw, GridH: gh,
 		TapDims: slices.Clone(e.TapDims()), Project: r.Project}
 	if r.Project > 0 {

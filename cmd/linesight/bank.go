@@ -73,6 +73,7 @@ func bankBuild(args []string, out io.Writer) error {
 	var g geometryFlags
 	fs.StringVar(&g.input, "input", "", "model input WxH the frames are resized to, e.g. 224x560 or 448x448 (default: chosen from the good images, see --resize)")
 	fs.StringVar(&g.resize, "resize", "", "squash (the model's own input whatever the frames' aspect, as published) or keep-aspect (a non-square input with the frames' aspect, short side at the model's size); default: keep-aspect unless the frames are near square")
+	fs.StringVar(&g.tiles, "tiles", "", "score frames as overlapping tiles of the model input: the canvas WxH the frame is resized to (e.g. 1200x800), or off (default: tiles only for frames whose short side is more than 6x the model's)")
 	fs.StringVar(&g.roi, "roi", "", "region of interest in frame pixels: a text file of polygons (one per line, \"x,y x,y x,y ...\") or a mask image (PNG/BMP/JPEG, the frames' size, white = inspect)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
@@ -675,7 +676,7 @@ func bankCheck(args []string, out io.Writer) error {
 }
 
 // geometryFlags are bank build's --input, --resize and --roi.
-type geometryFlags struct{ input, resize, roi string }
+type geometryFlags struct{ input, resize, tiles, roi string }
 
 // apply chooses the model input for the good images files (their sizes,
 // read from the headers) and the flags, rasterises the region of interest,
@@ -731,10 +732,30 @@ func (g *geometryFlags) apply(r *patchcore.Recipe, mf *model.File, files []strin
 		c = patchcore.AutoGeometry(sw, sh, sizes, r.Crop)
 		c.Why = "auto: " + c.Why
 	}
-	r.InputW, r.InputH, r.Fit, r.Why = c.W, c.H, c.Fit, c.Why
+	switch g.tiles {
+	case "":
+	case "off":
+		if c.Tiles != nil {
+			c = patchcore.Choice{W: sw, H: sh, Fit: patchcore.FitSquash, Why: fmt.Sprintf("flags: --tiles off: %dx%d frames to the model's own %dx%d", fw, fh, sw, sh)}
+		}
+	default:
+		tw, th, err := patchcore.ParseSize(g.tiles)
+		if err != nil {
+			return fmt.Errorf("--tiles: %w", err)
+		}
+		c.Tiles = patchcore.TilesFor(tw, th, c.W, c.H)
+		c.Why += fmt.Sprintf("; --tiles %dx%d: %dx%d overlapping tiles of %dx%d", tw, th, c.Tiles.Cols, c.Tiles.Rows, c.W, c.H)
+	}
+	if c.Tiles != nil && (c.Tiles.Cols > bank.MaxTiles || c.Tiles.Rows > bank.MaxTiles) {
+		return fmt.Errorf("%dx%d tiles, at most %d a side: a smaller canvas or a larger --input", c.Tiles.Cols, c.Tiles.Rows, bank.MaxTiles)
+	}
+	r.InputW, r.InputH, r.Fit, r.Why, r.Tiles = c.W, c.H, c.Fit, c.Why, c.Tiles
 	fmt.Fprintf(out, "geometry   %dx%d model input (%s); %s\n", c.W, c.H, c.Fit, c.Why)
 	if g.roi == "" {
 		return nil
+	}
+	if c.Tiles != nil {
+		return fmt.Errorf("--roi with tiles is not supported yet: use --tiles off, or a larger --input")
 	}
 	switch strings.ToLower(filepath.Ext(g.roi)) {
 	case ".png", ".bmp", ".jpg", ".jpeg":
@@ -778,7 +799,11 @@ func printCost(out io.Writer, mf *model.File, mt *bank.Meta) error {
 		return err
 	}
 	search := int64(c.Patches) * int64(mt.Count) * int64(mt.Dim)
-	fmt.Fprintf(out, "  cost       per frame: backbone %.2f GMAC at %dx%d, %d patches (%dx%d grid) x %d bank vectors x %d dims = %.2f GMAC search\n",
-		float64(c.MACs)/1e9, c.InW, c.InH, c.Patches, c.Grid[0], c.Grid[1], mt.Count, mt.Dim, float64(search)/1e9)
+	tiles := ""
+	if c.Tiles > 0 {
+		tiles = fmt.Sprintf(" x %d tiles", c.Tiles)
+	}
+	fmt.Fprintf(out, "  cost       per frame: backbone %.2f GMAC at %dx%d%s, %d patches (%dx%d grid%s) x %d bank vectors x %d dims = %.2f GMAC search\n",
+		float64(c.MACs)/1e9, c.InW, c.InH, tiles, c.Patches, c.Grid[0], c.Grid[1], tiles, mt.Count, mt.Dim, float64(search)/1e9)
 	return nil
 }
