@@ -517,7 +517,8 @@ func (c *console) failure(seqText string) (any, error) {
 }
 
 // serveFailureImage draws a frame of the evidence ring: with its anomaly
-// map when the console kept it (recent failures), else with its regions.
+// map when the console kept it (recent failures) or maps.dir has it, else
+// with its regions.
 func (c *console) serveFailureImage(w http.ResponseWriter, r *http.Request, _ *session) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil || c.s.evidence == nil {
@@ -542,6 +543,15 @@ func (c *console) serveFailureImage(w http.ResponseWriter, r *http.Request, _ *s
 		pr := patchcore.Result{Map: f.mapv, Geometry: f.geom, Regions: f.regions}
 		writePNG200(w, patchcore.RenderMap(img, &pr, &f.threshold, patchcore.MapHeatmap, width), seq)
 		return
+	}
+	// The map the station wrote to maps.dir for it (maps.go), if any.
+	if dir := c.s.cfg.Maps.Dir; dir != "" && c.s.cfg.Maps.Format == patchcore.MapHeatmap {
+		if raw, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("map_%06d.png", seq))); err == nil {
+			w.Header().Set("Content-Type", "image/png")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(raw)
+			return
+		}
 	}
 	for _, g := range res.Regions {
 		heatmap.Box(img, g.X, g.Y, g.W, g.H, color.RGBA{255, 0, 0, 255})

@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -422,5 +426,79 @@ func TestSessionsBounded(t *testing.T) {
 	g.now = func() time.Time { return time.Now().Add(sessionLifetime + time.Minute) }
 	if s := g.session(&http.Request{Header: http.Header{"Cookie": {cookie.String()}}}); s != nil {
 		t.Error("an expired session was served")
+	}
+}
+
+// TestFailureImageSources: a failure's picture is drawn with the map the
+// console kept, else served from maps.dir, else drawn with its region
+// boxes; the gallery lists failures only, newest first.
+func TestFailureImageSources(t *testing.T) {
+	maps := t.TempDir()
+	c, h := consoleStation(t, "127.0.0.1:9090", "", func(cfg *config.Config) { cfg.Maps.Dir = maps })
+	e, err := openEvidence(t.TempDir(), 10, 1<<20, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.s.evidence = e
+	region := mqtt.Region{X: 4, Y: 5, W: 10, H: 8}
+	for seq := uint64(1); seq <= 4; seq++ {
+		img := testImage(32, 24)
+		res := mqtt.Result{Station: "t1", Seq: seq, Verdict: mqtt.Fail, Score: 3, Threshold: 2, Regions: []mqtt.Region{region}}
+		if seq == 4 {
+			res.Verdict = mqtt.Pass
+		}
+		raw, _ := json.Marshal(res)
+		e.add(seq, img, raw)
+		e.write(<-e.jobs)
+	}
+	// Part 1: its map is in the console (all of it hot).
+	m := make([]float32, 16*16)
+	for i := range m {
+		m[i] = 10
+	}
+	r := patchcore.Result{Score: 3, Threshold: 2, Fail: true, Map: m, Regions: []patchcore.Region{{X: 4, Y: 5, W: 10, H: 8}},
+		Geometry: patchcore.Geometry{FrameW: 32, FrameH: 24, W: 32, H: 24, InW: 16, InH: 16}}
+	c.hub.publish(testImage(32, 24), &r, &mqtt.Result{Seq: 1}, []byte("{}"), &bank.Threshold{Value: 2, Pixel: 1, PixelStats: bank.Stats{Max: 2}}, time.Now())
+	// Part 2: its map is in maps.dir.
+	want2 := []byte("\x89PNG map 2")
+	os.WriteFile(filepath.Join(maps, "map_000002.png"), want2, 0o644)
+
+	get := func(seq int) []byte {
+		w := do(h, "GET", fmt.Sprintf("/failures/%d/image.png", seq), "127.0.0.1:9090", nil)
+		if w.Code != 200 {
+			t.Fatalf("part %d: %d %s", seq, w.Code, w.Body)
+		}
+		return w.Body.Bytes()
+	}
+	decode := func(b []byte) image.Image {
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	// 1: drawn over the black frame: the map's colours, not black.
+	if img := decode(get(1)); img.Bounds().Dx() != 32 {
+		t.Errorf("part 1: %v", img.Bounds())
+	} else if r, g, b, _ := img.At(20, 20).RGBA(); r|g|b == 0 {
+		t.Error("part 1: no map drawn")
+	}
+	if got := get(2); !bytes.Equal(got, want2) {
+		t.Errorf("part 2: %q, want the maps.dir file", got)
+	}
+	// 3: the black frame with a red box on the region's edge, black inside.
+	img := decode(get(3))
+	if r, g, b, _ := img.At(region.X, region.Y+3).RGBA(); r>>8 != 255 || g != 0 || b != 0 {
+		t.Errorf("part 3: edge pixel %v %v %v, want red", r>>8, g>>8, b>>8)
+	}
+	if r, g, b, _ := img.At(region.X+5, region.Y+4).RGBA(); r|g|b != 0 {
+		t.Error("part 3: inside the box is not the frame")
+	}
+	var seqs []uint64
+	for _, f := range c.failures(10) {
+		seqs = append(seqs, f.Seq)
+	}
+	if fmt.Sprint(seqs) != "[3 2 1]" {
+		t.Errorf("gallery %v, want [3 2 1]", seqs)
 	}
 }
