@@ -116,10 +116,11 @@ func strip(rng *rand.Rand, defect string, mask *image.Gray) *image.RGBA {
 	var ang, length, dark float64
 	switch defect {
 	case "crack":
-		// Across the strip (within 25° of transverse), jagged, dark.
-		ang = (rng.Float64()*50 - 25) * math.Pi / 180
-		length = 40 + rng.Float64()*80
-		dark = 0.88 // hairline: 12% darker than the surface
+		// Across the strip (within 10° of transverse, like the chatter
+		// marks), jagged, as dark as the darkest chatter mark.
+		ang = (rng.Float64()*20 - 10) * math.Pi / 180
+		length = 30 + rng.Float64()*50
+		dark = 0.9
 	case "scratch":
 		// Along the strip, straight, lighter.
 		ang = math.Pi/2 + (rng.Float64()*10-5)*math.Pi/180
