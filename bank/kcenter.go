@@ -49,11 +49,12 @@ import (
 
 // kcBlock is the largest block; pivots are chosen for blocks of about
 // kcBlock/2 points, and a pivot's points beyond kcBlock go to further
-// blocks around the same pivot. Small balls prune better, and every
-// update is a GEMM of at least one 48-row strip: at 100,000 x 96, 10%
-// kept, blocks of 1024 took 1.35 s (texture) and 1.88 s (noise), 256
-// 0.94/1.03 s, 128 0.80/0.98 s, 64 1.01/1.00 s.
-const kcBlock = 128
+// blocks around the same pivot. Smaller balls prune more (128: 0.93 of the
+// plain loop's MACs on textures, 1024: 1.14) but give updates too small
+// to share between threads: at 300,000 x 96 on 2 threads, 128 took 5.2 s
+// (texture) and 5.6 s (noise) on one core's worth of CPU, 1024 2.5 s and
+// 3.3 s on both.
+const kcBlock = 1024
 
 type kcBlockState struct {
 	lo, hi int   // its points: rows lo..hi-1 of the permuted copy
