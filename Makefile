@@ -54,9 +54,10 @@ static: static-amd64 static-arm64 static-armhf
 
 # The static arm64 binary under qemu (Cortex-A72 and Cortex-A76) captures
 # frames from an exec: source running ffmpeg and inspects them with the
-# static amd64 binary's verdicts and scores (about 70 s here; not part of
+# static amd64 binary's verdicts and scores, and the armhf one under
+# qemu-arm as a Cortex-A7 (about 3 minutes plus the builds; not part of
 # `make test`). Skips and says so without qemu-user-static or ffmpeg.
-test-static: static-amd64 static-arm64
+test-static: static-amd64 static-arm64 static-armhf
 	@LINESIGHT_STATIC=1 $(GO) test -count=1 -v -run Static ./cross/ > bin/static.log 2>&1; \
 	  rc=$$?; grep -E '^(static:|--- |ok|FAIL)|_test.go|SKIP' bin/static.log; exit $$rc
 
@@ -119,12 +120,16 @@ test-cross: deps-cross cross-amd64 cross-arm64 cross-armhf
 # and `linesight cmd` and `bank push` against serving stations with trusted
 # keys (one behind a 128 KiB packet limit, one through a bridged broker),
 # bank import killed with SIGKILL at 20 random moments,
-# the ResNet builder against PyTorch, and the daemon through MQTT: bottle end
-# to end (published scores = eval's) and a 60 s broker outage at 10 frames/s.
+# the ResNet builder against PyTorch (also at non-square inputs), and the
+# daemon through MQTT: bottle end to end (published scores = eval's), the PLC
+# handshake's timing on bottle frames and a 60 s broker outage at 10 frames/s;
+# the input geometries on a sample line of long strips (squash against the
+# automatic keep-aspect) and through bank build; the clustered search's work
+# on bottle's frames against brute force.
 test-accept: deps-test
 	@mkdir -p bin
-	$(GO) test -p 1 -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|BankAppend|TeachAStation|PyTorch|ModelBuildCommand|OutageOf60|CmdSigned|PushToServing|Kill9' ./patchcore/ ./cmd/linesight/ ./model/resnet/ ./daemon/ > bin/accept.log 2>&1; \
-	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|accept_test.go|teach_test.go|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
+	$(GO) test -p 1 -count=1 -timeout 40m -v -run 'Bottle|Lifecycle|BankAppend|TeachAStation|PyTorch|ModelBuildCommand|OutageOf60|CmdSigned|PushToServing|Kill9|GeometryStrips|BankBuildGeometry|NonSquareInput' ./patchcore/ ./cmd/linesight/ ./model/resnet/ ./daemon/ ./bank/ > bin/accept.log 2>&1; \
+	  rc=$$?; grep -E 'bottle_test.go|resnet_test.go|accept_test.go|teach_test.go|geometry_test.go|scada_auth_test.go|^geometry:|^--- |^    --- FAIL|^(ok|FAIL)|SKIP' bin/accept.log; exit $$rc
 
 # The engine against the real TensorFlow Lite (x86-64 only): conformance on
 # the shared models and photos, and per-op models built with our writer.
@@ -163,7 +168,8 @@ FUZZ_BRIEF ?= 4s
 FUZZ_PARSERS = ./model/tflite:FuzzRead ./model/torchckpt:FuzzLoad ./config:FuzzParse ./mqtt:FuzzOutboxEntry \
   ./mqtt:FuzzTransferMessages ./daemon:FuzzCommandPayload ./bank:FuzzReadBundle ./bank:FuzzDecodeBank \
   ./bank:FuzzStoreValues ./internal/rgb:FuzzDecode ./internal/trust:FuzzParseKeys ./daemon:FuzzEvidenceResult \
-  ./camera:FuzzJPEGStream
+  ./camera:FuzzJPEGStream ./patchcore:FuzzParsePolygons ./mqtt/sparkplug:FuzzDecodeCommand \
+  ./mqtt/sparkplug:FuzzParseState ./daemon:FuzzConsoleUsers ./cmd/linesight:FuzzParseTiles ./internal/jpeg:FuzzDecode
 # A run that ends with Go's "context deadline exceeded" and no failing input
 # is the fuzzing engine stopping while a worker was still inside one slow
 # input (FuzzRead mutates multi-MB models; on a loaded 2-core machine one

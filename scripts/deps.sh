@@ -18,7 +18,11 @@
 #             avg_pool2d/interpolate, torch checkpoints), ffmpeg and
 #             GStreamer with jpegenc (-good: test videos, pipelines, the
 #             exec: camera source's streams), mosquitto (the real
-#             broker of the MQTT tests, started by the tests on free ports)
+#             broker of the MQTT tests, started by the tests on free ports),
+#             chromium (the console's browser test, headless), protoc and
+#             python3-protobuf (the Sparkplug tests' independent decoder:
+#             our .proto compiled by Debian's protoc at test time), and
+#             aarch64 binutils (GNU as checks our arm64 instruction words)
 #   qemu      qemu-user-static: runs the arm64 and armhf test binaries
 #   cross     build and qemu, plus the cross compilers that build the arm64
 #             and armhf binaries against cross/sysroot.sh's sysroots
@@ -32,7 +36,7 @@ cd "$(dirname "$0")/.."
 declare -A group=(
   [demo]=""
   [build]="libopencv-dev"
-  [test]="libopencv-dev python3-numpy python3-scipy python3-sklearn python3-torch ffmpeg gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto"
+  [test]="libopencv-dev python3-numpy python3-scipy python3-sklearn python3-torch ffmpeg gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto chromium protobuf-compiler python3-protobuf binutils-aarch64-linux-gnu"
   [qemu]="qemu-user-static"
   [cross]="libopencv-dev qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf"
   [tflite]=""
