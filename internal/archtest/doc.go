@@ -1,5 +1,5 @@
 // Package archtest keeps Linesight's architecture true by test: who may
-// import whom (docs: DESIGN.md, "Who may import whom") and a package doc on
+// import whom (docs/ARCHITECTURE.md, "Who may import whom") and a package doc on
 // every package. The rules are this package's tests and run with the rest
 // under `make test`; a change that breaks one fails with the package, the
 // forbidden dependency and the chain of imports that brings it in, so the

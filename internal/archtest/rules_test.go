@@ -41,6 +41,7 @@ func synthetic() *Graph {
 	add("internal/parallel", true, false, "example.com/usesc")
 	add("internal/rgb", true, false)
 	add("internal/heatmap", true, false, "internal/rgb", "internal/qgemm")
+	add("internal/jpeg", true, false, "internal/rgb", "internal/qgemm")
 	add("internal/npy", true, false)
 	add("model/tflite", true, false)
 	add("model/torchckpt", true, false, "github.com/nlpodyssey/gopickle/pickle")
@@ -87,6 +88,7 @@ func TestRulesFireOnViolations(t *testing.T) {
 		},
 		"image code does not use the GEMM kernels": {
 			"internal/heatmap imports internal/qgemm (the GEMM kernels): internal/heatmap -> internal/qgemm",
+			"internal/jpeg imports internal/qgemm (the GEMM kernels): internal/jpeg -> internal/qgemm",
 		},
 		"only camera imports GoCV": {
 			"bank imports gocv.io/x/gocv (GoCV): bank -> gocv.io/x/gocv",
