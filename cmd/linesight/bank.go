@@ -704,50 +704,9 @@ func (g *geometryFlags) apply(r *patchcore.Recipe, mf *model.File, files []strin
 	if odd > 0 {
 		fmt.Fprintf(out, "warning: %d of %d good images are not %dx%d (the median size); each is resized to the same model input\n", odd, len(files), fw, fh)
 	}
-	_, _, cw, ch := rgb.CenterCrop(fw, fh, r.Crop)
-	var c patchcore.Choice
-	switch {
-	case g.resize != "" && g.resize != patchcore.FitSquash && g.resize != patchcore.FitKeepAspect:
-		return fmt.Errorf("--resize %q: want %s or %s", g.resize, patchcore.FitSquash, patchcore.FitKeepAspect)
-	case g.input != "":
-		w, h, err := patchcore.ParseSize(g.input)
-		if err != nil {
-			return err
-		}
-		c = patchcore.Choice{W: w, H: h, Fit: g.resize}
-		if c.Fit == "" {
-			c.Fit = patchcore.FitSquash
-			if ka := float64(w) / float64(h) / (float64(cw) / float64(ch)); ka > 0.95 && ka < 1.05 {
-				c.Fit = patchcore.FitKeepAspect
-			}
-		}
-		c.Why = fmt.Sprintf("flags: --input %dx%d for %dx%d frames (%s)", w, h, fw, fh, c.Fit)
-	case g.resize == patchcore.FitSquash:
-		c = patchcore.Choice{W: sw, H: sh, Fit: patchcore.FitSquash, Why: fmt.Sprintf("flags: --resize squash: %dx%d frames to the model's own %dx%d", fw, fh, sw, sh)}
-	case g.resize == patchcore.FitKeepAspect:
-		c = patchcore.Choice{Fit: patchcore.FitKeepAspect}
-		c.W, c.H = patchcore.KeepAspect(min(sw, sh), cw, ch)
-		c.Why = fmt.Sprintf("flags: --resize keep-aspect: %dx%d frames, short side at the model's %d: %dx%d", fw, fh, min(sw, sh), c.W, c.H)
-	default:
-		c = patchcore.AutoGeometry(sw, sh, sizes, r.Crop)
-		c.Why = "auto: " + c.Why
-	}
-	switch g.tiles {
-	case "":
-	case "off":
-		if c.Tiles != nil {
-			c = patchcore.Choice{W: sw, H: sh, Fit: patchcore.FitSquash, Why: fmt.Sprintf("flags: --tiles off: %dx%d frames to the model's own %dx%d", fw, fh, sw, sh)}
-		}
-	default:
-		tw, th, err := patchcore.ParseSize(g.tiles)
-		if err != nil {
-			return fmt.Errorf("--tiles: %w", err)
-		}
-		c.Tiles = patchcore.TilesFor(tw, th, c.W, c.H)
-		c.Why += fmt.Sprintf("; --tiles %dx%d: %dx%d overlapping tiles of %dx%d", tw, th, c.Tiles.Cols, c.Tiles.Rows, c.W, c.H)
-	}
-	if c.Tiles != nil && (c.Tiles.Cols > bank.MaxTiles || c.Tiles.Rows > bank.MaxTiles) {
-		return fmt.Errorf("%dx%d tiles, at most %d a side: a smaller canvas or a larger --input", c.Tiles.Cols, c.Tiles.Rows, bank.MaxTiles)
+	c, err := patchcore.ChooseGeometry(sw, sh, sizes, r.Crop, patchcore.GeometryFlags{Input: g.input, Resize: g.resize, Tiles: g.tiles})
+	if err != nil {
+		return err
 	}
 	r.InputW, r.InputH, r.Fit, r.Why, r.Tiles = c.W, c.H, c.Fit, c.Why, c.Tiles
 	fmt.Fprintf(out, "geometry   %dx%d model input (%s); %s\n", c.W, c.H, c.Fit, c.Why)
@@ -798,12 +757,6 @@ func printCost(out io.Writer, mf *model.File, mt *bank.Meta) error {
 	if err != nil {
 		return err
 	}
-	search := int64(c.Patches) * int64(mt.Count) * int64(mt.Dim)
-	tiles := ""
-	if c.Tiles > 0 {
-		tiles = fmt.Sprintf(" x %d tiles", c.Tiles)
-	}
-	fmt.Fprintf(out, "  cost       per frame: backbone %.2f GMAC at %dx%d%s, %d patches (%dx%d grid%s) x %d bank vectors x %d dims = %.2f GMAC search\n",
-		float64(c.MACs)/1e9, c.InW, c.InH, tiles, c.Patches, c.Grid[0], c.Grid[1], tiles, mt.Count, mt.Dim, float64(search)/1e9)
+	fmt.Fprintf(out, "  cost       %s\n", c.Line(mt.Count, mt.Dim))
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,13 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/bench"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/sampleline"
 	"github.com/linesight/linesight/model"
-	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -29,29 +31,49 @@ func benchCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	modelPath := fs.String("model", "", "backbone .tflite (default: a random-weight ResNet18 built on the spot)")
-	db := fs.String("db", "", "bank database: its active bank (default: a synthetic bank sized like 200 images at 10%)")
+	db := fs.String("db", "", "bank database: search its active bank (default: see --bank)")
 	threads := fs.Int("threads", runtime.NumCPU(), "threads for backbone and search")
 	frames := fs.Int("frames", 50, "frames to time (after a warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	image := fs.String("image", "", "encoded frame to time (JPEG, PNG or BMP; default: a synthetic 1280x720 JPEG)")
+	image := fs.String("image", "", "encoded frame to time (JPEG, PNG or BMP; default: a held-out good image of the bank's, or with --bank random a synthetic 1280x720 JPEG)")
 	ops := fs.Bool("ops", false, "also time every backbone operator (median per operator)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed frames to `FILE` (go tool pprof)")
-	input := fs.String("input", "", "without --db: the synthetic bank's model input WxH (e.g. 224x560), to see what a geometry costs (default: the model's own)")
+	bankKind := fs.String("bank", sampleline.KindWasher, "without --db or --images: the bank to search, built as bank build does from the sample line's good parts of this kind (washer, strip, small), or random (iid random vectors sized like a bank: quick, but the clustered search can skip nothing on them)")
+	images := fs.String("images", "", "folder of good images: build the bank from them as bank build does (instead of --bank)")
+	nImages := fs.Int("bank-images", 200, "with --bank: good parts to build the bank from (random: the images the bank's size stands for)")
+	tapsFlag := fs.String("taps", "", "without --db: feature-map tensors, comma-separated, as bank build's (default: the model's default taps)")
+	var g patchcore.GeometryFlags
+	fs.StringVar(&g.Input, "input", "", "model input WxH, as bank build's (default: chosen from the good images; with --bank random, the model's own)")
+	fs.StringVar(&g.Resize, "resize", "", "squash or keep-aspect, as bank build's")
+	fs.StringVar(&g.Tiles, "tiles", "", "the canvas WxH to cut into tiles of the model input, or off, as bank build's")
+	frameSize := fs.String("frame", "", "with --bank random: the frame size WxH the geometry is chosen for (bank build's rule) and the synthetic frame is drawn at (default 1280x720, geometry the model's own)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
 	if *frames < 1 || *threads < 1 {
 		return fmt.Errorf("bench: --frames and --threads must be at least 1")
 	}
+	if *nImages < 2 || *nImages > 10000 {
+		return fmt.Errorf("bench: --bank-images %d outside 2..10000", *nImages)
+	}
 	var (
-		d    *patchcore.Detector
-		name string
-		err  error
+		d              *patchcore.Detector
+		name, kind     string
+		frame          []byte
+		frameName      string
+		err            error
+		bankGeometryOK = *db == ""
 	)
+	if !bankGeometryOK && (g != patchcore.GeometryFlags{} || *frameSize != "" || *tapsFlag != "" || *images != "") {
+		return fmt.Errorf("bench: --input, --resize, --tiles, --frame, --taps and --images shape a bank bench builds; --db's bank has its own")
+	}
 	switch {
 	case *db != "":
 		d, err = openDetector(*db, 0, *modelPath, *threads)
-		name = *db
+		if err != nil {
+			return err
+		}
+		name, kind = *db, bench.KindStore+" (the active bank of "+*db+")"
 	default:
 		var mf *model.File
 		if *modelPath != "" {
@@ -68,22 +90,21 @@ func benchCmd(args []string, out io.Writer) error {
 			}
 			name = "resnet18 (random weights, int8, to layer3)"
 		}
-		b, err := bench.SyntheticBank(mf, 200)
+		b, k, good, goodName, err := benchBank(mf, splitTaps(*tapsFlag), *images, *bankKind, *nImages, *frameSize, g, *threads, *asJSON, out)
 		if err != nil {
 			return err
 		}
-		if *input != "" {
-			if b, err = syntheticAt(b, mf, *input, 200); err != nil {
-				return fmt.Errorf("bench: %w", err)
-			}
+		kind = k
+		if *image == "" {
+			frame, frameName = good, goodName
+		}
+		if *image == "" && *bankKind == bench.KindRandom && *images == "" && *frameSize != "" {
+			w, h, _ := patchcore.ParseSize(*frameSize) // checked by benchBank
+			frame, frameName = bench.FrameSized(w, h), fmt.Sprintf("%dx%d JPEG (synthetic)", w, h)
 		}
 		if d, err = patchcore.Open(b, mf, patchcore.Options{Threads: *threads}); err != nil {
 			return err
 		}
-		name += ", synthetic bank"
-	}
-	if err != nil {
-		return err
 	}
 	defer d.Close()
 	if *cpuProfile != "" {
@@ -97,19 +118,17 @@ func benchCmd(args []string, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var frame []byte
-	frameName := ""
-	if *image != "" {
-		if frame, err = os.ReadFile(*image); err != nil {
+	if file := *image; file != "" {
+		if frame, err = os.ReadFile(file); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		img, err := rgb.Decode(bytes.NewReader(frame))
 		if err != nil {
-			return fmt.Errorf("bench: %s: %w", *image, err)
+			return fmt.Errorf("bench: %s: %w", file, err)
 		}
-		frameName = fmt.Sprintf("%s (%dx%d)", filepath.Base(*image), img.W, img.H)
+		frameName = fmt.Sprintf("%s (%dx%d)", filepath.Base(file), img.W, img.H)
 	}
-	rep, err := bench.Run(d, name, *threads, *frames, frame, frameName)
+	rep, err := bench.Run(d, name, kind, *threads, *frames, frame, frameName)
 	if err != nil {
 		return err
 	}
@@ -124,10 +143,8 @@ func benchCmd(args []string, out io.Writer) error {
 	}
 	avail, _ := qgemm.Kernels()
 	fmt.Fprintf(out, "model      %s\n", rep.Model)
-	fmt.Fprintf(out, "bank       %d vectors x %d dims, %d patches per frame\n", rep.BankVectors, rep.Dim, rep.Patches)
-	if err := benchGeometry(out, d, rep); err != nil {
-		return err
-	}
+	fmt.Fprintf(out, "bank       %s: %d vectors x %d dims, %d patches searched per frame\n", rep.Bank, rep.BankVectors, rep.Dim, rep.Patches)
+	printBenchGeometry(out, d, rep)
 	fmt.Fprintf(out, "machine    %s, %d threads; int8 kernels here: %v\n", rep.GOARCH, rep.Threads, avail)
 	fmt.Fprintf(out, "peak       %.1f GMAC/s per core (%s; element-wise ops: %s)\n", rep.PeakGMACsPerCore, rep.Kernels["backbone"], rep.Kernels["elementwise"])
 	fmt.Fprintf(out, "frames     %d (%s), median and p99 per stage:\n", rep.Frames, rep.Frame)
@@ -160,55 +177,119 @@ func benchCmd(args []string, out io.Writer) error {
 	return nil
 }
 
-// syntheticAt re-sizes a synthetic bank to the model input size ("WxH"):
-// the grid the taps give there, and as many vectors as the same number of
-// images would leave at 10% (the stored vectors repeated).
-func syntheticAt(b *bank.Bank, mf *model.File, size string, images int) (*bank.Bank, error) {
-	w, h, err := patchcore.ParseSize(size)
+// benchBank makes the bank bench searches without --db: built from the
+// good images of dir, or of the sample line of kind, at the geometry bank
+// build would choose for them (and the flags), or iid random vectors
+// sized like a bank of images images at the geometry chosen for frames of
+// frameSize. It returns the bank, what kind it is, and a good frame the
+// bank has not learnt, encoded, with its name (none for a random bank).
+func benchBank(mf *model.File, taps []string, dir, kind string, images int, frameSize string, g patchcore.GeometryFlags, threads int, quiet bool, out io.Writer) (b *bank.Bank, what string, good []byte, goodName string, err error) {
+	sw, sh, err := patchcore.StoredInput(mf.Model)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, "", err
 	}
-	m := b.Meta
-	rm, err := model.AtInputSize(mf.Model, m.Model.Taps, h, w)
+	if dir == "" && kind == bench.KindRandom {
+		var sizes [][2]int
+		if frameSize != "" {
+			w, h, err := patchcore.ParseSize(frameSize)
+			if err != nil {
+				return nil, "", nil, "", fmt.Errorf("bench: --frame: %w", err)
+			}
+			sizes = [][2]int{{w, h}}
+		}
+		c, err := patchcore.ChooseGeometry(sw, sh, sizes, 0, g)
+		if err != nil {
+			return nil, "", nil, "", fmt.Errorf("bench: %w", err)
+		}
+		b, err = bench.SyntheticBankAt(mf, taps, images, c)
+		if err != nil {
+			return nil, "", nil, "", err
+		}
+		return b, fmt.Sprintf("%s (iid random vectors sized like %d images at 10%%: brute force's cost, but no structure for the clustered search to use)", bench.KindRandom, images), nil, "", nil
+	}
+	if frameSize != "" {
+		return nil, "", nil, "", fmt.Errorf("bench: --frame is for --bank random; a built bank's frames are its images")
+	}
+	var files []string
+	source := dir
+	if dir != "" {
+		if files, err = patchcore.ImageFiles(dir); err != nil {
+			return nil, "", nil, "", err
+		}
+	} else {
+		if _, err := sampleline.DefectsOf(kind); err != nil {
+			return nil, "", nil, "", fmt.Errorf("bench: --bank %q: want washer, strip, small or random", kind)
+		}
+		tmp, err := os.MkdirTemp("", "linesight-bench-line")
+		if err != nil {
+			return nil, "", nil, "", err
+		}
+		defer os.RemoveAll(tmp)
+		if !quiet {
+			fmt.Fprintf(out, "drawing %d good %s parts of the sample line and building a bank from them...\n", images, kind)
+		}
+		if files, _, err = bench.SampleLine(tmp, kind, images); err != nil {
+			return nil, "", nil, "", err
+		}
+		source = fmt.Sprintf("the sample line's %s (%d good parts)", kind, images)
+	}
+	sizes := make([][2]int, len(files))
+	for i, p := range files {
+		w, h, err := rgb.ReadSize(p)
+		if err != nil {
+			return nil, "", nil, "", err
+		}
+		sizes[i] = [2]int{w, h}
+	}
+	c, err := patchcore.ChooseGeometry(sw, sh, sizes, 0, g)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, "", fmt.Errorf("bench: %w", err)
 	}
-	ti, err := model.FindTensor(rm, m.Model.Taps[0])
+	ctx, cancel := signalContext()
+	defer cancel()
+	var holdout []string
+	b, holdout, err = bench.BuiltBank(ctx, mf, taps, files, c, threads)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, "", err
 	}
-	sh := model.InfoOf(rm, ti).Shape
-	m.Preprocess.Width, m.Preprocess.Height = w, h
-	m.Preprocess.Fit, m.Preprocess.Why = patchcore.FitKeepAspect, "bench --input "+size
-	m.Embed.GridW, m.Embed.GridH = sh[2], sh[1]
-	n := max(1, images*sh[1]*sh[2]/10)
-	vecs := make([]int8, n*m.Dim)
-	for i := range vecs {
-		vecs[i] = b.Vectors[i%len(b.Vectors)]
+	good, err = os.ReadFile(holdout[0]) // the temporary folder goes when benchBank returns
+	if err != nil {
+		return nil, "", nil, "", err
 	}
-	m.Count, m.SHA256 = n, ""
-	m.Coreset.Patches = images * sh[1] * sh[2]
-	return bank.New(m, vecs)
+	img, err := rgb.Decode(bytes.NewReader(good))
+	if err != nil {
+		return nil, "", nil, "", fmt.Errorf("bench: %s: %w", holdout[0], err)
+	}
+	goodName = fmt.Sprintf("%s (%dx%d), a good part the bank has not learnt", filepath.Base(holdout[0]), img.W, img.H)
+	return b, fmt.Sprintf("%s (from %s through the backbone, as bank build makes it)", bench.KindBuilt, source), good, goodName, nil
 }
 
-// benchGeometry prints the bank's model input and what a frame costs
-// there: the backbone's multiply-accumulates up to the taps (operators
-// after them do not run) and the search's.
-func benchGeometry(out io.Writer, d *patchcore.Detector, rep *bench.Report) error {
-	meta := &d.Bank().Meta
-	fit := meta.Preprocess.Fit
-	if fit == "" {
-		fit = patchcore.FitSquash
+// splitTaps reads a --taps list ("": nil, the default taps).
+func splitTaps(s string) []string {
+	if s == "" {
+		return nil
 	}
-	macs := "?"
-	if mb, ok := d.Backbone().(interface{ Model() *tflite.Model }); ok {
-		c, err := patchcore.CostOf(mb.Model(), meta)
-		if err != nil {
-			return err
-		}
-		macs = fmt.Sprintf("%.2f", float64(c.MACs)/1e9)
+	return strings.Split(s, ",")
+}
+
+// printBenchGeometry prints the bank's model input, the per-frame cost
+// line bank build prints for it, and the search's measured work beside
+// brute force's.
+func printBenchGeometry(out io.Writer, d *patchcore.Detector, rep *bench.Report) {
+	pp := &d.Bank().Meta.Preprocess
+	fit := cmp.Or(pp.Fit, patchcore.FitSquash)
+	tiles := ""
+	if tl := pp.Tiles; tl != nil {
+		tiles = fmt.Sprintf(", %dx%d tiles over a %dx%d canvas", tl.Cols, tl.Rows, tl.CanvasW, tl.CanvasH)
 	}
-	fmt.Fprintf(out, "geometry   %dx%d model input (%s): per frame %s GMAC backbone to the taps, %d patches x %d vectors x %d dims = %.2f GMAC search\n",
-		meta.Preprocess.Width, meta.Preprocess.Height, fit, macs, rep.Patches, rep.BankVectors, rep.Dim, float64(rep.SearchMACs)/1e9)
-	return nil
+	fmt.Fprintf(out, "geometry   %dx%d model input (%s)%s; %s\n", pp.Width, pp.Height, fit, tiles, pp.Why)
+	if rep.Cost != "" {
+		fmt.Fprintf(out, "cost       %s\n", rep.Cost)
+	}
+	ratio := 0.0
+	if rep.SearchMACs > 0 {
+		ratio = float64(rep.SearchMACsBrute) / float64(rep.SearchMACs)
+	}
+	fmt.Fprintf(out, "search     %.3f GMAC per frame measured (median), brute force %.3f GMAC: %.2fx fewer\n",
+		float64(rep.SearchMACs)/1e9, float64(rep.SearchMACsBrute)/1e9, ratio)
 }

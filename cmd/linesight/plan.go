@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -19,6 +18,7 @@ import (
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/engine"
+	"github.com/linesight/linesight/model/tflite"
 	"github.com/linesight/linesight/patchcore"
 )
 
@@ -42,18 +42,21 @@ const maxPlanActivations = 1 << 30
 
 // planArgs is what `linesight plan` is asked.
 type planArgs struct {
-	Model          string
-	InputW, InputH int // 0: the model's stored size
-	TilesX, TilesY int // tiles per frame, each one backbone run at the input size
-	Images         int
-	Ratio          float64
-	Max            int
-	Taps           []string
-	Project        int
-	Folds          int
-	CoresetDim     int
-	Threads        int
-	Calibrate      time.Duration // 0: no calibration run
+	Model string
+	// FrameW×FrameH is the frames' size (0: not given): the geometry is
+	// chosen for it by bank build's rule (patchcore.ChooseGeometry).
+	FrameW, FrameH int
+	// Geometry is bank build's --input, --resize and --tiles.
+	Geometry   patchcore.GeometryFlags
+	Images     int
+	Ratio      float64
+	Max        int
+	Taps       []string
+	Project    int
+	Folds      int
+	CoresetDim int
+	Threads    int
+	Calibrate  time.Duration // 0: no calibration run
 }
 
 // macGroup is the backbone work at one output resolution.
@@ -78,27 +81,31 @@ type boardEstimate struct {
 
 // planReport is everything `linesight plan` prints.
 type planReport struct {
-	Model         string     `json:"model"`
-	InputW        int        `json:"input_w"`
-	InputH        int        `json:"input_h"`
-	Tiles         int        `json:"tiles"`
-	Taps          []string   `json:"taps"`
-	GridW         int        `json:"grid_w"`
-	GridH         int        `json:"grid_h"`
-	Dim           int        `json:"dim"`
-	Patches       int        `json:"patches_per_frame"`
-	Groups        []macGroup `json:"backbone_groups"`
-	BackboneMACs  int64      `json:"backbone_macs"` // per frame (all tiles)
-	EmbedFlops    int64      `json:"embed_flops"`   // per frame: pooling, upsampling, projection
-	SearchMACs    int64      `json:"search_macs"`   // per frame, brute force
-	BankPatches   int64      `json:"bank_patches"`  // candidates: images x patches
-	BankVectors   int        `json:"bank_vectors"`
-	BankBytes     int64      `json:"bank_bytes"` // int8 vectors
-	BuildMACs     planBuild  `json:"build_macs"`
-	BuildPeak     int64      `json:"build_peak_bytes"`
-	ModelBytes    int64      `json:"model_bytes"`
-	ArenaBytes    int64      `json:"arena_bytes"`
-	FrameMemory   int64      `json:"frame_memory_bytes"`
+	Model         string      `json:"model"`
+	InputW        int         `json:"input_w"`
+	InputH        int         `json:"input_h"`
+	Fit           string      `json:"fit"`
+	Why           string      `json:"why"`
+	Tiles         int         `json:"tiles"`                 // backbone passes per frame
+	TileLayout    *bank.Tiles `json:"tile_layout,omitempty"` // as bank build stores it
+	Cost          string      `json:"cost"`                  // bank build's cost line for this geometry
+	Taps          []string    `json:"taps"`
+	GridW         int         `json:"grid_w"`
+	GridH         int         `json:"grid_h"`
+	Dim           int         `json:"dim"`
+	Patches       int         `json:"patches_per_frame"`
+	Groups        []macGroup  `json:"backbone_groups"`
+	BackboneMACs  int64       `json:"backbone_macs"` // per frame (all tiles)
+	EmbedFlops    int64       `json:"embed_flops"`   // per frame: pooling, upsampling, projection
+	SearchMACs    int64       `json:"search_macs"`   // per frame, brute force
+	BankPatches   int64       `json:"bank_patches"`  // candidates: images x patches
+	BankVectors   int         `json:"bank_vectors"`
+	BankBytes     int64       `json:"bank_bytes"` // int8 vectors
+	BuildMACs     planBuild   `json:"build_macs"`
+	BuildPeak     int64       `json:"build_peak_bytes"`
+	ModelBytes    int64       `json:"model_bytes"`
+	ArenaBytes    int64       `json:"arena_bytes"`
+	FrameMemory   int64       `json:"frame_memory_bytes"`
 	Boards        []boardEstimate
 	Calibration   string `json:"calibration,omitempty"`
 	CoresetDim    int    `json:"coreset_dim"`
@@ -169,8 +176,10 @@ func planCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var a planArgs
-	input := fs.String("input", "", "model input WxH (default: the size stored in the model)")
-	tiles := fs.String("tiles", "1", "tiles per frame, N or CxR, each one backbone run at the input size")
+	frame := fs.String("frame", "", "the frames' size WxH: the geometry is chosen for it as bank build chooses it for its good images (default: none, the model's own input)")
+	fs.StringVar(&a.Geometry.Input, "input", "", "model input WxH, as bank build's --input")
+	fs.StringVar(&a.Geometry.Resize, "resize", "", "squash or keep-aspect, as bank build's --resize")
+	fs.StringVar(&a.Geometry.Tiles, "tiles", "", "the canvas WxH the frame is resized to and cut into overlapping tiles of the model input, or off, as bank build's --tiles")
 	fs.IntVar(&a.Images, "images", 200, "good images to enrol")
 	fs.Float64Var(&a.Ratio, "ratio", 0.1, "coreset share")
 	fs.IntVar(&a.Max, "max", 0, "coreset cap (0 = none)")
@@ -186,16 +195,18 @@ func planCmd(args []string, out io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: linesight plan MODEL.tflite [--input WxH] [--tiles N|CxR] [--images N] [--ratio R] [--max N] [--taps A,B] [--project D] [--folds K] [--threads T] [--calibrate 2s] [--json]")
+		return errors.New("usage: linesight plan MODEL.tflite [--frame WxH] [--input WxH] [--resize squash|keep-aspect] [--tiles WxH|off] [--images N] [--ratio R] [--max N] [--taps A,B] [--project D] [--folds K] [--threads T] [--calibrate 2s] [--json]")
 	}
 	a.Model = pos[0]
-	if *input != "" {
-		if a.InputW, a.InputH, err = patchcore.ParseSize(*input); err != nil {
-			return err
+	if *frame != "" {
+		if a.FrameW, a.FrameH, err = patchcore.ParseSize(*frame); err != nil {
+			return fmt.Errorf("plan: --frame: %w", err)
 		}
 	}
-	if a.TilesX, a.TilesY, err = parseTiles(*tiles); err != nil {
-		return err
+	if a.Geometry.Tiles != "" {
+		if _, _, _, err := parseTiles(a.Geometry.Tiles); err != nil {
+			return err
+		}
 	}
 	if *taps != "" {
 		a.Taps = strings.Split(*taps, ",")
@@ -210,18 +221,31 @@ func planCmd(args []string, out io.Writer) error {
 	return printPlan(out, rep)
 }
 
-// parseTiles reads "N" (N tiles) or "CxR" (C columns, R rows).
-func parseTiles(s string) (x, y int, err error) {
-	a, b, grid := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "x")
-	x, err = strconv.Atoi(a)
-	y = 1
-	if err == nil && grid {
-		y, err = strconv.Atoi(b)
+// parseTiles reads --tiles as bank build does: "off" or the canvas "WxH".
+func parseTiles(s string) (off bool, w, h int, err error) {
+	off, w, h, err = patchcore.ParseTiles(s)
+	if err != nil {
+		return false, 0, 0, fmt.Errorf("plan: %w", err)
 	}
-	if err != nil || x < 1 || y < 1 || x > 1024 || y > 1024 || x*y > 1024 { // x, y first: x*y may overflow
-		return 0, 0, fmt.Errorf("plan: tiles %q: want N or CxR, 1 to 1024 tiles", s)
+	return off, w, h, nil
+}
+
+// planGeometry is the model input and tiles bank build would choose for
+// frames of a.FrameW×a.FrameH (none: the model's own input) and the flags.
+func planGeometry(m *tflite.Model, a planArgs) (patchcore.Choice, error) {
+	sw, sh, err := patchcore.StoredInput(m)
+	if err != nil {
+		return patchcore.Choice{}, err
 	}
-	return x, y, nil
+	var sizes [][2]int
+	if a.FrameW > 0 && a.FrameH > 0 {
+		sizes = [][2]int{{a.FrameW, a.FrameH}}
+	}
+	c, err := patchcore.ChooseGeometry(sw, sh, sizes, 0, a.Geometry)
+	if err != nil {
+		return patchcore.Choice{}, fmt.Errorf("plan: %w", err)
+	}
+	return c, nil
 }
 
 func makePlan(a planArgs) (*planReport, error) {
@@ -249,16 +273,18 @@ func makePlan(a planArgs) (*planReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.InputW == 0 {
-		a.InputW, a.InputH = sw, sh
+	geo, err := planGeometry(m, a)
+	if err != nil {
+		return nil, err
 	}
+	inW, inH := geo.W, geo.H
 	opt := engine.Options{Threads: a.Threads, Taps: a.Taps}
-	if a.InputW != sw || a.InputH != sh {
-		opt.InputW, opt.InputH = a.InputW, a.InputH
+	if inW != sw || inH != sh {
+		opt.InputW, opt.InputH = inW, inH
 		// The engine allocates its arena for the new size: refuse sizes
 		// whose activations would not fit before it tries (their sum
 		// bounds the arena, which shares memory by liveness).
-		rm, err := model.AtInputSize(m, a.Taps, a.InputH, a.InputW)
+		rm, err := model.AtInputSize(m, a.Taps, inH, inW)
 		if err != nil {
 			return nil, err
 		}
@@ -271,7 +297,7 @@ func makePlan(a planArgs) (*planReport, error) {
 		}
 		if act > maxPlanActivations {
 			return nil, fmt.Errorf("plan: at %dx%d the backbone's activations take up to %d MiB; plan builds the engine only up to %d MiB (choose a smaller --input, or --tiles)",
-				a.InputW, a.InputH, act>>20, maxPlanActivations>>20)
+				inW, inH, act>>20, maxPlanActivations>>20)
 		}
 	}
 	// The engine at this geometry: its steps are the work of a frame.
@@ -284,15 +310,18 @@ func makePlan(a planArgs) (*planReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	tiles := a.TilesX * a.TilesY
+	tiles := 1
+	if geo.Tiles != nil {
+		tiles = geo.Tiles.Cols * geo.Tiles.Rows
+	}
 	gw, gh := emb.Grid()
 	rep := &planReport{
-		Model: mf.Path, InputW: a.InputW, InputH: a.InputH, Tiles: tiles, Taps: a.Taps,
+		Model: mf.Path, InputW: inW, InputH: inH, Fit: geo.Fit, Why: geo.Why, Tiles: tiles, TileLayout: geo.Tiles, Taps: a.Taps,
 		GridW: gw, GridH: gh, Dim: emb.Dim(), Patches: tiles * gw * gh,
 		ModelBytes: int64(mf.Size), ArenaBytes: int64(ip.ArenaBytes()),
 		CoresetDim: a.CoresetDim, Folds: a.Folds, Ratio: a.Ratio, Images: a.Images,
 	}
-	perTile, groups, elems := backboneWork(ip, a.InputH)
+	perTile, groups, elems := backboneWork(ip, inH)
 	rep.BackboneMACs = perTile * int64(tiles)
 	for _, g := range groups {
 		g.MACs *= int64(tiles)
@@ -310,7 +339,17 @@ func makePlan(a planArgs) (*planReport, error) {
 	k := int64(bank.CoresetSize(int(n), a.Ratio, a.Max))
 	rep.BankVectors = int(k)
 	rep.BankBytes = k * dim
-	rep.SearchMACs = int64(rep.Patches) * k * dim
+	// bank build's cost line for a bank of this geometry and size: the same
+	// function (patchcore.CostOf on the bank's metadata), so the two agree.
+	meta := &bank.Meta{Model: bank.ModelRef{Taps: a.Taps}, Dim: rep.Dim, Count: rep.BankVectors}
+	meta.Preprocess = bank.Preprocess{Width: inW, Height: inH, Tiles: geo.Tiles}
+	meta.Embed.GridW, meta.Embed.GridH = gw, gh
+	cost, err := patchcore.CostOf(m, meta)
+	if err != nil {
+		return nil, err
+	}
+	rep.Cost = cost.Line(rep.BankVectors, rep.Dim)
+	rep.SearchMACs = cost.SearchMACs(rep.BankVectors, rep.Dim)
 
 	pd := int64(a.CoresetDim)
 	if pd >= dim {
@@ -581,14 +620,20 @@ func printPlan(out io.Writer, r *planReport) error {
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	g := func(x int64) string { return fmt.Sprintf("%.3f G", float64(x)/1e9) }
 	fmt.Fprintf(out, "model      %s\n", r.Model)
-	fmt.Fprintf(out, "geometry   input %dx%d, %d tile(s), taps %s -> grid %dx%d, %d-d patches, %d per frame\n",
-		r.InputW, r.InputH, r.Tiles, strings.Join(r.Taps, ","), r.GridW, r.GridH, r.Dim, r.Patches)
+	tiles := ""
+	if tl := r.TileLayout; tl != nil {
+		tiles = fmt.Sprintf(", %dx%d tiles over a %dx%d canvas", tl.Cols, tl.Rows, tl.CanvasW, tl.CanvasH)
+	}
+	fmt.Fprintf(out, "geometry   %dx%d model input (%s)%s; %s\n", r.InputW, r.InputH, r.Fit, tiles, r.Why)
+	fmt.Fprintf(out, "patches    %d tile(s), taps %s -> grid %dx%d, %d-d patches, %d per frame\n",
+		r.Tiles, strings.Join(r.Taps, ","), r.GridW, r.GridH, r.Dim, r.Patches)
 	fmt.Fprintf(out, "bank       %d images x %d patches = %d candidates; coreset %g -> %d vectors x %d = %s int8\n",
 		r.Images, r.Patches, r.BankPatches, r.Ratio, r.BankVectors, r.Dim, mib(r.BankBytes))
 	b := r.BuildMACs
 	fmt.Fprintf(out, "build      %s MAC: backbone %s, coreset %s (projection to %d), folds %s (%d), coverage radius %s; peak memory about %s\n",
 		g(b.total()), g(b.Backbone), g(b.Coreset), r.CoresetDim, g(b.Folds), r.Folds, g(b.Radius), mib(r.BuildPeak))
-	fmt.Fprintf(out, "frame      backbone %s MAC, embedding %s flop, search %s MAC (brute force; the clustered search does less)\n",
+	fmt.Fprintf(out, "cost       %s\n", r.Cost)
+	fmt.Fprintf(out, "frame      backbone %s MAC, embedding %s flop, search %s MAC (brute force; the clustered search does less: linesight bench measures it)\n",
 		g(r.BackboneMACs), g(r.EmbedFlops), g(r.SearchMACs))
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "  output grid\tops\tMACs\t")

@@ -87,16 +87,20 @@ func TestPlanMACsByHand(t *testing.T) {
 	path := tinyBackbone(t)
 	for _, c := range []struct {
 		w, h, tx, ty   int
+		canvas         string // --tiles
 		c1, c2         int64
 		gridW, gridH   int
 		groupA, groupB string
 	}{
 		// c1: 16x16 outputs x 8 channels x 27 taps; c2: 8x8 x 16 x 72.
-		{32, 32, 1, 1, 16 * 16 * 8 * 27, 8 * 8 * 16 * 72, 16, 16, "16x16 (1/2)", "8x8 (1/4)"},
-		{64, 32, 1, 1, 32 * 16 * 8 * 27, 16 * 8 * 16 * 72, 32, 16, "32x16 (1/2)", "16x8 (1/4)"},
-		{32, 32, 3, 2, 16 * 16 * 8 * 27, 8 * 8 * 16 * 72, 16, 16, "16x16 (1/2)", "8x8 (1/4)"},
+		{32, 32, 1, 1, "", 16 * 16 * 8 * 27, 8 * 8 * 16 * 72, 16, 16, "16x16 (1/2)", "8x8 (1/4)"},
+		{64, 32, 1, 1, "", 32 * 16 * 8 * 27, 16 * 8 * 16 * 72, 32, 16, "32x16 (1/2)", "16x8 (1/4)"},
+		// An 80x56 canvas in 32x32 tiles overlapping by at least 4: 3 x 2
+		// (steps of at most 28).
+		{32, 32, 3, 2, "80x56", 16 * 16 * 8 * 27, 8 * 8 * 16 * 72, 16, 16, "16x16 (1/2)", "8x8 (1/4)"},
 	} {
-		a := planArgs{Model: path, Taps: []string{"c1", "c2"}, InputW: c.w, InputH: c.h, TilesX: c.tx, TilesY: c.ty, Images: 10, Ratio: 0.1, Folds: 5, CoresetDim: 128, Threads: 1}
+		a := planArgs{Model: path, Taps: []string{"c1", "c2"}, Geometry: patchcore.GeometryFlags{Input: fmt.Sprintf("%dx%d", c.w, c.h), Tiles: c.canvas},
+			Images: 10, Ratio: 0.1, Folds: 5, CoresetDim: 128, Threads: 1}
 		r, err := makePlan(a)
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +156,7 @@ func TestPlanBankMatchesBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, size := range [][2]int{{32, 32}, {48, 32}} {
-		r, err := makePlan(planArgs{Model: path, Taps: []string{"c1", "c2"}, InputW: size[0], InputH: size[1], TilesX: 1, TilesY: 1,
+		r, err := makePlan(planArgs{Model: path, Taps: []string{"c1", "c2"}, Geometry: patchcore.GeometryFlags{Input: fmt.Sprintf("%dx%d", size[0], size[1])},
 			Images: len(images), Ratio: 0.25, Folds: 2, CoresetDim: 128, Threads: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -196,7 +200,7 @@ func TestPlanResNet18ByHand(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := makePlan(planArgs{Model: path, TilesX: 1, TilesY: 1, Images: 200, Ratio: 0.1, Folds: 5, CoresetDim: 128, Threads: 1})
+	r, err := makePlan(planArgs{Model: path, Images: 200, Ratio: 0.1, Folds: 5, CoresetDim: 128, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +232,11 @@ func TestPlanResNet18ByHand(t *testing.T) {
 // bad flags are refused with a message.
 func TestPlanCommand(t *testing.T) {
 	path := tinyBackbone(t)
-	out := runOK(t, "plan", path, "--taps", "c1,c2", "--images", "20", "--input", "64x32", "--tiles", "2x1", "--calibrate", "200ms", "--threads", "1")
-	for _, want := range []string{"geometry   input 64x32, 2 tile(s), taps c1,c2 -> grid 32x16, 24-d patches, 1024 per frame",
+	// A 120x32 canvas in 64x32 tiles: 2 columns (steps of at most 56).
+	out := runOK(t, "plan", path, "--taps", "c1,c2", "--images", "20", "--input", "64x32", "--tiles", "120x32", "--calibrate", "200ms", "--threads", "1")
+	for _, want := range []string{"geometry   64x32 model input (squash), 2x1 tiles over a 120x32 canvas; flags: --input 64x32",
+		"patches    2 tile(s), taps c1,c2 -> grid 32x16, 24-d patches, 1024 per frame",
+		"cost       per frame: backbone 0.00 GMAC at 64x32 x 2 tiles, 1024 patches (32x16 grid x 2 tiles) x 2048 bank vectors x 24 dims",
 		"bank       20 images x 1024 patches = 20480 candidates; coreset 0.1 -> 2048 vectors", "32x16 (1/2)",
 		"Raspberry Pi 4", "Raspberry Pi 5", "Jetson Orin Nano", "this machine", "measured   backbone"} {
 		if !strings.Contains(out, want) {
@@ -251,6 +258,9 @@ func TestPlanCommand(t *testing.T) {
 		{[]string{"plan", path, "--taps", "c1,c2", "--tiles", "0"}, `tiles "0"`},
 		{[]string{"plan", path, "--taps", "c1,c2", "--tiles", "3xq"}, `tiles "3xq"`},
 		{[]string{"plan", path, "--taps", "c1,c2", "--input", "10x10"}, `input size "10x10"`},
+		{[]string{"plan", path, "--taps", "c1,c2", "--frame", "10"}, `--frame`},
+		{[]string{"plan", path, "--taps", "c1,c2", "--resize", "crop"}, `--resize "crop"`},
+		{[]string{"plan", path, "--taps", "c1,c2", "--tiles", "4000x40"}, "tiles, at most 16 a side"},
 		{[]string{"plan", path, "--taps", "c1,c2", "--images", "1"}, "1 images"},
 		{[]string{"plan", path, "--taps", "c1,c2", "--ratio", "1.5"}, "ratio 1.5"},
 		{[]string{"plan", path, "--taps", "c1,c2", "--folds", "1"}, "1 folds"},
@@ -265,22 +275,29 @@ func TestPlanCommand(t *testing.T) {
 	}
 }
 
-// FuzzParseTiles: --tiles never panics; what it accepts is 1 to 1024
-// tiles and reads back the same from its canonical form.
+// FuzzParseTiles: --tiles (bank build's, plan's, bench's) never panics;
+// what it accepts is off or a canvas of sides 16..16384, and its canonical
+// form reads back the same.
 func FuzzParseTiles(f *testing.F) {
-	for _, s := range []string{"1", "4", "3x2", "0", "x", "2x", "-1x3", "1024x1", "32x33", " 2X2 ", "9999999999999999999x2", "4611686018427387904x4"} {
+	for _, s := range []string{"off", "OFF", " off ", "1", "4", "3x2", "1200x800", "16x16", "15x16", "0", "x", "2x", "-1x3", "16384x1", " 2000X2000 ", "9999999999999999999x2", "4611686018427387904x4"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		x, y, err := parseTiles(s)
+		off, w, h, err := parseTiles(s)
 		if err != nil {
 			return
 		}
-		if x < 1 || y < 1 || x > 1024 || y > 1024 || x*y > 1024 {
-			t.Fatalf("%q: accepted %dx%d", s, x, y)
+		if off {
+			if w != 0 || h != 0 {
+				t.Fatalf("%q: off with a canvas %dx%d", s, w, h)
+			}
+			return
 		}
-		if x2, y2, err := parseTiles(fmt.Sprintf("%dx%d", x, y)); err != nil || x2 != x || y2 != y {
-			t.Fatalf("%q: %dx%d does not read back (%dx%d, %v)", s, x, y, x2, y2, err)
+		if w < 16 || h < 16 || w > 1<<14 || h > 1<<14 {
+			t.Fatalf("%q: accepted %dx%d", s, w, h)
+		}
+		if off2, w2, h2, err := parseTiles(fmt.Sprintf("%dx%d", w, h)); err != nil || off2 || w2 != w || h2 != h {
+			t.Fatalf("%q: %dx%d does not read back (%dx%d, %v)", s, w, h, w2, h2, err)
 		}
 	})
 }

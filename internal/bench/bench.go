@@ -7,6 +7,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -21,6 +22,7 @@ import (
 	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/qgemm"
 	"github.com/linesight/linesight/internal/rgb"
+	"github.com/linesight/linesight/internal/sampleline"
 	"github.com/linesight/linesight/internal/vec"
 	"github.com/linesight/linesight/model"
 	"github.com/linesight/linesight/model/engine"
@@ -47,16 +49,29 @@ type Report struct {
 	AllocsPerFrame   float64               `json:"allocs_per_frame"`
 	Stages           map[string]StageStats `json:"stages"`
 
-	Frames       int     `json:"frames"`
-	Model        string  `json:"model"`
-	BackboneMACs int64   `json:"backbone_macs"`
-	BankVectors  int     `json:"bank_vectors"`
-	Dim          int     `json:"dim"`
-	Patches      int     `json:"patches"`
-	SearchMACs   int64   `json:"search_macs"`
-	Frame        string  `json:"frame"`
-	DecodeAllocs float64 `json:"decode_allocs_per_frame"`
-	GOARCH       string  `json:"goarch"`
+	Frames int    `json:"frames"`
+	Model  string `json:"model"`
+	// Bank says what kind of bank was searched (BankKind).
+	Bank string `json:"bank"`
+	// BackboneMACs is the backbone's work per frame up to the taps, every
+	// tile's (patchcore.CostOf).
+	BackboneMACs int64 `json:"backbone_macs"`
+	BankVectors  int   `json:"bank_vectors"`
+	Dim          int   `json:"dim"`
+	// Patches is the patch vectors searched per frame: every tile's grid,
+	// only the cells inside the region of interest (patchcore.CostOf).
+	Patches int `json:"patches"`
+	// Cost is the per-frame cost line bank build prints for this bank.
+	Cost string `json:"cost"`
+	// SearchMACs is the search's measured work per frame (median over the
+	// timed frames: bank vectors and cluster centres met, times Dim);
+	// SearchMACsBrute what brute force would do (Patches × BankVectors ×
+	// Dim).
+	SearchMACs      int64   `json:"search_macs"`
+	SearchMACsBrute int64   `json:"search_macs_brute"`
+	Frame           string  `json:"frame"`
+	DecodeAllocs    float64 `json:"decode_allocs_per_frame"`
+	GOARCH          string  `json:"goarch"`
 	// Ops is filled by Ops: the backbone's operators in run order.
 	Ops []OpTime `json:"ops,omitempty"`
 }
@@ -86,13 +101,15 @@ func stages() []string {
 
 // Frame is a synthetic 1280×720 camera frame as JPEG (quality 90): a
 // lit part on a belt with texture, so the decoder has real work.
-func Frame() []byte {
-	const w, h = 1280, 720
+func Frame() []byte { return FrameSized(1280, 720) }
+
+// FrameSized is Frame's scene drawn at w×h (the part scaled with it).
+func FrameSized(w, h int) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	rng := rand.New(rand.NewPCG(7, 7))
 	for y := range h {
 		for x := range w {
-			dx, dy := float64(x-w/2)/300, float64(y-h/2)/220
+			dx, dy := float64(x-w/2)/(300*float64(w)/1280), float64(y-h/2)/(220*float64(h)/720)
 			v := 60 + 20*float64((x/16+y/16)%2)
 			if dx*dx+dy*dy < 1 {
 				v = 170 + 40*dx
@@ -135,15 +152,53 @@ func RandomResNet18(threads int) (*model.File, error) {
 	return model.Parse("random-init", raw)
 }
 
-// SyntheticBank is a bank for mf (its default taps) sized like a 10%
-// coreset of images×patches, with seeded random vectors: searching it costs
-// what a real bank of that size costs.
+// Kinds of bank `linesight bench` searches (Report.Bank begins with one).
+const (
+	// KindRandom: iid random vectors. Its size costs what a real bank of
+	// that size costs by brute force, but it has none of real features'
+	// structure: the clustered search cannot skip anything on it, so the
+	// measured search work is not what real banks see.
+	KindRandom = "random"
+	// KindBuilt: built by patchcore.Build from good frames through the
+	// backbone (a folder, or the sample line), as bank build makes it:
+	// the measured search work is what a station sees on good parts.
+	KindBuilt = "built"
+	// KindStore: a bank database's active bank.
+	KindStore = "database"
+)
+
+// SyntheticBank is a bank of iid random vectors for mf (its default taps,
+// its own input size) sized like a 10% coreset of images×patches: see
+// SyntheticBankAt.
 func SyntheticBank(mf *model.File, images int) (*bank.Bank, error) {
-	taps, err := patchcore.DefaultTaps(mf.Model)
+	sw, sh, err := patchcore.StoredInput(mf.Model)
 	if err != nil {
 		return nil, err
 	}
-	ip, err := engine.NewInterpreter(mf.Model, engine.Options{Threads: 1, Taps: taps})
+	return SyntheticBankAt(mf, nil, images, patchcore.Choice{W: sw, H: sh, Fit: patchcore.FitSquash})
+}
+
+// SyntheticBankAt is a bank for mf and taps (nil: the default) at geometry c
+// (model input and tiles), sized like a 10% coreset of images × the
+// patches a frame gives there, with seeded iid random vectors: searching
+// it by brute force costs what a real bank of that size costs, but it has
+// no cluster structure (KindRandom).
+func SyntheticBankAt(mf *model.File, taps []string, images int, c patchcore.Choice) (*bank.Bank, error) {
+	if len(taps) == 0 {
+		var err error
+		if taps, err = patchcore.DefaultTaps(mf.Model); err != nil {
+			return nil, err
+		}
+	}
+	m := mf.Model
+	if sw, sh, err := patchcore.StoredInput(m); err != nil {
+		return nil, err
+	} else if c.W != sw || c.H != sh {
+		if m, err = model.AtInputSize(m, taps, c.H, c.W); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	ip, err := engine.NewInterpreter(m, engine.Options{Threads: 1, Taps: taps})
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +209,11 @@ func SyntheticBank(mf *model.File, images int) (*bank.Bank, error) {
 	}
 	gw, gh := emb.Grid()
 	dim := emb.Dim()
-	n := images * gw * gh / 10
+	patches := gw * gh
+	if c.Tiles != nil {
+		patches *= c.Tiles.Cols * c.Tiles.Rows
+	}
+	n := max(1, images*patches/10)
 	vecs := make([]int8, n*dim)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range vecs {
@@ -166,22 +225,57 @@ func SyntheticBank(mf *model.File, images int) (*bank.Bank, error) {
 		Note:    "synthetic (linesight bench)",
 		Model:   bank.ModelRef{Path: mf.Path, SHA256: mf.SHA256},
 		Coreset: bank.Coreset{Method: "greedy-k-center", Ratio: 0.1, Seed: 1, ProjectDim: 128,
-			Patches: images * gw * gh},
+			Patches: images * patches},
 		Images:    bank.Images{Train: images},
 		Count:     n,
 		Scale:     0.05,
 		Threshold: bank.Threshold{Rule: "max-margin", Param: 1.1, Value: 1e9, Pixel: 1e9, Width: 1},
 	}
-	patchcore.Recipe{Taps: taps}.Stamp(&meta, ip.Input(), emb, 0)
+	why := c.Why
+	if why == "" {
+		why = "bench"
+	}
+	patchcore.Recipe{Taps: taps, Fit: c.Fit, Why: why, Tiles: c.Tiles}.Stamp(&meta, ip.Input(), emb, 0)
 	return bank.New(meta, vecs)
 }
 
+// BuiltBank builds a bank for mf and taps (nil: the default) from good
+// images files at geometry c as bank build does (patchcore.Build, default recipe, coreset ratio 0.1),
+// with a single hold-out share for the threshold instead of folds (KindBuilt):
+// the threshold and the images learnt differ from bank build's, the kind
+// of vectors does not. It returns
+// the held-out images too: frames the bank has not learnt.
+func BuiltBank(ctx context.Context, mf *model.File, taps []string, files []string, c patchcore.Choice, threads int) (*bank.Bank, []string, error) {
+	b, rep, err := patchcore.Build(ctx, mf, files, patchcore.BuildOptions{
+		Recipe: patchcore.Recipe{Taps: taps, InputW: c.W, InputH: c.H, Fit: c.Fit, Why: c.Why, Tiles: c.Tiles},
+		// max-margin: the tail rule needs more held-out scores than a
+		// small folder gives, and bench does not use the threshold.
+		Folds: patchcore.SingleHoldout, Rule: patchcore.RuleMaxMargin, Threads: threads, Note: "linesight bench"})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: building the bank: %w", err)
+	}
+	return b, rep.Holdout, nil
+}
+
+// SampleLine writes n good training parts of the sample line of the given
+// kind (sampleline.KindWasher, KindStrip, KindSmall) and one good test
+// part into dir, and returns their paths.
+func SampleLine(dir, kind string, n int) (train []string, good string, err error) {
+	if err := sampleline.WriteKind(dir, kind, sampleline.Counts{Train: n, TestGood: 1}, 1); err != nil {
+		return nil, "", fmt.Errorf("bench: sample line: %w", err)
+	}
+	if train, err = patchcore.ImageFiles(filepath.Join(dir, "train", "good")); err != nil {
+		return nil, "", err
+	}
+	return train, filepath.Join(dir, "test", "good", "000.png"), nil
+}
+
 // Run runs frames frames (after a warm-up) through decode and
-// d.InspectInto, timing every stage.
+// d.InspectInto, timing every stage and counting the search's work.
 //
 // frame is an encoded image (JPEG, PNG, BMP) described by frameName; nil
-// uses Frame.
-func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []byte, frameName string) (*Report, error) {
+// uses Frame. bankKind says what the detector's bank is (BankKind).
+func Run(d *patchcore.Detector, modelName, bankKind string, threads, frames int, frame []byte, frameName string) (*Report, error) {
 	if frame == nil {
 		frame, frameName = Frame(), "1280x720 JPEG (synthetic)"
 	}
@@ -202,14 +296,20 @@ func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []b
 		},
 		Stages:      map[string]StageStats{},
 		Frame:       frameName,
+		Bank:        bankKind,
 		BankVectors: meta.Count, Dim: meta.Dim,
+		Patches: d.SearchedPatches(),
 	}
-	gw, gh := d.Grid()
-	rep.Patches = gw * gh
-	rep.SearchMACs = int64(rep.Patches) * int64(meta.Count) * int64(meta.Dim)
-	if rep.BackboneMACs, err = backboneMACs(d); err != nil {
+	rep.SearchMACsBrute = int64(rep.Patches) * int64(meta.Count) * int64(meta.Dim)
+	if c, ok, err := costOf(d); err != nil {
 		return nil, err
+	} else if ok {
+		rep.BackboneMACs, rep.Cost = c.MACs, c.Line(meta.Count, meta.Dim)
+		if c.Patches != rep.Patches {
+			return nil, fmt.Errorf("bench: the detector searches %d patches per frame, patchcore.CostOf counts %d", rep.Patches, c.Patches)
+		}
 	}
+	var searchMACs []float64
 
 	times := map[string][]float64{}
 	var r patchcore.Result
@@ -227,6 +327,7 @@ func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []b
 		t1 := time.Now()
 		runtime.ReadMemStats(&ms)
 		a1 := ms.Mallocs
+		m0 := d.SearchMACs()
 		if err := d.InspectInto(img, &r); err != nil {
 			return nil, err
 		}
@@ -235,6 +336,7 @@ func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []b
 		if i < 0 {
 			continue
 		}
+		searchMACs = append(searchMACs, float64(d.SearchMACs()-m0))
 		decodeAllocs += a1 - a0
 		inspectAllocs += ms.Mallocs - a1
 		msOf := func(d time.Duration) float64 { return float64(d) / 1e6 }
@@ -246,6 +348,8 @@ func Run(d *patchcore.Detector, modelName string, threads, frames int, frame []b
 		times["total"] = append(times["total"], msOf(t2.Sub(t1)))
 		times["total_with_decode"] = append(times["total_with_decode"], msOf(t2.Sub(t0)))
 	}
+	slices.Sort(searchMACs)
+	rep.SearchMACs = int64(quantileSorted(searchMACs, 0.5))
 	rep.AllocsPerFrame = float64(inspectAllocs) / float64(frames)
 	rep.DecodeAllocs = float64(decodeAllocs) / float64(frames)
 	for _, s := range Stages {
@@ -278,13 +382,16 @@ func quantileSorted(v []float64, q float64) float64 {
 	return v[min(i, len(v)-1)]
 }
 
-// backboneMACs counts the detector's backbone work from its model when it
-// is the Go interpreter.
-func backboneMACs(d *patchcore.Detector) (int64, error) {
-	if ip, ok := d.Backbone().(*engine.Interpreter); ok {
-		return model.MACs(ip.Model()), nil
+// costOf is the per-frame cost of the detector's bank (patchcore.CostOf,
+// as bank build prints it) when its backbone exposes its model (the Go
+// interpreter does): the backbone's work to the taps, every tile's.
+func costOf(d *patchcore.Detector) (patchcore.Cost, bool, error) {
+	mb, ok := d.Backbone().(interface{ Model() *tflite.Model })
+	if !ok {
+		return patchcore.Cost{}, false, nil
 	}
-	return 0, nil
+	c, err := patchcore.CostOf(mb.Model(), &d.Bank().Meta)
+	return c, err == nil, err
 }
 
 // Ops times every backbone operator over frames forward passes of the

@@ -31,7 +31,7 @@ func TestBenchSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	rep, err := Run(d, "test", 2, 3, nil, "")
+	rep, err := Run(d, "test", KindRandom, 2, 3, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
