@@ -84,9 +84,9 @@ type Preprocess struct {
 	// Why is the reason for the geometry, in words (the automatic rule's,
 	// or "flags").
 	Why string `json:"why,omitempty"`
-	// ROI, when set, is the region of interest on the model input: patches
-	// whose centre lies outside it are not learnt, not scored, and zero in
-	// maps. Absent: the whole frame.
+	// ROI, when set, is the region of interest on the model input (with
+	// Tiles: on the canvas): patches whose centre lies outside it are not
+	// learnt, not scored, and zero in maps. Absent: the whole frame.
 	ROI *ROI `json:"roi,omitempty"`
 	// Tiles, when set, cuts frames much larger than the model input into
 	// overlapping tiles: the frame is resized to the canvas, and Cols×Rows
@@ -111,8 +111,8 @@ const MaxTiles = 16
 // MaxROIRuns bounds the run lengths of a stored region of interest.
 const MaxROIRuns = 1 << 16
 
-// ROI is a region of interest rasterised on the Width×Height model input:
-// Runs are run lengths over its pixels in row-major order, alternating
+// ROI is a region of interest rasterised on the Width×Height model input
+// (with tiles, on the CanvasW×CanvasH canvas): Runs are run lengths over its pixels in row-major order, alternating
 // outside and inside, starting outside (a first run of 0 starts inside).
 type ROI struct {
 	// Source says what it was drawn from (a polygon list or a mask file)
@@ -325,23 +325,27 @@ func (m *Meta) Validate() error {
 			return bad("preprocess.tiles", "canvas %dx%d for %dx%d tiles of %dx%d (gaps between tiles)", tl.CanvasW, tl.CanvasH, tl.Cols, tl.Rows, w, h)
 		case (tl.Cols == 1) != (tl.CanvasW == w) || (tl.Rows == 1) != (tl.CanvasH == h):
 			return bad("preprocess.tiles", "canvas %dx%d and %dx%d tiles of %dx%d do not match", tl.CanvasW, tl.CanvasH, tl.Cols, tl.Rows, w, h)
-		case m.Preprocess.ROI != nil:
-			return bad("preprocess.tiles", "tiles with a region of interest are not supported")
 		}
 	}
 	if r := m.Preprocess.ROI; r != nil {
 		if len(r.Runs) == 0 || len(r.Runs) > MaxROIRuns || len(r.Source) > 1024 {
 			return bad("preprocess.roi", "%d runs (1..%d allowed), source of %d bytes", len(r.Runs), MaxROIRuns, len(r.Source))
 		}
+		// The region is rasterised on the model input, or with tiles on
+		// the canvas the tiles cut.
+		w, h, on := m.Preprocess.Width, m.Preprocess.Height, "input"
+		if tl := m.Preprocess.Tiles; tl != nil {
+			w, h, on = tl.CanvasW, tl.CanvasH, "canvas"
+		}
 		total := 0
 		for i, n := range r.Runs {
-			if n < 0 || int(n) > m.Preprocess.Width*m.Preprocess.Height-total {
-				return bad(fmt.Sprintf("preprocess.roi.runs[%d]", i), "%d overruns the %dx%d input", n, m.Preprocess.Width, m.Preprocess.Height)
+			if n < 0 || int(n) > w*h-total {
+				return bad(fmt.Sprintf("preprocess.roi.runs[%d]", i), "%d overruns the %dx%d %s", n, w, h, on)
 			}
 			total += int(n)
 		}
-		if total != m.Preprocess.Width*m.Preprocess.Height {
-			return bad("preprocess.roi.runs", "cover %d pixels of the %dx%d input", total, m.Preprocess.Width, m.Preprocess.Height)
+		if total != w*h {
+			return bad("preprocess.roi.runs", "cover %d pixels of the %dx%d %s", total, w, h, on)
 		}
 	}
 	for _, f := range []struct {

@@ -167,9 +167,6 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		return nil, nil, err
 	}
 	gw, gh := emb.Grid()
-	if opts.Tiles != nil && opts.ROI != nil {
-		return nil, nil, fmt.Errorf("patchcore: tiles with a region of interest are not supported")
-	}
 	fr, err := newFramer(in, opts.Crop, opts.Tiles, gw*gh*emb.Dim())
 	if err != nil {
 		return nil, nil, err
@@ -178,7 +175,7 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	// cells is the patches per frame (every tile's).
 	dim, cells := emb.Dim(), gw*gh*fr.count()
 	// With a region of interest the bank learns only the cells inside it.
-	roi, _, err := roiCells(opts.ROI, in.Shape[2], in.Shape[1], gw, gh)
+	roi, _, err := frameROICells(opts.ROI, opts.Tiles, in.Shape[2], in.Shape[1], gw, gh)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -129,3 +129,43 @@ func (d *Detector) SearchedPatches() int {
 // dimension): the work actually done, which the clustered search keeps
 // below SearchedPatches × bank size × dimension.
 func (d *Detector) SearchMACs() int64 { return d.search.MACs() }
+
+// frameROICells is roiCells for a frame cut into tiles tl (nil: none, the
+// region on the iw×ih model input): the region is then rasterised on the
+// canvas, and a cell of tile i is inside when its centre pixel, at the
+// tile's place on the canvas, is. Cells are numbered as the framer lays
+// out a frame's vectors: tile-major, each tile's grid row-major. pix is
+// the canvas's inside flags (the map is stitched on the canvas).
+func frameROICells(r *bank.ROI, tl *bank.Tiles, iw, ih, gw, gh int) (cells []int32, pix []bool, err error) {
+	if r == nil || tl == nil {
+		return roiCells(r, iw, ih, gw, gh)
+	}
+	pix, err = r.Inside(tl.CanvasW, tl.CanvasH)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, o := range tileOffsets(tl, iw, ih) {
+		for cy := range gh {
+			iy := min(ih-1, int((float64(cy)+0.5)*float64(ih)/float64(gh)))
+			for cx := range gw {
+				ix := min(iw-1, int((float64(cx)+0.5)*float64(iw)/float64(gw)))
+				if pix[(o[1]+iy)*tl.CanvasW+o[0]+ix] {
+					cells = append(cells, int32(i*gw*gh+cy*gw+cx))
+				}
+			}
+		}
+	}
+	if len(cells) == 0 {
+		return nil, nil, fmt.Errorf("patchcore: the region of interest (%s) holds no patch centre of the %dx%d tiles' %dx%d grids", r.Source, tl.Cols, tl.Rows, gw, gh)
+	}
+	return cells, pix, nil
+}
+
+// ROISize is the size a region of interest is rasterised at for a model
+// input of iw×ih and tiles tl: the input, or with tiles the canvas.
+func ROISize(iw, ih int, tl *bank.Tiles) (w, h int) {
+	if tl != nil {
+		return tl.CanvasW, tl.CanvasH
+	}
+	return iw, ih
+}

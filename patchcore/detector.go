@@ -206,7 +206,7 @@ func newDetector(b *bank.Bank, bb model.Backbone, pool *parallel.Pool) (*Detecto
 	}
 	d.amap = make([]float32, d.mapW*d.mapH)
 	d.quantFn = d.quantizeRange
-	if d.roiCells, d.roiPix, err = roiCells(meta.Preprocess.ROI, d.inW, d.inH, gw, gh); err != nil {
+	if d.roiCells, d.roiPix, err = frameROICells(meta.Preprocess.ROI, meta.Preprocess.Tiles, d.inW, d.inH, gw, gh); err != nil {
 		return nil, err
 	}
 	if d.roiCells != nil {

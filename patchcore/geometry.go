@@ -290,7 +290,7 @@ func CostOf(m *tflite.Model, meta *bank.Meta) (Cost, error) {
 		c.Patches *= c.Tiles
 	}
 	if meta.Preprocess.ROI != nil {
-		cells, _, err := roiCells(meta.Preprocess.ROI, c.InW, c.InH, meta.Embed.GridW, meta.Embed.GridH)
+		cells, _, err := frameROICells(meta.Preprocess.ROI, meta.Preprocess.Tiles, c.InW, c.InH, meta.Embed.GridW, meta.Embed.GridH)
 		if err != nil {
 			return Cost{}, err
 		}

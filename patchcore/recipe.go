@@ -44,8 +44,8 @@ type Recipe struct {
 	// Fit and Why record how the size was chosen (FitSquash,
 	// FitKeepAspect; AutoGeometry's reason, or the flags').
 	Fit, Why string
-	// ROI, when set, is the region of interest on the model input
-	// (ROIFromPolygons, ROIFromMask).
+	// ROI, when set, is the region of interest on the model input, or
+	// with Tiles on the canvas (ROIFromPolygons, ROIFromMask at ROISize).
 	ROI *bank.ROI
 	// Tiles, when set, scores frames much larger than the input as
 	// overlapping tiles of InputW×InputH over a canvas (TileGeometry).

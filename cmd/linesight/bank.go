@@ -713,9 +713,8 @@ func (g *geometryFlags) apply(r *patchcore.Recipe, mf *model.File, files []strin
 	if g.roi == "" {
 		return nil
 	}
-	if c.Tiles != nil {
-		return fmt.Errorf("--roi with tiles is not supported yet: use --tiles off, or a larger --input")
-	}
+	// With tiles the region is drawn on the canvas the tiles cut.
+	rw, rh := patchcore.ROISize(c.W, c.H, c.Tiles)
 	switch strings.ToLower(filepath.Ext(g.roi)) {
 	case ".png", ".bmp", ".jpg", ".jpeg":
 		m, err := rgb.ReadFile(g.roi)
@@ -725,7 +724,7 @@ func (g *geometryFlags) apply(r *patchcore.Recipe, mf *model.File, files []strin
 		if m.W != fw || m.H != fh {
 			return fmt.Errorf("--roi: mask %s is %dx%d, the good images %dx%d", g.roi, m.W, m.H, fw, fh)
 		}
-		r.ROI, err = patchcore.ROIFromMask(m, r.Crop, c.W, c.H)
+		r.ROI, err = patchcore.ROIFromMask(m, r.Crop, rw, rh)
 		if err != nil {
 			return err
 		}
@@ -741,7 +740,7 @@ func (g *geometryFlags) apply(r *patchcore.Recipe, mf *model.File, files []strin
 		if err != nil {
 			return fmt.Errorf("--roi %s: %w", g.roi, err)
 		}
-		if r.ROI, err = patchcore.ROIFromPolygons(polys, fw, fh, r.Crop, c.W, c.H); err != nil {
+		if r.ROI, err = patchcore.ROIFromPolygons(polys, fw, fh, r.Crop, rw, rh); err != nil {
 			return err
 		}
 	}

@@ -157,3 +157,36 @@ func lineAfter(t *testing.T, out, prefix string) string {
 	t.Fatalf("no line %q in\n%s", prefix, out)
 	return ""
 }
+
+// TestGeometryROIWithTiles: bank build takes --roi with tiles (the region
+// drawn on the canvas), and bench on that bank (--db) searches the
+// patches bank build's cost line counts: the cells inside the region, of
+// every tile.
+func TestGeometryROIWithTiles(t *testing.T) {
+	path := tinyBackbone(t)
+	images := noisyImages(t, 4, 400, 300)
+	dir := filepath.Dir(images[0])
+	roi := filepath.Join(t.TempDir(), "roi.txt")
+	if err := os.WriteFile(roi, []byte("# the right half\n200,0 400,0 400,300 200,300\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "banks.db")
+	out := runOK(t, "bank", "build", "--model", path, "--images", dir, "--db", db, "--taps", "c1,c2", "--threads", "1", "--roi", roi)
+	cost := lineAfter(t, out, "  cost       ")
+	// 12 tiles of 16x16 cells (TestGeometryAgreesTiny's large case); the
+	// region keeps about half of them.
+	var patches int
+	if _, err := fmt.Sscanf(cost[strings.Index(cost, "x 12 tiles, ")+len("x 12 tiles, "):], "%d patches", &patches); err != nil {
+		t.Fatalf("cost line %q: %v", cost, err)
+	}
+	if patches < 1200 || patches > 1800 {
+		t.Fatalf("cost line %q: %d patches inside the right half of 3072", cost, patches)
+	}
+	bout := runOK(t, "bench", "--db", db, "--model", path, "--frames", "1", "--threads", "1", "--image", images[0])
+	if got := lineAfter(t, bout, "cost       "); got != cost {
+		t.Errorf("bench's cost line\n  %s\nbank build's\n  %s", got, cost)
+	}
+	if !strings.Contains(bout, fmt.Sprintf(", %d patches searched per frame", patches)) {
+		t.Errorf("bench does not search %d patches:\n%s", patches, bout)
+	}
+}
