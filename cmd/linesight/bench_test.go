@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -188,5 +189,43 @@ func TestGeometryROIWithTiles(t *testing.T) {
 	}
 	if !strings.Contains(bout, fmt.Sprintf(", %d patches searched per frame", patches)) {
 		t.Errorf("bench does not search %d patches:\n%s", patches, bout)
+	}
+}
+
+// TestBenchCommandRandomBank: bench --bank random at the geometry chosen
+// for --frame prints plan's cost line for 200 images (the random bank is
+// sized like 200 images at 10%), says the bank is random, and measures
+// its search against brute force; flags that do not fit are refused.
+func TestBenchCommandRandomBank(t *testing.T) {
+	path := tinyBackbone(t)
+	out := runOK(t, "bench", "--model", path, "--taps", "c1,c2", "--bank", "random", "--frame", "400x300", "--frames", "1", "--threads", "1")
+	pr, err := makePlan(planArgs{Model: path, Taps: []string{"c1", "c2"}, FrameW: 400, FrameH: 300, Images: 200,
+		Ratio: 0.1, Folds: patchcore.DefaultFolds, CoresetDim: 128, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lineAfter(t, out, "cost       "); got != pr.Cost {
+		t.Errorf("bench's cost line\n  %s\nplan's\n  %s", got, pr.Cost)
+	}
+	for _, want := range []string{"bank       random (iid random vectors", "3072 patches searched per frame",
+		"4x3 tiles over a 112x80 canvas", "frames     1 (400x300 JPEG (synthetic))", "GMAC by brute force: brute/measured"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--db", "x.db", "--input", "64x64"}, "--db's bank has its own"},
+		{[]string{"bench", "--model", path, "--taps", "c1,c2", "--bank", "nope"}, `--bank "nope"`},
+		{[]string{"bench", "--model", path, "--taps", "c1,c2", "--frame", "400x300"}, "--frame is for --bank random"},
+		{[]string{"bench", "--model", path, "--taps", "c1,c2", "--bank", "random", "--tiles", "7"}, "--tiles"},
+		{[]string{"bench", "--model", path, "--bank-images", "1"}, "--bank-images 1"},
+	} {
+		var buf bytes.Buffer
+		if err := run(c.args, &buf); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want one naming %q", c.args, err, c.want)
+		}
 	}
 }
