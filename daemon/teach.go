@@ -308,6 +308,7 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	paths := make([]string, 0, e.req.Count)
+	sizes := make([][2]int, 0, e.req.Count)
 	step := max(1, e.req.Count/10)
 	for len(paths) < e.req.Count {
 		var img *rgb.Image
@@ -319,6 +320,7 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 		case img = <-e.imgs:
 		}
 		path := filepath.Join(e.dir, fmt.Sprintf("%04d.png", len(paths)))
+		sizes = append(sizes, [2]int{img.W, img.H})
 		_, err := writePNG(path, img)
 		e.free <- img
 		if err != nil {
@@ -355,6 +357,19 @@ func (s *station) runEnroll(ctx context.Context, e *enrollment) (mqtt.EnrollStat
 		if m := s.banks.modelOf(det); m != nil {
 			mf = m
 		}
+	} else {
+		// A station taught from nothing chooses its geometry from the
+		// frames its camera gave, as bank build does from a folder:
+		// otherwise a long strip or a large frame would be squashed to the
+		// model's square input, the published recipe that misses thin
+		// defects across the long axis.
+		sw, sh, err := patchcore.StoredInput(mf.Model)
+		if err != nil {
+			return e.snapshot(), fmt.Errorf("the backbone's input: %w", err)
+		}
+		c := patchcore.AutoGeometry(sw, sh, sizes, 0)
+		opts.Recipe = patchcore.Recipe{InputW: c.W, InputH: c.H, Fit: c.Fit, Why: "auto (teach mode): " + c.Why, Tiles: c.Tiles}
+		s.log.Info("teach mode: geometry chosen from the frames", "input", fmt.Sprintf("%dx%d", c.W, c.H), "why", c.Why)
 	}
 	// One core fewer than inspection uses: the line keeps its pace while
 	// the bank is built beside it.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linesight/linesight/bank"
 	"github.com/linesight/linesight/internal/sampleline"
 	"github.com/linesight/linesight/internal/testenv"
 	"github.com/linesight/linesight/mqtt"
@@ -396,5 +397,103 @@ func TestEnrollMemory(t *testing.T) {
 	}
 	if memAvailable() == 0 {
 		t.Error("MemAvailable not read from /proc/meminfo")
+	}
+}
+
+// TestTeachChoosesGeometryForStrips: a station taught from nothing on a
+// line of long strips (500x1250 frames) chooses its model input from the
+// frames as bank build does (keep the aspect, short side at the model's
+// 224: 224x560), not the model's square input, records why in the bank,
+// and then inspects with that bank.
+func TestTeachChoosesGeometryForStrips(t *testing.T) {
+	heavy(t)
+	dir := t.TempDir()
+	f := &fixture{dir: dir, line: filepath.Join(dir, "line"), in: filepath.Join(dir, "in"), db: filepath.Join(dir, "state", "banks.db"),
+		model: testenv.SharedFile(t, "models/mobilenet_v2/tf2_mobilenet_v2_1.0_224_ptq.tflite")}
+	os.MkdirAll(f.in, 0o755)
+	if err := sampleline.WriteKind(f.line, sampleline.KindStrip, sampleline.Counts{Train: 10, TestGood: 1, PerDefect: 1}, 7); err != nil {
+		t.Fatal(err)
+	}
+	put := func(src string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(f.in, fmt.Sprintf("%04d.png", f.fed)), b, 0o644)
+		f.fed++
+		time.Sleep(40 * time.Millisecond)
+	}
+	mq := testenv.Mosquitto(t)
+	rec := record(t, mq.URL())
+	cfg := f.config(t, mq.URL(), "maps.policy=never")
+	stop := run(t, cfg)
+	defer stop()
+	var last mqtt.EnrollState
+	enrolled := func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ps := rec.msgs["linesight/t1/cmd/bank/enroll/reply"]
+		if len(ps) == 0 {
+			return false
+		}
+		var r mqtt.Reply
+		json.Unmarshal(ps[len(ps)-1], &r)
+		if !r.OK {
+			t.Fatalf("enroll refused: %s", ps[len(ps)-1])
+		}
+		raw, _ := json.Marshal(r.Result)
+		json.Unmarshal(raw, &last)
+		return last.State == mqtt.EnrollDone || last.State == mqtt.EnrollFailed
+	}
+	// The station says needs-bank before it takes commands that teach it.
+	rec.waitFor(t, "needs-bank status", 10*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.msgs["linesight/t1/status"]) > 0
+	})
+	if err := rec.sub.Publish("linesight/t1/cmd/bank/enroll", 1, false, []byte(`{"id":"e1","count":10,"activate":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "the enroll command's first reply", 10*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.msgs["linesight/t1/cmd/bank/enroll/reply"]) > 0
+	})
+	// Teach mode takes the newest frame when it is ready for one (a frame
+	// that comes while the last is still being written is skipped), so
+	// the line keeps feeding good parts until it has its count.
+	train, _ := patchcore.ImageFiles(filepath.Join(f.line, "train/good"))
+	for i, end := 0, time.Now().Add(5*time.Minute); !enrolled(); i++ {
+		if last.State == "" || last.State == mqtt.EnrollCapturing {
+			put(train[i%len(train)])
+			time.Sleep(100 * time.Millisecond)
+		} else {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the enrollment did not end within 5 minutes: %+v", last)
+		}
+	}
+	if last.State != mqtt.EnrollDone || last.Version != 1 {
+		t.Fatalf("enrollment ended %+v", last)
+	}
+	goods, _ := patchcore.ImageFiles(filepath.Join(f.line, "test/good"))
+	put(goods[0])
+	rec.waitFor(t, "a result with the taught bank", time.Minute, func() bool { return len(rec.results()) > 0 })
+	stop()
+
+	st, err := bank.OpenStore(f.db, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	metas, err := st.List()
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("banks after teaching: %d, %v", len(metas), err)
+	}
+	p := metas[0].Preprocess
+	t.Logf("taught geometry: %dx%d %s: %s", p.Width, p.Height, p.Fit, p.Why)
+	if p.Width != 224 || p.Height != 560 || p.Fit != patchcore.FitKeepAspect || !strings.Contains(p.Why, "teach mode") {
+		t.Errorf("a station taught on 500x1250 strips stored input %dx%d fit %q why %q; want 224x560 keep-aspect chosen in teach mode", p.Width, p.Height, p.Fit, p.Why)
 	}
 }
