@@ -8,7 +8,14 @@
 // through the detector to MQTT, maps.go renders anomaly maps off the
 // inspection path, banks.go owns the detector in use (loading, activation,
 // rollback, hot swap, the operator's threshold), commands.go answers MQTT
-// commands, and http.go serves health, metrics and the retained status.
+// commands, http.go serves health, metrics and the retained status,
+// teach.go enrols a bank from the station's own frames (teach mode and
+// append), push.go takes signed banks pushed over MQTT, canary.go tries a
+// new bank beside the one in use, evidence.go keeps the ring of recent
+// frames, recipes.go holds one bank per product recipe (all loaded, so the
+// PLC's switch is quick), handshake.go is the PLC handshake on plc/*
+// topics, sparkplug.go is the Sparkplug B device on its own connection,
+// and console*.go with web/ serve the operator console.
 package daemon
 
 import (
