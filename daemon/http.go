@@ -111,7 +111,7 @@ func (s *station) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.HandleFunc("GET /map/{seq}", s.serveMap) // anomaly maps by URL for SCADA (sparkplug.go)
+	mux.HandleFunc("GET /map/{key}/{seq}", s.serveMap) // anomaly maps by URL for SCADA (sparkplug.go)
 	if s.console != nil {
 		s.console.routes(mux)
 	}

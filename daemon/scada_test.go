@@ -292,6 +292,20 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 		if onTopic := rec.last(r.Map.Topic); string(onTopic) != string(body) {
 			t.Errorf("part %d: the map at %s (%d bytes) is not the one on %s (%d bytes)", r.Seq, url, len(body), r.Map.Topic, len(onTopic))
 		}
+		// Someone who reaches http.listen but not the broker cannot walk
+		// the part numbers: the URL's key is needed.
+		i := strings.LastIndex(url, "/map/")
+		for _, guess := range []string{url[:i] + "/map/" + strconv.FormatUint(r.Seq, 10), url[:i] + "/map/00000000000000000000000000000000/" + strconv.FormatUint(r.Seq, 10)} {
+			resp, err := http.Get(guess)
+			if err != nil {
+				t.Errorf("part %d: %s: %v", r.Seq, guess, err)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("part %d: %s without the map key answered %s; want 404", r.Seq, guess, resp.Status)
+			}
+		}
 	}
 	t.Logf("%d parts, %d regions compared between DDATA DataSets and JSON results", len(rs), det)
 

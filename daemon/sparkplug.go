@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -78,22 +79,31 @@ type spark struct {
 	s    *station
 	node *sparkplug.EdgeNode
 
-	mu       sync.Mutex
-	last     *scadaEvent // the last result, for births
-	parts    uint64
-	passes   uint64
-	fails    uint64
-	plcSent  plcState
-	plcAny   bool
-	lastCmd  string
-	mapBase  string
+	mu      sync.Mutex
+	last    *scadaEvent // the last result, for births
+	parts   uint64
+	passes  uint64
+	fails   uint64
+	plcSent plcState
+	plcAny  bool
+	lastCmd string
+	mapBase string
+	// mapKey is a random path element of every map URL: the URLs go to
+	// whoever reads the broker's Sparkplug topics (who sees the results
+	// anyway), while someone who merely reaches http.listen cannot walk
+	// the part numbers and read the line's pictures.
+	mapKey   string
 	mapsRing mapRing
 }
 
 // newSpark prepares the edge node (started by Run's start list).
 func newSpark(s *station, broker, password string, tlsCfg *tls.Config) (*spark, error) {
 	c := &s.cfg.Sparkplug
-	sp := &spark{s: s, mapBase: c.MapURL}
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("sparkplug: the map URLs' key: %w", err)
+	}
+	sp := &spark{s: s, mapBase: c.MapURL, mapKey: hex.EncodeToString(key)}
 	if sp.mapBase == "" && s.cfg.HTTP.Listen != "" {
 		sp.mapBase = "http://" + s.cfg.HTTP.Listen
 	}
@@ -185,7 +195,7 @@ func (sp *spark) resultMetrics(e *scadaEvent) []sparkplug.Metric {
 	}
 	url := ""
 	if r.Map != nil && sp.mapBase != "" {
-		url = sp.mapBase + "/map/" + strconv.FormatUint(r.Seq, 10)
+		url = sp.mapBase + "/map/" + sp.mapKey + "/" + strconv.FormatUint(r.Seq, 10)
 	}
 	return []sparkplug.Metric{
 		{Name: spResult, Type: sparkplug.DataType_Template, Value: inst},
@@ -370,7 +380,7 @@ func (sp *spark) health(prev *[3]any) {
 	}
 }
 
-// mapRing keeps the last anomaly maps as PNG for GET /map/{seq}: Ignition
+// mapRing keeps the last anomaly maps as PNG for GET /map/{key}/{seq}: Ignition
 // takes no binary tags, so a part's map travels as a URL
 // ("Inspection/Map URL"). The map is encoded off the inspection path: its
 // URL may answer 404 for the few milliseconds until it is.
@@ -408,10 +418,15 @@ func (s *station) keepMap(seq uint64, png []byte) {
 	}
 }
 
-// serveMap is GET /map/{seq}: one of the last anomaly maps.
+// serveMap is GET /map/{key}/{seq}: one of the last anomaly maps. A
+// wrong key gets the same 404 as a map that is not there.
 func (s *station) serveMap(w http.ResponseWriter, r *http.Request) {
 	if s.scada == nil || s.scada.spark == nil {
 		http.Error(w, "anomaly maps by URL are served with sparkplug.enabled", http.StatusNotFound)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PathValue("key")), []byte(s.scada.spark.mapKey)) != 1 {
+		http.Error(w, "no such map", http.StatusNotFound)
 		return
 	}
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
