@@ -162,6 +162,7 @@ func (s *station) status(state string) mqtt.Status {
 		}
 		m := det.Bank().Meta
 		st.Bank = &mqtt.BankStatus{Version: m.Version, Created: m.Created.Format(time.RFC3339), Vectors: m.Count, Threshold: m.Threshold.Value}
+		st.Bank.Recipe, st.Bank.RecipeNumber = s.recipes.of(m.Version)
 		if err := s.banks.dbError(); err != nil {
 			st.Bank.DBError = err.Error()
 		}

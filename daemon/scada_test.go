@@ -192,6 +192,14 @@ func TestSCADASparkplugHandshakeRecipes(t *testing.T) {
 	for seq := 7; seq <= 8; seq++ {
 		cycle(seq)
 	}
+	// The status names the recipe in use too.
+	plc("cmd/status", `{"id": "st1"}`)
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.last("linesight/t1/cmd/status/reply") != nil }, "status reply")
+	var status struct{ Result mqtt.Status }
+	json.Unmarshal(rec.last("linesight/t1/cmd/status/reply"), &status)
+	if b := status.Result.Bank; b == nil || b.Recipe != "bottle-b" || b.RecipeNumber != 2 {
+		t.Errorf("status after the switch to bottle-b: bank %+v", b)
+	}
 
 	// Every result names the recipe of the bank that scored it. (The
 	// handshake gets a result before its JSON is published: wait for them.)

@@ -150,6 +150,11 @@ type BankStatus struct {
 	Created   string  `json:"created"` // RFC 3339
 	Vectors   int     `json:"vectors"`
 	Threshold float64 `json:"threshold"` // the bank's calibrated threshold
+	// Recipe and RecipeNumber name the product recipe whose bank this is
+	// (absent on a station without recipes, or for a bank that is none of
+	// its recipes').
+	Recipe       string `json:"recipe,omitempty"`
+	RecipeNumber int    `json:"recipe_number,omitempty"`
 	// DBError says what is wrong with the bank database file (gone,
 	// damaged); the bank in memory keeps serving meanwhile.
 	DBError string `json:"db_error,omitempty"`
