@@ -23,6 +23,7 @@ func gemmAMD64() []byte {
 	vnniRowSums()
 	vnniArgmin()
 	vnniRequant()
+	offsetCopy()
 	avx2Kernel()
 	peaks()
 	argmin()
@@ -88,9 +89,21 @@ func acc(r, pn, np int) int { return r*np + pn }
 // vnniBody emits the tile loop for np panels with labels prefixed by
 // name, then epilogue with the accumulators in registers.
 func vnniBody(name string, np int, offsetA bool, epilogue func(np int)) {
-	for r := range vnniRows {
+	if offsetA {
+		// The requantizing kernel's accumulators start at its
+		// channels' biases (requantBlock's first vector per panel),
+		// which saves adding them in the epilogue; corr is unused.
+		p("\tMOVQ prm+56(FP), R11")
 		for pn := range np {
-			p("\tVPBROADCASTD %d(R11), Z%d", 4*r, acc(r, pn, np))
+			for r := range vnniRows {
+				p("\tVMOVDQU32 %d(R11), Z%d", requantPanel*pn, acc(r, pn, np))
+			}
+		}
+	} else {
+		for r := range vnniRows {
+			for pn := range np {
+				p("\tVPBROADCASTD %d(R11), Z%d", 4*r, acc(r, pn, np))
+			}
 		}
 	}
 	p("\tMOVQ 8(R14), R15")
@@ -194,9 +207,10 @@ func argminTile(np int) {
 // vnniRequant: func vnniRequant(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, out *[6]*int8, np int, mask uint16, prm *int32, zlh *[3]int32)
 //
 // vnniKernel's tile with A offset (unsigned bytes x+128) and B signed, so
-// that acc = corr + Σ (x+128)·w (the caller folds 128·Σw into the bias),
-// then requantized to int8 in registers and stored to the out rows: the
-// accumulators never go to memory. prm holds, per 16-column panel, seven
+// that acc = bias + Σ (x+128)·w (the caller folds −128·Σw into the bias;
+// the accumulators start at it, and corr is not read), then requantized
+// to int8 in registers and stored to the out rows, one 64-byte masked
+// store a row: the accumulators never go to memory. prm holds, per 16-column panel, seven
 // vectors of per-channel parameters (requantBlock in requant.go: bias,
 // left shift, multiplier, the odd lanes' multiplier, rounding mask,
 // rounding threshold, right shift); zlh the output zero point and clamp.
@@ -220,12 +234,28 @@ func requantTile(np int) {
 	p("\tVPTERNLOGD $0xff, Z25, Z25, Z25")
 	p("\tMOVL $0xaaaa, CX")
 	p("\tKMOVW CX, K2")
+	// The byte mask of a whole output row: the full panels, then the
+	// last one's columns (mask, one bit per column).
+	p("\tMOVWQZX mask+48(FP), CX")
+	if np > 1 {
+		p("\tSHLQ $%d, CX", 16*(np-1))
+		p("\tMOVQ $%#x, DX", uint64(1)<<(16*(np-1))-1)
+		p("\tORQ DX, CX")
+	}
+	p("\tKMOVQ CX, K4")
+	// The clamp to [lo, hi], within int8, on the narrowed bytes: after
+	// VPMOVSDB's saturation to [−128, 127] it gives what a clamp of the
+	// int32 values gives, in one instruction per row instead of one per
+	// panel.
+	p("\tMOVL 4(BX), CX")
+	p("\tVPBROADCASTB CX, Z26")
+	p("\tMOVL 8(BX), CX")
+	p("\tVPBROADCASTB CX, Z27")
 	for r := range vnniRows {
 		p("\tMOVQ %d(R12), R11", 8*r)
 		for pn := range np {
 			v := fmt.Sprintf("Z%d", acc(r, pn, np))
 			o := requantPanel * pn
-			p("\tVPADDD %d(AX), %s, %s", o, v, v)
 			p("\tVPSLLVD %d(AX), %s, %s", o+64, v, v)
 			p("\tVPMULDQ %d(AX), %s, Z28", o+128, v)
 			p("\tVPSRLQ $32, %s, Z29", v)
@@ -240,15 +270,70 @@ func requantTile(np int) {
 			p("\tVPSRAVD %d(AX), %s, %s", o+384, v, v)
 			p("\tVPSUBD Z25, %s, K3, %s", v, v)
 			p("\tVPADDD.BCST 0(BX), %s, %s", v, v)
-			p("\tVPMAXSD.BCST 4(BX), %s, %s", v, v)
-			p("\tVPMINSD.BCST 8(BX), %s, %s", v, v)
-			if pn == np-1 {
-				p("\tVPMOVSDB %s, K1, %d(R11)", v, 16*pn)
-			} else {
-				p("\tVPMOVSDB %s, %d(R11)", v, 16*pn)
+			// Narrowed in registers and gathered into one ZMM per row,
+			// stored once: VPMOVSDB to memory is slow on AMD.
+			x := fmt.Sprintf("X%d", acc(r, pn, np))
+			p("\tVPMOVSDB %s, %s", v, x)
+			if pn > 0 {
+				p("\tVINSERTI32X4 $%d, %s, Z%d, Z%d", pn, x, acc(r, 0, np), acc(r, 0, np))
 			}
 		}
+		p("\tVPMAXSB Z26, Z%d, Z%d", acc(r, 0, np), acc(r, 0, np))
+		p("\tVPMINSB Z27, Z%d, Z%d", acc(r, 0, np), acc(r, 0, np))
+		p("\tVMOVDQU8 Z%d, K4, (R11)", acc(r, 0, np))
 	}
+}
+
+// offsetCopy: func offsetCopyAVX512(dst, src *int8, n int)
+//
+// dst[i] = src[i] XOR 0x80 for i < n, n > 0: the offset bytes (x+128) the
+// fused kernel reads. Four ZMMs a step, then single ZMMs, then the last
+// partial one through a byte mask, so nothing past n is read or written.
+func offsetCopy() {
+	p("// func offsetCopyAVX512(dst, src *int8, n int)")
+	p("TEXT ·offsetCopyAVX512(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tMOVL $0x80808080, AX")
+	p("\tVPBROADCASTD AX, Z31")
+	p("offcopy_loop4:")
+	p("\tCMPQ CX, $256")
+	p("\tJLT offcopy_loop1")
+	for i := range 4 {
+		p("\tVPXORD %d(SI), Z31, Z%d", 64*i, i)
+	}
+	for i := range 4 {
+		p("\tVMOVDQU32 Z%d, %d(DI)", i, 64*i)
+	}
+	p("\tADDQ $256, SI")
+	p("\tADDQ $256, DI")
+	p("\tSUBQ $256, CX")
+	p("\tJMP offcopy_loop4")
+	p("offcopy_loop1:")
+	p("\tCMPQ CX, $64")
+	p("\tJLT offcopy_tail")
+	p("\tVPXORD (SI), Z31, Z0")
+	p("\tVMOVDQU32 Z0, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $64, CX")
+	p("\tJMP offcopy_loop1")
+	p("offcopy_tail:")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ offcopy_done")
+	// The low n mod 64 bits, n < 64 here.
+	p("\tMOVQ $-1, AX")
+	p("\tSHLQ CX, AX")
+	p("\tNOTQ AX")
+	p("\tKMOVQ AX, K1")
+	p("\tVMOVDQU8.Z (SI), K1, Z0")
+	p("\tVPXORD Z0, Z31, Z0")
+	p("\tVMOVDQU8 Z0, K1, (DI)")
+	p("offcopy_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
 }
 
 // vnniRowSums: func vnniRowSums(a *int8, lda, k, rows int, out *int32)

@@ -2,6 +2,8 @@ package parallel
 
 import (
 	"runtime"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,5 +234,63 @@ func TestRunDynamicAllocatesNothing(t *testing.T) {
 	fn := func(lo, hi, _ int) { sum.Add(int64(hi - lo)) }
 	if a := testing.AllocsPerRun(100, func() { p.RunDynamic(1000, 10, fn) }); a != 0 {
 		t.Fatalf("%.1f allocations per RunDynamic", a)
+	}
+}
+
+// TestRunGuidedCoversEveryElementOnce: ranges of at least minChunk (but
+// the last) cover [0, n) once, shrinking as the loop drains, and a worker
+// id is never used by two ranges at once.
+func TestRunGuidedCoversEveryElementOnce(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 8} {
+		p := New(threads)
+		for n := 0; n < 700; n += 13 {
+			for _, minChunk := range []int{0, 1, 4, 48, 1000} {
+				hits := make([]int32, n)
+				var busy [16]atomic.Int32
+				var mu sync.Mutex
+				var ranges [][2]int
+				p.RunGuided(n, minChunk, func(lo, hi, w int) {
+					if w < 0 || w >= threads {
+						t.Errorf("worker id %d with %d threads", w, threads)
+						return
+					}
+					if !busy[w].CompareAndSwap(0, 1) {
+						t.Errorf("worker id %d used by two ranges at once", w)
+					}
+					for i := lo; i < hi; i++ {
+						hits[i]++
+					}
+					mu.Lock()
+					ranges = append(ranges, [2]int{lo, hi})
+					mu.Unlock()
+					busy[w].Store(0)
+				})
+				for i, h := range hits {
+					if h != 1 {
+						t.Fatalf("threads %d, n %d, minChunk %d: element %d computed %d times", threads, n, minChunk, i, h)
+					}
+				}
+				sort.Slice(ranges, func(i, j int) bool { return ranges[i][0] < ranges[j][0] })
+				for i, r := range ranges {
+					if r[1]-r[0] < max(minChunk, 1) && r[1] != n {
+						t.Errorf("threads %d, n %d: range %v shorter than %d", threads, n, r, minChunk)
+					}
+					if i > 0 && r[1]-r[0] > ranges[i-1][1]-ranges[i-1][0] && r[1] != n {
+						t.Errorf("threads %d, n %d: range %v longer than the one before it, %v", threads, n, r, ranges[i-1])
+					}
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+func TestRunGuidedAllocatesNothing(t *testing.T) {
+	p := New(2)
+	defer p.Close()
+	var sum atomic.Int64
+	fn := func(lo, hi, _ int) { sum.Add(int64(hi - lo)) }
+	if a := testing.AllocsPerRun(100, func() { p.RunGuided(1000, 4, fn) }); a != 0 {
+		t.Fatalf("%.1f allocations per RunGuided", a)
 	}
 }

@@ -11,7 +11,10 @@
 //   - Rows, PackOffsetA and GemmRowsRequant: a convolution's patches read
 //     in place from its padded input (OffsetCopy), multiplied and
 //     requantized (a vec.Requant) in one pass, so neither im2col rows nor
-//     int32 accumulators reach memory (RowsInPlace says where it pays).
+//     int32 accumulators reach memory (RowsInPlace says where it pays);
+//     GemmRowsRequantCols does a range of output columns, for callers
+//     that split a layer over threads by tiles (RowsStrip rows by
+//     BlockCols columns).
 //   - The search: NearestCols folds each tile of dot products into
 //     per-query running minima (LaneMins) inside the kernel
 //     (NearestInKernel says where it does), and the reductions around it,

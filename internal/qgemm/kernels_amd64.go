@@ -19,6 +19,9 @@ func vnniKernel(a *[6]*int8, b *byte, seg *[3]int, corr *[6]int32, c *[6]*int32,
 func vnniRowSums(a *int8, lda, k, rows int, out *int32)
 
 //go:noescape
+func offsetCopyAVX512(dst, src *int8, n int)
+
+//go:noescape
 func avx2Kernel(a *[3]*int8, b *int16, kg2 int, c *[3]*int32, np int)
 
 // The VNNI implementation's search reductions use AVX-512F/BW, which
@@ -39,6 +42,18 @@ func archImpls() []*impl {
 	return l
 }
 
+// offsetCopyArch is OffsetCopy's body in AVX-512 (64 bytes a step instead
+// of 8) where the VNNI kernel, the only reader of offset rows in place, is
+// the chosen one; it reports whether it did the copy. n = len(dst) =
+// len(src) > 0.
+func offsetCopyArch(dst, src []int8) bool {
+	if chosen != vnni {
+		return false
+	}
+	offsetCopyAVX512(unsafe.SliceData(dst), unsafe.SliceData(src), len(dst))
+	return true
+}
+
 // AVX-512 VNNI layout. VPDPBUSD multiplies unsigned bytes by signed bytes,
 // so B is stored unsigned, b+128 (b XOR 0x80), and the kernel starts each
 // row's accumulators at −128·Σa, which makes the sum exact:
@@ -48,7 +63,7 @@ func archImpls() []*impl {
 // of its panels × 16 columns × 4 bytes along k. Columns past N inside the
 // last panel are packed as 0, which contributes nothing.
 const (
-	vnniRows  = 6
+	vnniRows  = RowsStrip
 	vnniPanel = 16
 )
 
@@ -348,13 +363,13 @@ func requantBlock(q *vec.Requant) []int32 {
 // (Rows), with A offset and B signed (PackOffsetA), so that no row sums
 // are needed, and each tile requantized into out by the kernel with the
 // parameters p was packed with.
-func gemmRowsRequantVNNI(p *Packed, r *Rows, out []int8, ldo int) {
+func gemmRowsRequantVNNI(p *Packed, r *Rows, col0, ncol int, out []int8, ldo int) {
 	q, blk := p.rq, p.rqBlk
 	m := len(r.AOff)
 	var (
 		ap      [vnniRows]*int8
 		op      [vnniRows]*int8
-		corr    [vnniRows]int32 // none: the offset is in q's biases
+		corr    [vnniRows]int32 // unused: the offset is in q's biases, where the accumulators start
 		scratch [vnniRows][BlockCols]int8
 	)
 	seg := [3]int{r.SegLen / 4, r.Seg, r.SegStride - r.SegLen}
@@ -369,11 +384,11 @@ func gemmRowsRequantVNNI(p *Packed, r *Rows, out []int8, ldo int) {
 				ap[i] = ap[0]
 			}
 		}
-		for j0 := 0; j0 < p.N; j0 += BlockCols {
+		for j0 := col0; j0 < col0+ncol; j0 += BlockCols {
 			np, mask := vnniBlock(min(BlockCols, p.N-j0))
 			for i := range vnniRows {
 				if i < rows {
-					op[i] = &out[(i0+i)*ldo+j0]
+					op[i] = &out[(i0+i)*ldo+j0-col0]
 				} else {
 					op[i] = &scratch[i][0]
 				}

@@ -18,6 +18,8 @@ func nearestVNNI(p *Packed, m int, a []int8, lda, col0, ncol int, bn, cols []int
 	panic("qgemm: no AVX-512 VNNI kernel in this build")
 }
 
-func gemmRowsRequantVNNI(p *Packed, r *Rows, out []int8, ldo int) {
+func gemmRowsRequantVNNI(p *Packed, r *Rows, col0, ncol int, out []int8, ldo int) {
 	panic("qgemm: no AVX-512 VNNI kernel in this build")
 }
+
+func offsetCopyArch(dst, src []int8) bool { return false }

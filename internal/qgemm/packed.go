@@ -121,6 +121,11 @@ func packWith(im *impl, n, k int, b []int8, ldb int, q *vec.Requant) (*Packed, e
 	if q != nil && len(q.Mult) != n {
 		return nil, fmt.Errorf("qgemm: PackOffsetA: requantization of %d channels for %d columns", len(q.Mult), n)
 	}
+	// The fused kernel clamps after narrowing to int8 with saturation,
+	// which equals the definition's clamp for bounds inside int8 only.
+	if q != nil && (q.Lo < -128 || q.Hi > 127) {
+		return nil, fmt.Errorf("qgemm: PackOffsetA: clamp [%d, %d] outside int8", q.Lo, q.Hi)
+	}
 	p := &Packed{N: n, K: k, b: make([]int8, n*k), im: im, offsetA: q != nil, rq: q}
 	for j := 0; j < n; j++ {
 		copy(p.b[j*k:(j+1)*k], b[j*ldb:j*ldb+k])

@@ -19,6 +19,11 @@ type Rows struct {
 	SegStride int
 }
 
+// RowsStrip is the number of rows the in-place kernel multiplies at once:
+// callers that split a GemmRowsRequant over threads split on multiples of
+// it, so that every tile but the matrix's last is full.
+const RowsStrip = 6
+
 // RowsInPlace reports whether the chosen kernel reads rows of segments of
 // segLen values in place. GemmRowsRequant is correct with every kernel,
 // but elsewhere it copies the rows out and allocates: callers copy rows
@@ -52,6 +57,16 @@ func (r *Rows) check(k int) error {
 // requantized in registers; elsewhere each row is copied out, multiplied
 // and requantized apart (vec.Requant), which allocates (see RowsInPlace).
 func (p *Packed) GemmRowsRequant(r *Rows, out []int8, ldo int) error {
+	return p.GemmRowsRequantCols(r, 0, p.N, out, ldo)
+}
+
+// GemmRowsRequantCols is GemmRowsRequant for output columns col0..col0+ncol-1
+// only, written to out[i·ldo+(j−col0)]: a convolution split over threads
+// by tiles of rows and columns, not by rows alone, has many more pieces
+// to even out the threads' loads when it has few output pixels. col0 must
+// be a multiple of BlockCols, and col0+ncol one too or N. Each output value
+// is the one GemmRowsRequant gives.
+func (p *Packed) GemmRowsRequantCols(r *Rows, col0, ncol int, out []int8, ldo int) error {
 	if !p.offsetA {
 		return fmt.Errorf("qgemm: GemmRowsRequant needs B packed by PackOffsetA")
 	}
@@ -59,17 +74,32 @@ func (p *Packed) GemmRowsRequant(r *Rows, out []int8, ldo int) error {
 	if err := r.check(p.K); err != nil {
 		return fmt.Errorf("qgemm: GemmRowsRequant: %w", err)
 	}
-	if m == 0 || p.N == 0 {
+	if ncol < 0 || col0 < 0 || col0+ncol > p.N || col0%BlockCols != 0 || ((col0+ncol)%BlockCols != 0 && col0+ncol != p.N) {
+		return fmt.Errorf("qgemm: GemmRowsRequant: columns %d..%d of %d: the range must start on a multiple of %d and end on one or at N", col0, col0+ncol, p.N, BlockCols)
+	}
+	if m == 0 || ncol == 0 {
 		return nil
 	}
-	if ldo < p.N || len(out) < (m-1)*ldo+p.N {
-		return fmt.Errorf("qgemm: GemmRowsRequant: out of %d for %d rows of %d (ldo %d)", len(out), m, p.N, ldo)
+	if ldo < ncol || len(out) < (m-1)*ldo+ncol {
+		return fmt.Errorf("qgemm: GemmRowsRequant: out of %d for %d rows of %d (ldo %d)", len(out), m, ncol, ldo)
 	}
 	// A B laid out for the VNNI kernel is read by the fused kernel only
 	// (k is a multiple of 4: PackOffsetA checked).
 	vnni := p.im.name == KernelAVX512VNNI
 	if vnni && r.SegLen%4 == 0 {
-		gemmRowsRequantVNNI(p, r, out, ldo)
+		gemmRowsRequantVNNI(p, r, col0, ncol, out, ldo)
+		return nil
+	}
+	if col0 != 0 || ncol != p.N {
+		// The slow paths below make whole rows: make them apart and
+		// keep the range.
+		full := make([]int8, m*p.N)
+		if err := p.GemmRowsRequantCols(r, 0, p.N, full, p.N); err != nil {
+			return err
+		}
+		for i := range m {
+			copy(out[i*ldo:i*ldo+ncol], full[i*p.N+col0:])
+		}
 		return nil
 	}
 	// Elsewhere: the rows copied out contiguously, then the kernel's own
@@ -86,7 +116,7 @@ func (p *Packed) GemmRowsRequant(r *Rows, out []int8, ldo int) error {
 		for i := range aoff {
 			aoff[i] = int32(i * p.K)
 		}
-		gemmRowsRequantVNNI(p, &Rows{A: a, AOff: aoff, SegLen: p.K, Seg: 1}, out, ldo)
+		gemmRowsRequantVNNI(p, &Rows{A: a, AOff: aoff, SegLen: p.K, Seg: 1}, 0, p.N, out, ldo)
 		return nil
 	}
 	// Other kernels multiply signed A: the offset is taken back out of
@@ -118,6 +148,9 @@ func (p *Packed) GemmRowsRequant(r *Rows, out []int8, ldo int) error {
 func OffsetCopy(dst, src []int8) {
 	n := min(len(dst), len(src))
 	if n == 0 {
+		return
+	}
+	if offsetCopyArch(dst[:n], src[:n]) {
 		return
 	}
 	// As bytes, eight at a time (one load, one store each).

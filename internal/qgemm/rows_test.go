@@ -78,8 +78,11 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 				}
 				zo := int32(r.Intn(256)) - 128
 				lo, hi := int32(-128), int32(127)
-				if mode == 1 {
+				switch mode {
+				case 1:
 					lo = zo // a ReLU's clamp
+				case 2:
+					lo, hi = max(-128, zo-30), min(127, zo+30) // a ReLU6-like band
 				}
 				q, err := vec.NewRequant(bias, mult, shift, zo, lo, hi)
 				if err != nil {
@@ -131,6 +134,41 @@ func TestGemmRowsRequantMatchesDefinition(t *testing.T) {
 						}
 					}
 				}
+				// Column ranges (GemmRowsRequantCols): every range of
+				// whole blocks, the last one ending at N; out holds
+				// the range only, with canaries past it.
+				for c0 := 0; c0 < sh.n; c0 += BlockCols {
+					for c1 := c0 + BlockCols; ; c1 += BlockCols {
+						c1 = min(c1, sh.n)
+						nc := c1 - c0
+						ldc := nc + 3
+						part := make([]int8, sh.m*ldc)
+						for i := range part {
+							part[i] = 0x5a
+						}
+						if err := p.GemmRowsRequantCols(&rows, c0, nc, part, ldc); err != nil {
+							t.Fatal(err)
+						}
+						for i := range sh.m {
+							for j := range ldc {
+								got := part[i*ldc+j]
+								if j >= nc {
+									if got != 0x5a {
+										t.Fatalf("%s %+v columns %d..%d: out[%d][%d] past the range changed to %d", im.name, sh, c0, c1, i, j, got)
+									}
+								} else if w := want[i*sh.n+c0+j]; got != w {
+									t.Fatalf("%s %+v mode %d columns %d..%d: out[%d][%d] = %d, want %d", im.name, sh, mode, c0, c1, i, j, got, w)
+								}
+							}
+						}
+						if c1 == sh.n {
+							break
+						}
+					}
+				}
+				if err := p.GemmRowsRequantCols(&rows, 1, sh.n-1, out, ldo); err == nil && sh.n > 1 {
+					t.Errorf("%s: GemmRowsRequantCols accepted a range starting at column 1", im.name)
+				}
 			}
 		}
 	}
@@ -168,20 +206,48 @@ func TestOffsetPackedServesRequantOnly(t *testing.T) {
 	if _, err := PackOffsetA(15, 8, make([]int8, 120), 8, q); err == nil {
 		t.Error("PackOffsetA accepted a requantization of 16 channels for 15 columns")
 	}
+	for _, lh := range [][2]int32{{-129, 127}, {-128, 128}} {
+		wide := *q
+		wide.Lo, wide.Hi = lh[0], lh[1]
+		if _, err := PackOffsetA(16, 8, make([]int8, 128), 8, &wide); err == nil {
+			t.Errorf("PackOffsetA accepted the clamp %v, outside int8", lh)
+		}
+	}
 }
 
 func TestOffsetCopy(t *testing.T) {
-	src := make([]int8, 37)
-	for i := range src {
-		src[i] = int8(i*29 - 128)
-	}
-	dst := make([]int8, 40)
-	OffsetCopy(dst, src)
-	for i, x := range src {
-		if int(uint8(dst[i])) != int(x)+128 {
-			t.Fatalf("OffsetCopy[%d] of %d = byte %d, want %d", i, x, uint8(dst[i]), int(x)+128)
+	// Every length through the AVX-512 copy's paths (steps of 256 and 64
+	// bytes, the masked tail), at unaligned offsets, with canaries after
+	// dst's part and around it.
+	const canary = 0x5a
+	for n := 0; n <= 600; n++ {
+		for _, off := range []int{0, 1, 7} {
+			src := make([]int8, off+n+3)
+			for i := range src {
+				src[i] = int8(i*29 - 128)
+			}
+			dst := make([]int8, off+n+64)
+			for i := range dst {
+				dst[i] = canary
+			}
+			OffsetCopy(dst[off:off+n], src[off:])
+			for i := range n {
+				x := src[off+i]
+				if int(uint8(dst[off+i])) != int(x)+128 {
+					t.Fatalf("n=%d off=%d: OffsetCopy[%d] of %d = byte %d, want %d", n, off, i, x, uint8(dst[off+i]), int(x)+128)
+				}
+			}
+			for i, v := range dst {
+				if (i < off || i >= off+n) && v != canary {
+					t.Fatalf("n=%d off=%d: OffsetCopy wrote byte %d outside dst", n, off, i)
+				}
+			}
 		}
 	}
+	// min(len(dst), len(src)) values.
+	src := make([]int8, 37)
+	dst := make([]int8, 40)
+	OffsetCopy(dst, src)
 	for _, v := range dst[37:] {
 		if v != 0 {
 			t.Fatal("OffsetCopy wrote past src's length")

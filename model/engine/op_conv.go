@@ -192,6 +192,10 @@ type quantGemmOp struct {
 	offPacked  *qgemm.Packed // with the requantization (bias less 128·Σw)
 	inRows     []qgemm.Rows
 	copyRowsFn func(lo, hi, worker int)
+	// The work is split into tiles of qgemm.RowsStrip output pixels by
+	// BlockCols channels, strips first: nblk tiles a strip, strips of
+	// them; each worker claims at least minTiles at once.
+	nblk, strips, minTiles int
 }
 
 func newQuantGemmOp(ip *Interpreter, in, filter, bias, out *rtensor, g convGeom, act tflite.Activation) (kernel, error) {
@@ -327,13 +331,24 @@ func (o *quantGemmOp) setInPlace(threads, segLen int) error {
 		o.inRows = append(o.inRows, qgemm.Rows{A: o.padded, AOff: make([]int32, 0, convBlockRows),
 			SegLen: segLen, Seg: g.kh, SegStride: g.dh * o.wp * g.cin})
 	}
-	o.body = o.rowsInPlace
+	o.nblk = (g.cout + qgemm.BlockCols - 1) / qgemm.BlockCols
+	o.strips = (g.m() + qgemm.RowsStrip - 1) / qgemm.RowsStrip
+	// A claim of at least some 0.4 million MACs (a microsecond or so)
+	// keeps the claims' cost small beside the work they hand out.
+	o.minTiles = max(1, 400_000/(qgemm.RowsStrip*qgemm.BlockCols*k))
+	o.body = o.tilesInPlace
 	return nil
 }
 
 func (o *quantGemmOp) run(p *parallel.Pool) {
 	if o.inPlace {
 		p.Run(o.g.n*o.g.h, 8, o.copyRowsFn)
+		// Tiles rather than rows: ResNet18's layer3 has 196 output
+		// pixels, 33 strips, where chunks of rows left one thread up to
+		// a sixth of the layer behind the other; its 132 tiles, handed
+		// out in shrinking claims, end within a tile of each other.
+		p.RunGuided(o.strips*o.nblk, o.minTiles, o.body)
+		return
 	}
 	// Blocks handed out as threads come free (see RunDynamic): a thread
 	// descheduled for a while costs a block, not half the layer.
@@ -360,30 +375,50 @@ func (o *quantGemmOp) copyRows(lo, hi, _ int) {
 	}
 }
 
-// rowsInPlace is rows with the patches read in place (see inPlace).
-func (o *quantGemmOp) rowsInPlace(lo, hi, worker int) {
+// tilesInPlace computes tiles [lo, hi) (see nblk) with the patches read in
+// place (see inPlace): runs of whole strips in blocks of up to
+// convBlockRows output pixels, the partial strips at either end of the
+// range for their tiles' columns only.
+func (o *quantGemmOp) tilesInPlace(lo, hi, worker int) {
+	const perCall = convBlockRows / qgemm.RowsStrip
+	for t := lo; t < hi; {
+		s, b0 := t/o.nblk, t%o.nblk
+		if b0 == 0 && hi-t >= o.nblk {
+			ns := min((hi-t)/o.nblk, perCall)
+			o.stripsInPlace(s, ns, 0, o.nblk, worker)
+			t += ns * o.nblk
+			continue
+		}
+		b1 := min(o.nblk, b0+hi-t)
+		o.stripsInPlace(s, 1, b0, b1, worker)
+		t += b1 - b0
+	}
+}
+
+// stripsInPlace computes ns strips from strip s on, column blocks b0..b1-1.
+func (o *quantGemmOp) stripsInPlace(s, ns, b0, b1, worker int) {
 	g := &o.g
 	cout := g.cout
 	rs := &o.inRows[worker]
+	r0 := s * qgemm.RowsStrip
+	nr := min(ns*qgemm.RowsStrip, g.m()-r0)
 	// The output pixel's coordinates advance by one per row: stepped, not
 	// divided out three times per pixel.
-	ox, oy, b := lo%g.ow, (lo/g.ow)%g.oh, lo/(g.ow*g.oh)
-	for r0 := lo; r0 < hi; r0 += convBlockRows {
-		nr := min(convBlockRows, hi-r0)
-		rs.AOff = rs.AOff[:0]
-		for range nr {
-			rs.AOff = append(rs.AOff, int32(((b*o.hp+oy*g.sh)*o.wp+ox*g.sw)*g.cin))
-			if ox++; ox == g.ow {
-				ox = 0
-				if oy++; oy == g.oh {
-					oy = 0
-					b++
-				}
+	ox, oy, b := r0%g.ow, (r0/g.ow)%g.oh, r0/(g.ow*g.oh)
+	rs.AOff = rs.AOff[:0]
+	for range nr {
+		rs.AOff = append(rs.AOff, int32(((b*o.hp+oy*g.sh)*o.wp+ox*g.sw)*g.cin))
+		if ox++; ox == g.ow {
+			ox = 0
+			if oy++; oy == g.oh {
+				oy = 0
+				b++
 			}
 		}
-		// Shapes were checked when the op was prepared.
-		_ = o.offPacked.GemmRowsRequant(rs, o.out.i8[r0*cout:(r0+nr)*cout], cout)
 	}
+	c0, c1 := b0*qgemm.BlockCols, min(b1*qgemm.BlockCols, cout)
+	// Shapes were checked when the op was prepared.
+	_ = o.offPacked.GemmRowsRequantCols(rs, c0, c1-c0, o.out.i8[r0*cout+c0:(r0+nr-1)*cout+c1], cout)
 }
 
 func (o *quantGemmOp) rows(lo, hi, worker int) {
