@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linesight/linesight/camera"
@@ -24,21 +26,54 @@ func init() {
 	)
 }
 
-// sourceFlags are the device options shared by probe and capture.
-func sourceFlags(fs *flag.FlagSet, c *camera.Config) *string {
+// sourceFlags are the source options shared by probe and capture: the
+// devices' requests, the exec:/pipe: streams' format (camera.exec.* in the
+// config) and the region of interest.
+type sourceFlags struct {
+	c                    *camera.Config
+	roi, execSize, scale string
+}
+
+func newSourceFlags(fs *flag.FlagSet, c *camera.Config) *sourceFlags {
+	sf := &sourceFlags{c: c}
 	fs.IntVar(&c.Width, "width", 0, "requested width (devices)")
 	fs.IntVar(&c.Height, "height", 0, "requested height (devices)")
 	fs.Float64Var(&c.FPS, "fps", 0, "requested frame rate (devices)")
 	fs.StringVar(&c.Format, "format", "", "pixel format: MJPG or YUYV (devices)")
 	fs.IntVar(&c.Buffers, "buffers", 0, "driver buffer count (0 = driver default)")
-	return fs.String("roi", "", "region of interest x,y,w,h in frame pixels")
+	fs.StringVar(&c.ExecFormat, "exec-format", "", "what an exec: or pipe: stream carries: jpeg (default), rgb24, bgr24 or gray8 (camera.exec.format)")
+	fs.StringVar(&sf.execSize, "exec-size", "", "raw exec:/pipe: frames' WxH (camera.exec.width and height)")
+	fs.StringVar(&sf.scale, "scale", "", "decode exec:/pipe: JPEG frames at 1, 1/2, 1/4 or 1/8 of their size (camera.exec.scale)")
+	fs.StringVar(&sf.roi, "roi", "", "region of interest x,y,w,h in frame pixels")
+	return sf
+}
+
+// finish reads the flags that need parsing into the config.
+func (sf *sourceFlags) finish() error {
+	var err error
+	if sf.c.ROI, err = camera.ParseROI(sf.roi); err != nil {
+		return err
+	}
+	if sf.c.ExecScale, err = camera.ParseScale(sf.scale); err != nil {
+		return fmt.Errorf("--scale: %w", err)
+	}
+	if sf.execSize != "" {
+		w, h, ok := strings.Cut(strings.ToLower(sf.execSize), "x")
+		if sf.c.ExecWidth, err = strconv.Atoi(w); ok && err == nil {
+			sf.c.ExecHeight, err = strconv.Atoi(h)
+		}
+		if !ok || err != nil || sf.c.ExecWidth <= 0 || sf.c.ExecHeight <= 0 {
+			return fmt.Errorf("--exec-size %q: want WxH, e.g. 640x480", sf.execSize)
+		}
+	}
+	return nil
 }
 
 func cameraProbe(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("camera probe", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var cfg camera.Config
-	roi := sourceFlags(fs, &cfg)
+	sf := newSourceFlags(fs, &cfg)
 	frames := fs.Int("frames", 10, "frames to time")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	pos, err := parseInterleaved(fs, args)
@@ -46,10 +81,10 @@ func cameraProbe(args []string, out io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: linesight camera probe SOURCE [--frames N] [--width W --height H --fps F --format MJPG|YUYV] [--roi x,y,w,h]")
+		return errors.New("usage: linesight camera probe SOURCE [--frames N] [--width W --height H --fps F --format MJPG|YUYV] [--exec-format F --exec-size WxH --scale S] [--roi x,y,w,h]")
 	}
 	cfg.Source = pos[0]
-	if cfg.ROI, err = camera.ParseROI(*roi); err != nil {
+	if err := sf.finish(); err != nil {
 		return err
 	}
 	cam, err := camera.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -96,7 +131,7 @@ func captureCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var cfg camera.Config
-	roi := sourceFlags(fs, &cfg)
+	sf := newSourceFlags(fs, &cfg)
 	count := fs.Int("count", 0, "frames to save (required)")
 	dir := fs.String("out", "", "folder for the PNG files (default: capture-<UTC time> in the current folder)")
 	every := fs.Duration("every", 0, "at most one frame per this interval (e.g. 2s, to vary the parts)")
@@ -106,13 +141,13 @@ func captureCmd(args []string, out io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 || *count <= 0 {
-		return errors.New("usage: linesight capture SOURCE --count N [--out DIR] [--every D] [--roi x,y,w,h]")
+		return errors.New("usage: linesight capture SOURCE --count N [--out DIR] [--every D] [--exec-format F --exec-size WxH --scale S] [--roi x,y,w,h]")
 	}
 	if *dir == "" {
 		*dir = "capture-" + time.Now().UTC().Format("20060102-150405")
 	}
 	cfg.Source = pos[0]
-	if cfg.ROI, err = camera.ParseROI(*roi); err != nil {
+	if err := sf.finish(); err != nil {
 		return err
 	}
 	if *every > 0 {

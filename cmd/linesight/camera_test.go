@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"image"
 	"image/color"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +47,41 @@ func TestCaptureAndProbe(t *testing.T) {
 	}
 	if img.W != 4 || img.H != 3 || img.At(0, 0) != (color.RGBA{1, 2, 3, 255}) {
 		t.Errorf("saved frame %dx%d, pixel %v", img.W, img.H, img.At(0, 0))
+	}
+}
+
+// TestCaptureExecFlags: capture takes an exec: stream's format like the
+// station's camera.exec.* keys: raw rgb24 frames of --exec-size, and JPEG
+// frames decoded at --scale (ffmpeg's testsrc; skipped without ffmpeg).
+func TestCaptureExecFlags(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	for _, c := range []struct {
+		args []string
+		w, h int
+	}{
+		{[]string{"exec:ffmpeg -loglevel error -f lavfi -i testsrc=size=320x240:rate=15 -f rawvideo -pix_fmt rgb24 -", "--exec-format", "rgb24", "--exec-size", "320x240"}, 320, 240},
+		{[]string{"exec:ffmpeg -loglevel error -f lavfi -i testsrc=size=320x240:rate=15 -f mjpeg -", "--scale", "1/4"}, 80, 60},
+	} {
+		dst := filepath.Join(t.TempDir(), "frames")
+		runOK(t, append([]string{"capture", "--count", "2", "--out", dst}, c.args...)...)
+		files, _ := filepath.Glob(filepath.Join(dst, "*.png"))
+		if len(files) != 2 {
+			t.Fatalf("%v: %d files saved", c.args, len(files))
+		}
+		img, err := rgb.ReadFile(files[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.W != c.w || img.H != c.h {
+			t.Errorf("%v: frames %dx%d, want %dx%d", c.args, img.W, img.H, c.w, c.h)
+		}
+	}
+	var out bytes.Buffer
+	for _, bad := range [][]string{{"--scale", "1/3"}, {"--exec-size", "640"}} {
+		if err := run(append([]string{"capture", "exec:true", "--count", "1"}, bad...), &out); err == nil {
+			t.Errorf("capture %v: accepted", bad)
+		}
 	}
 }
