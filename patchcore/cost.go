@@ -2,6 +2,7 @@ package patchcore
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/linesight/linesight/bank"
@@ -16,7 +17,7 @@ import (
 // GeometryFlags are the user's overrides of the automatic geometry, as
 // bank build, plan and bench take them ("" = not given).
 type GeometryFlags struct {
-	Input  string // "WxH": the model input
+	Input  string // "WxH": the model input; "N": short side N, the frames' aspect
 	Resize string // FitSquash or FitKeepAspect
 	Tiles  string // "WxH": the canvas to tile, or "off"
 }
@@ -49,17 +50,37 @@ func ChooseGeometry(sw, sh int, sizes [][2]int, crop float64, f GeometryFlags) (
 	switch {
 	case f.Resize != "" && f.Resize != FitSquash && f.Resize != FitKeepAspect:
 		return Choice{}, fmt.Errorf("--resize %q: want %s or %s", f.Resize, FitSquash, FitKeepAspect)
+	case f.Input != "" && !strings.ContainsAny(strings.ToLower(f.Input), "x"):
+		// A resolution on the short side, e.g. --input 320: the frames'
+		// aspect, as keep-aspect does at the model's own size.
+		n, err := strconv.Atoi(strings.TrimSpace(f.Input))
+		if err != nil || n < 16 || n > 1<<14 {
+			return Choice{}, fmt.Errorf("patchcore: input %q: want WxH, or the short side N in 16..%d", f.Input, 1<<14)
+		}
+		if f.Resize == FitSquash {
+			return Choice{}, fmt.Errorf("--input %d sets the short side and keeps the frames' aspect; --resize squash wants --input WxH", n)
+		}
+		c = Choice{Fit: FitKeepAspect}
+		c.W, c.H = KeepAspect(n, cw, ch)
+		c.Why = fmt.Sprintf("flags: --input %d: %dx%d frames, short side %d, aspect kept: %dx%d", n, fw, fh, n, c.W, c.H)
 	case f.Input != "":
 		w, h, err := ParseSize(f.Input)
 		if err != nil {
 			return Choice{}, err
 		}
 		c = Choice{W: w, H: h, Fit: f.Resize}
-		if c.Fit == "" {
+		ka := float64(w) / float64(h) / (float64(cw) / float64(ch))
+		same := ka > 0.95 && ka < 1.05
+		switch {
+		case c.Fit == "" && same:
+			c.Fit = FitKeepAspect
+		case c.Fit == "":
 			c.Fit = FitSquash
-			if ka := float64(w) / float64(h) / (float64(cw) / float64(ch)); ka > 0.95 && ka < 1.05 {
-				c.Fit = FitKeepAspect
-			}
+		case c.Fit == FitKeepAspect && !same && fw > 0:
+			// The frames are resized to exactly WxH: recording keep-aspect
+			// for a squash would misstate the bank's geometry.
+			kw, kh := KeepAspect(min(w, h), cw, ch)
+			return Choice{}, fmt.Errorf("--input %dx%d --resize keep-aspect: the frames (%dx%d) have another aspect; give --input %dx%d, or --input %d (the short side), or --resize squash", w, h, cw, ch, kw, kh, min(w, h))
 		}
 		c.Why = fmt.Sprintf("flags: --input %dx%d for %dx%d frames (%s)", w, h, fw, fh, c.Fit)
 	case f.Resize == FitSquash:

@@ -14,7 +14,7 @@ make -s build
 out=bin/bench
 mkdir -p "$out"
 for t in 1 2; do
-  bin/linesight bench --threads $t --frames ${FRAMES:-100} --json >"$out/linesight-$t.json"
+  bin/linesight bench --bank random --threads $t --frames ${FRAMES:-100} --json >"$out/linesight-$t.json"
 done
 go test -run '^$' -bench 'InterpreterMobileNetV2' -benchtime 50x ./model/engine/ >"$out/mnv2.txt"
 # End to end on bottle: the shared tf2 MobileNetV2 and a 10% bank of the
@@ -34,7 +34,7 @@ fi
 : >"$out/pairs.jsonl"
 for r in $(seq "${ROUNDS:-5}"); do
   for t in 1 2; do
-    bin/linesight bench --threads $t --frames 50 --json | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin); print(json.dumps({"threads": b["threads"], "ours_ms": b["stages"]["backbone"]["median_ms"]}))' >>"$out/pairs.jsonl"
+    bin/linesight bench --bank random --threads $t --frames 50 --json | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin); print(json.dumps({"threads": b["threads"], "ours_ms": b["stages"]["backbone"]["median_ms"]}))' >>"$out/pairs.jsonl"
     NODE_PATH=.cache/peers/node_modules node "$peers/bench_ort.js" time .cache/peers/models/resnet18_l3_qdq.onnx $t 50 10 >>"$out/pairs.jsonl"
   done
 done

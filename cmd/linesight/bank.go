@@ -71,7 +71,7 @@ func bankBuild(args []string, out io.Writer) error {
 	noActivate := fs.Bool("no-activate", false, "store without activating")
 	defects := fs.String("defects", "", "folder of labelled defective images: also report the F1-optimal threshold")
 	var g geometryFlags
-	fs.StringVar(&g.input, "input", "", "model input WxH the frames are resized to, e.g. 224x560 or 448x448 (default: chosen from the good images, see --resize)")
+	fs.StringVar(&g.input, "input", "", "model input WxH the frames are resized to (e.g. 224x560 or 448x448), or N: short side N with the frames' aspect (e.g. 320) (default: chosen from the good images, see --resize)")
 	fs.StringVar(&g.resize, "resize", "", "squash (the model's own input whatever the frames' aspect, as published) or keep-aspect (a non-square input with the frames' aspect, short side at the model's size); default: keep-aspect unless the frames are near square")
 	fs.StringVar(&g.tiles, "tiles", "", "score frames as overlapping tiles of the model input: the canvas WxH the frame is resized to (e.g. 1200x800), or off (default: tiles only for frames whose short side is more than 6x the model's)")
 	fs.StringVar(&g.roi, "roi", "", "region of interest in frame pixels: a text file of polygons (one per line, \"x,y x,y x,y ...\") or a mask image (PNG/BMP/JPEG, the frames' size, white = inspect)")

@@ -43,7 +43,7 @@ func benchCmd(args []string, out io.Writer) error {
 	nImages := fs.Int("bank-images", 200, "with --bank: good parts to build the bank from (random: the images the bank's size stands for)")
 	tapsFlag := fs.String("taps", "", "without --db: feature-map tensors, comma-separated, as bank build's (default: the model's default taps)")
 	var g patchcore.GeometryFlags
-	fs.StringVar(&g.Input, "input", "", "model input WxH, as bank build's (default: chosen from the good images; with --bank random, the model's own)")
+	fs.StringVar(&g.Input, "input", "", "model input WxH or short side N, as bank build's (default: chosen from the good images; with --bank random, the model's own)")
 	fs.StringVar(&g.Resize, "resize", "", "squash or keep-aspect, as bank build's")
 	fs.StringVar(&g.Tiles, "tiles", "", "the canvas WxH to cut into tiles of the model input, or off, as bank build's")
 	frameSize := fs.String("frame", "", "with --bank random: the frame size WxH the geometry is chosen for (bank build's rule) and the synthetic frame is drawn at (default 1280x720, geometry the model's own)")

@@ -177,7 +177,7 @@ func planCmd(args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	var a planArgs
 	frame := fs.String("frame", "", "the frames' size WxH: the geometry is chosen for it as bank build chooses it for its good images (default: none, the model's own input)")
-	fs.StringVar(&a.Geometry.Input, "input", "", "model input WxH, as bank build's --input")
+	fs.StringVar(&a.Geometry.Input, "input", "", "model input WxH or short side N, as bank build's --input")
 	fs.StringVar(&a.Geometry.Resize, "resize", "", "squash or keep-aspect, as bank build's --resize")
 	fs.StringVar(&a.Geometry.Tiles, "tiles", "", "the canvas WxH the frame is resized to and cut into overlapping tiles of the model input, or off, as bank build's --tiles")
 	fs.IntVar(&a.Images, "images", 200, "good images to enrol")
