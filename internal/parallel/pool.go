@@ -47,9 +47,19 @@ const (
 	parked
 )
 
+const (
+	open int32 = iota
+	taken
+	revoked
+)
+
 type worker struct {
 	seq   atomic.Uint64 // bumped by the caller for every task
 	state atomic.Int32  // awake or parked
+	// claim decides who runs the posted task: open until the worker takes
+	// it or the caller, done with its own part, takes it back (revoked)
+	// and runs it itself.
+	claim atomic.Int32
 	wake  chan struct{}
 	fn    func(lo, hi, worker int)
 	lo    int
@@ -79,8 +89,13 @@ func (p *Pool) work(w *worker) {
 			return
 		}
 		seen = w.seq.Load()
-		w.fn(w.lo, w.hi, w.id)
-		p.pending.Add(-1)
+		// A task the caller took back is not ours to run or count (see
+		// dispatch). The fields read below were written before claim was
+		// opened, so taking it makes them visible.
+		if w.claim.CompareAndSwap(open, taken) {
+			w.fn(w.lo, w.hi, w.id)
+			p.pending.Add(-1)
+		}
 	}
 }
 
@@ -237,6 +252,18 @@ func (p *Pool) dispatch(workers int, fn func(lo, hi, worker int), chunk, n int) 
 		w.wakeIfParked()
 	}
 	fn(0, min(chunk, n), 0)
+	// A worker that has not started its task by now (descheduled on a
+	// busy machine, or still waking from park) is not waited for: the
+	// caller takes the task back and runs it under that worker's id,
+	// which nobody else is using then. In a dynamic loop there is nothing
+	// left to claim by now, so this only spares the wait.
+	for i := 1; i < workers; i++ {
+		w := p.workers[i-1]
+		if w.claim.CompareAndSwap(open, revoked) {
+			fn(w.lo, w.hi, w.id)
+			p.pending.Add(-1)
+		}
+	}
 	for i := 0; p.pending.Load() != 0; i++ {
 		if i&63 == 63 {
 			runtime.Gosched()
@@ -261,6 +288,7 @@ func (p *Pool) Close() {
 // number, whose increment publishes them to the worker.
 func (w *worker) post(fn func(lo, hi, worker int), lo, hi int) {
 	w.fn, w.lo, w.hi = fn, lo, hi
+	w.claim.Store(open)
 	w.seq.Add(1)
 }
 

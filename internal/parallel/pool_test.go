@@ -3,6 +3,7 @@ package parallel
 import (
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -293,4 +294,47 @@ func TestRunGuidedAllocatesNothing(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { p.RunGuided(1000, 4, fn) }); a != 0 {
 		t.Fatalf("%.1f allocations per RunGuided", a)
 	}
+}
+
+// TestCallerTakesBackUnstartedTask: on one processor the workers cannot
+// start while the caller runs its own part without yielding, so the
+// caller takes their tasks back and runs them itself, under their worker
+// ids, instead of waiting for them to be scheduled; every element is
+// still computed once.
+func TestCallerTakesBackUnstartedTask(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	p := New(3)
+	defer p.Close()
+	caller := goroutineID()
+	for range 20 {
+		hits := make([]int32, 30)
+		var foreign atomic.Int32
+		ids := make([]int, 0, 3)
+		p.Run(30, 1, func(lo, hi, w int) {
+			if goroutineID() != caller {
+				foreign.Add(1)
+			}
+			ids = append(ids, w)
+			for i := lo; i < hi; i++ {
+				hits[i]++
+			}
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("element %d computed %d times", i, h)
+			}
+		}
+		if foreign.Load() != 0 || len(ids) != 3 || ids[0] != 0 || ids[1] != 1 || ids[2] != 2 {
+			t.Fatalf("ranges ran on %d other goroutines, worker ids %v: want all on the caller, ids 0, 1, 2", foreign.Load(), ids)
+		}
+	}
+}
+
+// goroutineID is the running goroutine's number, from its stack header
+// ("goroutine 7 [running]:").
+func goroutineID() string {
+	var buf [64]byte
+	s := string(buf[:runtime.Stack(buf[:], false)])
+	s = strings.TrimPrefix(s, "goroutine ")
+	return s[:strings.IndexByte(s, ' ')]
 }
