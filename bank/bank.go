@@ -80,11 +80,21 @@ func Quantize(x []float32, scale float32, q []int8) {
 
 // ScaleFor returns the int8 scale that represents every value of x without
 // clipping (max |x| / 127), or 1 if x is all zeros.
-func ScaleFor(x []float32) float32 {
+func ScaleFor(x []float32) float32 { return ScaleOfMax(MaxAbs(x)) }
+
+// MaxAbs is the largest |v| of x (0 for none; NaN if x holds a NaN). The
+// maximum of parts' MaxAbs is the whole's, so a scale can be found from
+// statistics kept while the parts stream by (patchcore.Build).
+func MaxAbs(x []float32) float32 {
 	var m float32
 	for _, v := range x {
 		m = max(m, v, -v)
 	}
+	return m
+}
+
+// ScaleOfMax is ScaleFor of values whose MaxAbs is m.
+func ScaleOfMax(m float32) float32 {
 	if !(m > 0) || math.IsInf(float64(m), 0) {
 		return 1
 	}

@@ -59,6 +59,28 @@ func Select(ctx context.Context, x []int8, n, dim int, opts CoresetOptions) ([]i
 	if n <= 0 || dim <= 0 || len(x) < n*dim {
 		return nil, fmt.Errorf("bank: coreset of %d vectors of %d from %d values", n, dim, len(x))
 	}
+	return selectRows(ctx, x, nil, n, dim, opts)
+}
+
+// SelectRows is Select over the vectors of x (rows of dim) listed in rows,
+// in that order, as if they had been copied out one after another first:
+// the indices it returns count in rows. A build keeps one int8 copy of
+// its images' patches and selects the coresets of several subsets of the
+// images from it, without a copy of each subset.
+func SelectRows(ctx context.Context, x []int8, rows []int32, dim int, opts CoresetOptions) ([]int, error) {
+	if len(rows) == 0 || dim <= 0 {
+		return nil, fmt.Errorf("bank: coreset of %d vectors of %d", len(rows), dim)
+	}
+	for _, r := range rows {
+		if r < 0 || (int(r)+1)*dim > len(x) {
+			return nil, fmt.Errorf("bank: coreset row %d outside %d vectors of %d", r, len(x)/dim, dim)
+		}
+	}
+	return selectRows(ctx, x, rows, len(rows), dim, opts)
+}
+
+// selectRows is Select over rows of x (nil: the first n).
+func selectRows(ctx context.Context, x []int8, rows []int32, n, dim int, opts CoresetOptions) ([]int, error) {
 	if !(opts.Ratio > 0 && opts.Ratio <= 1) {
 		return nil, fmt.Errorf("bank: coreset ratio %v outside (0, 1]", opts.Ratio)
 	}
@@ -67,9 +89,21 @@ func Select(ctx context.Context, x []int8, n, dim int, opts CoresetOptions) ([]i
 		pool = parallel.New(1)
 		defer pool.Close()
 	}
-	p, pdim := x, dim
-	if opts.ProjectDim > 0 && opts.ProjectDim < dim {
-		p, pdim = project(x, n, dim, opts.ProjectDim, opts.Seed, pool)
+	var p []int8
+	pdim := dim
+	switch {
+	case opts.ProjectDim > 0 && opts.ProjectDim < dim:
+		var err error
+		if p, pdim, err = project(x, rows, n, dim, opts.ProjectDim, opts.Seed, pool); err != nil {
+			return nil, err
+		}
+	case rows != nil:
+		p = make([]int8, n*dim)
+		for i, r := range rows {
+			copy(p[i*dim:(i+1)*dim], x[int(r)*dim:])
+		}
+	default:
+		p = x[:n*dim]
 	}
 	k := CoresetSize(n, opts.Ratio, opts.Max)
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x6c696e6573696768)) // "linesigh"
@@ -78,40 +112,82 @@ func Select(ctx context.Context, x []int8, n, dim int, opts CoresetOptions) ([]i
 }
 
 // project returns x·Rᵀ for a seeded random R of ±1 entries (pdim×dim),
-// requantized to int8 with one scale (max |y| ↦ 127), exactly in integers.
-func project(x []int8, n, dim, pdim int, seed uint64, pool *parallel.Pool) ([]int8, int) {
+// requantized to int8 with one scale (max |y| ↦ 127), exactly in integers,
+// for the rows of x listed in rows (nil: the first n). The products are
+// computed twice, block by block, once for max |y| and once to requantize:
+// no n×pdim int32 array (4 bytes a value where the result keeps one), for
+// n·pdim·dim more MACs at the kernel's speed.
+func project(x []int8, rows []int32, n, dim, pdim int, seed uint64, pool *parallel.Pool) ([]int8, int, error) {
 	r := make([]int8, pdim*dim)
 	rng := rand.New(rand.NewPCG(seed, 0x70726f6a656374)) // "project"
 	for i := range r {
 		r[i] = int8(1 - 2*int(rng.Uint32()&1))
 	}
-	y := make([]int32, n*pdim)
-	const rows = 1024
-	pool.Run((n+rows-1)/rows, 1, func(lo, hi, _ int) {
+	// Packed for the dispatched kernel: the package-level Gemm is the
+	// generic reference loop, many times slower (the same integers).
+	pr, err := qgemm.Pack(pdim, dim, r, dim)
+	if err != nil {
+		return nil, 0, fmt.Errorf("bank: coreset projection: %w", err)
+	}
+	const blockRows = 1024
+	blocks := (n + blockRows - 1) / blockRows
+	type scratch struct {
+		a   []int8  // gathered rows
+		y   []int32 // their projections
+		big int64
+	}
+	ws := make([]scratch, pool.Threads())
+	// block computes the projections of block b in worker w's scratch.
+	block := func(b, w int) []int32 {
+		s := &ws[w]
+		if s.y == nil {
+			s.y = make([]int32, blockRows*pdim)
+			if rows != nil {
+				s.a = make([]int8, blockRows*dim)
+			}
+		}
+		i0 := b * blockRows
+		m := min(blockRows, n-i0)
+		a := x[i0*dim:]
+		if rows != nil {
+			for i, row := range rows[i0 : i0+m] {
+				copy(s.a[i*dim:(i+1)*dim], x[int(row)*dim:])
+			}
+			a = s.a
+		}
+		_ = pr.Gemm(m, a, dim, s.y, pdim)
+		return s.y[:m*pdim]
+	}
+	pool.Run(blocks, 1, func(lo, hi, w int) {
 		for b := lo; b < hi; b++ {
-			i0 := b * rows
-			m := min(rows, n-i0)
-			_ = qgemm.Gemm(m, pdim, dim, x[i0*dim:], dim, r, dim, y[i0*pdim:], pdim)
+			for _, v := range block(b, w) {
+				ws[w].big = max(ws[w].big, int64(v), -int64(v))
+			}
 		}
 	})
 	var big int64
-	for _, v := range y {
-		big = max(big, int64(v), -int64(v))
+	for _, s := range ws {
+		big = max(big, s.big)
 	}
 	out := make([]int8, n*pdim)
 	if big == 0 {
-		return out, pdim
+		return out, pdim, nil
 	}
-	for i, v := range y {
-		// round(v·127/big), halves away from zero, in integers.
-		num := int64(v) * 127
-		q := (abs64(num)*2 + big) / (2 * big)
-		if num < 0 {
-			q = -q
+	pool.Run(blocks, 1, func(lo, hi, w int) {
+		for b := lo; b < hi; b++ {
+			o := out[b*blockRows*pdim:]
+			for i, v := range block(b, w) {
+				// round(v·127/big), halves away from zero, in integers.
+				num := int64(v) * 127
+				q := (abs64(num)*2 + big) / (2 * big)
+				if num < 0 {
+					q = -q
+				}
+				o[i] = int8(q)
+			}
 		}
-		out[i] = int8(q)
-	}
-	return out, pdim
+	})
+	return out, pdim, nil
 }
 
 func abs64(v int64) int64 {

@@ -50,6 +50,11 @@ func TestBottleAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The vectors the float build path made (before builds streamed); a
+	// change that moves them changes every station's scores and must say so.
+	if b.Meta.SHA256 != bottleBankSHA256 {
+		t.Errorf("bank vectors %s, want %s", b.Meta.SHA256, bottleBankSHA256)
+	}
 	th := b.Meta.Threshold
 	t.Logf("bank: %d patches -> %d vectors of %d; embed %.1fs, folds %.1fs, coreset %.1fs, calibrate %.1fs; threshold %.4f (%s %g, expected false-reject rate %.4f; %d calibration scores %.4f..%.4f), pixel %.4f",
 		rep.Patches, rep.Selected, b.Meta.Dim, rep.EmbedTime.Seconds(), rep.FoldTime.Seconds(), rep.CoresetTime.Seconds(), rep.CalibrateTime.Seconds(),
@@ -95,6 +100,11 @@ func TestBottleAcceptance(t *testing.T) {
 			b2.Meta.SHA256[:12], b.Meta.SHA256[:12], b2.Meta.Threshold.Value, b.Meta.Threshold.Value)
 	}
 }
+
+// bottleBankSHA256 is the checksum of the vectors of the bank Build makes
+// from bottle/train/good with the tf2 MobileNetV2 and the defaults (16,386
+// vectors of 96; README's bank build example).
+const bottleBankSHA256 = "439b2e19a4e5fd19aa9471272ef1f7d2bea8609ea1606ca5fabf390a1838099c"
 
 // sameJSON says whether a and b encode to the same JSON.
 func sameJSON(a, b any) bool {

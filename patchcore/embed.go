@@ -120,6 +120,38 @@ func (e *Embedder) Embed(b model.Backbone) ([]float32, error) {
 			return nil, fmt.Errorf("patchcore: reading tap %q: %w", t.Name, err)
 		}
 	}
+	return e.embedRaw(), nil
+}
+
+// tapBytes is the size of the taps as the backbone hands them out (int8
+// maps: one byte a value, before pooling and upsampling).
+func (e *Embedder) tapBytes() int {
+	n := 0
+	for _, r := range e.raw {
+		n += len(r)
+	}
+	return n
+}
+
+// saveTaps copies the taps the last Embed read into dst (tapBytes long),
+// so that reembed can give the same vectors later without the backbone.
+func (e *Embedder) saveTaps(dst []byte) {
+	for _, r := range e.raw {
+		dst = dst[copy(dst, r):]
+	}
+}
+
+// reembed returns the patch vectors of taps saved by saveTaps: the very
+// vectors Embed returned then (the same arithmetic on the same bytes).
+func (e *Embedder) reembed(src []byte) []float32 {
+	for _, r := range e.raw {
+		src = src[copy(r, src):]
+	}
+	return e.embedRaw()
+}
+
+// embedRaw embeds the taps in e.raw.
+func (e *Embedder) embedRaw() []float32 {
 	dst, stride := e.out, e.dim
 	if e.proj != nil {
 		dst, stride = e.full, e.concat
@@ -147,7 +179,7 @@ func (e *Embedder) Embed(b model.Backbone) ([]float32, error) {
 			e.Pool.Run(e.gridW*e.gridH, 16, e.projFn)
 		}
 	}
-	return e.out, nil
+	return e.out
 }
 
 func (e *Embedder) hsum(lo, hi, _ int) {

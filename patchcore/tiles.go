@@ -74,6 +74,16 @@ func tileOffsets(tl *bank.Tiles, w, h int) [][2]int {
 // embed runs the backbone over img (every tile) and returns its patch
 // vectors (valid until the next call), adding the stage times to tm.
 func (f *framer) embed(bb model.Backbone, emb *Embedder, img *rgb.Image, tm *Timing) ([]float32, error) {
+	return f.embedKeep(bb, emb, img, tm, nil)
+}
+
+// tapBytes is the size of a frame's taps (every tile's) that embedKeep
+// keeps.
+func (f *framer) tapBytes(emb *Embedder) int { return f.count() * emb.tapBytes() }
+
+// embedKeep is embed that also copies the frame's taps into keep (nil:
+// not kept; else tapBytes long), for reembed.
+func (f *framer) embedKeep(bb model.Backbone, emb *Embedder, img *rgb.Image, tm *Timing, keep []byte) ([]float32, error) {
 	t0 := time.Now()
 	if f.tiles == nil {
 		if err := f.feeder.Feed(bb, img); err != nil {
@@ -87,6 +97,9 @@ func (f *framer) embed(bb model.Backbone, emb *Embedder, img *rgb.Image, tm *Tim
 		v, err := emb.Embed(bb)
 		if err != nil {
 			return nil, err
+		}
+		if keep != nil {
+			emb.saveTaps(keep)
 		}
 		tm[StagePreprocess], tm[StageBackbone], tm[StageEmbed] = t1.Sub(t0), t2.Sub(t1), time.Since(t2)
 		return v, nil
@@ -118,11 +131,28 @@ func (f *framer) embed(bb model.Backbone, emb *Embedder, img *rgb.Image, tm *Tim
 			return nil, err
 		}
 		copy(f.vecs[i*per:(i+1)*per], v)
+		if keep != nil {
+			emb.saveTaps(keep[i*emb.tapBytes():])
+		}
 		tm[StagePreprocess] += t2.Sub(t1)
 		tm[StageBackbone] += t3.Sub(t2)
 		tm[StageEmbed] += time.Since(t3)
 	}
 	return f.vecs, nil
+}
+
+// reembed returns the patch vectors of the frame whose taps embedKeep
+// kept in keep: the vectors embed returned for it (valid until the next
+// call).
+func (f *framer) reembed(emb *Embedder, keep []byte) []float32 {
+	if f.tiles == nil {
+		return emb.reembed(keep)
+	}
+	per, tb := len(f.vecs)/len(f.offs), emb.tapBytes()
+	for i := range f.offs {
+		copy(f.vecs[i*per:(i+1)*per], emb.reembed(keep[i*tb:(i+1)*tb]))
+	}
+	return f.vecs
 }
 
 // TileGeometry chooses tiles for frames of fw×fh (after the crop) whose
