@@ -5,6 +5,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -20,15 +21,15 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// noResendStore keeps paho from storing outbound PUBLISH packets. The
-// outbox owns delivery: a publish that is not acknowledged in time goes back
-// to the outbox and is sent again from there. Left to itself, paho v1.5.1
-// would also re-send its stored copy on reconnect (even with a clean
-// session), which delivered a result twice in the 60 s outage test, and it
-// sets the DUP flag on that stored packet while the new connection's writer
-// may be serialising it (a data race the race detector caught in
+// noResendStore keeps paho from storing outbound PUBLISH packets, for
+// clients without an outbox (tools, and a station without one) whose
+// messages nobody sends again: paho v1.5.1 would re-send its stored copy
+// on reconnect (even with a clean session), and it sets the DUP flag on
+// that stored packet while the new connection's writer may be serialising
+// it (a data race the race detector caught in
 // TestBrokerOutageLosesNoResult). Inbound packets and the other outbound
-// ones (PUBREL of QoS 2) are kept as paho expects.
+// ones are kept as paho expects. A station with an outbox uses its session
+// store instead (store.go).
 type noResendStore struct{ paho.Store }
 
 // outboundPrefix is how paho's store keys outbound packets ("o." + id).
@@ -43,10 +44,15 @@ func (s noResendStore) Put(key string, p packets.ControlPacket) {
 
 // Options configures a Client.
 type Options struct {
-	Broker   string // tcp://host:1883, ssl://host:8883
+	Broker string // tcp://host:1883, ssl://host:8883
+	// ClientID must be stable across restarts when there is an outbox:
+	// the broker keeps the station's session under it.
 	ClientID string
 	Prefix   string
 	Station  string
+	// QoS is for what is sent without the outbox (status, replies, push
+	// requests): 0 or 1; 2 counts as 1 with an outbox (see PublishNow).
+	// What goes through the outbox is sent at QoS 2.
 	QoS      byte
 	Username string
 	Password string
@@ -71,13 +77,19 @@ type Options struct {
 	// too many, retained, malformed), for the audit log.
 	Refused func(name, reason string)
 	// Handlers subscribe topic filters under <prefix>/<station>/ (at QoS
-	// 1, on every connection) to handlers called with the full topic and
-	// the payload, e.g. the blocks of a bank push.
+	// 0, on every connection: see subQoS) to handlers called with the full
+	// topic and the payload, e.g. the blocks of a bank push.
 	Handlers map[string]func(topic string, payload []byte)
 	// Inputs are Handlers that also get the retain flag: a PLC's trigger
 	// or acknowledgement left retained must be refused, not taken again
 	// on every reconnect (the PLC handshake, issue 20).
 	Inputs map[string]func(topic string, payload []byte, retained bool)
+
+	// reconnectMax bounds the wait between reconnection attempts (5 s;
+	// tests that cut the link hundreds of times shorten it).
+	reconnectMax time.Duration
+	// writeTimeout: see Client.writeTimeout (tests shorten it).
+	writeTimeout time.Duration
 }
 
 // Client is a connection to the broker.
@@ -87,6 +99,7 @@ type Client struct {
 	c          paho.Client
 	base       string
 	wake       chan struct{}
+	nowQoS     byte // QoS of PublishNow
 	published  atomic.Uint64
 	subscribed atomic.Bool // the broker confirmed the subscriptions of this connection
 	mu         sync.Mutex
@@ -111,16 +124,33 @@ func New(opts Options) *Client {
 	}
 	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{}),
 		limit: newRateLimit(opts.CommandRate, opts.CommandBurst)}
-	po := paho.NewClientOptions().AddBroker(opts.Broker).SetClientID(opts.ClientID).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(5 * time.Second).SetKeepAlive(10 * time.Second).
-		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(5 * time.Second).
-		SetStore(noResendStore{paho.NewMemoryStore()})
-	if opts.Username != "" {
-		po.SetUsername(opts.Username).SetPassword(opts.Password)
-	}
-	if opts.TLS != nil {
-		po.SetTLSConfig(opts.TLS)
+	c.nowQoS = opts.QoS
+	po := c.pahoOptions()
+	if ob := opts.Outbox; ob != nil {
+		// A persistent session (clean session off) in the outbox's file:
+		// what was handed to paho is sent again with its packet id after a
+		// broken connection or a restart, and the broker, which keeps the
+		// session under the client id, takes it once (QoS 2). Status and
+		// replies are not kept (noResendStore's reasons); at QoS 2 a
+		// release lost with them would leave an id the broker holds, so
+		// they go at QoS 1 at most.
+		c.nowQoS = min(opts.QoS, 1)
+		ob.sess.log, ob.sess.notify = opts.Log, c.kick
+		po.SetCleanSession(false).SetStore(ob.sess).SetCustomOpenConnectionFn(openWatched(ob.sess)).
+			SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+				// A hand-over's Publish may be blocked handing its packet
+				// to the lost connection's writer; the next connection
+				// would take it, racing with paho sending the older
+				// stored messages again (resume), and deliver it before
+				// them. Reconnect once it returned: its packet is stored
+				// and resume sends it in its turn. paho gives it up after
+				// writeTimeout.
+				for deadline := time.Now().Add(c.writeTimeout() + time.Second); ob.handingOver() && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+			})
+	} else {
+		po.SetCleanSession(true).SetStore(noResendStore{paho.NewMemoryStore()})
 	}
 	if opts.Offline != nil {
 		po.SetBinaryWill(c.Topic("status"), opts.Offline, 1, true)
@@ -131,13 +161,13 @@ func New(opts Options) *Client {
 		// station is online: a command sent after that must be heard.
 		var subs []paho.Token
 		if opts.Command != nil {
-			subs = append(subs, pc.Subscribe(c.Topic(TopicCommandPrefix+"#"), 1, c.onCommand))
+			subs = append(subs, pc.Subscribe(c.Topic(TopicCommandPrefix+"#"), subQoS, c.onCommand))
 		}
 		for filter, h := range opts.Handlers {
-			subs = append(subs, pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) }))
+			subs = append(subs, pc.Subscribe(c.Topic(filter), subQoS, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) }))
 		}
 		for filter, h := range opts.Inputs {
-			subs = append(subs, pc.Subscribe(c.Topic(filter), 1, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload(), m.Retained()) }))
+			subs = append(subs, pc.Subscribe(c.Topic(filter), subQoS, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload(), m.Retained()) }))
 		}
 		for _, tok := range subs {
 			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
@@ -158,12 +188,88 @@ func New(opts Options) *Client {
 	return c
 }
 
+// writeTimeout bounds writing one packet to the broker, and how long
+// paho's Publish waits to hand a packet to the connection's writer (10 s).
+func (c *Client) writeTimeout() time.Duration { return cmp.Or(c.opts.writeTimeout, 10*time.Second) }
+
+// subQoS is the QoS of the station's subscriptions (commands, push
+// blocks). With a persistent session the broker keeps QoS 1 and 2
+// messages for a subscriber that is away and delivers them when it comes
+// back: a command sent while the station was offline would run minutes or
+// days late, long after whoever sent it gave up waiting for its reply
+// (signed commands would be refused as stale, but status and the lab
+// bench's unsigned ones would run). At QoS 0 the broker keeps nothing for
+// an absent station; a command lost with a broken connection gets no reply
+// and is sent again by its sender, and a push's missing blocks are asked
+// for again by the receiver.
+const subQoS = 0
+
+// pahoOptions are the connection settings shared by the client and the
+// one-off clean-session connection of Start.
+func (c *Client) pahoOptions() *paho.ClientOptions {
+	po := paho.NewClientOptions().AddBroker(c.opts.Broker).SetClientID(c.opts.ClientID).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(cmp.Or(c.opts.reconnectMax, 5*time.Second)).SetKeepAlive(10 * time.Second).
+		SetOrderMatters(false).SetConnectTimeout(5 * time.Second).SetWriteTimeout(c.writeTimeout())
+	if c.opts.Username != "" {
+		po.SetUsername(c.opts.Username).SetPassword(c.opts.Password)
+	}
+	if c.opts.TLS != nil {
+		po.SetTLSConfig(c.opts.TLS)
+	}
+	return po
+}
+
 // Start connects (retrying in the background while the broker is away)
 // and starts delivering the outbox.
 func (c *Client) Start() {
-	c.c.Connect() // with ConnectRetry this keeps trying in the background
 	c.wg.Add(1)
-	go c.flusher()
+	go func() {
+		defer c.wg.Done()
+		ob := c.opts.Outbox
+		if ob != nil && !ob.sessionEstablished() && !c.cleanBrokerSession() {
+			return // closed meanwhile
+		}
+		if ob != nil {
+			// paho reserves the packet ids of the stored messages before
+			// it connects (see session.reserving).
+			ob.reserve(true)
+		}
+		c.c.Connect() // with ConnectRetry this keeps trying in the background
+		if ob != nil {
+			ob.reserve(false)
+		}
+		c.flusher()
+	}()
+}
+
+// cleanBrokerSession connects once with a clean session under the
+// station's client id and disconnects, before the first persistent
+// connection from a new outbox file: whatever the broker kept under that
+// id (an explicit mqtt.client_id whose outbox was replaced) is discarded.
+// A broker left holding a QoS 2 packet id awaiting its release would take
+// a new message with that id for a repeat and drop it. It retries every
+// second until it succeeds or the client closes (false).
+func (c *Client) cleanBrokerSession() bool {
+	po := c.pahoOptions().SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		SetStore(noResendStore{paho.NewMemoryStore()})
+	for {
+		pc := paho.NewClient(po)
+		tok := pc.Connect()
+		ok := tok.WaitTimeout(10*time.Second) && tok.Error() == nil
+		if ok {
+			pc.Disconnect(100)
+			if err := c.opts.Outbox.setEstablished(); err != nil {
+				c.opts.Log.Error("mqtt session", "err", err)
+			}
+			return true
+		}
+		select {
+		case <-c.done:
+			return false
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Connected reports whether the broker connection is up.
@@ -173,8 +279,15 @@ func (c *Client) Connected() bool { return c.c.IsConnectionOpen() }
 // from then on commands and handled topics are heard.
 func (c *Client) Ready() bool { return c.Connected() && c.subscribed.Load() }
 
-// Published counts messages the broker acknowledged (QoS>0) or took (QoS 0).
-func (c *Client) Published() uint64 { return c.published.Load() }
+// Published counts messages the broker acknowledged (QoS>0) or took (QoS
+// 0): sent without the outbox, and delivered from it (QoS 2 completed).
+func (c *Client) Published() uint64 {
+	n := c.published.Load()
+	if ob := c.opts.Outbox; ob != nil {
+		n += ob.Delivered()
+	}
+	return n
+}
 
 func (c *Client) kick() {
 	select {
@@ -191,33 +304,24 @@ type Item struct {
 	Payload  []byte
 }
 
-// Publish sends messages now if connected and nothing is queued before
-// them, else queues them in the outbox (in one transaction), so that order
-// is kept across an outage.
+// Publish queues messages in the outbox (in one transaction) for the
+// flusher, which hands them to the MQTT session in order: every message
+// takes the one path that delivers it exactly once. Without an outbox they
+// are sent now, and dropped if that fails.
 func (c *Client) Publish(items ...Item) {
 	ms := make([]*Message, len(items))
 	for i, it := range items {
 		ms[i] = &Message{Kind: it.Kind, Topic: c.Topic(it.Topic), Retained: it.Retained, Payload: it.Payload}
 	}
-	ob := c.opts.Outbox
-	queue := func(ms []*Message) {
+	if ob := c.opts.Outbox; ob != nil {
 		if err := ob.Add(ms...); err != nil {
 			c.opts.Log.Error("mqtt outbox", "err", err)
 		}
 		c.kick()
+		return
 	}
-	if ob != nil {
-		if r, mp := ob.Len(); r+mp > 0 || !c.Connected() {
-			queue(ms)
-			return
-		}
-	}
-	for i, m := range ms {
+	for _, m := range ms {
 		if err := c.send(m, 5*time.Second); err != nil {
-			if ob != nil {
-				queue(ms[i:])
-				return
-			}
 			c.opts.Log.Warn("mqtt publish failed; dropped (no outbox)", "topic", m.Topic, "err", err)
 		}
 	}
@@ -239,7 +343,7 @@ func (c *Client) PublishAllNow(items ...Item) error {
 	}
 	toks := make([]paho.Token, len(items))
 	for i, it := range items {
-		toks[i] = c.c.Publish(c.Topic(it.Topic), c.opts.QoS, it.Retained, it.Payload)
+		toks[i] = c.c.Publish(c.Topic(it.Topic), c.nowQoS, it.Retained, it.Payload)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	var first error
@@ -260,7 +364,7 @@ func (c *Client) send(m *Message, timeout time.Duration) error {
 	if !c.Connected() {
 		return errors.New("not connected")
 	}
-	t := c.c.Publish(m.Topic, c.opts.QoS, m.Retained, m.Payload)
+	t := c.c.Publish(m.Topic, c.nowQoS, m.Retained, m.Payload)
 	if !t.WaitTimeout(timeout) {
 		return errors.New("publish timed out")
 	}
@@ -273,7 +377,6 @@ func (c *Client) send(m *Message, timeout time.Duration) error {
 
 // flusher delivers the outbox in order whenever the broker is reachable.
 func (c *Client) flusher() {
-	defer c.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -297,41 +400,65 @@ func (c *Client) flusher() {
 	}
 }
 
-// flushBatch is how many queued messages are in flight at once: the broker
-// acknowledges them in order, and one disk sync removes them all.
+// flushBatch is how many queued messages are handed over before waiting
+// for the broker to complete them. It stays well below what a broker lets
+// a client have awaiting release (mosquitto takes max_queued_messages,
+// 1000 by default, beyond its in-flight window, and acknowledges but drops
+// the rest).
 const flushBatch = 256
 
-// flush sends the oldest queued messages and removes those the broker
-// acknowledged, in order up to the first that failed. It reports whether
-// to go on (a whole batch went and more may be queued).
+// flush hands the oldest queued messages to the MQTT session, in order, and
+// waits (bounded) for the broker to complete them. It reports whether to
+// go on (a whole batch went and more may be queued).
+//
+// Nothing new is handed over while messages handed over earlier are still
+// in flight: after a reconnection (or a restart) paho sends those again
+// (resume) concurrently with new publishes, and a new one could reach the
+// broker, or be released (PUBREL), before them; mosquitto delivers a QoS 2
+// message on its PUBREL, mochi on its PUBLISH. Waiting for them keeps seq
+// order; in steady state a batch is complete before the next anyway.
 func (c *Client) flush(ob *Outbox) bool {
+	if r, m := ob.InFlight(); r+m > 0 {
+		return false // woken again as they complete
+	}
 	ms, err := ob.Peek(flushBatch)
+	defer ob.Unlease()
 	if err != nil {
 		c.opts.Log.Error("mqtt outbox", "err", err)
 	}
 	if len(ms) == 0 {
 		return err != nil // damaged entries were dropped: look again
 	}
-	toks := make([]paho.Token, len(ms))
-	for i, m := range ms {
-		toks[i] = c.c.Publish(m.Topic, c.opts.QoS, m.Retained, m.Payload)
-	}
-	done := len(ms)
-	deadline := time.Now().Add(5*time.Second + time.Duration(len(ms))*time.Millisecond)
-	for i, t := range toks {
-		if !t.WaitTimeout(time.Until(deadline)) || t.Error() != nil {
-			done = i
+	toks := make([]paho.Token, 0, len(ms))
+	for _, m := range ms {
+		if !c.Connected() {
 			break
 		}
+		var t paho.Token
+		if !ob.handOver(m, func() { t = c.c.Publish(m.Topic, 2, m.Retained, m.Payload) }) {
+			// paho refused it before storing it (not connected, no
+			// packet id free): it stays queued.
+			if t != nil && t.Error() != nil {
+				c.opts.Log.Debug("mqtt publish not taken; it stays queued", "err", t.Error())
+			}
+			break
+		}
+		toks = append(toks, t)
+		// Hand over the next once this one is written: a Publish blocked
+		// behind a busy writer when the connection breaks is what the
+		// reconnecting handler has to wait for.
+		ob.waitWritten(t, c.Connected, c.writeTimeout())
 	}
-	c.published.Add(uint64(done))
-	if done > 0 {
-		if err := ob.Remove(ms[:done]...); err != nil {
-			c.opts.Log.Error("mqtt outbox", "err", err)
+	// paho completes a token on PUBCOMP, or when the message is sent again
+	// after a reconnection; either way the session owns it, and delivery
+	// is counted by the session (Published).
+	deadline := time.Now().Add(5*time.Second + time.Duration(len(toks))*time.Millisecond)
+	for _, t := range toks {
+		if !t.WaitTimeout(time.Until(deadline)) {
 			return false
 		}
 	}
-	return done == len(ms)
+	return len(toks) == len(ms)
 }
 
 // onCommand parses cmd/<name> and replies on cmd/<name>/reply. A malformed
@@ -409,8 +536,9 @@ func (l *rateLimit) allow(now time.Time) bool {
 	return true
 }
 
-// Close publishes offline (when given), drains the outbox for at most
-// grace, and disconnects.
+// Close drains the outbox (queued and in flight) while connected, until
+// ctx ends, publishes offline (when given), and disconnects. What is left
+// in flight is sent again, with its packet ids, by the next start.
 func (c *Client) Close(ctx context.Context, offline []byte) {
 	if ob := c.opts.Outbox; ob != nil {
 		for c.Connected() && ctx.Err() == nil {

@@ -30,6 +30,16 @@ type Outbox struct {
 	reasons    map[string]uint64 // drops by reason: DropFull, DropWrite
 	failing    error             // the last write's error, nil once one succeeds
 	floor      uint64            // Lease never hands out numbers at or below it
+	// sess is the MQTT session (store.go): the messages handed to paho.
+	sess *session
+	// leased: keys at or below it are being handed over (Peek); the drop
+	// policy leaves them alone, so a message is never both dropped and
+	// delivered.
+	leased uint64
+	// handed: queue entries handed over whose removal from the file
+	// failed (a full disk); skipped by Peek, removed at the next write.
+	handed   map[uint64]bool
+	tidyDone func()
 }
 
 // ErrDamaged: the outbox file is damaged (OpenOutbox checked it).
@@ -95,8 +105,17 @@ func OpenOutbox(path string, maxResults, maxMaps int) (*Outbox, error) {
 		}
 		return nil, fmt.Errorf("mqtt: outbox %s: %w", path, err)
 	}
-	o := &Outbox{db: db, maxResults: maxResults, maxMaps: maxMaps, reasons: map[string]uint64{}}
+	o := &Outbox{db: db, maxResults: maxResults, maxMaps: maxMaps, reasons: map[string]uint64{}, handed: map[uint64]bool{}}
 	err = db.Update(func(tx *bolt.Tx) error {
+		sess, bad, err := loadSession(tx, o)
+		if err != nil {
+			return err
+		}
+		o.sess = sess
+		// A damaged session entry is dropped and counted like a damaged
+		// queue entry.
+		o.reasons[DropDamaged] += uint64(bad)
+		o.dropped[KindResult] += uint64(bad)
 		if c := tx.Bucket(bucketCounters); c != nil {
 			if v := c.Get(floorKey); len(v) == 8 {
 				o.floor = binary.BigEndian.Uint64(v)
@@ -165,8 +184,49 @@ func (o *Outbox) SetFloor(floor uint64) error {
 	return nil
 }
 
-// Close closes the file.
-func (o *Outbox) Close() error { return o.db.Close() }
+// Close closes the file, removing the session's completed entries first.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	o.sess.mu.Lock()
+	if len(o.sess.gone) > 0 || len(o.handed) > 0 {
+		if o.db.Update(o.tidyLocked) == nil {
+			o.tidied()
+		}
+	}
+	o.sess.mu.Unlock()
+	o.mu.Unlock()
+	return o.db.Close()
+}
+
+// tidyLocked removes, inside a write made anyway, the session entries
+// completed since the last write and the queue entries handed over whose
+// removal failed. Called with o.mu and o.sess.mu held; tidied clears the
+// lists after the transaction committed.
+func (o *Outbox) tidyLocked(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketOutbox)
+	var k [8]byte
+	for key := range o.handed {
+		binary.BigEndian.PutUint64(k[:], key)
+		if err := b.Delete(k[:]); err != nil {
+			return err
+		}
+	}
+	done, err := o.sess.tidy(tx)
+	if err == nil {
+		o.tidyDone = done
+	}
+	return err
+}
+
+// tidied: the write that called tidyLocked committed. Called with o.mu and
+// o.sess.mu held.
+func (o *Outbox) tidied() {
+	clear(o.handed)
+	if o.tidyDone != nil {
+		o.tidyDone()
+		o.tidyDone = nil
+	}
+}
 
 // Message is one queued publication.
 type Message struct {
@@ -210,9 +270,14 @@ func decode(k, v []byte) (*Message, error) {
 func (o *Outbox) Add(ms ...*Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.sess.mu.Lock()
+	defer o.sess.mu.Unlock()
 	results, nmaps := o.results, o.maps
 	var full [2]uint64
 	err := o.db.Update(func(tx *bolt.Tx) error {
+		if err := o.tidyLocked(tx); err != nil {
+			return err
+		}
 		b := tx.Bucket(bucketOutbox)
 		for _, m := range ms {
 			if m.Kind == KindMap && o.maxMaps == 0 {
@@ -239,7 +304,7 @@ func (o *Outbox) Add(ms ...*Message) error {
 				if nmaps == 0 {
 					kind = KindResult
 				}
-				if !dropOldest(b, kind) {
+				if !dropOldest(b, kind, o.leased) {
 					break
 				}
 				if kind == KindMap {
@@ -262,6 +327,7 @@ func (o *Outbox) Add(ms ...*Message) error {
 		return fmt.Errorf("mqtt: outbox: %d messages dropped: %w", len(ms), err)
 	}
 	o.failing = nil
+	o.tidied()
 	o.results, o.maps = results, nmaps
 	for k, n := range full {
 		o.dropped[k] += n
@@ -272,9 +338,17 @@ func (o *Outbox) Add(ms ...*Message) error {
 
 // recount reads the queued counts back from the file. Called with o.mu held.
 func (o *Outbox) recount() {
-	results, maps := 0, 0
+	o.results, o.maps = o.queuedCounts()
+}
+
+// queuedCounts counts the queue in the file, less the entries already
+// handed over (o.handed). Called with o.mu held.
+func (o *Outbox) queuedCounts() (results, maps int) {
 	err := o.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			if len(k) == 8 && o.handed[binary.BigEndian.Uint64(k)] {
+				return nil
+			}
 			if len(v) > 0 && v[0] == KindMap {
 				maps++
 			} else {
@@ -283,9 +357,10 @@ func (o *Outbox) recount() {
 			return nil
 		})
 	})
-	if err == nil {
-		o.results, o.maps = results, maps
+	if err != nil {
+		return o.results, o.maps
 	}
+	return results, maps
 }
 
 // Failing is the error of the last write, nil when it succeeded.
@@ -302,10 +377,14 @@ func (o *Outbox) DroppedBy() map[string]uint64 {
 	return maps.Clone(o.reasons)
 }
 
-// dropOldest deletes the oldest entry of kind.
-func dropOldest(b *bolt.Bucket, kind byte) bool {
+// dropOldest deletes the oldest entry of kind above leased (the ones at or
+// below it are being handed over).
+func dropOldest(b *bolt.Bucket, kind byte, leased uint64) bool {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) == 8 && binary.BigEndian.Uint64(k) <= leased {
+			continue
+		}
 		kk := KindResult
 		if len(v) > 0 && v[0] == KindMap {
 			kk = KindMap
@@ -318,11 +397,39 @@ func dropOldest(b *bolt.Bucket, kind byte) bool {
 	return false
 }
 
-// Len returns the queued results and maps.
+// Len returns the results and maps not delivered yet: queued, or handed
+// to the MQTT session and not yet acknowledged by the broker (PUBCOMP).
 func (o *Outbox) Len() (results, maps int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.sess.mu.Lock()
+	defer o.sess.mu.Unlock()
+	return o.results + o.sess.inflight[KindResult], o.maps + o.sess.inflight[KindMap]
+}
+
+// Queued returns the results and maps waiting in the queue (not handed
+// to the MQTT session yet).
+func (o *Outbox) Queued() (results, maps int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	return o.results, o.maps
+}
+
+// InFlight returns the results and maps handed to the MQTT session that
+// the broker has not completed yet (sent, or to be sent again with their
+// packet ids on the next connection).
+func (o *Outbox) InFlight() (results, maps int) {
+	o.sess.mu.Lock()
+	defer o.sess.mu.Unlock()
+	return o.sess.inflight[KindResult], o.sess.inflight[KindMap]
+}
+
+// Delivered counts the messages the broker completed (QoS 2 PUBCOMP)
+// since the outbox was opened.
+func (o *Outbox) Delivered() uint64 {
+	o.sess.mu.Lock()
+	defer o.sess.mu.Unlock()
+	return o.sess.delivered
 }
 
 // Dropped returns how many results and maps were dropped.
@@ -332,15 +439,23 @@ func (o *Outbox) Dropped() (results, maps uint64) {
 	return o.dropped[KindResult], o.dropped[KindMap]
 }
 
-// Peek returns up to n of the oldest messages, oldest first. An entry that
-// does not decode (a damaged file) is deleted and counted as dropped for
-// DropDamaged: left in place it would block every message behind it.
+// Peek returns up to n of the oldest messages, oldest first, and leases
+// them: the drop policy leaves them alone until Unlease (they are being
+// handed to the MQTT session). An entry that does not decode (a damaged
+// file) is deleted and counted as dropped for DropDamaged: left in place
+// it would block every message behind it.
 func (o *Outbox) Peek(n int) ([]*Message, error) {
 	var ms []*Message
 	var bad [][]byte
+	o.mu.Lock()
+	handed := maps.Clone(o.handed)
+	o.mu.Unlock()
 	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(ms) < n; k, v = c.Next() {
+			if len(k) == 8 && handed[binary.BigEndian.Uint64(k)] {
+				continue
+			}
 			m, err := decode(k, v)
 			if err != nil {
 				bad = append(bad, append([]byte(nil), k...))
@@ -352,6 +467,11 @@ func (o *Outbox) Peek(n int) ([]*Message, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: outbox: %w", err)
+	}
+	if len(ms) > 0 {
+		o.mu.Lock()
+		o.leased = ms[len(ms)-1].Key
+		o.mu.Unlock()
 	}
 	if len(bad) > 0 {
 		o.mu.Lock()
@@ -374,6 +494,13 @@ func (o *Outbox) Peek(n int) ([]*Message, error) {
 		return ms, fmt.Errorf("mqtt: outbox: %d damaged entries dropped", len(bad))
 	}
 	return ms, nil
+}
+
+// Unlease ends the lease of Peek.
+func (o *Outbox) Unlease() {
+	o.mu.Lock()
+	o.leased = 0
+	o.mu.Unlock()
 }
 
 // Remove deletes delivered messages, in one transaction (one disk sync for
