@@ -210,9 +210,17 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	if clientID == "" {
 		// A random suffix: a client id anyone can guess lets anyone kick
 		// the station off the broker by connecting with it.
-		var r [4]byte
-		rand.Read(r[:])
-		clientID = "linesight-" + s.cfg.Station.ID + "-" + hex.EncodeToString(r[:])
+		// It is kept in the outbox file: the broker keeps the station's
+		// persistent session (QoS 2, exactly once) under it across restarts.
+		suffix, err := s.outbox.ClientIDSuffix(func() string {
+			var r [4]byte
+			rand.Read(r[:])
+			return hex.EncodeToString(r[:])
+		})
+		if err != nil {
+			return err
+		}
+		clientID = "linesight-" + s.cfg.Station.ID + "-" + suffix
 	}
 	s.recv, err = mqtt.NewReceiver(filepath.Join(filepath.Dir(s.cfg.Bank.DB), "staging"),
 		func(topic string, payload []byte) {
