@@ -325,12 +325,21 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 	if resp.StatusCode != 200 || hz["ok"] != true || hz["broker_connected"] != true {
 		t.Errorf("healthz %d %v", resp.StatusCode, hz)
 	}
-	resp, err = http.Get("http://" + cfg.HTTP.Listen + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// Results, and the audit entries of the bank commands, go through
+	// the outbox; one counts there until the broker completed it (QoS 2
+	// PUBCOMP), a moment after the command's reply: wait for that.
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err = http.Get("http://" + cfg.HTTP.Listen + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "\nlinesight_outbox_results 0\n") || time.Now().After(deadline) {
+			break
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0", `linesight_outbox_dropped_total{reason="full"} 0`, `linesight_outbox_dropped_total{reason="write"} 0`, `linesight_outbox_dropped_total{reason="damaged"} 0`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)

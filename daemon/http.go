@@ -81,8 +81,8 @@ func (s *station) handler() http.Handler {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	s.metrics.reg.MustRegister(
-		gauge("linesight_outbox_results", "Results waiting in the outbox.", func() float64 { r, _ := s.outbox.Len(); return float64(r) }),
-		gauge("linesight_outbox_maps", "Maps waiting in the outbox.", func() float64 { _, m := s.outbox.Len(); return float64(m) }),
+		gauge("linesight_outbox_results", "Results not delivered yet: queued in the outbox, or handed to the MQTT session and not yet completed by the broker (QoS 2 PUBCOMP).", func() float64 { r, _ := s.outbox.Len(); return float64(r) }),
+		gauge("linesight_outbox_maps", "Maps not delivered yet: queued in the outbox, or handed to the MQTT session and not yet completed by the broker (QoS 2 PUBCOMP).", func() float64 { _, m := s.outbox.Len(); return float64(m) }),
 		outboxDrops{s.outbox},
 		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
 		counter("linesight_camera_resyncs_total", "Damaged stretches skipped in an exec: or pipe: camera stream.", func() float64 { return float64(s.cam.Health().Resyncs) }),
