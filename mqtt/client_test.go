@@ -144,6 +144,13 @@ func TestOrderAcrossAnOutage(t *testing.T) {
 		pub(i)
 	}
 	waitUntil(t, 10*time.Second, "5 results at the broker", func() bool { return len(before.on("p/s1/result")) == 5 })
+	// The embedded broker delivers a QoS 2 message on its PUBLISH, before
+	// its PUBCOMP reaches the station; until then the message counts in
+	// the outbox (in flight), and a new broker, without its session, would
+	// get it again. Cut once all 5 are complete: this test is about the
+	// messages queued during the outage (TestExactlyOnceAcrossCuts and
+	// TestNoLossWhenTheBrokerForgetsTheSession cut at the ack moment).
+	waitUntil(t, 10*time.Second, "the 5 completed", func() bool { r, m := ob.Len(); return r+m == 0 })
 	b.Close()
 	waitUntil(t, 10*time.Second, "the client to see the outage", func() bool { return !c.Connected() })
 	for i := 5; i < 15; i++ {
