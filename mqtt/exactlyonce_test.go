@@ -384,3 +384,154 @@ func TestExactlyOnceStation(t *testing.T) {
 		t.Fatalf("%d results left", r)
 	}
 }
+
+// forgetProxy forwards MQTT connections to a broker and, every few PUBRELs
+// from the client (at random), drops one and cuts both connections, then
+// has the broker forget the client's session before it lets the client in
+// again: a client connecting with the same client id and a clean session
+// makes the broker discard the old one, as a broker restarted without
+// persistence, or one that expired the session, has. The broker held the
+// message of the dropped PUBREL awaiting its release, undelivered.
+type forgetProxy struct {
+	addr    string
+	gate    sync.Mutex // held while the broker is made to forget
+	mu      sync.Mutex
+	forgets int
+}
+
+func newForgetProxy(t *testing.T, target, clientID string, seed uint64) *forgetProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &forgetProxy{addr: ln.Addr().String()}
+	rng := rand.New(rand.NewPCG(seed, 2))
+	var rngMu sync.Mutex
+	every := func() int { rngMu.Lock(); defer rngMu.Unlock(); return 2 + rng.IntN(12) }
+	forget := func() {
+		po := paho.NewClientOptions().AddBroker("tcp://" + target).SetClientID(clientID).SetCleanSession(true).
+			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		pc := paho.NewClient(po)
+		if tok := pc.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			pc.Disconnect(0)
+			p.mu.Lock()
+			p.forgets++
+			p.mu.Unlock()
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.gate.Lock() // not while the broker is being made to forget
+			p.gate.Unlock()
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { // broker -> client
+				defer c.Close()
+				io.Copy(c, u)
+			}()
+			go func() { // client -> broker
+				defer c.Close()
+				defer u.Close()
+				r := bufio.NewReader(c)
+				next := every()
+				for {
+					pk, err := readPacket(r)
+					if err != nil {
+						return
+					}
+					if pk[0]>>4 == 6 { // PUBREL
+						if next--; next == 0 {
+							p.gate.Lock()
+							c.Close()
+							u.Close()
+							forget()
+							p.gate.Unlock()
+							return
+						}
+					}
+					if _, err := u.Write(pk); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *forgetProxy) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forgets
+}
+
+// TestNoLossWhenTheBrokerForgetsTheSession: a broker that lost the
+// station's session (a restart without persistence) while it held a
+// message awaiting its release loses nothing: the station, told by the
+// CONNACK that the session is gone, sends every message in flight again
+// as new, not the release the broker would answer with PUBCOMP (which
+// lost a result at every such restart: TestOutageOf60sAt10FPS's "seq 5 to
+// 7"). A message whose release the broker had taken before it forgot may
+// come twice; the station counts them (Forgotten), and no more come.
+func TestNoLossWhenTheBrokerForgetsTheSession(t *testing.T) {
+	mq := testenv.Mosquitto(t)
+	const n = 600
+	k := newConsumer(t, mq.URL(), "p/s1/result")
+	px := newForgetProxy(t, mq.Addr(), "forget-station", 5)
+	ob, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 10000, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	c := New(Options{Broker: "tcp://" + px.addr, ClientID: "forget-station", Prefix: "p", Station: "s1", QoS: 1, Outbox: ob, Log: quiet, reconnectMax: 20 * time.Millisecond, writeTimeout: time.Second})
+	c.Start()
+	for i := 1; i <= n; i++ {
+		c.Publish(Item{Kind: KindResult, Topic: TopicResult, Payload: []byte(strconv.Itoa(i))})
+		if i%50 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitUntil(t, 60*time.Second, "every result completed", func() bool { r, m := ob.Len(); return r+m == 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	c.Close(ctx, nil)
+	cancel()
+	k.settle(t, mq.URL(), "p/s1/result")
+	times, resent := ob.Forgotten()
+	t.Logf("%d sessions forgotten by the broker; the station saw %d of them with messages in flight, %d released ones sent again", px.count(), times, resent)
+	if px.count() < 10 || times == 0 {
+		t.Errorf("only %d forgotten sessions (%d seen by the station): the proxy did not test what it should", px.count(), times)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	seen := map[string]int{}
+	repeats, outOfOrder, last := 0, 0, 0
+	for _, p := range k.got {
+		if seen[p]++; seen[p] > 1 {
+			repeats++
+			continue
+		}
+		v, _ := strconv.Atoi(p)
+		if v < last {
+			outOfOrder++
+		}
+		last = v
+	}
+	lost := 0
+	for i := 1; i <= n; i++ {
+		if seen[strconv.Itoa(i)] == 0 {
+			lost++
+		}
+	}
+	t.Logf("%d messages received for %d sent: %d lost, %d repeated (at most the %d sent again), %d new ones out of order", len(k.got), n, lost, repeats, resent, outOfOrder)
+	if lost != 0 || outOfOrder != 0 || uint64(repeats) > resent {
+		t.Errorf("want 1..%d each at least once, in order, repeated only among the ones sent again", n)
+	}
+}

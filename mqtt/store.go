@@ -39,6 +39,17 @@ import (
 // becomes a release, durably; resume then sends the PUBREL, which the
 // broker answers with PUBCOMP whatever it remembers.
 //
+// That answer is only right while the broker keeps the session. A broker
+// that lost it (restarted without persistence, or expired it) says so in
+// its CONNACK (session present 0), which watchConn reads: it never got the
+// release of a message it still held awaiting one (mosquitto delivers a
+// QoS 2 message on its PUBREL), and would answer a PUBREL for it with
+// PUBCOMP, losing it. So every released entry becomes a PUBLISH again,
+// durably, before paho resumes; release entries therefore keep their
+// payload. A message the lost broker had already delivered is then
+// delivered once more: with its session gone the broker cannot tell, and
+// a repeat (the consumer has its seq) is the lesser harm than a loss.
+//
 // Entries are keyed in the file by hand-over order (the bucket's
 // sequence), so All gives them back in the order they were first sent.
 // Inbound packets (QoS 1 at most: the station subscribes at QoS 0) are kept
@@ -67,20 +78,25 @@ type session struct {
 	reserving bool
 	// gone: file keys of completed entries, deleted at the next write
 	// (a crash before that only makes paho send a PUBREL the broker
-	// answers with PUBCOMP).
+	// answers with PUBCOMP; or, if the broker lost the session too, the
+	// message again: a repeat).
 	gone        [][]byte
 	unreleased  int
 	inflight    [2]int // results, maps
 	delivered   uint64
 	notify      func()
 	established bool // a session was set up with the broker from this file
+	// forgotten counts the connections whose broker had lost the session
+	// while entries were in flight (sessionLost); resent counts the
+	// released ones among them, sent again as PUBLISH (possible repeats).
+	forgotten, resent uint64
 }
 
 // sessEntry is one outbound message paho owns.
 type sessEntry struct {
 	key      uint64 // its key in the file (hand-over order); 0: not written
 	id       uint16
-	released bool // PUBREL sent: only the release is left
+	released bool // PUBREL sent: the broker has the message, unless it lost the session
 	m        *Message
 }
 
@@ -94,17 +110,15 @@ var (
 )
 
 // encodeSession lays an entry out as: packet id (2 bytes), flags (1: bit
-// 0 released), then the message as the outbox encodes it (the payload is
-// left out once released).
+// 0 released), then the message as the outbox encodes it (a release keeps
+// its payload: a broker that lost the session gets it again, see session).
 func encodeSession(e *sessEntry) []byte {
 	var flags byte
-	m := e.m
 	if e.released {
 		flags = 1
-		m = &Message{Kind: e.m.Kind, Topic: e.m.Topic}
 	}
 	b := binary.BigEndian.AppendUint16(nil, e.id)
-	return append(append(b, flags), encode(m)...)
+	return append(append(b, flags), encode(e.m)...)
 }
 
 // decodeSession decodes a file entry; a damaged one is an error.
@@ -418,9 +432,71 @@ func (s *session) release(id uint16) {
 			s.o.tidied()
 		}
 	}
-	e.m = &Message{Kind: e.m.Kind, Topic: e.m.Topic} // the payload is not needed any more
 	s.mu.Unlock()
 	s.kick()
+}
+
+// sessionLost is told by watchConn that the broker accepted a connection
+// without the station's session (CONNACK session present 0), before paho
+// resumes the stored entries: every release becomes a PUBLISH again, in
+// the file first (a crash before the broker took the PUBLISH would
+// otherwise send a PUBREL it answers with PUBCOMP: a loss).
+func (s *session) sessionLost() {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.out) == 0 {
+		return
+	}
+	var again []*sessEntry
+	for _, e := range s.out {
+		if e.released {
+			again = append(again, e)
+		}
+	}
+	s.forgotten++
+	s.resent += uint64(len(again))
+	if s.log != nil {
+		s.log.Warn("mqtt broker did not keep the station's session (restarted without persistence, or expired it): the messages in flight are sent again; one it had delivered before it forgot is delivered twice",
+			"in_flight", len(s.out), "released", len(again))
+	}
+	for _, e := range again {
+		e.released = false
+		s.unreleased++
+	}
+	err := s.o.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSession)
+		for _, e := range again {
+			if e.key == 0 {
+				continue
+			}
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, e.key), encodeSession(e)); err != nil {
+				return err
+			}
+		}
+		return s.o.tidyLocked(tx)
+	})
+	if err != nil {
+		// They are sent as PUBLISH anyway; only a restart before the
+		// next write would send the stored PUBRELs.
+		s.o.failing = err
+		if s.log != nil {
+			s.log.Error("mqtt outbox: recording the messages to send again", "err", err)
+		}
+		return
+	}
+	s.o.tidied()
+}
+
+// Forgotten reports how many times the broker had lost the station's
+// session while messages were in flight, and how many of those it had
+// been sent the release of, sent again as new: each is delivered once or
+// twice (at least once, not exactly once, for those).
+func (o *Outbox) Forgotten() (times, resent uint64) {
+	o.sess.mu.Lock()
+	defer o.sess.mu.Unlock()
+	return o.sess.forgotten, o.sess.resent
 }
 
 // setEstablished records (once) that the broker has this file's session.

@@ -13,11 +13,43 @@ import (
 // tells its store nothing when it answers a PUBREC with a PUBREL (see
 // session), so the outgoing bytes are followed packet by packet and the
 // session records each release durably before the PUBREL's bytes are
-// written.
+// written. On its way in, only the CONNACK is read: paho does not tell
+// whether the broker kept the session on a reconnection, and resumes the
+// stored entries as if it had.
 type watchConn struct {
 	net.Conn
 	s *session
 	w pktWatch
+	// ack collects the first bytes the broker sends: a CONNACK is fixed
+	// header 0x20, remaining length 2, acknowledge flags (bit 0: session
+	// present), return code.
+	ack    [4]byte
+	ackN   int
+	ackGot bool
+}
+
+// Read passes the broker's bytes to paho, telling the session, before
+// paho has the CONNACK, when the broker accepted the connection without
+// the station's session.
+func (c *watchConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if !c.ackGot && n > 0 {
+		k := copy(c.ack[c.ackN:], b[:n])
+		c.ackN += k
+		if c.ackN == len(c.ack) {
+			c.ackGot = true
+			if connackWithoutSession(c.ack) {
+				c.s.sessionLost()
+			}
+		}
+	}
+	return n, err
+}
+
+// connackWithoutSession reports whether p is a CONNACK accepting the
+// connection (return code 0) with session present 0.
+func connackWithoutSession(p [4]byte) bool {
+	return p[0] == 0x20 && p[1] == 2 && p[2]&1 == 0 && p[3] == 0
 }
 
 func (c *watchConn) Write(b []byte) (int, error) {
