@@ -83,6 +83,13 @@ func (b *Broker) writeConfig(extra []string) error {
 		"persistence false",
 		"log_dest stderr",
 	}
+	if os.Geteuid() == 0 {
+		// Started as root (CI containers), mosquitto switches to the user
+		// mosquitto, which cannot write the test's temporary directory:
+		// "persistence true" then saves nothing (an error in its log only)
+		// and a restart forgets every session. Stay root.
+		conf = append(conf, "user root")
+	}
 	conf = append(conf, extra...)
 	return os.WriteFile(b.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644)
 }
