@@ -85,6 +85,16 @@ type Options struct {
 	// on every reconnect (the PLC handshake, issue 20).
 	Inputs map[string]func(topic string, payload []byte, retained bool)
 
+	// MaxInFlight bounds the outbox messages handed to the broker and not
+	// yet completed (QoS 2 PUBCOMP); default 10. MQTT 3.1.1 has no way
+	// for a broker to say how many it takes: mosquitto takes
+	// max_inflight_messages (20 by default) awaiting their release and
+	// answers those beyond with a PUBREC whose reason code (quota
+	// exceeded) a 3.1.1 client never sees, then completes their release
+	// without delivering them: each was lost (20 of 500 after a 60 s
+	// outage, TestNoLossOnABacklog). Keep it below the broker's limit.
+	MaxInFlight int
+
 	// reconnectMax bounds the wait between reconnection attempts (5 s;
 	// tests that cut the link hundreds of times shorten it).
 	reconnectMax time.Duration
@@ -121,6 +131,9 @@ func New(opts Options) *Client {
 	}
 	if opts.CommandRate == 0 {
 		opts.CommandRate, opts.CommandBurst = 5, 20
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 10
 	}
 	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{}),
 		limit: newRateLimit(opts.CommandRate, opts.CommandBurst)}
@@ -400,11 +413,8 @@ func (c *Client) flusher() {
 	}
 }
 
-// flushBatch is how many queued messages are handed over before waiting
-// for the broker to complete them. It stays well below what a broker lets
-// a client have awaiting release (mosquitto takes max_queued_messages,
-// 1000 by default, beyond its in-flight window, and acknowledges but drops
-// the rest).
+// flushBatch is how many queued messages are read from the outbox at a
+// time; at most Options.MaxInFlight of them are with the broker at once.
 const flushBatch = 256
 
 // flush hands the oldest queued messages to the MQTT session, in order, and
@@ -431,7 +441,7 @@ func (c *Client) flush(ob *Outbox) bool {
 	}
 	toks := make([]paho.Token, 0, len(ms))
 	for _, m := range ms {
-		if !c.Connected() {
+		if !c.Connected() || !ob.waitInFlightBelow(c.opts.MaxInFlight, c.Connected, c.done, 5*time.Second) {
 			break
 		}
 		var t paho.Token

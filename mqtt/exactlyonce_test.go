@@ -535,3 +535,112 @@ func TestNoLossWhenTheBrokerForgetsTheSession(t *testing.T) {
 		t.Errorf("want 1..%d each at least once, in order, repeated only among the ones sent again", n)
 	}
 }
+
+// TestNoLossOnABacklog: a backlog (here 500 results queued while the
+// broker was away) is delivered exactly once and in order to a broker that
+// takes a bounded number of QoS 2 messages awaiting release: mosquitto
+// answers those beyond max_inflight_messages (20 by default) with a PUBREC
+// whose "quota exceeded" code an MQTT 3.1.1 client cannot see, and drops
+// them (what lost results after TestOutageOf60sAt10FPS's outage). The
+// station keeps Options.MaxInFlight below it; with a window above it the
+// same backlog loses messages (the second case must see that, or the
+// broker stopped limiting and the test proves nothing).
+func TestNoLossOnABacklog(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		window int
+		lossy  bool
+	}{{"default window", 0, false}, {"window above the broker's", 1000, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			mq := testenv.Mosquitto(t)
+			const n = 500
+			k := newConsumer(t, mq.URL(), "p/s1/result")
+			ob, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 10000, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ob.Close()
+			ms := make([]*Message, n)
+			for i := range ms {
+				ms[i] = &Message{Kind: KindResult, Topic: "p/s1/result", Payload: []byte(strconv.Itoa(i + 1))}
+			}
+			if err := ob.Add(ms...); err != nil {
+				t.Fatal(err)
+			}
+			// 20 ms between the broker and the station, as on a plant
+			// network: the station writes many PUBLISH packets before
+			// the first PUBREC is back.
+			px := newLatencyProxy(t, mq.Addr(), 20*time.Millisecond)
+			cl := New(Options{Broker: "tcp://" + px, ClientID: "backlog", Prefix: "p", Station: "s1", QoS: 1, Outbox: ob, Log: quiet, MaxInFlight: c.window})
+			cl.Start()
+			waitUntil(t, 60*time.Second, "every result completed", func() bool { r, m := ob.Len(); return r+m == 0 })
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			cl.Close(ctx, nil)
+			cancel()
+			k.settle(t, mq.URL(), "p/s1/result")
+			if !c.lossy {
+				k.check(t, n)
+				return
+			}
+			got := k.n()
+			t.Logf("window %d: %d of %d received", c.window, got, n)
+			if got == n {
+				t.Errorf("all %d received with a window of %d: the broker did not drop beyond its quota, so the default case proves nothing", n, c.window)
+			}
+		})
+	}
+}
+
+// newLatencyProxy forwards TCP connections to target, delaying what the
+// target sends back by d (latency, not a bandwidth limit), and returns its
+// address.
+func newLatencyProxy(t *testing.T, target string, d time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { defer u.Close(); io.Copy(u, c) }()
+			q := make(chan chunk, 4096)
+			go func() {
+				defer close(q)
+				for {
+					b := make([]byte, 32<<10)
+					n, err := u.Read(b)
+					if n > 0 {
+						q <- chunk{time.Now().Add(d), b[:n]}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer c.Close()
+				for ch := range q {
+					time.Sleep(time.Until(ch.at))
+					if _, err := c.Write(ch.b); err != nil {
+						u.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

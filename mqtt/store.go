@@ -70,6 +70,8 @@ type session struct {
 	// connection; written is signalled with it.
 	lastWritten uint16
 	written     chan struct{}
+	// freed is signalled when an entry completes (Del).
+	freed chan struct{}
 	// reserving: paho is reserving the ids of stored PUBLISH packets
 	// before its first connection; releases answer as PUBLISH so that
 	// their ids are reserved too (paho reserves PUBLISH ids only, and a
@@ -140,7 +142,7 @@ func decodeSession(k, v []byte) (*sessEntry, error) {
 // loadSession reads the session entries in tx; damaged ones (and second
 // entries for one packet id) are deleted and returned as bad.
 func loadSession(tx *bolt.Tx, o *Outbox) (s *session, bad int, err error) {
-	s = &session{o: o, out: map[uint16]*sessEntry{}, in: map[string]packets.ControlPacket{}, written: make(chan struct{}, 1)}
+	s = &session{o: o, out: map[uint16]*sessEntry{}, in: map[string]packets.ControlPacket{}, written: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
 	if c := tx.Bucket(bucketCounters); c != nil {
 		s.established = c.Get(establishedKey) != nil
 	}
@@ -398,6 +400,10 @@ func (s *session) Del(key string) {
 		s.gone = append(s.gone, binary.BigEndian.AppendUint64(nil, e.key))
 	}
 	s.mu.Unlock()
+	select {
+	case s.freed <- struct{}{}:
+	default:
+	}
 	s.kick()
 }
 
@@ -595,6 +601,32 @@ func (s *session) wrote(id uint16) {
 	select {
 	case s.written <- struct{}{}:
 	default:
+	}
+}
+
+// waitInFlightBelow waits until fewer than n messages are in flight
+// (handed to the session, not completed). It reports false when the
+// connection is down, done is closed, or timeout passed first.
+func (o *Outbox) waitInFlightBelow(n int, connected func() bool, done <-chan struct{}, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if r, m := o.InFlight(); r+m < n {
+			return true
+		}
+		if !connected() {
+			return false
+		}
+		select {
+		case <-o.sess.freed:
+		case <-tick.C:
+		case <-done:
+			return false
+		case <-deadline.C:
+			return false
+		}
 	}
 }
 
