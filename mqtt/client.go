@@ -91,8 +91,9 @@ type Options struct {
 	// max_inflight_messages (20 by default) awaiting their release and
 	// answers those beyond with a PUBREC whose reason code (quota
 	// exceeded) a 3.1.1 client never sees, then completes their release
-	// without delivering them: each was lost (20 of 500 after a 60 s
-	// outage, TestNoLossOnABacklog). Keep it below the broker's limit.
+	// without delivering them: each was lost (a backlog after an outage
+	// lost 20 at a time, TestNoLossOnABacklog). Keep it below the
+	// broker's limit.
 	MaxInFlight int
 
 	// reconnectMax bounds the wait between reconnection attempts (5 s;

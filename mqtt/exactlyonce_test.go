@@ -644,3 +644,50 @@ func newLatencyProxy(t *testing.T, target string, d time.Duration) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestResultsFlowBesideOtherPublishes: results keep flowing while status
+// messages, replies and push requests (QoS 1, PublishNow) are written on
+// the same connection. The hand-over waited for the last PUBLISH written
+// to be its own, which a status written just after it never let happen:
+// each result then waited the write timeout (10 s; a minute here, so that
+// the stall shows as a timeout), and a station serving a push delivered
+// none (TestPushToServingStations).
+func TestResultsFlowBesideOtherPublishes(t *testing.T) {
+	mq := testenv.Mosquitto(t)
+	const n = 100
+	k := newConsumer(t, mq.URL(), "p/s1/result")
+	ob, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 10000, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	c := New(Options{Broker: mq.URL(), ClientID: "beside", Prefix: "p", Station: "s1", QoS: 1, Outbox: ob, Log: quiet, writeTimeout: time.Minute})
+	c.Start()
+	waitUntil(t, 10*time.Second, "connected", c.Connected)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.PublishNow("status", true, []byte(`{"state":"online"}`))
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		c.Publish(Item{Kind: KindResult, Topic: TopicResult, Payload: []byte(strconv.Itoa(i))})
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitUntil(t, 30*time.Second, "every result completed beside the status messages", func() bool { r, m := ob.Len(); return r+m == 0 })
+	close(stop)
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	c.Close(ctx, nil)
+	cancel()
+	k.settle(t, mq.URL(), "p/s1/result")
+	k.check(t, n)
+}

@@ -66,10 +66,9 @@ type session struct {
 	handing    *Message
 	took       bool
 	publishing bool // a hand-over's Publish has not returned
-	// lastWritten is the packet id of the last PUBLISH written to a
-	// connection; written is signalled with it.
-	lastWritten uint16
-	written     chan struct{}
+	// written is signalled when the PUBLISH of an entry went to a
+	// connection (sessEntry.written).
+	written chan struct{}
 	// freed is signalled when an entry completes (Del).
 	freed chan struct{}
 	// reserving: paho is reserving the ids of stored PUBLISH packets
@@ -99,6 +98,7 @@ type sessEntry struct {
 	key      uint64 // its key in the file (hand-over order); 0: not written
 	id       uint16
 	released bool // PUBREL sent: the broker has the message, unless it lost the session
+	written  bool // its PUBLISH went to a connection (this process)
 	m        *Message
 }
 
@@ -596,7 +596,9 @@ func (o *Outbox) reserve(on bool) {
 // connection.
 func (s *session) wrote(id uint16) {
 	s.mu.Lock()
-	s.lastWritten = id
+	if e := s.out[id]; e != nil {
+		e.written = true
+	}
 	s.mu.Unlock()
 	select {
 	case s.written <- struct{}{}:
@@ -644,7 +646,13 @@ func (o *Outbox) waitWritten(t paho.Token, connected func() bool, writeTimeout t
 	defer tick.Stop()
 	for {
 		o.sess.mu.Lock()
-		done := o.sess.lastWritten == id
+		// Its own flag, not the last id written: status, replies and
+		// push requests (QoS 1) are written meanwhile, and a check of the
+		// last id missed the entry's write and waited writeTimeout for
+		// each result (TestPushToServingStations: no results during a
+		// push). An entry gone is complete.
+		e := o.sess.out[id]
+		done := e == nil || e.written
 		o.sess.mu.Unlock()
 		if done || !connected() {
 			return
