@@ -432,6 +432,7 @@ func (c *Client) flush(ob *Outbox) bool {
 	if r, m := ob.InFlight(); r+m > 0 {
 		return false // woken again as they complete
 	}
+	gen := ob.connGen() // a batch goes on one connection (see waitInFlightBelow)
 	ms, err := ob.Peek(flushBatch)
 	defer ob.Unlease()
 	if err != nil {
@@ -442,7 +443,7 @@ func (c *Client) flush(ob *Outbox) bool {
 	}
 	toks := make([]paho.Token, 0, len(ms))
 	for _, m := range ms {
-		if !c.Connected() || !ob.waitInFlightBelow(c.opts.MaxInFlight, c.Connected, c.done, 5*time.Second) {
+		if !c.Connected() || !ob.waitInFlightBelow(c.opts.MaxInFlight, gen, c.Connected, c.done, 5*time.Second) {
 			break
 		}
 		var t paho.Token

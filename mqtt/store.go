@@ -71,6 +71,9 @@ type session struct {
 	written chan struct{}
 	// freed is signalled when an entry completes (Del).
 	freed chan struct{}
+	// conns counts the connections opened (openWatched), before paho
+	// connects and resumes on them.
+	conns uint64
 	// reserving: paho is reserving the ids of stored PUBLISH packets
 	// before its first connection; releases answer as PUBLISH so that
 	// their ids are reserved too (paho reserves PUBLISH ids only, and a
@@ -606,20 +609,30 @@ func (s *session) wrote(id uint16) {
 	}
 }
 
+// connGen identifies the current connection (see session.conns).
+func (o *Outbox) connGen() uint64 {
+	o.sess.mu.Lock()
+	defer o.sess.mu.Unlock()
+	return o.sess.conns
+}
+
 // waitInFlightBelow waits until fewer than n messages are in flight
 // (handed to the session, not completed). It reports false when the
-// connection is down, done is closed, or timeout passed first.
-func (o *Outbox) waitInFlightBelow(n int, connected func() bool, done <-chan struct{}, timeout time.Duration) bool {
+// connection is down or is not connection gen any more, done is closed,
+// or timeout passed first: after a reconnection paho sends the stored
+// messages again (resume) while they complete, and a message handed over
+// then could overtake one of them.
+func (o *Outbox) waitInFlightBelow(n int, gen uint64, connected func() bool, done <-chan struct{}, timeout time.Duration) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if !connected() || o.connGen() != gen {
+			return false
+		}
 		if r, m := o.InFlight(); r+m < n {
 			return true
-		}
-		if !connected() {
-			return false
 		}
 		select {
 		case <-o.sess.freed:

@@ -177,6 +177,9 @@ func openWatched(s *session) paho.OpenConnectionFunc {
 		if err != nil {
 			return nil, err
 		}
+		s.mu.Lock()
+		s.conns++
+		s.mu.Unlock()
 		return &watchConn{Conn: conn, s: s}, nil
 	}
 }
