@@ -30,7 +30,11 @@ import (
 // results lost and repeated, and fails on any loss, any repeat (results
 // go at QoS 2, exactly once, on a session the broker keeps), a seq that
 // came with two different results, goroutines growing, or resident memory
-// growing by 5% or more after the warm-up.
+// growing by 5% or more after the warm-up. LINESIGHT_SOAK_FPS caps the
+// frame rate (camera.max_fps): each frame is three QoS 2 messages (result,
+// verdict, score), each handed over and released in a disk transaction of
+// its own, and a station whose frame rate outruns that backlogs its
+// outbox (results queued at the stop count as lost here).
 func TestSoak(t *testing.T) {
 	total, err := time.ParseDuration(os.Getenv("LINESIGHT_SOAK"))
 	if err != nil {
@@ -76,6 +80,10 @@ func TestSoak(t *testing.T) {
 	for _, kv := range []string{"station.id=t1", "camera.source=" + img[0], "model.path=" + s.model, "bank.db=" + s.db,
 		"mqtt.broker=tcp://" + px.addr, "http.listen=" + listen, "maps.policy=fail", "model.threads=2", "log.level=warn"} {
 		args = append(args, "--set", kv)
+	}
+	fpsCap := os.Getenv("LINESIGHT_SOAK_FPS")
+	if fpsCap != "" {
+		args = append(args, "--set", "camera.max_fps="+fpsCap)
 	}
 	cmd := exec.Command(bin, args...)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "station.log"))
@@ -134,6 +142,9 @@ func TestSoak(t *testing.T) {
 	// Gaps, and results inspected (counted before the stop) that never came.
 	lost := int(hi-lo+1) - len(seen) + max(0, int(frames)-int(hi-lo+1))
 	growth := 100 * float64(rssEnd-rssWarm) / float64(rssWarm)
+	if fpsCap != "" {
+		t.Logf("frame rate capped at %s/s (LINESIGHT_SOAK_FPS)", fpsCap)
+	}
 	t.Logf("soak %v with %d broker cuts of %v: %.0f frames inspected (%.1f/s), %d results received (seq %d..%d), %d lost, %d repeated (identical), %.0f queued at the stop; RSS %.1f MiB after %v warm-up, %.1f MiB at the end (%+.1f%%), peak %.1f MiB; goroutines %.0f -> %.0f",
 		total, cuts, down, frames, frames/total.Seconds(), len(seen), lo, hi, lost, dups, backlog,
 		float64(rssWarm)/(1<<20), warm, float64(rssEnd)/(1<<20), growth, float64(rssMax)/(1<<20), gorWarm, gorEnd)
