@@ -340,7 +340,7 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0", `linesight_outbox_dropped_total{reason="full"} 0`, `linesight_outbox_dropped_total{reason="write"} 0`, `linesight_outbox_dropped_total{reason="damaged"} 0`} {
+	for _, want := range []string{"linesight_frames_total{verdict=", "linesight_stage_seconds_bucket{stage=\"backbone\"", "linesight_outbox_results 0", `linesight_outbox_dropped_total{reason="full"} 0`, `linesight_outbox_dropped_total{reason="write"} 0`, `linesight_outbox_dropped_total{reason="damaged"} 0`, "linesight_mqtt_session_lost_total 0", "linesight_mqtt_resent_total 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

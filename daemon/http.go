@@ -84,6 +84,8 @@ func (s *station) handler() http.Handler {
 		gauge("linesight_outbox_results", "Results not delivered yet: queued in the outbox, or handed to the MQTT session and not yet completed by the broker (QoS 2 PUBCOMP).", func() float64 { r, _ := s.outbox.Len(); return float64(r) }),
 		gauge("linesight_outbox_maps", "Maps not delivered yet: queued in the outbox, or handed to the MQTT session and not yet completed by the broker (QoS 2 PUBCOMP).", func() float64 { _, m := s.outbox.Len(); return float64(m) }),
 		outboxDrops{s.outbox},
+		counter("linesight_mqtt_session_lost_total", "Reconnections on which the broker had lost the station's session (restarted without persistence, or expired it) while results were in flight; those were sent again.", func() float64 { n, _ := s.outbox.Forgotten(); return float64(n) }),
+		counter("linesight_mqtt_resent_total", "Messages sent again as new because the broker lost the session after it had taken their release: each may have been delivered twice.", func() float64 { _, n := s.outbox.Forgotten(); return float64(n) }),
 		counter("linesight_camera_reconnects_total", "Camera reconnections.", func() float64 { return float64(s.cam.Health().Reconnects) }),
 		counter("linesight_camera_resyncs_total", "Damaged stretches skipped in an exec: or pipe: camera stream.", func() float64 { return float64(s.cam.Health().Resyncs) }),
 		counter("linesight_camera_dropped_total", "Captured frames dropped by the frame buffer's policy (queue.size, queue.drop).", func() float64 { return float64(s.cam.Health().Dropped) }),
