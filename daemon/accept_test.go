@@ -64,8 +64,10 @@ func TestOutageOf60sAt10FPS(t *testing.T) {
 		rs = rec.results()
 		return len(rs) > 0 && rs[len(rs)-1].Seq > lastBefore+uint64(outage.Seconds()*5) && time.Since(t0) > outage+5*time.Second
 	})
-	// QoS 1 is at least once: a result the broker took as it stopped,
-	// unacknowledged, comes again; drop such repeats as a PLC would.
+	// The station delivers at QoS 2 (exactly once, the broker keeps its
+	// session), but the recorder subscribes at QoS 1: a result the broker
+	// was sending it as it stopped comes again after the restart; drop
+	// such repeats as a PLC would.
 	repeats := 0
 	rs = slices.CompactFunc(rs, func(a, b mqtt.Result) bool {
 		if a.Seq == b.Seq {
