@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,11 +84,12 @@ func (b *Broker) writeConfig(extra []string) error {
 		"persistence false",
 		"log_dest stderr",
 	}
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !slices.ContainsFunc(extra, func(l string) bool { return strings.HasPrefix(l, "user ") }) {
 		// Started as root (CI containers), mosquitto switches to the user
 		// mosquitto, which cannot write the test's temporary directory:
 		// "persistence true" then saves nothing (an error in its log only)
-		// and a restart forgets every session. Stay root.
+		// and a restart forgets every session; nor can it read files a
+		// test writes there (certificates, password files). Stay root.
 		conf = append(conf, "user root")
 	}
 	conf = append(conf, extra...)
