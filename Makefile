@@ -169,7 +169,8 @@ FUZZ_PARSERS = ./model/tflite:FuzzRead ./model/torchckpt:FuzzLoad ./config:FuzzP
   ./mqtt:FuzzTransferMessages ./daemon:FuzzCommandPayload ./bank:FuzzReadBundle ./bank:FuzzDecodeBank \
   ./bank:FuzzStoreValues ./internal/rgb:FuzzDecode ./internal/trust:FuzzParseKeys ./daemon:FuzzEvidenceResult \
   ./camera:FuzzJPEGStream ./patchcore:FuzzParsePolygons ./mqtt/sparkplug:FuzzDecodeCommand \
-  ./mqtt/sparkplug:FuzzParseState ./daemon:FuzzConsoleUsers ./cmd/linesight:FuzzParseTiles ./internal/jpeg:FuzzDecode
+  ./mqtt/sparkplug:FuzzParseState ./daemon:FuzzConsoleUsers ./cmd/linesight:FuzzParseTiles ./internal/jpeg:FuzzDecode \
+  ./mqtt:FuzzSessionEntry
 # A run that ends with Go's "context deadline exceeded" and no failing input
 # is the fuzzing engine stopping while a worker was still inside one slow
 # input (FuzzRead mutates multi-MB models; on a loaded 2-core machine one
