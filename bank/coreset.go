@@ -25,6 +25,12 @@ type CoresetOptions struct {
 	Pool *parallel.Pool
 	// Progress, if set, is called after each selected centre.
 	Progress func(done, total int)
+	// Scratch, if long enough, holds the points the selection works on
+	// (n×ProjectDim when they are projected, n×dim when SelectRows gathers
+	// them), instead of a new buffer; its contents are overwritten. A build
+	// lends the part of its int8 patch buffer that a fold's bank does not
+	// use.
+	Scratch []int8
 }
 
 // CoresetSize is the number of centres Select keeps out of n candidates.
@@ -47,8 +53,9 @@ func CoresetSize(n int, ratio float64, maxCount int) int {
 // integer arithmetic: the same on every kernel and architecture. Ties go to
 // the lower index.
 //
-// Memory is O(n·dim): no n×n matrix; the points are copied once (int8),
-// grouped in blocks of nearby points. Blocks update their distances
+// Memory is O(n·dim): no n×n matrix; the points are grouped in blocks of
+// nearby points, reordered in place when they are Select's own (projected
+// or gathered, in opts.Scratch if given), else copied once (int8). Blocks update their distances
 // lazily, only when they could hold the farthest point, against all the
 // centres chosen since, as one fused matrix product and minimum, and skip
 // centres that by the triangle inequality cannot come nearer to any of
@@ -89,26 +96,34 @@ func selectRows(ctx context.Context, x []int8, rows []int32, n, dim int, opts Co
 		pool = parallel.New(1)
 		defer pool.Close()
 	}
+	// buf returns the scratch buffer, or a new one if it is too short.
+	buf := func(size int) []int8 {
+		if len(opts.Scratch) >= size {
+			return opts.Scratch[:size]
+		}
+		return make([]int8, size)
+	}
 	var p []int8
 	pdim := dim
+	own := true // p is ours: the blocking reorders it in place
 	switch {
 	case opts.ProjectDim > 0 && opts.ProjectDim < dim:
 		var err error
-		if p, pdim, err = project(x, rows, n, dim, opts.ProjectDim, opts.Seed, pool); err != nil {
+		if p, pdim, err = project(x, rows, n, dim, opts.ProjectDim, opts.Seed, pool, opts.Scratch); err != nil {
 			return nil, err
 		}
 	case rows != nil:
-		p = make([]int8, n*dim)
+		p = buf(n * dim)
 		for i, r := range rows {
 			copy(p[i*dim:(i+1)*dim], x[int(r)*dim:])
 		}
 	default:
-		p = x[:n*dim]
+		p, own = x[:n*dim], false
 	}
 	k := CoresetSize(n, opts.Ratio, opts.Max)
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x6c696e6573696768)) // "linesigh"
 	first := rng.IntN(n)
-	return selectLazy(ctx, p, n, pdim, k, first, pool, opts.Progress)
+	return selectKC(ctx, p, own, n, pdim, k, first, pool, opts.Progress)
 }
 
 // project returns x·Rᵀ for a seeded random R of ±1 entries (pdim×dim),
@@ -116,8 +131,9 @@ func selectRows(ctx context.Context, x []int8, rows []int32, n, dim int, opts Co
 // for the rows of x listed in rows (nil: the first n). The products are
 // computed twice, block by block, once for max |y| and once to requantize:
 // no n×pdim int32 array (4 bytes a value where the result keeps one), for
-// n·pdim·dim more MACs at the kernel's speed.
-func project(x []int8, rows []int32, n, dim, pdim int, seed uint64, pool *parallel.Pool) ([]int8, int, error) {
+// n·pdim·dim more MACs at the kernel's speed. The result goes to out if it
+// holds n×pdim values (nil: a new buffer).
+func project(x []int8, rows []int32, n, dim, pdim int, seed uint64, pool *parallel.Pool, out []int8) ([]int8, int, error) {
 	r := make([]int8, pdim*dim)
 	rng := rand.New(rand.NewPCG(seed, 0x70726f6a656374)) // "project"
 	for i := range r {
@@ -169,8 +185,12 @@ func project(x []int8, rows []int32, n, dim, pdim int, seed uint64, pool *parall
 	for _, s := range ws {
 		big = max(big, s.big)
 	}
-	out := make([]int8, n*pdim)
+	if len(out) < n*pdim {
+		out = make([]int8, n*pdim)
+	}
+	out = out[:n*pdim]
 	if big == 0 {
+		clear(out)
 		return out, pdim, nil
 	}
 	pool.Run(blocks, 1, func(lo, hi, w int) {

@@ -121,10 +121,22 @@ func selectLazy(ctx context.Context, p []int8, n, dim, k, first int, pool *paral
 // selectLazyWork is selectLazy, also returning the multiply-accumulates
 // it did (for the benchmarks).
 func selectLazyWork(ctx context.Context, p []int8, n, dim, k, first int, pool *parallel.Pool, progress func(done, total int)) (sel []int, macs int64, err error) {
+	return selectKCWork(ctx, p, false, n, dim, k, first, pool, progress)
+}
+
+// selectKC is selectLazy over points p that it may reorder in place
+// (own), instead of a reordered copy: Select's projected or gathered
+// points, which nothing else reads.
+func selectKC(ctx context.Context, p []int8, own bool, n, dim, k, first int, pool *parallel.Pool, progress func(done, total int)) ([]int, error) {
+	sel, _, err := selectKCWork(ctx, p, own, n, dim, k, first, pool, progress)
+	return sel, err
+}
+
+func selectKCWork(ctx context.Context, p []int8, own bool, n, dim, k, first int, pool *parallel.Pool, progress func(done, total int)) (sel []int, macs int64, err error) {
 	if dim > MaxDim {
 		return nil, 0, fmt.Errorf("bank: coreset of %d-d vectors: at most %d (project them first)", dim, MaxDim)
 	}
-	kc := newKCState(p, n, dim, pool)
+	kc := newKCState(p, own, n, dim, pool)
 	defer func() {
 		macs = kc.macs
 		for _, w := range kc.ws {
@@ -155,8 +167,10 @@ func selectLazyWork(ctx context.Context, p []int8, n, dim, k, first int, pool *p
 
 // newKCState cuts the points into blocks around seeded pivots: every point
 // goes to its nearest pivot (exactly, by the brute-force search), and each
-// pivot's points, in increasing index, fill one or more blocks.
-func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
+// pivot's points, in increasing index, fill one or more blocks. The points
+// are reordered block by block: in x itself when it is the caller's to
+// give (own), else in a copy.
+func newKCState(x []int8, own bool, n, dim int, pool *parallel.Pool) *kcState {
 	np := max(1, min(n, 2*n/kcBlock))
 	rng := rand.New(rand.NewPCG(0x6b63656e, 0x74657273)) // "kcenters"
 	pv := make([]int8, np*dim)
@@ -179,7 +193,7 @@ func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
 	for g := range np {
 		count[g+1] += count[g]
 	}
-	kc := &kcState{dim: dim, p: make([]int8, n*dim), perm: make([]int32, n), inv: make([]int32, n),
+	kc := &kcState{dim: dim, perm: make([]int32, n), inv: make([]int32, n),
 		mind: make([]int64, n), pool: pool, ws: make([]kcWorker, pool.Threads()),
 		fused: qgemm.NearestInKernel(dim), cols: make([]int32, kcSuper), macs: blockingMACs}
 	fill := append([]int(nil), count[:np]...)
@@ -188,8 +202,16 @@ func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
 		fill[g]++
 	}
 	for r, i := range kc.perm {
-		copy(kc.p[r*dim:(r+1)*dim], x[int(i)*dim:(int(i)+1)*dim])
 		kc.inv[i] = int32(r)
+	}
+	if own {
+		kc.p = x[:n*dim]
+		permuteRows(kc.p, kc.perm, dim)
+	} else {
+		kc.p = make([]int8, n*dim)
+		for r, i := range kc.perm {
+			copy(kc.p[r*dim:(r+1)*dim], x[int(i)*dim:(int(i)+1)*dim])
+		}
 	}
 	kc.norm = norms(kc.p, dim)
 	for r := range kc.mind {
@@ -217,6 +239,32 @@ func newKCState(x []int8, n, dim int, pool *parallel.Pool) *kcState {
 	}
 	kc.itemFn = kc.runItems
 	return kc
+}
+
+// permuteRows reorders the rows of x (of dim values) in place so that row
+// r becomes the old row perm[r], following each cycle of perm with one
+// row of scratch: the blocking's reordered copy of the points, without
+// the copy.
+func permuteRows(x []int8, perm []int32, dim int) {
+	done := make([]bool, len(perm))
+	tmp := make([]int8, dim)
+	for r0 := range perm {
+		if done[r0] || int(perm[r0]) == r0 {
+			continue
+		}
+		copy(tmp, x[r0*dim:(r0+1)*dim])
+		r := r0
+		for {
+			done[r] = true
+			src := int(perm[r])
+			if src == r0 {
+				copy(x[r*dim:(r+1)*dim], tmp)
+				break
+			}
+			copy(x[r*dim:(r+1)*dim], x[src*dim:(src+1)*dim])
+			r = src
+		}
+	}
 }
 
 func (kc *kcState) addCentre(i int) {

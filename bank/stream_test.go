@@ -76,7 +76,7 @@ func TestProjectTwoPasses(t *testing.T) {
 	} {
 		x := clustered(uint64(c.n), c.n, c.dim, 6)
 		pool := parallel.New(c.threads)
-		got, pd, err := project(x, nil, c.n, c.dim, c.pdim, 9, pool)
+		got, pd, err := project(x, nil, c.n, c.dim, c.pdim, 9, pool, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,13 +90,13 @@ func TestProjectTwoPasses(t *testing.T) {
 			rows = append(rows, int32(i))
 			picked = append(picked, x[i*c.dim:(i+1)*c.dim]...)
 		}
-		got, _, _ = project(x, rows, len(rows), c.dim, c.pdim, 9, pool)
+		got, _, _ = project(x, rows, len(rows), c.dim, c.pdim, 9, pool, nil)
 		if want := projectOnePass(picked, len(rows), c.dim, c.pdim, 9); !slices.Equal(got, want) {
 			t.Errorf("n=%d dim=%d pdim=%d: projection of listed rows differs from that of their copy", c.n, c.dim, c.pdim)
 		}
 		pool.Close()
 	}
-	if got, _, _ := project(make([]int8, 40), nil, 4, 10, 3, 1, parallel.New(1)); slices.ContainsFunc(got, func(v int8) bool { return v != 0 }) {
+	if got, _, _ := project(make([]int8, 40), nil, 4, 10, 3, 1, parallel.New(1), nil); slices.ContainsFunc(got, func(v int8) bool { return v != 0 }) {
 		t.Errorf("zeros project to %v", got)
 	}
 }
@@ -135,6 +135,92 @@ func TestSelectRowsEqualsSelectOfCopy(t *testing.T) {
 	for _, bad := range [][]int32{nil, {0, n}, {-1}} {
 		if _, err := SelectRows(context.Background(), x, bad, dim, CoresetOptions{Ratio: 0.5}); err == nil {
 			t.Errorf("rows %v accepted", bad)
+		}
+	}
+}
+
+// TestSelectScratch: a selection working in lent scratch (left dirty by a
+// previous use) picks what it picks in buffers of its own, with and
+// without the projection, over rows and over the first n, and leaves the
+// points it was given as they were; scratch too short is not used.
+func TestSelectScratch(t *testing.T) {
+	const n, dim = 3000, 24
+	x := clustered(6, n, dim, 30)
+	orig := slices.Clone(x)
+	rows := make([]int32, 0, n/2)
+	for i := 0; i < n; i += 2 {
+		rows = append(rows, int32(i))
+	}
+	pool := parallel.New(2)
+	defer pool.Close()
+	for _, pd := range []int{0, 8} {
+		for _, rs := range [][]int32{nil, rows} {
+			for _, size := range []int{n * dim, 10} {
+				opts := CoresetOptions{Ratio: 0.1, Seed: 4, ProjectDim: pd, Pool: pool}
+				sel := func() ([]int, error) {
+					if rs == nil {
+						return Select(context.Background(), x, n, dim, opts)
+					}
+					return SelectRows(context.Background(), x, rs, dim, opts)
+				}
+				want, err := sel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.Scratch = make([]int8, size)
+				for i := range opts.Scratch {
+					opts.Scratch[i] = int8(i*7 + 3)
+				}
+				got, err := sel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("projection %d, rows %t, scratch %d: %v..., without %v...", pd, rs != nil, size, got[:8], want[:8])
+				}
+				if !slices.Equal(x, orig) {
+					t.Fatalf("projection %d, rows %t, scratch %d: the points changed", pd, rs != nil, size)
+				}
+			}
+		}
+	}
+}
+
+// TestPermuteRows: the in-place reordering gives the rows a copy in the
+// permutation's order gives, for permutations with fixed points, long
+// cycles and swaps.
+func TestPermuteRows(t *testing.T) {
+	const n, dim = 257, 5
+	rng := rand.New(rand.NewPCG(8, 8))
+	x := make([]int8, n*dim)
+	for i := range x {
+		x[i] = int8(rng.IntN(256) - 128)
+	}
+	ident := make([]int32, n)
+	for i := range ident {
+		ident[i] = int32(i)
+	}
+	swaps := slices.Clone(ident)
+	for i := 0; i+1 < n; i += 2 {
+		swaps[i], swaps[i+1] = swaps[i+1], swaps[i]
+	}
+	shift := make([]int32, n)
+	for i := range shift {
+		shift[i] = int32((i + 1) % n)
+	}
+	random := make([]int32, n)
+	for i, v := range rng.Perm(n) {
+		random[i] = int32(v)
+	}
+	for name, perm := range map[string][]int32{"identity": ident, "swaps": swaps, "one cycle": shift, "random": random} {
+		want := make([]int8, n*dim)
+		for r, i := range perm {
+			copy(want[r*dim:(r+1)*dim], x[int(i)*dim:])
+		}
+		got := slices.Clone(x)
+		permuteRows(got, perm, dim)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: reordered in place differs from the copy", name)
 		}
 	}
 }

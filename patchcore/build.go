@@ -116,9 +116,14 @@ type BuildReport struct {
 // its own and is built first, its patches quantized from the taps into the
 // same int8 buffer. So a build holds one byte per patch value plus the
 // taps (about half that with an int8 backbone) and bounded scratch, and the
-// collector runs more often meanwhile (lowerGCPercent): a 768-d bank of
-// bottle's 209 images (163,856 patches) peaked at 2.2 GiB and now at about
-// 340 MiB of heap, and the bank is bit for bit the one the float path gave
+// collector runs more often meanwhile (lowerGCPercent). The taps are
+// dropped once q holds every image at the bank's scale: the other folds
+// score their images from q's rows (scoreRows). The own-scale fold, the
+// only one with the taps, borrows q's rows its bank does not learn for the
+// selection's projection and the bank's vectors. A 768-d bank of bottle's
+// 209 images (163,856 patches) peaked at 2.2 GiB and now at about 275 MiB
+// of heap (289 MiB of process with the pure-Go binary), and the bank is
+// bit for bit the one the float path gave
 // (TestStreamingBuildEqualsReference).
 func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptions) (*bank.Bank, *BuildReport, error) {
 	m := mf.Model
@@ -146,7 +151,8 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		}
 		opts.Taps = taps
 	}
-	defer lowerGCPercent()()
+	setGC, restoreGC := lowerGCPercent(buildGCPercent)
+	defer restoreGC()
 	rep := &BuildReport{}
 	if opts.Folds == SingleHoldout {
 		rep.Train, rep.Holdout = splitHoldout(images, opts.Holdout, opts.Seed)
@@ -228,9 +234,11 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	// newBank makes the bank of the n int8 vectors of q listed in rows
 	// (nil: the first n), quantized with scale: the bank that images with
 	// those vectors give.
-	newBank := func(q []int8, rows []int32, n int, scale float32, prog func(done, total int)) (*bank.Bank, []int, error) {
+	// The selection may use scratch (see bank.CoresetOptions.Scratch), and
+	// so may the bank's vectors after it.
+	newBank := func(q []int8, rows []int32, n int, scale float32, scratch []int8, prog func(done, total int)) (*bank.Bank, []int, error) {
 		t1 := time.Now()
-		copts := bank.CoresetOptions{Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed, ProjectDim: coresetDim, Pool: pool, Progress: prog}
+		copts := bank.CoresetOptions{Ratio: opts.Ratio, Max: opts.Max, Seed: opts.Seed, ProjectDim: coresetDim, Pool: pool, Progress: prog, Scratch: scratch}
 		var sel []int
 		var err error
 		if rows != nil {
@@ -241,7 +249,14 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		if err != nil {
 			return nil, nil, err
 		}
-		vecs := make([]int8, len(sel)*dim)
+		// The bank's vectors go to the scratch too if it is long enough
+		// (the selection is done with it): a fold's bank lives until the
+		// fold is scored.
+		vecs := scratch
+		if len(vecs) < len(sel)*dim {
+			vecs = make([]int8, len(sel)*dim)
+		}
+		vecs = vecs[: len(sel)*dim : len(sel)*dim]
 		for k, i := range sel {
 			if rows != nil {
 				i = int(rows[i])
@@ -281,6 +296,8 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	}
 
 	// Out-of-fold scores: fold k's images against a bank of the others.
+	// From here the live heap is at its largest: collect more often.
+	setGC(foldGCPercent)
 	var scores, maxima []float64
 	var r Result
 	if rep.Folds > 0 {
@@ -313,13 +330,23 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 		for done, k := range order {
 			var fb *bank.Bank
 			var err error
-			if sk := ps.scale(rest[k]); sk != scale {
+			sk := ps.scale(rest[k])
+			own := sk != scale
+			if own {
+				// q's rows past the fold's are free until fill: the
+				// selection's scratch, then its bank's vectors.
 				full = false
+				nk := len(rest[k]) * kept
 				ps.quantize(q, rest[k], sk)
-				fb, _, err = newBank(q, nil, len(rest[k])*kept, sk, nil)
+				fb, _, err = newBank(q, nil, nk, sk, q[nk*dim:], nil)
 			} else {
 				fill()
-				fb, _, err = newBank(q, ps.rows(rest[k]), len(rest[k])*kept, scale, nil)
+				if !opts.keepFloat {
+					// This fold and those after it score from q: the
+					// taps go before its selection.
+					ps.dropTaps()
+				}
+				fb, _, err = newBank(q, ps.rows(rest[k]), len(rest[k])*kept, scale, nil, nil)
 			}
 			if err != nil {
 				return nil, nil, err
@@ -335,7 +362,14 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 				if err := ctx.Err(); err != nil {
 					return nil, nil, fmt.Errorf("patchcore: build stopped: %w", err)
 				}
-				if err := d.scoreVecs(ps.vectors(i), sizes[i][0], sizes[i][1], &r); err != nil {
+				if own {
+					err = d.scoreVecs(ps.vectors(i), sizes[i][0], sizes[i][1], &r)
+				} else {
+					// At the bank's scale, image i's int8 vectors are
+					// its rows of q: no need for its taps.
+					err = scoreRows(d, q[i*kept*dim:(i+1)*kept*dim], roi, sizes[i][0], sizes[i][1], &r)
+				}
+				if err != nil {
 					return nil, nil, fmt.Errorf("patchcore: %s: %w", rep.Train[i], err)
 				}
 				scores[i], maxima[i] = r.Score, float64(slices.Max(r.Map))
@@ -367,7 +401,7 @@ func Build(ctx context.Context, mf *model.File, images []string, opts BuildOptio
 	}
 	ps = nil
 	runtime.GC()
-	b, sel, err := newBank(q, nil, n, scale, prog)
+	b, sel, err := newBank(q, nil, n, scale, nil, prog)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 package patchcore
 
 import (
+	"fmt"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -91,6 +92,34 @@ func (s *patchStore) quantize(q []int8, imgs []int, scale float32) {
 	}
 }
 
+// dropTaps releases the taps once q holds every image's int8 vectors at
+// the bank's scale (and scoring reads them there, scoreRows): at 768-d,
+// a fifth of a build's memory. vectors, quantize and floats need them.
+func (s *patchStore) dropTaps() { s.taps = nil }
+
+// scoreRows scores with d the frame whose learnt int8 vectors are rows:
+// what d.scoreVecs makes of the frame's float vectors when d's bank has
+// the scale they were quantized with (bank.Quantize, the same rounding).
+// With a region of interest, rows are the cells inside it, the only ones
+// d searches (Detector.scoreROI); the others' values are not read.
+func scoreRows(d *Detector, rows []int8, roi []int32, fw, fh int, r *Result) error {
+	dim := d.meta.Dim
+	if roi == nil {
+		if len(rows) != len(d.q) {
+			return fmt.Errorf("patchcore: %d int8 values, the bank's grid needs %d", len(rows), len(d.q))
+		}
+		copy(d.q, rows)
+	} else {
+		if len(rows) != len(roi)*dim || !slices.Equal(roi, d.roiCells) {
+			return fmt.Errorf("patchcore: %d int8 values for %d cells of interest, the bank's are %d", len(rows), len(roi), len(d.roiCells))
+		}
+		for k, c := range roi {
+			copy(d.q[int(c)*dim:(int(c)+1)*dim], rows[k*dim:(k+1)*dim])
+		}
+	}
+	return d.scoreEmbedded(fw, fh, r)
+}
+
 // rows lists the rows of a quantize of every image that belong to imgs.
 func (s *patchStore) rows(imgs []int) []int32 {
 	r := make([]int32, 0, len(imgs)*s.kept)
@@ -125,42 +154,73 @@ func (s *patchStore) floats(rows []int) []float32 {
 	return out
 }
 
-// buildGCPercent is the collector's GOGC while a build runs. A build holds
-// its int8 patches and taps live throughout (hundreds of MiB at 768-d,
-// without pointers), and the coreset selections make short-lived garbage
-// (packed centres, scratch) at a high rate: with the default GOGC of 100
-// the heap grows to twice the live patches before each collection, which
-// doubled the peak for nothing. The collector's work is proportional to
-// the memory that holds pointers, little here, so collecting at 10%
-// growth costs a few milliseconds a cycle, about a hundred cycles a build
-// (768-d bottle, the station binary: 335-350 MiB of anonymous memory at
-// the peak, 370 at 25%, about 545 at 100).
-const buildGCPercent = 10
+// buildGCPercent is the collector's GOGC while a build embeds its images,
+// foldGCPercent from its folds on. A build holds its int8 patches and taps
+// live throughout (hundreds of MiB at 768-d, without pointers), and the
+// coreset selections and scoring make short-lived garbage at a high rate:
+// with the default GOGC of 100 the heap grows to twice the live patches
+// before each collection, which doubled the peak for nothing. The
+// collector's work is proportional to the memory that holds pointers,
+// little here, so a cycle costs a few milliseconds. The peak comes in the
+// first fold (patches, taps and a fold's bank live at once): 768-d
+// bottle, the station binary, heap at most 300 MiB at 10%, 273 at 5%,
+// about 545 at 100. 5% in the embedding, where the live heap is half that,
+// made the build about a second slower for nothing (paired runs).
+const (
+	buildGCPercent = 10
+	foldGCPercent  = 5
+)
 
+// gcLow holds the GOGC that running builds asked for (lowerGCPercent),
+// and the value from before the first.
 var gcLow struct {
 	sync.Mutex
-	builds int
-	saved  int
+	asked map[*int]struct{}
+	saved int
 }
 
-// lowerGCPercent sets GOGC to buildGCPercent, unless it is lower or off,
-// until the function it returns is called; concurrent builds share it,
-// and the last one restores the value from before the first.
-func lowerGCPercent() (restore func()) {
+// lowerGCPercent sets GOGC to pct, unless it is lower or off, until the
+// function it returns is called; set changes this call's pct. Concurrent
+// builds share it: the lowest asked is in force, and the last restore
+// brings back the value from before the first.
+func lowerGCPercent(pct int) (set func(int), restore func()) {
 	gcLow.Lock()
 	defer gcLow.Unlock()
-	if gcLow.builds == 0 {
-		gcLow.saved = debug.SetGCPercent(buildGCPercent)
-		if gcLow.saved < buildGCPercent { // off (< 0), or already lower
-			debug.SetGCPercent(gcLow.saved)
-		}
+	if len(gcLow.asked) == 0 {
+		gcLow.asked = map[*int]struct{}{}
+		gcLow.saved = debug.SetGCPercent(-1)
+		debug.SetGCPercent(gcLow.saved)
 	}
-	gcLow.builds++
-	return func() {
+	p := &pct
+	gcLow.asked[p] = struct{}{}
+	applyGCPercent()
+	set = func(pct int) {
 		gcLow.Lock()
 		defer gcLow.Unlock()
-		if gcLow.builds--; gcLow.builds == 0 {
+		*p = pct
+		applyGCPercent()
+	}
+	restore = func() {
+		gcLow.Lock()
+		defer gcLow.Unlock()
+		delete(gcLow.asked, p)
+		if len(gcLow.asked) == 0 {
 			debug.SetGCPercent(gcLow.saved)
+			return
+		}
+		applyGCPercent()
+	}
+	return set, restore
+}
+
+// applyGCPercent sets GOGC to the lowest asked, or leaves the saved value
+// if that is lower or off (< 0). gcLow is locked.
+func applyGCPercent() {
+	want := gcLow.saved
+	if want >= 0 {
+		for p := range gcLow.asked {
+			want = min(want, *p)
 		}
 	}
+	debug.SetGCPercent(want)
 }

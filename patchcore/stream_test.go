@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"testing"
 
@@ -141,4 +142,42 @@ func largestImage(t *testing.T, mf *model.File, r Recipe, seed uint64, images []
 		t.Fatalf("the largest value %v is in more than one image: %v", top, maxima)
 	}
 	return arg
+}
+
+// TestLowerGCPercent: the lowest GOGC asked by running builds is in force,
+// a build can change its own, the last restore brings back the value from
+// before, and a collector that was off stays off.
+func TestLowerGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	gc := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	setA, restoreA := lowerGCPercent(20)
+	if got := gc(); got != 20 {
+		t.Errorf("one build asking 20: GOGC %d", got)
+	}
+	_, restoreB := lowerGCPercent(10)
+	if got := gc(); got != 10 {
+		t.Errorf("builds asking 20 and 10: GOGC %d", got)
+	}
+	setA(5)
+	if got := gc(); got != 5 {
+		t.Errorf("builds asking 5 and 10: GOGC %d", got)
+	}
+	restoreA()
+	if got := gc(); got != 10 {
+		t.Errorf("the build asking 10 left: GOGC %d", got)
+	}
+	restoreB()
+	if got := gc(); got != 100 {
+		t.Errorf("no build left: GOGC %d, was 100", got)
+	}
+	debug.SetGCPercent(-1)
+	set, restore := lowerGCPercent(10)
+	set(5)
+	if got := gc(); got != -1 {
+		t.Errorf("collector off, a build asking 5: GOGC %d", got)
+	}
+	restore()
+	if got := gc(); got != -1 {
+		t.Errorf("collector off, restored: GOGC %d", got)
+	}
 }

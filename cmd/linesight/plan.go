@@ -381,16 +381,8 @@ func makePlan(a planArgs) (*planReport, error) {
 			rep.BuildMACs.Folds += selection(rest) + in*int64(rep.Patches)*kf*dim
 		}
 	}
-	// Peak memory of a build: every candidate as float32, the fold banks'
-	// copy of the others' (up to (K−1)/K of them), the int8 candidates and
-	// their projection, two int32 per candidate for the selection, and the
-	// bank. It is the daemon's enrollment rule (9 bytes per float) plus the
-	// selection's share.
-	rest := n
-	if a.Folds >= 2 {
-		rest = n * int64(a.Folds-1) / int64(a.Folds)
-	}
-	rep.BuildPeak = n*dim*4 + rest*dim*4 + n*dim + n*pd + n*8 + k*dim
+	rep.BuildPeak = buildPeak(a.Images, a.Folds, rep.Patches, tapBytes(ip.Outputs())*int64(tiles), dim, pd, rep.ModelBytes, rep.ArenaBytes,
+		func(n int64) int64 { return int64(bank.CoresetSize(int(n), a.Ratio, a.Max)) })
 	// Serving: the model file, the arena, the bank twice (its vectors and
 	// the search's packed copy) with its norms, and a frame's embedding.
 	rep.FrameMemory = rep.ModelBytes + rep.ArenaBytes + 2*k*dim + 4*k + int64(rep.Patches)*dim*5
@@ -411,6 +403,72 @@ func makePlan(a planArgs) (*planReport, error) {
 		rep.Calibration = note
 	}
 	return rep, nil
+}
+
+// buildRuntimeBytes is what a build's process holds besides the Go heap
+// (the runtime, stacks, the binary, freed pages not yet returned): about
+// 16 MiB in the pure-Go binary on bottle's builds. The station binary
+// (GoCV) also maps about 80 MiB of OpenCV's shared libraries.
+const buildRuntimeBytes = 16 << 20
+
+// buildPeak estimates the peak memory of patchcore.Build (the streaming
+// build: see its Memory note) of images frames of patches dim-d candidates,
+// tap bytes of taps each, with a coreset projection to pd (0: none) and
+// folds calibration folds (< 2: one hold-out). Live throughout: the int8
+// candidates (n·dim) and the engine (the model file, its packed weights
+// and tensors, about 3 times the file more, the arena, and the
+// embedders' float frames, 16·patches·dim). In the first fold the taps
+// are live too (images·tap), with the fold's selection (its projection,
+// which goes to the fold's unused rows of the candidates if it fits
+// there, or its gathered copy; 20 bytes a candidate of bookkeeping), then
+// its bank's search (two copies of its vectors); the other folds and the
+// bank's coreset run without the taps. The heap grows by the collector's
+// 5% (patchcore's foldGCPercent) before each collection; then the
+// runtime's share. Bottle's 209 images (163,856 candidates), measured
+// against this: see TestBuildPeakMeasured.
+func buildPeak(images, folds, patches int, tap, dim, pd, modelBytes, arenaBytes int64, coreset func(n int64) int64) int64 {
+	n := int64(images) * int64(patches)
+	q := n * dim
+	engine := 4*modelBytes + arenaBytes + 16*int64(patches)*dim
+	d := dim // the values a selection works on per candidate
+	if pd > 0 {
+		d = pd
+	}
+	// The bank's coreset, then its search (the coverage radius).
+	k := coreset(n)
+	live := q + engine + max(n*d+20*n, 3*k*dim)
+	if folds >= 2 && images >= 2 {
+		folds = min(folds, images)
+		in := int64(images / folds) // the smallest fold: the most to select from
+		rest := (int64(images) - in) * int64(patches)
+		kf := coreset(rest)
+		// The first fold (its own scale, taps live).
+		sel := rest * d
+		if pd > 0 {
+			sel = max(0, rest*pd-in*int64(patches)*dim)
+		}
+		first := int64(images)*tap + q + engine + max(sel+20*rest, 2*kf*dim)
+		// The other folds, the taps gone.
+		other := q + engine + max(rest*d+20*rest, 3*kf*dim)
+		live = max(live, first, other)
+	} else {
+		live += int64(images) * tap
+	}
+	return live + live/20 + buildRuntimeBytes
+}
+
+// tapBytes is the size of a frame's taps as the backbone hands them out
+// (one tile's): one byte a value of an int8 map, four of a float one.
+func tapBytes(taps []model.TensorInfo) int64 {
+	var b int64
+	for _, t := range taps {
+		size := int64(4)
+		if t.Type == tflite.Int8 || t.Type == tflite.Uint8 {
+			size = 1
+		}
+		b += int64(t.Elements()) * size
+	}
+	return b
 }
 
 // estimate turns the report's work into times at the given rates (GMAC/s

@@ -301,3 +301,37 @@ func FuzzParseTiles(f *testing.F) {
 		}
 	})
 }
+
+// TestBuildPeakMeasured: plan's build memory estimate against the peaks
+// bank build measured (maxrss of the pure-Go binary, CGO_ENABLED=0 -tags
+// nogocv; 2 threads, three to five runs each, load 1.5-5.4) on bottle's 209 good images,
+// 784 patches each, for the three backbones of the README: within 20%.
+// The inputs are those plan reads from the models (tap bytes from the
+// tensors, the file's size, the engine's arena).
+func TestBuildPeakMeasured(t *testing.T) {
+	const mib = 1 << 20
+	coreset := func(n int64) int64 { return int64(bank.CoresetSize(int(n), 0.1, 0)) }
+	for _, c := range []struct {
+		name                   string
+		dim, tap, model, arena int64
+		measuredLo, measuredHi int64 // MiB
+	}{
+		// tf2 MobileNetV2, taps 28x28x32 + 14x14x64.
+		{"96-d", 96, 28*28*32 + 14*14*64, 4070174, 1505344, 71, 76},
+		// ResNet18 layer2 + layer3 at 224: 28x28x128 + 14x14x256.
+		{"384-d", 384, 28*28*128 + 14*14*256, 2850648, 1634624, 151, 158},
+		// ResNet18 layer3 + layer4 at 448: 28x28x256 + 14x14x512.
+		{"768-d", 768, 28*28*256 + 14*14*512, 11313456, 6480192, 288, 292},
+	} {
+		pd := int64(128)
+		if pd >= c.dim {
+			pd = 0 // as plan: no projection to more dimensions than the vectors'
+		}
+		got := buildPeak(209, 5, 784, c.tap, c.dim, pd, c.model, c.arena, coreset)
+		lo, hi := float64(c.measuredLo*mib)/1.2, float64(c.measuredHi*mib)*1.2
+		t.Logf("%s: estimate %.1f MiB, measured %d-%d MiB", c.name, float64(got)/mib, c.measuredLo, c.measuredHi)
+		if float64(got) < lo || float64(got) > hi {
+			t.Errorf("%s: estimate %.1f MiB, measured %d-%d MiB: off by more than 20%%", c.name, float64(got)/mib, c.measuredLo, c.measuredHi)
+		}
+	}
+}
