@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -245,6 +246,18 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 		t.Errorf("map/1 is not a PNG")
 	}
 	rec.mu.Unlock()
+	// Verdict and score are latest values, published once the result they
+	// come from is with the broker (not through the outbox): wait for the
+	// last result's, or a late subscriber could get the previous ones
+	// retained and then these live.
+	last := rec.results()[5]
+	lastScore := strconv.FormatFloat(last.Score, 'g', 6, 64)
+	rec.waitFor(t, "the last result's verdict and score", 10*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		v, sc := rec.msgs["linesight/t1/verdict"], rec.msgs["linesight/t1/score"]
+		return len(v) > 0 && len(sc) > 0 && string(v[len(v)-1]) == last.Verdict && string(sc[len(sc)-1]) == lastScore
+	})
 	// A late subscriber (a PLC after a restart) gets the retained values.
 	late := record(t, mq.URL())
 	late.waitFor(t, "retained verdict, score and status", 5*time.Second, func() bool {
@@ -254,9 +267,11 @@ func TestResultsRetainedTopicsAndCommands(t *testing.T) {
 		return len(v) == 1 && len(sc) == 1 && late.ret["linesight/t1/verdict"] && late.ret["linesight/t1/status"]
 	})
 	late.mu.Lock()
-	last := rec.results()[5]
 	if v := string(late.msgs["linesight/t1/verdict"][0]); v != last.Verdict {
 		t.Errorf("retained verdict %q, last result %s", v, last.Verdict)
+	}
+	if sc := string(late.msgs["linesight/t1/score"][0]); sc != lastScore {
+		t.Errorf("retained score %q, last result %s", sc, lastScore)
 	}
 	late.mu.Unlock()
 

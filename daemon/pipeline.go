@@ -126,9 +126,14 @@ func (p *pipeline) inspect(f *camera.Frame, r *patchcore.Result) bool {
 	// the publish below waits for the broker's acknowledgements, which a
 	// PLC waiting for result_ready need not wait behind.
 	s.scada.result(&res, meta.SHA256)
+	// Only the result goes through the outbox (exactly once, in seq
+	// order); verdict and score are retained latest values, published
+	// once the result is with the broker, and while it is away only their
+	// newest values are kept: a replay of stale ones is of no use to a
+	// PLC, and each outbox message costs two disk syncs.
 	s.client.Publish(mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicResult, Payload: payload},
-		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicVerdict, Retained: true, Payload: []byte(verdict)},
-		mqtt.Item{Kind: mqtt.KindResult, Topic: mqtt.TopicScore, Retained: true, Payload: []byte(strconv.FormatFloat(r.Score, 'g', 6, 64))})
+		mqtt.Item{Latest: true, Topic: mqtt.TopicVerdict, Payload: []byte(verdict)},
+		mqtt.Item{Latest: true, Topic: mqtt.TopicScore, Payload: []byte(strconv.FormatFloat(r.Score, 'g', 6, 64))})
 	p.lastDone.Store(time.Now().UnixNano())
 	s.metrics.observe(verdict, &r.Timing, start.Sub(f.Time), time.Since(f.Time))
 	s.log.Debug("frame", "seq", f.Seq, "verdict", verdict, "score", r.Score)

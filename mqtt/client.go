@@ -112,6 +112,7 @@ type Client struct {
 	wake       chan struct{}
 	nowQoS     byte // QoS of PublishNow
 	published  atomic.Uint64
+	latest     *latestSet  // latest-value topics waiting to be published (latest.go)
 	subscribed atomic.Bool // the broker confirmed the subscriptions of this connection
 	mu         sync.Mutex
 	done       chan struct{}
@@ -137,7 +138,7 @@ func New(opts Options) *Client {
 		opts.MaxInFlight = 10
 	}
 	c := &Client{opts: opts, base: opts.Prefix + "/" + opts.Station + "/", wake: make(chan struct{}, 1), done: make(chan struct{}),
-		limit: newRateLimit(opts.CommandRate, opts.CommandBurst)}
+		latest: newLatestSet(), limit: newRateLimit(opts.CommandRate, opts.CommandBurst)}
 	c.nowQoS = opts.QoS
 	po := c.pahoOptions()
 	if ob := opts.Outbox; ob != nil {
@@ -193,6 +194,7 @@ func New(opts Options) *Client {
 			go opts.OnConnect()
 		}
 		c.kick()
+		c.latest.kick()
 	})
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		c.subscribed.Store(false)
@@ -237,7 +239,11 @@ func (c *Client) pahoOptions() *paho.ClientOptions {
 // Start connects (retrying in the background while the broker is away)
 // and starts delivering the outbox.
 func (c *Client) Start() {
-	c.wg.Add(1)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		c.latestSender()
+	}()
 	go func() {
 		defer c.wg.Done()
 		ob := c.opts.Outbox
@@ -316,30 +322,52 @@ type Item struct {
 	Topic    string
 	Retained bool
 	Payload  []byte
+	// Latest marks a retained latest-value topic (verdict, score): it
+	// does not go through the outbox; only its newest value is kept (in
+	// memory) and published, retained at QoS 1, once the messages queued
+	// before it were handed to the broker (latest.go). Kind and Retained
+	// are ignored.
+	Latest bool
 }
 
 // Publish queues messages in the outbox (in one transaction) for the
 // flusher, which hands them to the MQTT session in order: every message
 // takes the one path that delivers it exactly once. Without an outbox they
-// are sent now, and dropped if that fails.
+// are sent now, and dropped if that fails. Latest items are set after the
+// others, whatever their place in items.
 func (c *Client) Publish(items ...Item) {
-	ms := make([]*Message, len(items))
-	for i, it := range items {
-		ms[i] = &Message{Kind: it.Kind, Topic: c.Topic(it.Topic), Retained: it.Retained, Payload: it.Payload}
+	ms := make([]*Message, 0, len(items))
+	for _, it := range items {
+		if !it.Latest {
+			ms = append(ms, &Message{Kind: it.Kind, Topic: c.Topic(it.Topic), Retained: it.Retained, Payload: it.Payload})
+		}
 	}
-	if ob := c.opts.Outbox; ob != nil {
+	if ob := c.opts.Outbox; ob != nil && len(ms) > 0 {
 		if err := ob.Add(ms...); err != nil {
 			c.opts.Log.Error("mqtt outbox", "err", err)
+		} else {
+			for _, m := range ms { // a map not kept (maps off) has no key
+				c.latest.queuedThrough(m.Key)
+			}
 		}
 		c.kick()
-		return
+	} else {
+		for _, m := range ms {
+			if err := c.send(m, 5*time.Second); err != nil {
+				c.opts.Log.Warn("mqtt publish failed; dropped (no outbox)", "topic", m.Topic, "err", err)
+			}
+		}
 	}
-	for _, m := range ms {
-		if err := c.send(m, 5*time.Second); err != nil {
-			c.opts.Log.Warn("mqtt publish failed; dropped (no outbox)", "topic", m.Topic, "err", err)
+	for _, it := range items {
+		if it.Latest {
+			c.latest.set(c.Topic(it.Topic), it.Payload)
 		}
 	}
 }
+
+// LatestPending counts the latest-value topics whose newest value is not
+// published yet.
+func (c *Client) LatestPending() int { return c.latest.pending() }
 
 // PublishNow sends without the outbox (status, replies): nothing to keep
 // if the broker is away.
@@ -465,10 +493,11 @@ func (c *Client) flush(ob *Outbox) bool {
 	// after a reconnection; either way the session owns it, and delivery
 	// is counted by the session (Published).
 	deadline := time.Now().Add(5*time.Second + time.Duration(len(toks))*time.Millisecond)
-	for _, t := range toks {
+	for i, t := range toks {
 		if !t.WaitTimeout(time.Until(deadline)) {
 			return false
 		}
+		c.latest.handedThrough(ms[i].Key)
 	}
 	return len(toks) == len(ms)
 }
@@ -560,6 +589,17 @@ func (c *Client) Close(ctx context.Context, offline []byte) {
 			c.kick()
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+	// Then the newest verdict and score (they wait for the results queued
+	// before them, so only once the outbox is drained).
+	for c.Connected() && ctx.Err() == nil && c.latest.pending() > 0 {
+		if ob := c.opts.Outbox; ob != nil {
+			if r, m := ob.Len(); r+m > 0 {
+				break
+			}
+		}
+		c.latest.kick()
+		time.Sleep(20 * time.Millisecond)
 	}
 	if offline != nil && c.Connected() {
 		c.PublishNow("status", true, offline)

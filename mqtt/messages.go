@@ -12,9 +12,12 @@ const (
 	// TopicResult carries a Result per inspected frame (QoS mqtt.qos, not
 	// retained; queued in the outbox while the broker is away).
 	TopicResult = "result"
-	// TopicVerdict is the last verdict, "PASS" or "FAIL" (retained).
+	// TopicVerdict is the last verdict, "PASS" or "FAIL" (retained, QoS
+	// 1, not through the outbox: only the newest value is published after
+	// an outage, once the results before it are with the broker).
 	TopicVerdict = "verdict"
-	// TopicScore is the last image score as decimal text (retained).
+	// TopicScore is the last image score as decimal text (retained, as
+	// TopicVerdict).
 	TopicScore = "score"
 	// TopicStatus is the station's Status (retained); the broker publishes
 	// Status{State: "offline"} as the last will when the station vanishes.

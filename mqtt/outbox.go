@@ -293,6 +293,7 @@ func (o *Outbox) Add(ms ...*Message) error {
 			if err := b.Put(k[:], encode(m)); err != nil {
 				return err
 			}
+			m.Key = seq // for the caller (Client.Publish); meaningless if the transaction fails
 			if m.Kind == KindMap {
 				nmaps++
 			} else {
