@@ -218,6 +218,11 @@ func TestPushToServingStations(t *testing.T) {
 			t.Errorf("canary scored %d frames, want 10", rep.Frames)
 		}
 		now := version("p1")
+		// A promoted bank takes over between frames: the status names
+		// the bank in use, which is the new one from the next frame on.
+		for deadline := time.Now().Add(10 * time.Second); c.promote && now <= v && time.Now().Before(deadline); now = version("p1") {
+			time.Sleep(100 * time.Millisecond)
+		}
 		if c.promote {
 			if err != nil || r.Result != mqtt.StateDone || rep.Flips != 0 || now <= v {
 				t.Errorf("the canary did not promote a bank that keeps the verdicts: %+v %+v, %v; serving %v (was %v)", r, rep, err, now, v)
