@@ -417,7 +417,7 @@ func TestDecodeCommandRefusals(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	ws, err := sparkplug.DecodeCommand(py.Encode(t, map[string]any{"metrics": []any{map[string]any{"alias": 4, "int_value": 4294967295}}}), lookup)
+	ws, err := sparkplug.DecodeCommand(py.Encode(t, map[string]any{"metrics": []any{map[string]any{"alias": 4, "int_value": uint64(4294967295)}}}), lookup)
 	if err != nil || ws[0].Value != int64(-1) {
 		t.Errorf("Int8 -1 as two's complement: %v %v", ws, err)
 	}
