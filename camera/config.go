@@ -349,7 +349,7 @@ func (c *Config) Validate() error {
 		if limit == 0 {
 			limit = DefaultConfig().MaxPixels
 		}
-		if c.ExecWidth > 0 && c.ExecHeight > 0 && (c.ExecWidth > limit || c.ExecHeight > limit || c.ExecWidth*c.ExecHeight > limit) {
+		if c.ExecWidth > 0 && c.ExecHeight > 0 && (c.ExecWidth > limit || c.ExecHeight > limit || int64(c.ExecWidth)*int64(c.ExecHeight) > int64(limit)) {
 			bad("ExecWidth", "%dx%d frames are more than max pixels (%d)", c.ExecWidth, c.ExecHeight, limit)
 		}
 	}

@@ -319,7 +319,8 @@ func (d *Decoder) parseSOF(seg []byte, progressive, headerOnly bool) error {
 	if limit <= 0 {
 		limit = DefaultMaxPixels
 	}
-	if d.w*d.h > limit {
+	// Config (headerOnly) allocates nothing and reports any size.
+	if !headerOnly && int64(d.w)*int64(d.h) > int64(limit) {
 		return fmt.Errorf("%w: %dx%d pixels, at most %d allowed", ErrTooLarge, d.w, d.h, limit)
 	}
 	if len(seg) != 6+3*nc {

@@ -84,7 +84,7 @@ func DecodeLimit(r io.Reader, limit int) (*Image, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("rgb: %s image of %dx%d pixels is out of range", format, cfg.Width, cfg.Height)
 	}
-	if limit = min(limit, maxPixels); cfg.Width*cfg.Height > limit {
+	if limit = min(limit, maxPixels); int64(cfg.Width)*int64(cfg.Height) > int64(limit) { // int64: the product overflows int on 32-bit boards
 		return nil, fmt.Errorf("%w: %s image of %dx%d pixels, at most %d allowed", ErrTooLarge, format, cfg.Width, cfg.Height, limit)
 	}
 	src, _, err := image.Decode(bytes.NewReader(data))
