@@ -460,6 +460,9 @@ func (c *Client) flush(ob *Outbox) bool {
 	if r, m := ob.InFlight(); r+m > 0 {
 		return false // woken again as they complete
 	}
+	if !ob.waitResumed(c.Connected, c.done, 5*time.Second) {
+		return false // down or closing
+	}
 	gen := ob.connGen() // a batch goes on one connection (see waitInFlightBelow)
 	ms, err := ob.Peek(flushBatch)
 	defer ob.Unlease()

@@ -3,7 +3,9 @@ package mqtt
 import (
 	"bytes"
 	"encoding/binary"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FuzzSessionEntry: a session entry read back from the outbox file either
@@ -30,4 +32,47 @@ func FuzzSessionEntry(f *testing.F) {
 			t.Fatalf("round trip: %+v -> %+v (%v)", e, e2, err)
 		}
 	})
+}
+
+// TestNoHandOverBeforeResumeLists: on a new connection nothing is handed
+// over until paho has listed the stored messages to resume on it; a
+// message handed over before that listing would be sent twice (qemu-arm,
+// TestOrderAcrossAnOutage: results 5 6 5). The listing of the reservation
+// before a connection does not count for it.
+func TestNoHandOverBeforeResumeLists(t *testing.T) {
+	ob, err := OpenOutbox(filepath.Join(t.TempDir(), "outbox.db"), 100, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	up := func() bool { return true }
+	if !ob.waitResumed(up, nil, time.Second) {
+		t.Fatal("no connection opened yet: nothing to wait for")
+	}
+	ob.sess.All() // paho's reservation, before connecting
+	ob.sess.mu.Lock()
+	ob.sess.conns++ // openWatched: a connection
+	ob.sess.mu.Unlock()
+	got := make(chan bool, 1)
+	go func() { got <- ob.waitResumed(up, nil, 10*time.Second) }()
+	select {
+	case <-got:
+		t.Fatal("went ahead before paho listed the store on the new connection")
+	case <-time.After(100 * time.Millisecond):
+	}
+	ob.sess.All() // resume on it
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("reported the connection down")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting after paho listed the store")
+	}
+	ob.sess.mu.Lock()
+	ob.sess.conns++
+	ob.sess.mu.Unlock()
+	if ob.waitResumed(func() bool { return false }, nil, time.Second) {
+		t.Fatal("went ahead on a connection that is down")
+	}
 }
