@@ -552,10 +552,23 @@ func TestNoLossWhenTheBrokerForgetsTheSession(t *testing.T) {
 // broker stopped limiting and the test proves nothing).
 func TestNoLossOnABacklog(t *testing.T) {
 	for _, c := range []struct {
-		name   string
-		window int
-		lossy  bool
-	}{{"default window", 0, false}, {"window above the broker's", 1000, true}} {
+		name    string
+		window  int
+		latency time.Duration
+		lossy   bool
+	}{
+		// 20 ms between the broker and the station, as on a plant
+		// network: the station writes many PUBLISH packets before the
+		// first PUBREC is back.
+		{"default window", 0, 20 * time.Millisecond, false},
+		// The control must pile more than the broker's 20 in flight
+		// before the first PUBREC is back. The station hands messages
+		// over at the outbox's fsync rate: 125/s on CI's disk (500 in
+		// 4 s), so 20 ms there let only 3 pile up and all 500 arrived
+		// (seen failing in CI); a second makes it over 100 on any disk
+		// that keeps up 20 writes a second.
+		{"window above the broker's", 1000, time.Second, true},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			mq := testenv.Mosquitto(t)
 			const n = 500
@@ -572,10 +585,7 @@ func TestNoLossOnABacklog(t *testing.T) {
 			if err := ob.Add(ms...); err != nil {
 				t.Fatal(err)
 			}
-			// 20 ms between the broker and the station, as on a plant
-			// network: the station writes many PUBLISH packets before
-			// the first PUBREC is back.
-			px := newLatencyProxy(t, mq.Addr(), 20*time.Millisecond)
+			px := newLatencyProxy(t, mq.Addr(), c.latency)
 			cl := New(Options{Broker: "tcp://" + px, ClientID: "backlog", Prefix: "p", Station: "s1", QoS: 1, Outbox: ob, Log: quiet, MaxInFlight: c.window})
 			cl.Start()
 			waitUntil(t, 60*time.Second, "every result completed", func() bool { r, m := ob.Len(); return r+m == 0 })
