@@ -1,6 +1,7 @@
 package parallel
 
 import (
+	"fmt"
 	"runtime"
 	"sort"
 	"strings"
@@ -301,20 +302,33 @@ func TestRunGuidedAllocatesNothing(t *testing.T) {
 // caller takes their tasks back and runs them itself, under their worker
 // ids, instead of waiting for them to be scheduled; every element is
 // still computed once.
+//
+// The runtime preempts a goroutine that has run for 10 ms of wall time, so
+// on a loaded machine or under qemu a round now and then lets the workers
+// in (seen under qemu-arm in CI: worker ids [2 1 0]). Every round must
+// compute each element once; at least half must run all on the caller. A
+// pool that waited for its workers instead would run no round on the
+// caller alone.
 func TestCallerTakesBackUnstartedTask(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	p := New(3)
 	defer p.Close()
 	caller := goroutineID()
-	for range 20 {
+	const rounds = 20
+	alone := 0
+	var last string
+	for range rounds {
 		hits := make([]int32, 30)
 		var foreign atomic.Int32
+		var mu sync.Mutex // a preempted round runs ranges concurrently
 		ids := make([]int, 0, 3)
 		p.Run(30, 1, func(lo, hi, w int) {
 			if goroutineID() != caller {
 				foreign.Add(1)
 			}
+			mu.Lock()
 			ids = append(ids, w)
+			mu.Unlock()
 			for i := lo; i < hi; i++ {
 				hits[i]++
 			}
@@ -324,9 +338,14 @@ func TestCallerTakesBackUnstartedTask(t *testing.T) {
 				t.Fatalf("element %d computed %d times", i, h)
 			}
 		}
-		if foreign.Load() != 0 || len(ids) != 3 || ids[0] != 0 || ids[1] != 1 || ids[2] != 2 {
-			t.Fatalf("ranges ran on %d other goroutines, worker ids %v: want all on the caller, ids 0, 1, 2", foreign.Load(), ids)
+		if foreign.Load() == 0 && len(ids) == 3 && ids[0] == 0 && ids[1] == 1 && ids[2] == 2 {
+			alone++
+		} else {
+			last = fmt.Sprintf("ranges ran on %d other goroutines, worker ids %v", foreign.Load(), ids)
 		}
+	}
+	if alone < rounds/2 {
+		t.Fatalf("%d of %d rounds ran all on the caller (ids 0, 1, 2), want at least %d; last other: %s", alone, rounds, rounds/2, last)
 	}
 }
 
