@@ -275,6 +275,12 @@ func geometryLine(t *testing.T, kind string, n sampleline.Counts, shorts ...int)
 // geometry (keep the aspect) beats the published squash clearly. Small
 // counts (seconds); TestGeometryStripsLong is the longer run.
 func TestGeometryStrips(t *testing.T) {
+	if testing.Short() {
+		// An accuracy run, not a kernel test: make test-core and
+		// test-accept run it natively; under qemu (-short) it took
+		// minutes of make test's 25 and tests no kernel the others miss.
+		t.Skip("-short: the strip accuracy run is left to the native runs (make test-core, test-accept)")
+	}
 	squash, auto := geometryLine(t, sampleline.KindStrip, sampleline.Counts{Train: 10, TestGood: 8, PerDefect: 6})
 	if !(auto.ImageAUROC >= 0.95) || !(1-auto.ImageAUROC <= (1-squash.ImageAUROC)/2) {
 		t.Errorf("strips: auto image AUROC %.4f, squash %.4f; want auto >= 0.95 with at most half the squash's AUROC error", auto.ImageAUROC, squash.ImageAUROC)
