@@ -74,8 +74,8 @@ type session struct {
 	// conns counts the connections opened (openWatched), before paho
 	// connects and resumes on them.
 	conns uint64
-	// listed is conns when paho last listed the store to resume on a
-	// connection (All, outside the reservation). paho marks a connection
+	// listed is conns when paho last listed the store (All): to resume on
+	// a connection, or, before the first, to reserve ids. paho marks a connection
 	// up before it lists: a message handed over in between is in the
 	// list and goes out twice, once as new and once resumed (seen under
 	// qemu: results 5 6 5 after an outage, mochi delivering both).
