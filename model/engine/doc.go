@@ -27,6 +27,13 @@
 // version, or an inconsistent shape, is a load error that names the
 // operator index and op and wraps ErrUnsupportedOp.
 //
+// A PAD of height and width whose one reader is a VALID CONV_2D or int8
+// MAX_POOL_2D is folded into it at load (fusePads): the reader pads its
+// input itself, with the value the PAD would have written, and the padded
+// tensor is never made. The outputs are the same bytes (TestFusedPadEqualsPad,
+// and TensorFlow Lite on the optest cases and ResNet18); a PAD whose output
+// is tapped is run as it is.
+//
 // # Memory
 //
 // Everything is decided at load (NewInterpreter): the operators that feed

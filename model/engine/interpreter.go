@@ -108,6 +108,10 @@ type step struct {
 	index int // operator index
 	op    tflite.BuiltinOp
 	k     kernel
+	// opr is the operator as run: the model's, or a copy reading a fused
+	// PAD's input (see fusePads), with pad the padding it then adds.
+	opr *tflite.Operator
+	pad fusedPad
 }
 
 type kernel interface{ run(p *parallel.Pool) }
@@ -197,13 +201,14 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 			}
 			produced[o] = true
 		}
-		ip.steps = append(ip.steps, step{index: oi, op: code.Builtin})
+		ip.steps = append(ip.steps, step{index: oi, op: code.Builtin, opr: op})
 	}
 	for _, t := range ip.outputs {
 		if !produced[t.index] {
 			return nil, fmt.Errorf("engine: tap %s is never computed", t.where())
 		}
 	}
+	ip.fusePads(outIdx)
 	ip.planArena()
 	ip.pool, ip.ownPool = opt.Pool, opt.Pool == nil
 	if ip.ownPool {
@@ -211,9 +216,8 @@ func NewInterpreter(m *tflite.Model, opt Options) (*Interpreter, error) {
 	}
 	for si := range ip.steps {
 		s := &ip.steps[si]
-		op := &sg.Operators[s.index]
-		code := m.OperatorCodes[op.OpcodeIndex]
-		k, err := ip.prepare(op, code)
+		code := m.OperatorCodes[s.opr.OpcodeIndex]
+		k, err := ip.prepare(s.opr, code, s.pad)
 		if err != nil {
 			ip.Close()
 			return nil, fmt.Errorf("engine: operator %d (%v v%d): %w", s.index, code.Builtin, code.Version, err)
@@ -316,11 +320,10 @@ func newRTensor(m *tflite.Model, i int) (*rtensor, error) {
 // tensors whose lifetimes (first write to last read) overlap get disjoint
 // ranges; the largest are placed first, each at the lowest offset that fits.
 func (ip *Interpreter) planArena() {
-	sg := &ip.model.Subgraphs[0]
 	ip.input.first = -1
 	ip.input.last = max(ip.input.last, -1)
 	for si, s := range ip.steps {
-		op := &sg.Operators[s.index]
+		op := s.opr
 		for _, in := range op.Inputs {
 			if in >= 0 {
 				t := ip.tensors[in]
@@ -446,7 +449,7 @@ func (ip *Interpreter) StepCount() int { return len(ip.steps) }
 // builtin name and output shape.
 func (ip *Interpreter) StepInfo(i int) (index int, op string, shape []int) {
 	s := &ip.steps[i]
-	o := &ip.model.Subgraphs[0].Operators[s.index]
+	o := s.opr
 	if len(o.Outputs) > 0 && o.Outputs[0] >= 0 {
 		shape = append(shape, ip.tensors[o.Outputs[0]].shape...)
 	}

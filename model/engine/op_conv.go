@@ -22,7 +22,24 @@ type convGeom struct {
 func (g *convGeom) k() int { return g.kh * g.kw * g.cin }
 func (g *convGeom) m() int { return g.n * g.oh * g.ow }
 
-func (ip *Interpreter) prepareConv(op *tflite.Operator) (kernel, error) {
+// outputSize sets the output size and the padding before the input, from
+// the operator's padding and a fused PAD's (which comes with VALID).
+func (g *convGeom) outputSize(p tflite.Padding, pad fusedPad) (err error) {
+	if g.oh, g.padTop, err = computePadding(p, g.h+pad.top+pad.bottom, g.kh, g.sh, g.dh); err != nil {
+		return fmt.Errorf("height: %w", err)
+	}
+	if g.ow, g.padLeft, err = computePadding(p, g.w+pad.left+pad.right, g.kw, g.sw, g.dw); err != nil {
+		return fmt.Errorf("width: %w", err)
+	}
+	g.padTop += pad.top
+	g.padLeft += pad.left
+	return nil
+}
+
+// prepareConv prepares a CONV_2D; pad is a PAD folded into it (fusePads):
+// its padding is VALID over the padded size, and the fused rows and columns
+// are padded as SAME's are, with the input's zero point.
+func (ip *Interpreter) prepareConv(op *tflite.Operator, pad fusedPad) (kernel, error) {
 	opt, ok := op.Options.(tflite.Conv2DOptions)
 	if !ok {
 		return nil, fmt.Errorf("missing Conv2DOptions")
@@ -47,16 +64,13 @@ func (ip *Interpreter) prepareConv(op *tflite.Operator) (kernel, error) {
 	g := convGeom{n: in.shape[0], h: in.shape[1], w: in.shape[2], cin: in.shape[3],
 		cout: filter.shape[0], kh: filter.shape[1], kw: filter.shape[2],
 		sh: int(opt.StrideH), sw: int(opt.StrideW), dh: int(opt.DilationH), dw: int(opt.DilationW)}
-	if g.oh, g.padTop, err = computePadding(opt.Padding, g.h, g.kh, g.sh, g.dh); err != nil {
-		return nil, fmt.Errorf("height: %w", err)
-	}
-	if g.ow, g.padLeft, err = computePadding(opt.Padding, g.w, g.kw, g.sw, g.dw); err != nil {
-		return nil, fmt.Errorf("width: %w", err)
+	if err := g.outputSize(opt.Padding, pad); err != nil {
+		return nil, err
 	}
 	if err := checkShape(out, []int{g.n, g.oh, g.ow, g.cout}); err != nil {
 		return nil, err
 	}
-	g.pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.padTop == 0 && g.padLeft == 0
+	g.pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.padTop == 0 && g.padLeft == 0 && !pad.any()
 	if g.k() > qgemm.MaxK {
 		return nil, fmt.Errorf("%w: filter of %d taps per output", ErrUnsupportedOp, g.k())
 	}

@@ -8,7 +8,10 @@ import (
 	"github.com/linesight/linesight/model/tflite"
 )
 
-func (ip *Interpreter) preparePool(op *tflite.Operator, isMax bool) (kernel, error) {
+// preparePool prepares AVERAGE_POOL_2D or MAX_POOL_2D; pad is a PAD folded
+// into an int8 MAX_POOL_2D (fusePads), whose padded taps, unlike those of
+// SAME padding, count: as the zero point.
+func (ip *Interpreter) preparePool(op *tflite.Operator, isMax bool, pad fusedPad) (kernel, error) {
 	opt, ok := op.Options.(tflite.Pool2DOptions)
 	if !ok {
 		return nil, fmt.Errorf("missing Pool2DOptions")
@@ -26,16 +29,16 @@ func (ip *Interpreter) preparePool(op *tflite.Operator, isMax bool) (kernel, err
 	}
 	g := convGeom{n: in.shape[0], h: in.shape[1], w: in.shape[2], cin: in.shape[3], cout: in.shape[3],
 		kh: int(opt.FilterHeight), kw: int(opt.FilterWidth), sh: int(opt.StrideH), sw: int(opt.StrideW), dh: 1, dw: 1}
-	if g.oh, g.padTop, err = computePadding(opt.Padding, g.h, g.kh, g.sh, 1); err != nil {
-		return nil, fmt.Errorf("height: %w", err)
-	}
-	if g.ow, g.padLeft, err = computePadding(opt.Padding, g.w, g.kw, g.sw, 1); err != nil {
-		return nil, fmt.Errorf("width: %w", err)
+	if err := g.outputSize(opt.Padding, pad); err != nil {
+		return nil, err
 	}
 	if err := checkShape(out, []int{g.n, g.oh, g.ow, g.cout}); err != nil {
 		return nil, err
 	}
-	o := &poolOp{g: g, in: in, out: out, isMax: isMax}
+	if pad.any() && (!isMax || !in.quantized()) {
+		return nil, fmt.Errorf("engine: a PAD folded into a pool other than an int8 MAX_POOL_2D") // fusePads does not
+	}
+	o := &poolOp{g: g, in: in, out: out, isMax: isMax, padCounts: pad.any()}
 	if in.typ == tflite.Float32 {
 		if o.flo, o.fhi, err = floatRange(opt.Activation); err != nil {
 			return nil, err
@@ -77,6 +80,9 @@ func (o *poolOp) rowsMaxQuant(lo, hi, worker int) {
 	g := &o.g
 	c := g.cin
 	vrow := o.vrow[worker]
+	// A window clipped by a fused PAD takes the zero point too (the PAD
+	// would have written it there); one clipped by SAME padding does not.
+	zp := int8(o.in.zp)
 	for row := lo; row < hi; row++ {
 		b, oy := row/g.oh, row%g.oh
 		y0 := max(oy*g.sh-g.padTop, 0)
@@ -84,9 +90,13 @@ func (o *poolOp) rowsMaxQuant(lo, hi, worker int) {
 		out := o.out.i8[((b*g.oh+oy)*g.ow)*c:][:g.ow*c]
 		if y0 >= y1 {
 			// No input row under the window: TFLite leaves the
-			// lowest value, clamped.
+			// lowest value, clamped, or the PAD's zero point.
+			v := int32(-128)
+			if o.padCounts {
+				v = int32(zp)
+			}
 			for i := range out {
-				out[i] = int8(clamp32(-128, o.lo, o.hi))
+				out[i] = int8(clamp32(v, o.lo, o.hi))
 			}
 			continue
 		}
@@ -95,19 +105,33 @@ func (o *poolOp) rowsMaxQuant(lo, hi, worker int) {
 		for iy := y0 + 1; iy < y1; iy++ {
 			vec.MaxInto(vrow, rowAt(iy))
 		}
+		if o.padCounts && y1-y0 < g.kh {
+			for i, v := range vrow {
+				vrow[i] = max(v, zp)
+			}
+		}
 		for ox := 0; ox < g.ow; ox++ {
 			x0 := max(ox*g.sw-g.padLeft, 0)
 			x1 := min(ox*g.sw-g.padLeft+g.kw, g.w)
 			d := out[ox*c : (ox+1)*c]
 			if x0 >= x1 {
+				v := int32(-128)
+				if o.padCounts {
+					v = int32(zp)
+				}
 				for i := range d {
-					d[i] = int8(clamp32(-128, o.lo, o.hi))
+					d[i] = int8(clamp32(v, o.lo, o.hi))
 				}
 				continue
 			}
 			copy(d, vrow[x0*c:(x0+1)*c])
 			for ix := x0 + 1; ix < x1; ix++ {
 				vec.MaxInto(d, vrow[ix*c:(ix+1)*c])
+			}
+			if o.padCounts && x1-x0 < g.kw {
+				for i, v := range d {
+					d[i] = max(v, zp)
+				}
 			}
 			if o.lo > -128 || o.hi < 127 {
 				for i, v := range d {
@@ -129,7 +153,10 @@ type poolOp struct {
 	acc      [][]int32
 	accF     [][]float32
 	vrow     [][]int8 // int8 max: per worker, one row of the window's rows' max
-	body     func(lo, hi, worker int)
+	// padCounts: taps outside the input are a fused PAD's (prepare), and
+	// count as the zero point.
+	padCounts bool
+	body      func(lo, hi, worker int)
 }
 
 func (o *poolOp) run(p *parallel.Pool) { p.Run(o.g.n*o.g.oh, 1, o.body) }

@@ -34,7 +34,7 @@ func SupportedOps() map[tflite.BuiltinOp]int32 {
 	return out
 }
 
-func (ip *Interpreter) prepare(op *tflite.Operator, code tflite.OperatorCode) (kernel, error) {
+func (ip *Interpreter) prepare(op *tflite.Operator, code tflite.OperatorCode, pad fusedPad) (kernel, error) {
 	mv, ok := maxVersion[code.Builtin]
 	if !ok || code.Custom != "" {
 		return nil, fmt.Errorf("%w: the engine does not implement this operator", ErrUnsupportedOp)
@@ -44,7 +44,7 @@ func (ip *Interpreter) prepare(op *tflite.Operator, code tflite.OperatorCode) (k
 	}
 	switch code.Builtin {
 	case tflite.OpConv2D:
-		return ip.prepareConv(op)
+		return ip.prepareConv(op, pad)
 	case tflite.OpDepthwiseConv:
 		return ip.prepareDepthwise(op)
 	case tflite.OpFullyConnected:
@@ -52,7 +52,7 @@ func (ip *Interpreter) prepare(op *tflite.Operator, code tflite.OperatorCode) (k
 	case tflite.OpAdd:
 		return ip.prepareAdd(op)
 	case tflite.OpAveragePool2D, tflite.OpMaxPool2D:
-		return ip.preparePool(op, code.Builtin == tflite.OpMaxPool2D)
+		return ip.preparePool(op, code.Builtin == tflite.OpMaxPool2D, pad)
 	case tflite.OpMean:
 		return ip.prepareMean(op)
 	case tflite.OpPad:

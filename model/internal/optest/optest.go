@@ -38,6 +38,7 @@ func Cases(seed uint64) []Case {
 	g.quantize()
 	g.softmax()
 	g.resize()
+	g.padded()
 	return g.cases
 }
 
@@ -475,4 +476,63 @@ func Input(m *tflite.Model, seed uint64) []byte {
 		return g.floats(n, 4)
 	}
 	return g.bytes(n * t.Type.Size())
+}
+
+// padded: a PAD of height and width then a VALID CONV_2D or MAX_POOL_2D,
+// which the engine folds into one operator (the PAD's rows and columns
+// padded by the reader). The pads are asymmetric and, for pooling, up to
+// more than the window, so that windows lie partly and wholly in them;
+// the convolutions include a 7x7 stride-2 stem on 3 channels (the engine's
+// in-place path), a 3x3 stride 2 and a 1x1 (never a pointwise one once
+// padded).
+func (g *gen) padded() {
+	types := []tflite.TensorType{tflite.Int8, tflite.Uint8, tflite.Float32}
+	for i := 0; i < 9; i++ {
+		t := types[i%3]
+		h, w, cin, cout := 6+g.r.IntN(10), 6+g.r.IntN(10), 1+g.r.IntN(9), 1+g.r.IntN(40)
+		k, stride := []int{1, 3, 7}[i/3], 1+g.r.IntN(2)
+		if k == 7 {
+			cin, stride = 3, 2
+		}
+		pads := []int32{0, 0, int32(g.r.IntN(4)), int32(g.r.IntN(4)), int32(g.r.IntN(4)), int32(g.r.IntN(4)), 0, 0}
+		ph, pw := h+int(pads[2]+pads[3]), w+int(pads[4]+pads[5])
+		for ph < k || pw < k {
+			h, w, ph, pw = h+1, w+1, ph+1, pw+1
+		}
+		b := tflite.NewBuilder("optest pad conv")
+		q := g.qOrNil(t)
+		in := b.Tensor("in", t, []int32{1, int32(h), int32(w), int32(cin)}, q, nil)
+		pt := b.Tensor("pads", tflite.Int32, []int32{4, 2}, nil, ints(pads...))
+		mid := b.Tensor("padded", t, []int32{1, int32(ph), int32(pw), int32(cin)}, q, nil)
+		b.Op(tflite.OpPad, version(t), []int32{in, pt}, []int32{mid}, tflite.PadOptions{})
+		wd, wq := g.weights(t, cout*k*k*cin, cout, 0, t == tflite.Int8)
+		wt := b.Tensor("w", t, []int32{int32(cout), int32(k), int32(k), int32(cin)}, wq, wd)
+		bt := b.Tensor("b", biasType(t), []int32{int32(cout)}, biasQuant(q, wq), g.bias(t, cout))
+		oh, ow := outSize(tflite.PaddingValid, ph, k, stride), outSize(tflite.PaddingValid, pw, k, stride)
+		out := b.Tensor("out", t, []int32{1, int32(oh), int32(ow), int32(cout)}, g.qOrNil(t), nil)
+		b.Op(tflite.OpConv2D, convVersion(t, 1), []int32{mid, wt, bt}, []int32{out}, tflite.Conv2DOptions{
+			Padding: tflite.PaddingValid, StrideW: int32(stride), StrideH: int32(stride), DilationW: 1, DilationH: 1})
+		b.IO([]int32{in}, []int32{out})
+		g.add1(fmt.Sprintf("pad_conv_%v_%dx%dx%d_k%d_s%d_pads%v", t, h, w, cin, k, stride, pads[2:6]), b)
+	}
+	for i := 0; i < 6; i++ {
+		t := []tflite.TensorType{tflite.Int8, tflite.Uint8}[i%2]
+		h, w, c := 4+g.r.IntN(8), 4+g.r.IntN(8), 1+g.r.IntN(20)
+		k, stride := 2+g.r.IntN(2), 1+g.r.IntN(2)
+		// Up to k+1 on a side: whole windows of padding at stride 1.
+		pads := []int32{0, 0, int32(g.r.IntN(k + 2)), int32(g.r.IntN(k + 2)), int32(g.r.IntN(k + 2)), int32(g.r.IntN(k + 2)), 0, 0}
+		ph, pw := h+int(pads[2]+pads[3]), w+int(pads[4]+pads[5])
+		b := tflite.NewBuilder("optest pad maxpool")
+		q := g.q(t)
+		in := b.Tensor("in", t, []int32{1, int32(h), int32(w), int32(c)}, q, nil)
+		pt := b.Tensor("pads", tflite.Int32, []int32{4, 2}, nil, ints(pads...))
+		mid := b.Tensor("padded", t, []int32{1, int32(ph), int32(pw), int32(c)}, q, nil)
+		b.Op(tflite.OpPad, version(t), []int32{in, pt}, []int32{mid}, tflite.PadOptions{})
+		oh, ow := outSize(tflite.PaddingValid, ph, k, stride), outSize(tflite.PaddingValid, pw, k, stride)
+		out := b.Tensor("out", t, []int32{1, int32(oh), int32(ow), int32(c)}, q, nil)
+		b.Op(tflite.OpMaxPool2D, version(t), []int32{mid}, []int32{out}, tflite.Pool2DOptions{Padding: tflite.PaddingValid,
+			StrideW: int32(stride), StrideH: int32(stride), FilterWidth: int32(k), FilterHeight: int32(k)})
+		b.IO([]int32{in}, []int32{out})
+		g.add1(fmt.Sprintf("pad_maxpool_%v_%dx%dx%d_k%d_s%d_pads%v", t, h, w, c, k, stride, pads[2:6]), b)
+	}
 }
