@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,10 +37,20 @@ const (
 	AuditFailed  = "failed"
 )
 
-var bucketAudit = []byte("audit")
+var (
+	bucketAudit = []byte("audit")
+	// Refused requests are kept apart, under their own bound: anyone who
+	// can reach the broker can send refused requests, and in one log they
+	// would push the record of the changes that were made out of it.
+	bucketAuditRefused = []byte("audit-refused")
+)
 
-// maxAudit bounds the audit log: the oldest entries go first.
-const maxAudit = 20000
+// maxAudit bounds the log of changes made (and failed), maxAuditRefused
+// that of refused requests: the oldest entries of each go first.
+const (
+	maxAudit        = 20000
+	maxAuditRefused = 5000
+)
 
 // Audit appends e to the audit log in its own transaction.
 func (s *Store) Audit(e AuditEntry) error {
@@ -55,7 +66,11 @@ func appendAudit(tx *bolt.Tx, e AuditEntry) error {
 		e.Time = time.Now()
 	}
 	e.Time = e.Time.UTC()
-	b, err := tx.CreateBucketIfNotExists(bucketAudit)
+	name, bound := bucketAudit, uint64(maxAudit)
+	if e.Result == AuditRefused {
+		name, bound = bucketAuditRefused, maxAuditRefused
+	}
+	b, err := tx.CreateBucketIfNotExists(name)
 	if err != nil {
 		return err
 	}
@@ -70,13 +85,13 @@ func appendAudit(tx *bolt.Tx, e AuditEntry) error {
 	if err := b.Put(vkey(n), raw); err != nil {
 		return err
 	}
-	if n <= maxAudit {
+	if n <= bound {
 		return nil
 	}
 	// Collect first: deleting under a moving cursor can skip keys.
 	var old [][]byte
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= n-maxAudit; k, _ = c.Next() {
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= n-bound; k, _ = c.Next() {
 		old = append(old, k)
 	}
 	for _, k := range old {
@@ -88,30 +103,39 @@ func appendAudit(tx *bolt.Tx, e AuditEntry) error {
 }
 
 // AuditLog returns the last n entries of the audit log (all when n <= 0),
-// oldest first. Entries that do not decode are reported by error after the
+// changes and refusals together in the order of their times, oldest
+// first. Entries that do not decode are reported by error after the
 // others.
 func (s *Store) AuditLog(n int) ([]AuditEntry, error) {
 	var out []AuditEntry
 	var bad int
 	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		k, v := c.Last()
-		for ; k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
-			var e AuditEntry
-			if json.Unmarshal(v, &e) != nil {
-				bad++
+		for _, name := range [][]byte{bucketAudit, bucketAuditRefused} {
+			b := tx.Bucket(name)
+			if b == nil {
 				continue
 			}
-			out = append(out, e)
+			// The last n of each bucket hold the last n of both.
+			c := b.Cursor()
+			k, v := c.Last()
+			for got := 0; k != nil && (n <= 0 || got < n); k, v = c.Prev() {
+				var e AuditEntry
+				if json.Unmarshal(v, &e) != nil {
+					bad++
+					continue
+				}
+				out = append(out, e)
+				got++
+			}
 		}
 		return nil
 	})
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	// Each bucket was read newest first; a stable sort keeps a bucket's
+	// order among entries of one time, and reversing gives oldest first.
+	slices.Reverse(out)
+	slices.SortStableFunc(out, func(a, b AuditEntry) int { return a.Time.Compare(b.Time) })
+	if n > 0 && len(out) > n {
+		out = out[len(out)-n:]
 	}
 	if err == nil && bad > 0 {
 		err = fmt.Errorf("%w: %d audit entries do not decode", ErrCorrupt, bad)

@@ -441,6 +441,66 @@ func TestAuditLogIsBoundedAndOrdered(t *testing.T) {
 	}
 }
 
+// TestRefusalsDoNotEvictChanges: more refused requests than the whole log
+// holds (what anyone who reaches the broker can send) leave the changes
+// made before them in the log; the refusals keep their own bound, and the
+// log reads back in time order, both kinds together.
+func TestRefusalsDoNotEvictChanges(t *testing.T) {
+	st, err := OpenStore(filepath.Join(t.TempDir(), "banks.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) }
+	err = st.db.Update(func(tx *bolt.Tx) error {
+		for i := range 10 {
+			if err := appendAudit(tx, AuditEntry{Time: at(2 * i), Action: "activate", Version: uint64(i + 1), Result: AuditOK}); err != nil {
+				return err
+			}
+		}
+		for i := range maxAudit + 10 {
+			// The first few interleave with the changes.
+			if err := appendAudit(tx, AuditEntry{Time: at(2*i + 1), Action: "command", Serial: uint64(i + 1), Result: AuditRefused}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.AuditLog(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changes, refused int
+	for i, e := range all {
+		if i > 0 && e.Time.Before(all[i-1].Time) {
+			t.Fatalf("entry %d at %v after one at %v", i, e.Time, all[i-1].Time)
+		}
+		if e.Result == AuditOK {
+			changes++
+		} else {
+			refused++
+		}
+	}
+	if changes != 10 || refused != maxAuditRefused {
+		t.Errorf("%d changes and %d refusals kept, want 10 and %d", changes, refused, maxAuditRefused)
+	}
+	if last := all[len(all)-1]; last.Serial != maxAudit+10 {
+		t.Errorf("last entry %+v, want the last refusal", last)
+	}
+	// The last n of both kinds: here the newest change among refusals.
+	st.db.Update(func(tx *bolt.Tx) error {
+		return appendAudit(tx, AuditEntry{Time: at(2*maxAudit + 100), Action: "rollback", Result: AuditOK})
+	})
+	last, err := st.AuditLog(2)
+	if err != nil || len(last) != 2 || last[0].Serial != maxAudit+10 || last[1].Action != "rollback" {
+		t.Errorf("last 2: %+v, %v", last, err)
+	}
+}
+
 // TestDamagedDatabasesNeverCrash: copies of a bank database damaged in
 // many ways (pages overwritten with noise or zeros, truncated) are opened,
 // checked, listed and loaded: each call returns a result or an error
