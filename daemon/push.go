@@ -277,11 +277,27 @@ func (s *station) writeStore(f func(*bank.Store) (uint64, error)) (uint64, error
 	return f(st)
 }
 
-// audit records e in the bank database's audit log and publishes it.
+// audit records e in the bank database's audit log and publishes it;
+// refusals past the rate limit are counted and recorded together
+// (refusals.go).
 func (s *station) audit(e bank.AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	if e.Result == bank.AuditRefused {
+		ok, held := s.refusals.admit(e)
+		if held != nil {
+			s.record(*held)
+		}
+		if !ok {
+			return
+		}
+	}
+	s.record(e)
+}
+
+// record writes e to the audit log and publishes it.
+func (s *station) record(e bank.AuditEntry) {
 	if _, err := s.writeStore(func(st *bank.Store) (uint64, error) { return 0, st.Audit(e) }); err != nil {
 		s.log.Error("audit log", "err", err, "action", e.Action, "result", e.Result)
 	}

@@ -83,6 +83,10 @@ type station struct {
 	recipes *recipes
 	scada   *scada
 
+	// The rate limit on recording refused requests (refusals.go); nil
+	// records every one.
+	refusals *refusalGate
+
 	// The station console at / on http.listen (console.go), nil when off.
 	console *console
 }
@@ -103,6 +107,7 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 	lc := lifecycle{log: log}
 	defer lc.stopAll()
 	s := &station{cfg: &cfg.Config, log: log, metrics: newMetrics(), started: time.Now()}
+	s.refusals = newRefusalGate(s.record, log.Warn)
 	failed := make(chan error, 1) // a subsystem that cannot go on
 
 	// Model and bank first. Without a model there is nothing to serve;
@@ -245,6 +250,9 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		defer cancel()
 		s.client.Close(flush, s.statusJSON(mqtt.StateOffline))
 	})
+	// What the rate limit holds is recorded at the end, before the
+	// client closes (stopped in reverse order).
+	lc.started("refusal audit", s.refusals.close)
 
 	// Teach mode stops before the client, so that its last replies go out
 	// (until then, Run's own cancel ends it on an error path).
