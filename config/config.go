@@ -255,6 +255,17 @@ type HTTP struct {
 	// ConsoleShifts are the local hours at which shifts start, for the
 	// console's per-shift counts.
 	ConsoleShifts []int `yaml:"console_shifts"`
+	// TLS serves Listen over HTTPS with this certificate (chain) and key,
+	// PEM files: beyond loopback, the console's logins and session
+	// cookies then never cross the network in clear. Files replaced on
+	// disk (a renewed certificate) are taken at the next connection.
+	TLS HTTPTLS `yaml:"tls"`
+}
+
+// HTTPTLS is the certificate and key http.listen serves HTTPS with.
+type HTTPTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Log configures structured logging.
@@ -576,6 +587,19 @@ func (l *Loaded) Validate() error {
 	}
 	if len(c.HTTP.ConsoleShifts) > 24 {
 		bad("http.console_shifts", "%d shifts; at most 24", len(c.HTTP.ConsoleShifts))
+	}
+	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
+		bad("http.tls.cert", "HTTPS needs both cert and key")
+	}
+	for path, f := range map[string]string{"http.tls.cert": c.HTTP.TLS.Cert, "http.tls.key": c.HTTP.TLS.Key} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				bad(path, "%v", err)
+			}
+		}
+	}
+	if c.HTTP.TLS.Cert != "" && c.HTTP.Listen == "" {
+		bad("http.tls.cert", "set, but HTTP is off (no http.listen)")
 	}
 	if c.HTTP.ConsoleUsersFile != "" && (!c.HTTP.Console || c.HTTP.Listen == "") {
 		bad("http.console_users_file", "set, but the console is off (http.console: false or no http.listen)")

@@ -159,7 +159,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // TestConsoleSettings: the console is on by default with shifts at 6, 14
-// and 22; shifts must be ascending hours; a users file needs the console.
+// and 22; shifts must be ascending hours; a users file needs the console;
+// HTTPS needs a certificate and a key that exist, and HTTP on.
 func TestConsoleSettings(t *testing.T) {
 	d := Defaults()
 	if !d.HTTP.Console || d.HTTP.ConsoleUsersFile != "" || len(d.HTTP.ConsoleShifts) != 3 || d.HTTP.ConsoleShifts[1] != 14 {
@@ -178,6 +179,10 @@ func TestConsoleSettings(t *testing.T) {
 		{"console_users_file: /etc/linesight/users\n  listen: 0.0.0.0:9090", ""},
 		{"console_users_file: /etc/linesight/users\n  console: false", "http.console_users_file"},
 		{"console_users_file: /etc/linesight/users\n  listen: \"\"", "http.console_users_file"},
+		{"tls: {cert: config.go, key: config.go}", ""},
+		{"tls: {cert: config.go}", "http.tls.cert"},
+		{"tls: {cert: no-such.pem, key: config.go}", "http.tls.cert"},
+		{"tls: {cert: config.go, key: config.go}\n  listen: \"\"", "http.tls.cert"},
 	} {
 		l, err := Parse("test.yaml", []byte("http:\n  "+c.http+"\n"), base)
 		if err == nil {

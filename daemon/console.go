@@ -169,7 +169,7 @@ func (c *console) authenticate(w http.ResponseWriter, r *http.Request, page bool
 		return sess, true
 	}
 	if c.guard.mode == guardLocal {
-		return c.guard.newSession(w, "local", c.guard.local), true
+		return c.guard.newSession(w, r, "local", c.guard.local), true
 	}
 	if page {
 		http.Redirect(w, r, "/login?next="+urlPath(r), http.StatusSeeOther)
@@ -280,7 +280,7 @@ func (c *console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		u, err := c.guard.login(clientAddr(r), r.PostFormValue("name"), r.PostFormValue("token"))
 		if err == nil {
 			c.guard.endSession(w, r)
-			c.guard.newSession(w, u.name, u.role)
+			c.guard.newSession(w, r, u.name, u.role)
 			c.s.log.Info("console login", "user", u.name, "role", u.role, "from", clientAddr(r))
 			http.Redirect(w, r, next, http.StatusSeeOther)
 			return
@@ -290,7 +290,7 @@ func (c *console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}
 	if pre == nil || pre.user != "" {
-		pre = c.guard.newSession(w, "", "") // a pre-login session: no user, no role
+		pre = c.guard.newSession(w, r, "", "") // a pre-login session: no user, no role
 	}
 	d.CSRF = pre.csrf
 	c.render(w, "login", d)

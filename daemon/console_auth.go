@@ -228,8 +228,9 @@ func randomToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// newSession records a session for user and sets its cookie.
-func (g *consoleGuard) newSession(w http.ResponseWriter, user, role string) *session {
+// newSession records a session for user and sets its cookie (Secure when
+// r came over HTTPS).
+func (g *consoleGuard) newSession(w http.ResponseWriter, r *http.Request, user, role string) *session {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -261,8 +262,10 @@ func (g *consoleGuard) newSession(w http.ResponseWriter, user, role string) *ses
 	s := &session{user: user, role: role, csrf: randomToken(), expires: now.Add(life)}
 	id := randomToken()
 	g.sessions[id] = s
+	// Secure over HTTPS (http.tls): the browser then never sends the
+	// session over plain HTTP.
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Expires: s.expires})
+		Secure: r != nil && r.TLS != nil, Expires: s.expires})
 	return s
 }
 

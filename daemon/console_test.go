@@ -411,10 +411,10 @@ func TestConsoleLogin(t *testing.T) {
 func TestSessionsBounded(t *testing.T) {
 	g := &consoleGuard{mode: guardLogin, now: time.Now, sessions: map[string]*session{}, failures: map[string][]time.Time{}}
 	w := httptest.NewRecorder()
-	anna := g.newSession(w, "anna", roleOperator)
+	anna := g.newSession(w, nil, "anna", roleOperator)
 	cookie := w.Result().Cookies()[0]
 	for range sessionsMax + 100 {
-		g.newSession(httptest.NewRecorder(), "", "")
+		g.newSession(httptest.NewRecorder(), nil, "", "")
 	}
 	if len(g.sessions) != sessionsMax {
 		t.Errorf("%d sessions, want at most %d", len(g.sessions), sessionsMax)

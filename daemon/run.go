@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -276,9 +275,9 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 		}
 	}
 	if s.cfg.HTTP.Listen != "" {
-		ln, err := net.Listen("tcp", s.cfg.HTTP.Listen)
+		ln, err := httpListener(s.cfg.HTTP, log)
 		if err != nil {
-			return fmt.Errorf("http.listen: %w", err)
+			return err
 		}
 		srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
 		if s.console != nil {
@@ -296,7 +295,10 @@ func Run(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (err error) 
 			defer cancel()
 			srv.Shutdown(sctx)
 		})
-		log.Info("HTTP health and metrics", "addr", ln.Addr().String())
+		log.Info("HTTP health and metrics", "addr", ln.Addr().String(), "https", s.cfg.HTTP.TLS.Cert != "")
+		if s.console != nil && s.cfg.HTTP.TLS.Cert == "" && !isLoopbackListen(s.cfg.HTTP.Listen) {
+			log.Warn("the console is served over plain HTTP beyond loopback: its logins and session cookies cross the network in clear; set http.tls.cert and http.tls.key")
+		}
 	}
 
 	// The frame path. Stops run in reverse: the camera stops first (no new

@@ -106,6 +106,9 @@ func newSpark(s *station, broker, password string, tlsCfg *tls.Config) (*spark, 
 	sp := &spark{s: s, mapBase: c.MapURL, mapKey: hex.EncodeToString(key)}
 	if sp.mapBase == "" && s.cfg.HTTP.Listen != "" {
 		sp.mapBase = "http://" + s.cfg.HTTP.Listen
+		if s.cfg.HTTP.TLS.Cert != "" {
+			sp.mapBase = "https://" + s.cfg.HTTP.Listen
+		}
 	}
 	servers := c.Servers
 	if len(servers) == 0 {
