@@ -22,10 +22,9 @@ type certFiles struct {
 	cert, key string
 	log       *slog.Logger
 
-	mu     sync.Mutex
-	stamp  string // the files' sizes and times when loaded (or refused)
-	pair   *tls.Certificate
-	failed bool // the pair at stamp did not load
+	mu    sync.Mutex
+	stamp string // the files' sizes and times when last loaded or refused
+	pair  *tls.Certificate
 }
 
 // newCertFiles loads the pair once: a station must not start with one
@@ -68,16 +67,15 @@ func (f *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if f.pair == nil {
 			return nil, fmt.Errorf("http.tls: %w", err)
 		}
-		if !f.failed || stamp != f.stamp {
-			f.log.Error("http.tls: the certificate files changed but do not load; serving the previous certificate", "cert", f.cert, "key", f.key, "err", err)
-		}
-		f.stamp, f.failed = stamp, true
+		// Logged once per change of the files: the stamp is kept.
+		f.log.Error("http.tls: the certificate files changed but do not load; serving the previous certificate", "cert", f.cert, "key", f.key, "err", err)
+		f.stamp = stamp
 		return f.pair, nil
 	}
 	if f.pair != nil && pair.Leaf != nil {
 		f.log.Info("http.tls: certificate reloaded", "cert", f.cert, "not_after", pair.Leaf.NotAfter.Format(time.RFC3339))
 	}
-	f.stamp, f.pair, f.failed = stamp, &pair, false
+	f.stamp, f.pair = stamp, &pair
 	return f.pair, nil
 }
 
