@@ -48,6 +48,9 @@ func TestBenchSynthetic(t *testing.T) {
 	if tot, all := rep.Stages["total"].MedianMS, rep.Stages["total_with_decode"].MedianMS; tot >= all {
 		t.Errorf("total %.2f ms is not below total_with_decode %.2f ms", tot, all)
 	}
+	if a := rep.BackboneAlone; a.MedianMS <= 0 || a.P99MS < a.MedianMS || a.GMACs <= 0 {
+		t.Errorf("backbone alone: %+v", a)
+	}
 	if err := Ops(d, rep, 2); err != nil {
 		t.Fatal(err)
 	}
