@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"github.com/linesight/linesight/internal/parallel"
+	"github.com/linesight/linesight/internal/vec"
 	"math"
 
 	"github.com/linesight/linesight/model/tflite"
@@ -351,6 +352,11 @@ func (ip *Interpreter) prepareMean(op *tflite.Operator) (kernel, error) {
 		return nil, err
 	}
 	count := in.shape[1] * in.shape[2]
+	o.acc = make([]int32, in.shape[3])
+	o.ones = make([]int32, in.shape[3])
+	for i := range o.ones {
+		o.ones[i] = 1
+	}
 	if in.u8 {
 		// uint8 (legacy optimized Mean): raw sum times in_scale/(count*out_scale),
 		// plus a bias that moves the input zero point to the output's.
@@ -372,6 +378,9 @@ type meanOp struct {
 	m       int32
 	s       int
 	bias    int32
+	// acc holds a batch's per-channel sums; ones is the weight vector
+	// that makes vec.MulAccPixels a vectorised sum of one pixel.
+	acc, ones []int32
 }
 
 func (o *meanOp) run(*parallel.Pool) {
@@ -382,11 +391,13 @@ func (o *meanOp) run(*parallel.Pool) {
 	n, h, w, c := o.in.shape[0], o.in.shape[1], o.in.shape[2], o.in.shape[3]
 	count := int32(h * w)
 	for b := 0; b < n; b++ {
-		for ch := 0; ch < c; ch++ {
-			var acc int32
-			for i := 0; i < h*w; i++ {
-				acc += int32(o.in.i8[(b*h*w+i)*c+ch])
-			}
+		// Pixel by pixel, every channel at once: the input in the order
+		// it lies, not a channel's values 4 or 5 KiB apart.
+		clear(o.acc)
+		for i := b * h * w; i < (b+1)*h*w; i++ {
+			vec.MulAccPixels(o.acc, o.in.i8[i*c:(i+1)*c], o.ones, c, 1, c, 0)
+		}
+		for ch, acc := range o.acc {
 			var v int32
 			if o.in.u8 {
 				acc += 128 * count // raw uint8 sum

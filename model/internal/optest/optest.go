@@ -39,7 +39,38 @@ func Cases(seed uint64) []Case {
 	g.softmax()
 	g.resize()
 	g.padded()
+	g.classifierHead()
 	return g.cases
+}
+
+// classifierHead adds an image classifier's last reductions at their real
+// sizes (MobileNetV2's global average pool over 7x7x1280, softmax over
+// ImageNet's 1001 classes), where the kernels take their vectorised and
+// tabulated paths that the small cases above do not reach. Last, so that
+// the cases before keep their random draws.
+func (g *gen) classifierHead() {
+	for _, t := range []tflite.TensorType{tflite.Int8, tflite.Uint8} {
+		b := tflite.NewBuilder("optest mean wide")
+		in := b.Tensor("in", t, []int32{1, 7, 7, 1280}, g.q(t), nil)
+		ax := b.Tensor("axes", tflite.Int32, []int32{2}, nil, ints(1, 2))
+		out := b.Tensor("out", t, []int32{1, 1, 1, 1280}, g.q(t), nil)
+		b.Op(tflite.OpMean, version(t), []int32{in, ax}, []int32{out}, tflite.ReducerOptions{KeepDims: true})
+		b.IO([]int32{in}, []int32{out})
+		g.add1(fmt.Sprintf("mean_%v_7x7x1280", t), b)
+
+		b = tflite.NewBuilder("optest softmax wide")
+		zo := int64(-128)
+		if t == tflite.Uint8 {
+			zo = 0
+		}
+		qi := g.q(t)
+		qi.Scale[0] *= 4
+		in = b.Tensor("in", t, []int32{1, 1001}, qi, nil)
+		out = b.Tensor("out", t, []int32{1, 1001}, tflite.PerTensor(1.0/256, zo), nil)
+		b.Op(tflite.OpSoftmax, version(t), []int32{in}, []int32{out}, tflite.SoftmaxOptions{Beta: 1})
+		b.IO([]int32{in}, []int32{out})
+		g.add1(fmt.Sprintf("softmax_%v_1001", t), b)
+	}
 }
 
 func (g *gen) scale() float32 { return float32(0.005 + 0.05*g.r.Float64()) }
