@@ -607,6 +607,10 @@ func FuzzStoreValues(f *testing.F) {
 			s.Put(keyActive, active)
 			s.Put(keyHistory, hist)
 			s.Put(keySerial, active)
+			// The same bytes as a recipe's record, under a fuzzed name.
+			if r, err := tx.CreateBucketIfNotExists(bucketRecipes); err == nil && len(hist) > 0 {
+				r.Put(hist, audit)
+			}
 			return tx.Bucket(bucketAudit).Put(vkey(1), audit)
 		})
 		if err != nil {
@@ -618,6 +622,7 @@ func FuzzStoreValues(f *testing.F) {
 		st.RollbackTarget()
 		st.Serial()
 		st.AuditLog(0)
+		st.RecipeBanks()
 		st.Check()
 	})
 }

@@ -204,6 +204,10 @@ type Change struct {
 	Serial uint64
 	// Audit is appended to the audit log; its Version is filled in when 0.
 	Audit *AuditEntry
+	// Recipe, when not "", is recorded as following RecipeBank (see
+	// RecipeBanks).
+	Recipe     string
+	RecipeBank RecipeBank
 }
 
 // Apply makes c in one transaction and returns the version it stored or
@@ -245,6 +249,14 @@ func (s *Store) Apply(c Change) (uint64, error) {
 		}
 		if c.Serial != 0 {
 			if err := tx.Bucket(bucketState).Put(keySerial, vkey(c.Serial)); err != nil {
+				return err
+			}
+		}
+		if c.Recipe != "" {
+			if _, err := versionBucket(tx, c.RecipeBank.Version); err != nil {
+				return err
+			}
+			if err := putRecipe(tx, c.Recipe, c.RecipeBank); err != nil {
 				return err
 			}
 		}

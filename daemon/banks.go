@@ -41,6 +41,10 @@ type banks struct {
 	dbErr    error                  // what is wrong with the database file, nil when nothing
 
 	kept sync.Map // *patchcore.Detector -> true: recipes' detectors, kept loaded out of use (recipes.go)
+	// onOffer, when set, is told of every detector offered and the one it
+	// replaces (the waiting one, else the one in use), with mu held: the
+	// recipes follow the bank put in use (recipes.follow).
+	onOffer func(prev, det *patchcore.Detector)
 }
 
 // openBanks loads the active bank of cfg's database; mf is the configured
@@ -161,6 +165,13 @@ func (b *banks) modelOf(det *patchcore.Detector) *model.File {
 // offer hands det to the pipeline, replacing (and closing) any detector
 // still waiting. Called with b.mu held.
 func (b *banks) offer(det *patchcore.Detector) uint64 {
+	if b.onOffer != nil {
+		prev := b.next
+		if prev == nil {
+			prev = b.cur.Load()
+		}
+		b.onOffer(prev, det)
+	}
 	if b.next != nil && b.next != det {
 		b.release(b.next)
 	}

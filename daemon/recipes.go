@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,13 +21,26 @@ import (
 // swap between frames, not a load: well under a second whatever the bank's
 // size. A result names the recipe whose bank scored it (by bank version,
 // which config.Validate keeps unique per recipe).
+//
+// A recipe follows the bank in use: when a bank that is no recipe's is put
+// in use while a recipe is (teach mode, an operator's append, a push,
+// `bank activate`, a rollback), that recipe takes it (follow), recorded in
+// the bank database with an audit entry, so that selecting the recipe
+// again, or a restart, comes back to the bank it last ran with rather than
+// the configured one, until the configuration names another bank for it.
 type recipes struct {
 	s    *station
-	list []config.Recipe
+	list []config.Recipe // a copy of recipes.list; Bank is the version followed now
 
-	mu   sync.Mutex // serialises switches
-	dets map[uint64]*patchcore.Detector
-	errs map[uint64]error // why a recipe's bank is not loaded
+	mu sync.Mutex // serialises switches (taken before the banks' lock)
+
+	// vmu guards each recipe's Bank, dets and errs. It is taken last,
+	// after r.mu and the banks' lock, and nothing is locked under it: a
+	// recipe follows a new bank from inside the banks' lock (follow).
+	vmu   sync.Mutex
+	dets  map[uint64]*patchcore.Detector
+	errs  map[uint64]error  // why a recipe's bank is not loaded
+	basis map[string]uint64 // each recipe's bank in the configuration
 }
 
 // errNoRecipes: recipe commands on a station without recipes.list.
@@ -37,10 +51,15 @@ var errNoRecipes = errors.New("this station has no recipes (recipes.list)")
 // recipes.default (or the first) in use. A recipe whose bank does not load
 // is reported and refused when selected; the others serve.
 func openRecipes(s *station) *recipes {
-	r := &recipes{s: s, list: s.cfg.Recipes.List, dets: map[uint64]*patchcore.Detector{}, errs: map[uint64]error{}}
+	r := &recipes{s: s, list: slices.Clone(s.cfg.Recipes.List), dets: map[uint64]*patchcore.Detector{}, errs: map[uint64]error{},
+		basis: map[string]uint64{}}
 	if len(r.list) == 0 {
 		return r
 	}
+	for _, rc := range r.list {
+		r.basis[rc.Name] = rc.Bank
+	}
+	r.restoreFollowed()
 	b := s.banks
 	cur := b.current()
 	for _, rc := range r.list {
@@ -69,7 +88,96 @@ func openRecipes(s *station) *recipes {
 			s.log.Error("the default recipe could not be put in use", "recipe", name, "err", err)
 		}
 	}
+	b.mu.Lock()
+	b.onOffer = r.follow
+	b.mu.Unlock()
 	return r
+}
+
+// restoreFollowed puts each recipe back on the bank it followed when the
+// station stopped (bank.Store.RecipeBanks), unless the configuration names
+// another bank for it since (the record's basis), or the version is
+// another recipe's in the configuration.
+func (r *recipes) restoreFollowed() {
+	st, err := bank.OpenStore(r.s.banks.db, true)
+	if err != nil {
+		return // no database yet, or one the banks report
+	}
+	followed, err := st.RecipeBanks()
+	st.Close()
+	if err != nil {
+		r.s.log.Error("recipes' followed banks partly unreadable; those recipes use the configured bank", "err", err)
+	}
+	for i := range r.list {
+		rc := &r.list[i]
+		fb, ok := followed[rc.Name]
+		switch {
+		case !ok || fb.Version == rc.Bank:
+		case fb.Basis != rc.Bank:
+			r.s.log.Info("recipe: the configuration names another bank since it followed one; the configured bank is used", "recipe", rc.Name,
+				"bank", rc.Bank, "followed", fb.Version, "followed_from", fb.Basis)
+		case r.configured(fb.Version) != nil:
+			r.s.log.Warn("recipe: the bank it followed is another recipe's in the configuration; the configured bank is used", "recipe", rc.Name,
+				"bank", rc.Bank, "followed", fb.Version)
+		default:
+			r.s.log.Info("recipe follows the bank it last ran with", "recipe", rc.Name, "bank", fb.Version, "configured", rc.Bank)
+			rc.Bank = fb.Version
+		}
+	}
+}
+
+// configured is the recipe whose configured bank is version v.
+func (r *recipes) configured(v uint64) *config.Recipe {
+	for i, rc := range r.s.cfg.Recipes.List {
+		if rc.Bank == v {
+			return &r.list[i]
+		}
+	}
+	return nil
+}
+
+// follow is the banks' hook (banks.onOffer, called with their lock held)
+// when det is offered to replace prev: if prev is a recipe's bank and det
+// is no recipe's, that recipe takes det's version, is recorded as
+// following it (in the bank database, with a "recipe" audit entry by
+// "station"), and keeps det loaded; its former bank is let go.
+func (r *recipes) follow(prev, det *patchcore.Detector) {
+	if prev == nil || det == nil || prev == det {
+		return
+	}
+	pv, nv := prev.Bank().Meta.Version, det.Bank().Meta.Version
+	r.vmu.Lock()
+	rc := r.byVersionLocked(pv)
+	if pv == nv || rc == nil || r.byVersionLocked(nv) != nil {
+		r.vmu.Unlock()
+		return
+	}
+	rc.Bank = nv
+	if old := r.dets[pv]; old != nil && old != det {
+		r.s.banks.kept.Delete(old) // closed when it leaves use
+	}
+	delete(r.dets, pv)
+	delete(r.errs, pv)
+	r.dets[nv] = det
+	name, number, basis := rc.Name, rc.Number, r.basis[rc.Name]
+	r.vmu.Unlock()
+	r.s.banks.keep(det)
+	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: "station", Version: nv, Result: bank.AuditOK,
+		Detail: fmt.Sprintf("recipe %s (number %d) follows the bank put in use: version %d -> %d (configured %d)", name, number, pv, nv, basis)}
+	err := r.s.banks.write(func(st *bank.Store) error {
+		_, err := st.Apply(bank.Change{Recipe: name, RecipeBank: bank.RecipeBank{Version: nv, Basis: basis}, Audit: &e})
+		return err
+	})
+	if err != nil {
+		// In use and followed now; after a restart the recipe would
+		// start on its configured bank again.
+		r.s.log.Error("recipe follows the new bank, but recording it failed", "recipe", name, "bank", nv, "err", err)
+		return
+	}
+	if r.s.client != nil {
+		r.s.publishAudit(e)
+	}
+	r.s.log.Info("recipe follows the bank put in use", "recipe", name, "from", pv, "to", nv)
 }
 
 func (r *recipes) byName(name string) *config.Recipe {
@@ -91,6 +199,12 @@ func (r *recipes) byNumber(n int) *config.Recipe {
 }
 
 func (r *recipes) byVersion(v uint64) *config.Recipe {
+	r.vmu.Lock()
+	defer r.vmu.Unlock()
+	return r.byVersionLocked(v)
+}
+
+func (r *recipes) byVersionLocked(v uint64) *config.Recipe {
 	for i := range r.list {
 		if r.list[i].Bank == v {
 			return &r.list[i]
@@ -132,22 +246,27 @@ func (r *recipes) switchTo(rc *config.Recipe, who string) (mqtt.RecipeReply, err
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	det := r.dets[rc.Bank]
-	if det == nil {
-		return mqtt.RecipeReply{}, fmt.Errorf("recipe %q: its bank version %d is not loaded: %v", rc.Name, rc.Bank, r.errs[rc.Bank])
-	}
-	reply := mqtt.RecipeReply{Recipe: rc.Name, Number: rc.Number, Version: rc.Bank}
+	// A recipe follows banks only from inside the banks' lock, which
+	// this switch holds from here to its offer, so v stays its version.
 	b := r.s.banks
 	b.mu.Lock()
-	if b.pendingVersion() == rc.Bank {
+	r.vmu.Lock()
+	v, det, loadErr := rc.Bank, r.dets[rc.Bank], r.errs[rc.Bank]
+	r.vmu.Unlock()
+	if det == nil {
+		b.mu.Unlock()
+		return mqtt.RecipeReply{}, fmt.Errorf("recipe %q: its bank version %d is not loaded: %v", rc.Name, v, loadErr)
+	}
+	reply := mqtt.RecipeReply{Recipe: rc.Name, Number: rc.Number, Version: v}
+	if b.pendingVersion() == v {
 		b.mu.Unlock()
 		reply.SwitchMs = ms(time.Since(start))
 		return reply, nil
 	}
-	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: who, Version: rc.Bank, Result: bank.AuditOK,
+	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: who, Version: v, Result: bank.AuditOK,
 		Detail: fmt.Sprintf("recipe %s (number %d)", rc.Name, rc.Number)}
 	err := b.write(func(st *bank.Store) error {
-		_, err := st.Apply(bank.Change{Activate: true, Version: rc.Bank, Audit: &e})
+		_, err := st.Apply(bank.Change{Activate: true, Version: v, Audit: &e})
 		return err
 	})
 	if err == nil {
@@ -162,7 +281,7 @@ func (r *recipes) switchTo(rc *config.Recipe, who string) (mqtt.RecipeReply, err
 		r.s.publishAudit(e)
 	}
 	reply.Changed, reply.SwitchMs = true, ms(time.Since(start))
-	r.s.log.Info("recipe selected; its bank takes over at the next frame", "recipe", rc.Name, "number", rc.Number, "bank", rc.Bank, "who", who, "switch_ms", reply.SwitchMs)
+	r.s.log.Info("recipe selected; its bank takes over at the next frame", "recipe", rc.Name, "number", rc.Number, "bank", v, "who", who, "switch_ms", reply.SwitchMs)
 	return reply, nil
 }
 
@@ -170,8 +289,8 @@ func (r *recipes) switchTo(rc *config.Recipe, who string) (mqtt.RecipeReply, err
 func (r *recipes) listing() mqtt.RecipeList {
 	out := mqtt.RecipeList{Recipes: []mqtt.RecipeInfo{}, PLCSelect: r.s.cfg.Recipes.PLCSelect}
 	act := r.active()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.vmu.Lock()
+	defer r.vmu.Unlock()
 	for _, rc := range r.list {
 		ri := mqtt.RecipeInfo{Name: rc.Name, Number: rc.Number, Version: rc.Bank, Loaded: r.dets[rc.Bank] != nil, Active: act != nil && act.Name == rc.Name}
 		if err := r.errs[rc.Bank]; err != nil {
