@@ -3,6 +3,7 @@ package bank
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,5 +48,8 @@ func TestRecipeBanksRecorded(t *testing.T) {
 	m, err = st.RecipeBanks()
 	if !errors.Is(err, ErrCorrupt) || m["bottle-1l"].Version != 2 {
 		t.Fatalf("a damaged record: %v %v", m, err)
+	}
+	if err := st.Check(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `recipe "bad"`) {
+		t.Fatalf("bank check on a damaged recipe record: %v", err)
 	}
 }

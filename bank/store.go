@@ -113,8 +113,8 @@ func (s *Store) update(f func(*bolt.Tx) error) error {
 // Check checks the whole file: first a walk over every bucket and key that
 // reads every reachable page in this goroutine (guarded: a page pointer out
 // of the file is an error, not a fault), then bbolt's own consistency check
-// (free pages, page ownership), then the metadata of every version. Errors
-// wrap ErrCorrupt.
+// (free pages, page ownership), then the metadata of every version and the
+// recipes' records. Errors wrap ErrCorrupt.
 func (s *Store) Check() error {
 	err := s.view(func(tx *bolt.Tx) error {
 		if err := walk(tx); err != nil {
@@ -134,6 +134,9 @@ func (s *Store) Check() error {
 	})
 	if err == nil {
 		_, err = s.List()
+	}
+	if err == nil {
+		_, err = s.RecipeBanks()
 	}
 	if err != nil {
 		return fmt.Errorf("bank: %s: %w", s.path, err)
