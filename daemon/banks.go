@@ -172,7 +172,9 @@ func (b *banks) offer(det *patchcore.Detector) uint64 {
 		}
 		b.onOffer(prev, det)
 	}
-	if b.next != nil && b.next != det {
+	// The waiting detector goes, unless it is also the one in use (a
+	// recipe selected away and back before the next frame).
+	if b.next != nil && b.next != det && b.next != b.cur.Load() {
 		b.release(b.next)
 	}
 	v := det.Bank().Meta.Version
@@ -371,7 +373,7 @@ func (b *banks) close() {
 	defer b.mu.Unlock()
 	closed := map[*patchcore.Detector]bool{}
 	if b.next != nil {
-		b.next.Close()
+		closeDetector(b.next)
 		closed[b.next] = true
 		b.next = nil
 	}
@@ -380,7 +382,7 @@ func (b *banks) close() {
 		b.canary = nil
 	}
 	if det := b.cur.Load(); det != nil && !closed[det] {
-		det.Close()
+		closeDetector(det)
 		closed[det] = true
 	}
 	b.closeKept(closed)

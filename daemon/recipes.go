@@ -59,10 +59,14 @@ func openRecipes(s *station) *recipes {
 	for _, rc := range r.list {
 		r.basis[rc.Name] = rc.Bank
 	}
-	r.restoreFollowed()
 	b := s.banks
 	cur := b.current()
-	for _, rc := range r.list {
+	prev := r.restoreFollowed()
+	if cur != nil {
+		r.adoptActive(cur.Bank().Meta.Version, prev)
+	}
+	for i := range r.list {
+		rc := &r.list[i]
 		if cur != nil && cur.Bank().Meta.Version == rc.Bank {
 			r.dets[rc.Bank] = cur
 			b.keep(cur)
@@ -70,6 +74,11 @@ func openRecipes(s *station) *recipes {
 		}
 		b.mu.Lock()
 		det, err := b.load(rc.Bank)
+		if err != nil && rc.Bank != r.basis[rc.Name] && r.byVersion(r.basis[rc.Name]) == nil {
+			s.log.Error("the bank a recipe followed does not load; it goes back to its configured bank", "recipe", rc.Name, "bank", rc.Bank, "err", err)
+			rc.Bank = r.basis[rc.Name]
+			det, err = b.load(rc.Bank)
+		}
 		b.mu.Unlock()
 		if err != nil {
 			s.log.Error("recipe's bank does not load; the recipe is refused when selected", "recipe", rc.Name, "bank", rc.Bank, "err", err)
@@ -97,16 +106,24 @@ func openRecipes(s *station) *recipes {
 // restoreFollowed puts each recipe back on the bank it followed when the
 // station stopped (bank.Store.RecipeBanks), unless the configuration names
 // another bank for it since (the record's basis), or the version is
-// another recipe's in the configuration.
-func (r *recipes) restoreFollowed() {
+// another recipe's, configured or followed. It returns the version that was
+// active before the active one (0 when none), for adoptActive.
+func (r *recipes) restoreFollowed() (prev uint64) {
 	st, err := bank.OpenStore(r.s.banks.db, true)
 	if err != nil {
-		return // no database yet, or one the banks report
+		return 0 // no database yet, or one the banks report
 	}
 	followed, err := st.RecipeBanks()
-	st.Close()
 	if err != nil {
 		r.s.log.Error("recipes' followed banks partly unreadable; those recipes use the configured bank", "err", err)
+	}
+	if hist, err := st.History(); err == nil && len(hist) > 0 {
+		prev = hist[len(hist)-1].Version
+	}
+	st.Close()
+	taken := map[uint64]bool{}
+	for _, rc := range r.list {
+		taken[rc.Bank] = true
 	}
 	for i := range r.list {
 		rc := &r.list[i]
@@ -116,20 +133,56 @@ func (r *recipes) restoreFollowed() {
 		case fb.Basis != rc.Bank:
 			r.s.log.Info("recipe: the configuration names another bank since it followed one; the configured bank is used", "recipe", rc.Name,
 				"bank", rc.Bank, "followed", fb.Version, "followed_from", fb.Basis)
-		case r.configured(fb.Version) != nil:
-			r.s.log.Warn("recipe: the bank it followed is another recipe's in the configuration; the configured bank is used", "recipe", rc.Name,
+		case taken[fb.Version]:
+			r.s.log.Warn("recipe: the bank it followed is another recipe's; the configured bank is used", "recipe", rc.Name,
 				"bank", rc.Bank, "followed", fb.Version)
 		default:
 			r.s.log.Info("recipe follows the bank it last ran with", "recipe", rc.Name, "bank", fb.Version, "configured", rc.Bank)
 			rc.Bank = fb.Version
+			taken[fb.Version] = true
 		}
 	}
+	return prev
+}
+
+// adoptActive is the start's follow: when the bank active in the database
+// (v) is none of the recipes', either it is a recipe's configured bank
+// (activated while the station was stopped: that recipe goes back to it),
+// or it was put in use while a recipe was in use (prev, the version active
+// before it, is that recipe's: the station stopped before recording the
+// follow, or the activation was made with the station stopped), and that
+// recipe follows it. Either is recorded as a follow would be. Otherwise
+// nothing changes here and the default recipe is put in use.
+func (r *recipes) adoptActive(v, prev uint64) {
+	if r.byVersion(v) != nil {
+		return
+	}
+	rc, why := r.configured(v), "the bank active at start is its configured one"
+	if rc == nil {
+		if rc = r.byVersion(prev); rc == nil || prev == 0 {
+			return
+		}
+		why = "the bank active at start was put in use while the recipe was"
+	}
+	from := rc.Bank
+	rc.Bank = v
+	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: "station", Version: v, Result: bank.AuditOK,
+		Detail: fmt.Sprintf("recipe %s (number %d) follows the bank in use at start: version %d -> %d (configured %d; %s)", rc.Name, rc.Number, from, v, r.basis[rc.Name], why)}
+	err := r.s.banks.write(func(st *bank.Store) error {
+		_, err := st.Apply(bank.Change{Recipe: rc.Name, RecipeBank: bank.RecipeBank{Version: v, Basis: r.basis[rc.Name]}, Audit: &e})
+		return err
+	})
+	if err != nil {
+		r.s.log.Error("recipe follows the bank in use at start, but recording it failed", "recipe", rc.Name, "bank", v, "err", err)
+		return
+	}
+	r.s.log.Info("recipe follows the bank in use at start", "recipe", rc.Name, "from", from, "to", v, "why", why)
 }
 
 // configured is the recipe whose configured bank is version v.
 func (r *recipes) configured(v uint64) *config.Recipe {
-	for i, rc := range r.s.cfg.Recipes.List {
-		if rc.Bank == v {
+	for i := range r.list {
+		if r.basis[r.list[i].Name] == v {
 			return &r.list[i]
 		}
 	}
@@ -154,7 +207,14 @@ func (r *recipes) follow(prev, det *patchcore.Detector) {
 	}
 	rc.Bank = nv
 	if old := r.dets[pv]; old != nil && old != det {
-		r.s.banks.kept.Delete(old) // closed when it leaves use
+		// The recipe's former detector: closed when it leaves use, or
+		// now when it is not in use nor waiting (the bank in use was
+		// another copy of its version, loaded by an activation).
+		b := r.s.banks
+		b.kept.Delete(old)
+		if old != b.cur.Load() && old != b.next {
+			closeDetector(old)
+		}
 	}
 	delete(r.dets, pv)
 	delete(r.errs, pv)
@@ -375,16 +435,20 @@ func (b *banks) keep(det *patchcore.Detector) { b.kept.Store(det, true) }
 // release closes det unless a recipe keeps it loaded.
 func (b *banks) release(det *patchcore.Detector) {
 	if _, ok := b.kept.Load(det); !ok {
-		det.Close()
+		closeDetector(det)
 	}
 }
+
+// closeDetector closes a detector that has left use for good (a variable
+// so that tests can see which are closed, and when).
+var closeDetector = func(det *patchcore.Detector) { det.Close() }
 
 // closeKept closes the recipes' detectors not closed yet (at stop, after
 // the pipeline): done holds those already closed.
 func (b *banks) closeKept(done map[*patchcore.Detector]bool) {
 	b.kept.Range(func(k, _ any) bool {
 		if det := k.(*patchcore.Detector); !done[det] {
-			det.Close()
+			closeDetector(det)
 			done[det] = true
 		}
 		return true

@@ -63,12 +63,12 @@ func (ip *Interpreter) prepareSoftmax(op *tflite.Operator) (kernel, error) {
 	// once here, where TFLite evaluates gemmlowp's exp (a polynomial
 	// and five barrel shifts) twice per element. ImageNet's 1001 classes
 	// took 66 us a frame that way.
-	for i := range o.exp {
-		if d := int32(i) - 255; d >= o.diffMin {
-			o.exp[i] = expOnNegativeValues(mulByQuantizedMultiplier(d, o.mult, o.leftShift), 5)
-		}
-		// Below the radius exp() counts as 0, which adds nothing to the
-		// sum and gives the output's zero point, as TFLite skips it.
+	// Below the radius a difference adds nothing to the sum and its
+	// output is the zero point, whatever the sum (TFLite skips it; an exp
+	// of 0 through the output's rounding shift would not always give it).
+	o.first = int(min(max(o.diffMin+255, 0), 256))
+	for i := o.first; i < len(o.exp); i++ {
+		o.exp[i] = expOnNegativeValues(mulByQuantizedMultiplier(int32(i)-255, o.mult, o.leftShift), 5)
 		o.sumTerm[i] = fpMulPOTNeg(o.exp[i], -softmaxAccIntBits) // Q0 -> Q12
 	}
 	o.body = o.rowsQuant
@@ -90,9 +90,10 @@ type softmaxOp struct {
 	leftShift   int
 	diffMin     int32
 	// exp[d+255] is exp(d) in Q0.31 for a difference d in [-255, 0]
-	// from the row's maximum (0 below diffMin), sumTerm[d+255] its term
-	// of the Q12.19 sum.
+	// from the row's maximum, sumTerm[d+255] its term of the Q12.19 sum;
+	// both 0 below first (diffMin+255), whose outputs are the zero point.
 	exp, sumTerm [256]int32
+	first        int
 	body         func(lo, hi, worker int)
 }
 
@@ -118,13 +119,20 @@ func (o *softmaxOp) rowsQuant(lo, hi, _ int) {
 		}
 		if len(x) <= len(outOf) {
 			for i, v := range x {
-				y[i] = out(o.exp[int32(v)-maxV+255])
+				if d := int(int32(v) - maxV + 255); d >= o.first {
+					y[i] = out(o.exp[d])
+				} else {
+					y[i] = -128
+				}
 			}
 			continue
 		}
 		// A long row (a classifier's): the output per difference once.
 		for d := range outOf {
-			outOf[d] = out(o.exp[d])
+			outOf[d] = -128
+			if d >= o.first {
+				outOf[d] = out(o.exp[d])
+			}
 		}
 		for i, v := range x {
 			y[i] = outOf[int32(v)-maxV+255]

@@ -41,9 +41,11 @@ func softmaxPerElement(o *softmaxOp, x []int8) []int8 {
 // output byte the per-element evaluation gives, for rows shorter and
 // longer than the 256 differences (a classifier's 1001), int8 and uint8,
 // narrow and wide input scales (some differences past the radius, whose
-// exp counts as 0) and several betas, on 1 and 2 threads.
+// output is the zero point however large the sum) and several betas, on 1
+// and 2 threads.
 func TestSoftmaxTablesEqualPerElement(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
+	const rows = 4
 	for _, typ := range []tflite.TensorType{tflite.Int8, tflite.Uint8} {
 		for _, depth := range []int{1, 5, 37, 256, 257, 1001} {
 			for _, scale := range []float32{0.01, 0.1, 0.5} {
@@ -54,8 +56,8 @@ func TestSoftmaxTablesEqualPerElement(t *testing.T) {
 						zi, zo = 131, 0
 					}
 					b := tflite.NewBuilder("softmax")
-					in := b.Tensor("in", typ, []int32{3, int32(depth)}, tflite.PerTensor(scale, zi), nil)
-					out := b.Tensor("out", typ, []int32{3, int32(depth)}, tflite.PerTensor(1.0/256, zo), nil)
+					in := b.Tensor("in", typ, []int32{rows, int32(depth)}, tflite.PerTensor(scale, zi), nil)
+					out := b.Tensor("out", typ, []int32{rows, int32(depth)}, tflite.PerTensor(1.0/256, zo), nil)
 					b.Op(tflite.OpSoftmax, 2, []int32{in}, []int32{out}, tflite.SoftmaxOptions{Beta: beta})
 					b.IO([]int32{in}, []int32{out})
 					ip, err := NewInterpreter(b.Model(), Options{Threads: 1})
@@ -63,20 +65,32 @@ func TestSoftmaxTablesEqualPerElement(t *testing.T) {
 						t.Fatalf("%s: %v", name, err)
 					}
 					o := ip.steps[0].k.(*softmaxOp)
-					raw := make([]byte, 3*depth)
+					raw := make([]byte, rows*depth)
 					for i := range raw {
-						// Rows of the whole range, of a narrow band and of one value.
+						// Rows of the whole range, of a narrow band, of one
+						// value, and of the largest value but for one
+						// smallest (a sum of exponentials as large as it
+						// gets, with a difference past the radius).
 						switch i / depth {
 						case 0:
 							raw[i] = byte(r.Intn(256))
 						case 1:
 							raw[i] = byte(100 + r.Intn(20))
-						default:
+						case 2:
 							raw[i] = 77
+						default:
+							hi, lo := byte(127), byte(128) // int8's largest and smallest
+							if typ == tflite.Uint8 {
+								hi, lo = 255, 0
+							}
+							raw[i] = hi
+							if i%depth == depth/2 {
+								raw[i] = lo
+							}
 						}
 					}
 					var want []byte
-					for row := range 3 {
+					for row := range rows {
 						x := make([]int8, depth)
 						for i, v := range raw[row*depth : (row+1)*depth] {
 							x[i] = int8(v)
