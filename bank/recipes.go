@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,7 +41,7 @@ func decodeRecipeBank(name, raw []byte) (RecipeBank, error) {
 	if err := dec.Decode(&rb); err != nil {
 		return rb, fmt.Errorf("%w: recipe %q: %v", ErrCorrupt, name, err)
 	}
-	if dec.More() || rb.Version == 0 || rb.Basis == 0 {
+	if _, err := dec.Token(); err != io.EOF || rb.Version == 0 || rb.Basis == 0 {
 		return rb, fmt.Errorf("%w: recipe %q: record %.64q", ErrCorrupt, name, raw)
 	}
 	return rb, nil

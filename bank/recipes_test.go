@@ -42,6 +42,11 @@ func TestRecipeBanksRecorded(t *testing.T) {
 	if m, _ := st.RecipeBanks(); m["bottle-1l"].Version != 2 {
 		t.Fatalf("the refused change moved the recipe: %v", m)
 	}
+	for _, raw := range []string{`{"version":1,"basis":1}]`, `{"version":1,"basis":1} {}`, `{"version":1}`} {
+		if _, err := decodeRecipeBank([]byte("r"), []byte(raw)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("record %s: %v", raw, err)
+		}
+	}
 	st.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRecipes).Put([]byte("bad"), []byte(`{"version":0,"basis":1}`))
 	})
