@@ -226,7 +226,9 @@ type PLC struct {
 type Recipes struct {
 	List []Recipe `yaml:"list"`
 	// Default is the recipe put in use at start when the active bank is
-	// none of the recipes' ("" = the first).
+	// none of the recipes' and follows from none of them (a recipe's bank
+	// follows the bank put in use while it is selected: daemon/recipes.go)
+	// ("" = the first).
 	Default string `yaml:"default"`
 	// PLCSelect lets the PLC select a recipe by number without a
 	// signature, on plc/recipe and the Sparkplug "Recipe/Number" write:
