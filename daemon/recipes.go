@@ -166,17 +166,29 @@ func (r *recipes) adoptActive(v, prev uint64) {
 	}
 	from := rc.Bank
 	rc.Bank = v
-	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: "station", Version: v, Result: bank.AuditOK,
-		Detail: fmt.Sprintf("recipe %s (number %d) follows the bank in use at start: version %d -> %d (configured %d; %s)", rc.Name, rc.Number, from, v, r.basis[rc.Name], why)}
+	r.recordFollow(rc.Name, rc.Number, from, v, "the bank in use at start ("+why+")")
+}
+
+// recordFollow records in the bank database, with a "recipe" audit entry
+// by "station" (published once the station is connected), that recipe
+// name follows version to in place of from. what says which bank it is.
+// A failure is logged: the recipe follows it all the same, until a restart.
+func (r *recipes) recordFollow(name string, number int, from, to uint64, what string) {
+	basis := r.basis[name]
+	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: "station", Version: to, Result: bank.AuditOK,
+		Detail: fmt.Sprintf("recipe %s (number %d) follows %s: version %d -> %d (configured %d)", name, number, what, from, to, basis)}
 	err := r.s.banks.write(func(st *bank.Store) error {
-		_, err := st.Apply(bank.Change{Recipe: rc.Name, RecipeBank: bank.RecipeBank{Version: v, Basis: r.basis[rc.Name]}, Audit: &e})
+		_, err := st.Apply(bank.Change{Recipe: name, RecipeBank: bank.RecipeBank{Version: to, Basis: basis}, Audit: &e})
 		return err
 	})
 	if err != nil {
-		r.s.log.Error("recipe follows the bank in use at start, but recording it failed", "recipe", rc.Name, "bank", v, "err", err)
+		r.s.log.Error("recipe follows a new bank, but recording it failed; after a restart it starts on its configured bank", "recipe", name, "bank", to, "err", err)
 		return
 	}
-	r.s.log.Info("recipe follows the bank in use at start", "recipe", rc.Name, "from", from, "to", v, "why", why)
+	if r.s.client != nil {
+		r.s.publishAudit(e)
+	}
+	r.s.log.Info("recipe follows a new bank", "recipe", name, "from", from, "to", to, "what", what)
 }
 
 // configured is the recipe whose configured bank is version v.
@@ -219,25 +231,10 @@ func (r *recipes) follow(prev, det *patchcore.Detector) {
 	delete(r.dets, pv)
 	delete(r.errs, pv)
 	r.dets[nv] = det
-	name, number, basis := rc.Name, rc.Number, r.basis[rc.Name]
+	name, number := rc.Name, rc.Number
 	r.vmu.Unlock()
 	r.s.banks.keep(det)
-	e := bank.AuditEntry{Time: time.Now(), Action: "recipe", Who: "station", Version: nv, Result: bank.AuditOK,
-		Detail: fmt.Sprintf("recipe %s (number %d) follows the bank put in use: version %d -> %d (configured %d)", name, number, pv, nv, basis)}
-	err := r.s.banks.write(func(st *bank.Store) error {
-		_, err := st.Apply(bank.Change{Recipe: name, RecipeBank: bank.RecipeBank{Version: nv, Basis: basis}, Audit: &e})
-		return err
-	})
-	if err != nil {
-		// In use and followed now; after a restart the recipe would
-		// start on its configured bank again.
-		r.s.log.Error("recipe follows the new bank, but recording it failed", "recipe", name, "bank", nv, "err", err)
-		return
-	}
-	if r.s.client != nil {
-		r.s.publishAudit(e)
-	}
-	r.s.log.Info("recipe follows the bank put in use", "recipe", name, "from", pv, "to", nv)
+	r.recordFollow(name, number, pv, nv, "the bank put in use")
 }
 
 func (r *recipes) byName(name string) *config.Recipe {
