@@ -362,35 +362,37 @@ func Run(d *patchcore.Detector, modelName, bankKind string, threads, frames int,
 	if err != nil {
 		return nil, err
 	}
-	times["backbone_alone"] = alone
 	slices.Sort(searchMACs)
 	rep.SearchMACs = int64(quantileSorted(searchMACs, 0.5))
 	rep.AllocsPerFrame = float64(inspectAllocs) / float64(frames)
 	rep.DecodeAllocs = float64(decodeAllocs) / float64(frames)
-	for _, s := range append(Stages[:len(Stages):len(Stages)], "backbone_alone") {
-		v := times[s]
-		slices.Sort(v)
-		st := StageStats{MedianMS: quantileSorted(v, 0.5), P99MS: quantileSorted(v, 0.99)}
+	for _, s := range Stages {
 		var macs int64
 		switch s {
-		case "backbone", "backbone_alone":
+		case "backbone":
 			macs = rep.BackboneMACs
 		case "search":
 			macs = rep.SearchMACs
 		}
-		if macs > 0 && st.MedianMS > 0 {
-			st.GMACs = float64(macs) / (st.MedianMS / 1e3) / 1e9
-			if peak > 0 {
-				st.PctPeak = 100 * st.GMACs / (peak * float64(threads))
-			}
-		}
-		if s == "backbone_alone" {
-			rep.BackboneAlone = st
-			continue
-		}
-		rep.Stages[s] = st
+		rep.Stages[s] = stageStats(times[s], macs, peak*float64(threads))
 	}
+	rep.BackboneAlone = stageStats(alone, rep.BackboneMACs, peak*float64(threads))
 	return rep, nil
+}
+
+// stageStats is the median and p99 of v (ms per frame, sorted here) and,
+// when the stage does macs multiply-accumulates a frame, its rate and its
+// share of peak (GMAC/s of every thread together; 0: unknown).
+func stageStats(v []float64, macs int64, peak float64) StageStats {
+	slices.Sort(v)
+	st := StageStats{MedianMS: quantileSorted(v, 0.5), P99MS: quantileSorted(v, 0.99)}
+	if macs > 0 && st.MedianMS > 0 {
+		st.GMACs = float64(macs) / (st.MedianMS / 1e3) / 1e9
+		if peak > 0 {
+			st.PctPeak = 100 * st.GMACs / peak
+		}
+	}
+	return st
 }
 
 // backboneAlone times d's backbone passes for one frame (one per tile) run
